@@ -1,0 +1,236 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseDotenv } from 'dotenv';
+import { z } from 'zod';
+import { keyId, keyPreview } from '../providers/keys';
+import { BUILTIN_PROVIDERS } from './providers';
+import { globalSchema, providerSchema } from './schema';
+
+export type Strategy = 'round-robin' | 'failover';
+export type KeyRole = 'primary' | 'backup' | 'reserve';
+
+export interface KeyConfig {
+  id: string;
+  key: string;
+  preview: string;
+  role: KeyRole;
+  /** Declared account (`name:sk-or-…`) or the key's own, `key:<id>`; refined at run time from `user_id`. */
+  account: string;
+}
+
+export interface ProviderConfig {
+  /** Upper-case ID, the env prefix (`KIMI`). */
+  id: string;
+  /** Lower-case ID, the API name (`kimi`). */
+  slug: string;
+  name: string;
+  model: string;
+  strategy: Strategy;
+  keys: KeyConfig[];
+  rpm?: number;
+  rpd?: number;
+  /** Lower-case ID of the provider to use when every key of this one is unavailable. */
+  fallback?: string;
+}
+
+export interface RotationConfig {
+  cooldownMs: number;
+  maxCooldownMs: number;
+  maxAttempts: number;
+  maxWaitMs: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  requestTimeoutMs: number;
+}
+
+export interface Config {
+  port: number;
+  host: string;
+  upstream: { baseUrl: string; referer?: string; title?: string };
+  rotation: RotationConfig;
+  budgets: { freeRpm?: number; freeRpd?: number };
+  adminToken?: string;
+  clientTokens: string[];
+  corsOrigins: string[];
+  protectStatus: boolean;
+  bodyLimit: string;
+  stateFile?: string;
+  redis?: { url: string; prefix: string };
+  log: { level: string; format: 'json' | 'pretty' };
+  providers: ProviderConfig[];
+}
+
+export type Env = Record<string, string | undefined>;
+
+/** One line that names the variable and the form expected; never the value (it may be a key). */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * The process environment over `orche.env` (or `ORCHE_ENV_FILE`): real variables win.
+ * The file is parsed, not loaded into process.env, so several instances can live in one process.
+ */
+export function loadEnv(env: Env = process.env, cwd = process.cwd()): Env {
+  const file = env.ORCHE_ENV_FILE ? resolve(cwd, env.ORCHE_ENV_FILE) : resolve(cwd, 'orche.env');
+  if (!existsSync(file)) {
+    if (env.ORCHE_ENV_FILE) throw new ConfigError(`ORCHE_ENV_FILE: expected a readable file, ${file} does not exist`);
+    return { ...env };
+  }
+  const fromFile = parseDotenv(readFileSync(file));
+  const merged: Env = { ...fromFile };
+  for (const [name, value] of Object.entries(env)) if (value !== undefined) merged[name] = value;
+  return merged;
+}
+
+function firstIssue(prefix: string, error: z.ZodError): ConfigError {
+  const issue = error.issues[0];
+  const variable = `${prefix}${String(issue.path[0] ?? '')}`;
+  return new ConfigError(`${variable}: expected ${issue.message}`);
+}
+
+function parseWith<T extends z.ZodTypeAny>(schema: T, input: Env, prefix: string): z.output<T> {
+  const result = schema.safeParse(input);
+  if (!result.success) throw firstIssue(prefix, result.error);
+  return result.data;
+}
+
+const ACCOUNT_PREFIX = /^([A-Za-z0-9_.@-]{1,64}):(?!\/\/)(.+)$/;
+
+function splitList(raw: string | undefined): string[] {
+  return (raw ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function readKeysFile(variable: string, path: string, cwd: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(resolve(cwd, path), 'utf8');
+  } catch {
+    throw new ConfigError(`${variable}: expected a readable file with one key per line, cannot read ${path}`);
+  }
+  return text
+    .split(/\r?\n/)
+    .map((line) => line.replace(/#.*$/, '').trim())
+    .filter(Boolean);
+}
+
+function toKey(entry: string, role: KeyRole, variable: string): KeyConfig {
+  const m = ACCOUNT_PREFIX.exec(entry);
+  const key = (m ? m[2] : entry).trim();
+  if (!key || /\s/.test(key)) throw new ConfigError(`${variable}: expected comma-separated keys (optionally account:key) without spaces inside a key`);
+  const id = keyId(key);
+  return { id, key, preview: keyPreview(key), role, account: m ? m[1] : `key:${id}` };
+}
+
+function providerIds(env: Env): Array<{ id: string; name: string; model: string }> {
+  const extra = splitList(env.ORCHE_PROVIDERS).map((raw) => {
+    const id = raw.toUpperCase();
+    if (!/^[A-Z][A-Z0-9_]{0,31}$/.test(id)) {
+      throw new ConfigError('ORCHE_PROVIDERS: expected comma-separated provider IDs of letters, digits and _ (e.g. MISTRAL,DEEPSEEK)');
+    }
+    return id;
+  });
+  const builtin = BUILTIN_PROVIDERS.map((p) => ({ ...p }));
+  for (const id of extra) {
+    if (builtin.some((p) => p.id === id)) continue;
+    const model = env[`PROVIDER_${id}_MODEL`];
+    if (!model) throw new ConfigError(`PROVIDER_${id}_MODEL: expected an OpenRouter model slug for the provider added by ORCHE_PROVIDERS`);
+    builtin.push({ id, name: id, model });
+  }
+  return builtin;
+}
+
+function pick(env: Env, prefix: string): Env {
+  const out: Env = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (name.startsWith(prefix) && value !== undefined && value.trim() !== '') out[name.slice(prefix.length)] = value;
+  }
+  return out;
+}
+
+/** Parses and validates everything once; throws ConfigError with one clear line. */
+export function parseConfig(env: Env, cwd = process.cwd()): Config {
+  const g = parseWith(globalSchema, pick(env, ''), '');
+  const providers: ProviderConfig[] = providerIds(env).map((base) => {
+    const prefix = `PROVIDER_${base.id}_`;
+    const p = parseWith(providerSchema, pick(env, prefix), prefix);
+    const seen = new Set<string>();
+    const keys: KeyConfig[] = [];
+    const add = (entries: string[], role: KeyRole, variable: string) => {
+      for (const entry of entries) {
+        const k = toKey(entry, role, variable);
+        if (seen.has(k.key)) continue;
+        seen.add(k.key);
+        keys.push(k);
+      }
+    };
+    add(splitList(p.API_KEY), 'primary', `${prefix}API_KEY`);
+    add(splitList(p.BACKUP_KEYS), 'backup', `${prefix}BACKUP_KEYS`);
+    if (p.KEYS_FILE) add(readKeysFile(`${prefix}KEYS_FILE`, p.KEYS_FILE, cwd), 'backup', `${prefix}KEYS_FILE`);
+    add(splitList(p.RESERVE_KEYS), 'reserve', `${prefix}RESERVE_KEYS`);
+    return {
+      id: base.id,
+      slug: base.id.toLowerCase(),
+      name: p.NAME ?? base.name,
+      model: p.MODEL ?? base.model,
+      strategy: p.STRATEGY ?? g.ORCHE_STRATEGY,
+      keys,
+      rpm: p.RPM,
+      rpd: p.RPD,
+      fallback: p.FALLBACK?.toLowerCase(),
+    };
+  });
+
+  const slugs = providers.map((p) => p.slug);
+  for (const p of providers) {
+    if (p.fallback === undefined) continue;
+    if (!slugs.includes(p.fallback) || p.fallback === p.slug) {
+      throw new ConfigError(`PROVIDER_${p.id}_FALLBACK: expected another provider ID, one of ${slugs.filter((s) => s !== p.slug).join(', ')}`);
+    }
+  }
+  if (providers.every((p) => p.keys.length === 0)) {
+    throw new ConfigError(
+      'No API keys configured: set PROVIDER_<ID>_API_KEY (and optionally PROVIDER_<ID>_BACKUP_KEYS) for at least one of ' +
+        `${providers.map((p) => p.id).join(', ')} in the environment or orche.env; to try orche without keys, run \`npm run demo\``,
+    );
+  }
+  if (g.ORCHE_MAX_COOLDOWN_MS < g.ORCHE_COOLDOWN_MS) {
+    throw new ConfigError('ORCHE_MAX_COOLDOWN_MS: expected a number of milliseconds not below ORCHE_COOLDOWN_MS');
+  }
+
+  return {
+    port: g.PORT,
+    host: g.HOST,
+    upstream: { baseUrl: g.OPENROUTER_BASE_URL, referer: g.OPENROUTER_REFERER, title: g.OPENROUTER_TITLE },
+    rotation: {
+      cooldownMs: g.ORCHE_COOLDOWN_MS,
+      maxCooldownMs: g.ORCHE_MAX_COOLDOWN_MS,
+      maxAttempts: g.ORCHE_MAX_ATTEMPTS,
+      maxWaitMs: g.ORCHE_MAX_WAIT_MS,
+      backoffBaseMs: g.ORCHE_BACKOFF_BASE_MS,
+      backoffMaxMs: Math.max(g.ORCHE_BACKOFF_MAX_MS, g.ORCHE_BACKOFF_BASE_MS),
+      requestTimeoutMs: g.ORCHE_REQUEST_TIMEOUT_MS,
+    },
+    budgets: { freeRpm: g.ORCHE_FREE_RPM, freeRpd: g.ORCHE_FREE_RPD },
+    adminToken: g.ORCHE_ADMIN_TOKEN,
+    clientTokens: splitList(g.ORCHE_CLIENT_TOKENS),
+    corsOrigins: splitList(g.ORCHE_CORS_ORIGINS),
+    protectStatus: g.ORCHE_PROTECT_STATUS,
+    bodyLimit: g.ORCHE_BODY_LIMIT,
+    stateFile: g.ORCHE_STATE_FILE,
+    redis: g.REDIS_URL ? { url: g.REDIS_URL, prefix: g.ORCHE_REDIS_PREFIX } : undefined,
+    log: { level: g.LOG_LEVEL, format: g.LOG_FORMAT },
+    providers,
+  };
+}
+
+/** The one entry point for the process: environment + env file → validated config. */
+export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
+  return parseConfig(loadEnv(env, cwd), cwd);
+}

@@ -1,0 +1,66 @@
+import { z } from 'zod';
+
+/** Every variable is named here once; an error names the variable and the form expected. */
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, `a whole number from ${min} to ${max}`)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `a whole number from ${min} to ${max}`);
+
+const bool = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine((v) => ['true', 'false', '1', '0', 'yes', 'no'].includes(v), 'true or false')
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+export const strategySchema = z.enum(['round-robin', 'failover'], { error: 'round-robin or failover' });
+
+export const globalSchema = z.object({
+  PORT: int(0, 65535).default(8002),
+  HOST: z.string().trim().min(1, 'a host name or address').default('0.0.0.0'),
+  OPENROUTER_BASE_URL: z
+    .url({ protocol: /^https?$/, error: 'an http(s) URL such as https://openrouter.ai/api/v1' })
+    .default('https://openrouter.ai/api/v1')
+    .transform((u) => u.replace(/\/+$/, '')),
+  OPENROUTER_REFERER: z.string().trim().optional(),
+  OPENROUTER_TITLE: z.string().trim().optional(),
+  ORCHE_STRATEGY: strategySchema.default('round-robin'),
+  ORCHE_COOLDOWN_MS: int(1).default(60000),
+  ORCHE_MAX_COOLDOWN_MS: int(1).default(900000),
+  ORCHE_MAX_ATTEMPTS: int(1, 50).default(4),
+  ORCHE_MAX_WAIT_MS: int(0).default(3000),
+  ORCHE_BACKOFF_BASE_MS: int(0).default(1000),
+  ORCHE_BACKOFF_MAX_MS: int(0).default(10000),
+  ORCHE_REQUEST_TIMEOUT_MS: int(1).default(60000),
+  ORCHE_ADMIN_TOKEN: z.string().trim().min(8, 'a token of at least 8 characters').optional(),
+  ORCHE_CLIENT_TOKENS: z.string().optional(),
+  ORCHE_CORS_ORIGINS: z.string().optional(),
+  ORCHE_STATE_FILE: z.string().trim().min(1, 'a file path').optional(),
+  REDIS_URL: z.string().trim().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').optional(),
+  ORCHE_REDIS_PREFIX: z.string().trim().min(1, 'a key prefix such as orche:').default('orche:'),
+  ORCHE_FREE_RPM: int(1).optional(),
+  ORCHE_FREE_RPD: int(1).optional(),
+  ORCHE_PROVIDERS: z.string().optional(),
+  ORCHE_BODY_LIMIT: z.string().trim().regex(/^\d+(b|kb|mb)?$/i, 'a size such as 1mb or 512kb').default('1mb'),
+  ORCHE_PROTECT_STATUS: bool.default(false),
+  LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly', 'silent'], {
+    error: 'one of error, warn, info, debug, silent',
+  }).default('info'),
+  LOG_FORMAT: z.enum(['json', 'pretty'], { error: 'json or pretty' }).default('json'),
+});
+
+export const providerSchema = z.object({
+  API_KEY: z.string().optional(),
+  BACKUP_KEYS: z.string().optional(),
+  KEYS_FILE: z.string().trim().optional(),
+  RESERVE_KEYS: z.string().optional(),
+  MODEL: z.string().trim().min(1, 'an OpenRouter model slug such as moonshotai/kimi-k2').optional(),
+  NAME: z.string().trim().min(1, 'a display name').optional(),
+  STRATEGY: strategySchema.optional(),
+  RPM: int(1).optional(),
+  RPD: int(1).optional(),
+  FALLBACK: z.string().trim().min(1, 'a provider ID').optional(),
+});

@@ -1,0 +1,93 @@
+/**
+ * The errors orche answers with. Route handlers and the dispatcher throw these; one Express handler
+ * turns them into the SPEC's error body `{error:{code,type,message,...extra}}`.
+ */
+export class OrcheError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: string,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class ValidationError extends OrcheError {
+  constructor(message: string, details: unknown) {
+    super(400, 'invalid_request', message, { details });
+  }
+}
+
+export class UnknownProviderError extends OrcheError {
+  constructor(name: string, valid: string[]) {
+    super(404, 'unknown_provider', `Unknown provider "${name}". Valid providers: ${valid.join(', ')}`, { provider: name, valid_providers: valid });
+  }
+}
+
+function retryHeaders(retryAfterMs: number): Record<string, string> {
+  return { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterMs / 1000))) };
+}
+
+export class AllKeysRateLimitedError extends OrcheError {
+  constructor(provider: string, retryAfterMs: number, reason: string) {
+    super(
+      429,
+      'all_keys_rate_limited',
+      `Every key of ${provider} is rate-limited (${reason}); retry in ${Math.ceil(retryAfterMs / 1000)} s`,
+      { provider, retry_after_ms: retryAfterMs },
+      retryHeaders(retryAfterMs),
+    );
+  }
+}
+
+export class UpstreamRateLimitedError extends OrcheError {
+  constructor(provider: string, retryAfterMs: number, upstreamMessage: string) {
+    super(
+      429,
+      'upstream_rate_limited',
+      `The model of ${provider} is rate-limited upstream (no key is at fault); retry in ${Math.ceil(retryAfterMs / 1000)} s`,
+      { provider, retry_after_ms: retryAfterMs, upstream_message: upstreamMessage },
+      retryHeaders(retryAfterMs),
+    );
+  }
+}
+
+export class NoUsableKeysError extends OrcheError {
+  constructor(provider: string, unconfigured: boolean) {
+    super(
+      503,
+      unconfigured ? 'provider_unconfigured' : 'no_usable_keys',
+      unconfigured
+        ? `Provider ${provider} has no keys configured: set PROVIDER_${provider.toUpperCase()}_API_KEY`
+        : `Every key of ${provider} is disabled; reactivate one with POST /api/keys/:id/reactivate or add keys`,
+      { provider },
+    );
+  }
+}
+
+export class UpstreamError extends OrcheError {
+  constructor(provider: string, upstreamStatus: number, upstreamMessage: string, attempts: number) {
+    super(502, 'upstream_error', `${provider} failed after ${attempts} attempt(s): upstream answered ${upstreamStatus}`, {
+      provider,
+      upstream_status: upstreamStatus,
+      upstream_message: upstreamMessage,
+      attempts,
+    });
+  }
+}
+
+export class UpstreamTimeoutError extends OrcheError {
+  constructor(provider: string, attempts: number, message: string) {
+    super(504, 'upstream_timeout', `${provider} did not answer in time after ${attempts} attempt(s)`, { provider, attempts, upstream_message: message });
+  }
+}
+
+/** The upstream refused the request itself (bad request, moderation, unknown model): the client's to fix. */
+export class UpstreamRejectedError extends OrcheError {
+  constructor(provider: string, status: number, reason: string, upstreamMessage: string) {
+    super(status, reason === 'moderation' ? 'moderation' : 'upstream_rejected', `${provider}: ${upstreamMessage}`, { provider });
+  }
+}

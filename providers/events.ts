@@ -1,0 +1,31 @@
+import { EventEmitter } from 'node:events';
+import type { CoolScope } from './rateLimit';
+
+/** What the key pool announces; the logger, metrics and rotation history listen. */
+export interface PoolEvents {
+  rotated: { at: number; provider: string; from: string; to: string; reason: string };
+  cooled: { at: number; provider: string; keyId: string; scope: CoolScope; until: number; reason: string };
+  disabled: { at: number; provider: string; keyId: string; reason: string };
+  reactivated: { at: number; keyId: string };
+  recovered: { at: number; provider: string; keyId: string };
+  congested: { at: number; provider: string; model: string; until: number; reason: string };
+  account_learned: { at: number; keyId: string; account: string };
+  outcome: { at: number; provider: string; keyId: string; kind: string; status: number; latencyMs: number };
+}
+
+export class PoolEmitter {
+  private readonly emitter = new EventEmitter();
+
+  constructor() {
+    this.emitter.setMaxListeners(50);
+  }
+
+  on<E extends keyof PoolEvents>(event: E, listener: (payload: PoolEvents[E]) => void): () => void {
+    this.emitter.on(event, listener);
+    return () => this.emitter.off(event, listener);
+  }
+
+  emit<E extends keyof PoolEvents>(event: E, payload: PoolEvents[E]): void {
+    if (this.emitter.listenerCount(event) > 0) this.emitter.emit(event, payload);
+  }
+}

@@ -1,0 +1,305 @@
+import type { Config, KeyConfig, ProviderConfig } from '../config';
+import { isFreeModel } from './keys';
+import { PoolEmitter } from './events';
+import type { Outcome } from './rateLimit';
+import type { KeyView, PickPlan, PickResult, StateStore } from './store/types';
+
+export interface KeyStats {
+  requests: number;
+  successes: number;
+  rateLimited: number;
+  failures: number;
+  latencyTotalMs: number;
+  tokens: number;
+  lastUsedAt: number | null;
+  limit: number | null;
+  remaining: number | null;
+  resetAt: number | null;
+}
+
+/** One provider at run time: its config, its keys, its pick plan and its counters. */
+export interface ProviderRuntime {
+  config: ProviderConfig;
+  keys: Map<string, KeyConfig>;
+  plan: PickPlan;
+  views: Map<string, KeyView>;
+  stats: Map<string, KeyStats>;
+  totals: KeyStats;
+}
+
+export interface PoolOptions {
+  cooldownMs: number;
+  maxCooldownMs: number;
+  freeRpm?: number;
+  freeRpd?: number;
+  probeTtlMs: number;
+  /** How long a model stays congested when the upstream gives no retry hint. */
+  congestionMs: number;
+}
+
+export type KeyState = 'active' | 'cooling' | 'disabled';
+
+export interface KeyStatus {
+  id: string;
+  preview: string;
+  role: KeyConfig['role'];
+  account: string;
+  state: KeyState;
+  reason: string | null;
+  cooldown_until: number | null;
+  cooldown_remaining_ms: number;
+  recovering: boolean;
+  requests: number;
+  successes: number;
+  rate_limited: number;
+  failures: number;
+  calls_this_minute: number;
+  calls_today: number;
+  avg_latency_ms: number | null;
+  tokens: number;
+  last_used_at: string | null;
+  limit: number | null;
+  remaining: number | null;
+  reset_at: string | null;
+}
+
+function emptyStats(): KeyStats {
+  return { requests: 0, successes: 0, rateLimited: 0, failures: 0, latencyTotalMs: 0, tokens: 0, lastUsedAt: null, limit: null, remaining: null, resetAt: null };
+}
+
+const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+
+/**
+ * Key states and picking for every provider, over a state store. Pure decisions live in the store's
+ * pick and in rateLimit's classification; this applies outcomes and announces what changed.
+ */
+export class KeyPool {
+  readonly events = new PoolEmitter();
+  private readonly providers = new Map<string, ProviderRuntime>();
+
+  constructor(
+    providers: ProviderConfig[],
+    readonly store: StateStore,
+    private readonly options: PoolOptions,
+  ) {
+    for (const p of providers) this.providers.set(p.slug, this.buildRuntime(p, false));
+  }
+
+  static optionsFrom(config: Config): PoolOptions {
+    return {
+      cooldownMs: config.rotation.cooldownMs,
+      maxCooldownMs: config.rotation.maxCooldownMs,
+      freeRpm: config.budgets.freeRpm,
+      freeRpd: config.budgets.freeRpd,
+      probeTtlMs: config.rotation.requestTimeoutMs,
+      congestionMs: 5000,
+    };
+  }
+
+  private buildRuntime(p: ProviderConfig, learnedFree: boolean, previous?: ProviderRuntime): ProviderRuntime {
+    const free = learnedFree || isFreeModel(p.model);
+    const ordered = [...p.keys.filter((k) => k.role !== 'reserve'), ...p.keys.filter((k) => k.role === 'reserve')];
+    const plan: PickPlan = {
+      provider: p.slug,
+      model: p.model,
+      free,
+      candidates: ordered.map((k) => ({ keyId: k.id, account: k.account })),
+      rotating: p.strategy === 'round-robin' ? p.keys.filter((k) => k.role !== 'reserve').length : 0,
+      keyRpm: p.rpm,
+      keyRpd: p.rpd,
+      accountRpm: free ? this.options.freeRpm : undefined,
+      accountRpd: free ? this.options.freeRpd : undefined,
+      probeTtlMs: this.options.probeTtlMs,
+    };
+    const stats = new Map<string, KeyStats>();
+    for (const k of ordered) stats.set(k.id, previous?.stats.get(k.id) ?? emptyStats());
+    return {
+      config: p,
+      keys: new Map(ordered.map((k) => [k.id, k])),
+      plan,
+      views: new Map(ordered.map((k) => [k.id, { keyId: k.id, account: k.account, model: p.model, free }])),
+      stats,
+      totals: previous?.totals ?? emptyStats(),
+    };
+  }
+
+  /** Replaces the providers (hot reload): kept keys keep their counters; state lives in the store. */
+  reconfigure(providers: ProviderConfig[]): void {
+    const next = new Map<string, ProviderRuntime>();
+    for (const p of providers) {
+      const prev = this.providers.get(p.slug);
+      next.set(p.slug, this.buildRuntime(p, prev?.plan.free === true && !isFreeModel(p.model) && prev.config.model === p.model, prev));
+    }
+    this.providers.clear();
+    for (const [slug, rt] of next) this.providers.set(slug, rt);
+  }
+
+  list(): ProviderRuntime[] {
+    return [...this.providers.values()];
+  }
+
+  get(slug: string): ProviderRuntime | undefined {
+    return this.providers.get(slug);
+  }
+
+  pick(provider: ProviderRuntime, now: number, avoid?: readonly string[]): Promise<PickResult> {
+    return this.store.pick(provider.plan, now, avoid);
+  }
+
+  congestedUntil(provider: ProviderRuntime, now: number): Promise<number> {
+    return this.store.congestedUntil(provider.plan.model, now);
+  }
+
+  /** The secret itself, for the one upstream call; never for a response or a log line. */
+  secret(provider: ProviderRuntime, keyId: string): string {
+    const k = provider.keys.get(keyId);
+    if (!k) throw new Error(`unknown key id ${keyId} for ${provider.config.slug}`);
+    return k.key;
+  }
+
+  /** Applies one upstream outcome to the key's state and counters, and announces what changed. */
+  async report(provider: ProviderRuntime, keyId: string, outcome: Outcome, latencyMs: number, now: number, probe = false): Promise<void> {
+    const slug = provider.config.slug;
+    const view = provider.views.get(keyId);
+    if (!view) return;
+    const stats = provider.stats.get(keyId)!;
+    const totals = provider.totals;
+    stats.requests++;
+    totals.requests++;
+    stats.lastUsedAt = now;
+    stats.latencyTotalMs += latencyMs;
+    totals.latencyTotalMs += latencyMs;
+    if (outcome.rate) {
+      stats.limit = outcome.rate.limit ?? stats.limit;
+      stats.remaining = outcome.rate.remaining ?? stats.remaining;
+      stats.resetAt = outcome.rate.resetAt ?? stats.resetAt;
+    }
+    if (outcome.userId && outcome.userId !== view.account) {
+      await this.store.learnAccount(view.account, outcome.userId);
+      this.events.emit('account_learned', { at: now, keyId, account: outcome.userId });
+    }
+    this.events.emit('outcome', { at: now, provider: slug, keyId, kind: outcome.kind, status: outcome.status, latencyMs });
+
+    switch (outcome.kind) {
+      case 'success': {
+        stats.successes++;
+        totals.successes++;
+        const usage = (outcome.body as { usage?: { total_tokens?: unknown } }).usage;
+        if (usage && typeof usage.total_tokens === 'number') stats.tokens += usage.total_tokens;
+        await this.store.succeed(view, now);
+        if (probe) this.events.emit('recovered', { at: now, provider: slug, keyId });
+        // X-RateLimit-Remaining: 0 means the next call would be refused: cool until the reset instead.
+        if (outcome.rate?.remaining === 0 && outcome.rate.resetAt && outcome.rate.resetAt > now) {
+          await this.cool(provider, view, provider.plan.free ? 'account_free' : 'account', outcome.rate.resetAt, 'remaining_zero', now);
+        }
+        return;
+      }
+      case 'cool': {
+        stats.rateLimited++;
+        totals.rateLimited++;
+        if (outcome.scope === 'account_free' && !provider.plan.free) this.learnFreeTier(provider);
+        await this.cool(provider, view, outcome.scope, outcome.until, outcome.reason, now);
+        return;
+      }
+      case 'congested': {
+        stats.rateLimited++;
+        totals.rateLimited++;
+        const until = outcome.until ?? now + this.options.congestionMs;
+        await this.store.congest(provider.plan.model, until, outcome.reason);
+        await this.store.release(view);
+        this.events.emit('congested', { at: now, provider: slug, model: provider.plan.model, until, reason: outcome.reason });
+        return;
+      }
+      case 'disable': {
+        stats.failures++;
+        totals.failures++;
+        await this.store.setDisabled(keyId, outcome.reason);
+        this.events.emit('disabled', { at: now, provider: slug, keyId, reason: outcome.reason });
+        return;
+      }
+      case 'retry': {
+        stats.failures++;
+        totals.failures++;
+        await this.store.release(view);
+        return;
+      }
+      case 'client_error':
+        // The client's request was at fault, not the key: no failure counted against it.
+        await this.store.release(view);
+        return;
+    }
+  }
+
+  private async cool(provider: ProviderRuntime, view: KeyView, scope: Parameters<StateStore['cool']>[0]['scope'], until: number | undefined, reason: string, now: number): Promise<void> {
+    const effective = await this.store.cool(
+      { keyId: view.keyId, account: view.account, model: view.model, scope, until, reason, baseMs: this.options.cooldownMs, maxMs: this.options.maxCooldownMs },
+      now,
+    );
+    this.events.emit('cooled', { at: now, provider: provider.config.slug, keyId: view.keyId, scope, until: effective, reason });
+  }
+
+  /** A free-tier 429 for a model not named `:free`: from now on its account limits apply to it. */
+  private learnFreeTier(provider: ProviderRuntime): void {
+    const rt = this.buildRuntime(provider.config, true, provider);
+    provider.plan = rt.plan;
+    provider.views = rt.views;
+  }
+
+  emitRotation(provider: ProviderRuntime, from: string, to: string, reason: string, now: number): void {
+    this.events.emit('rotated', { at: now, provider: provider.config.slug, from, to, reason });
+  }
+
+  async keyStatuses(provider: ProviderRuntime, now: number): Promise<KeyStatus[]> {
+    const views = [...provider.views.values()];
+    const inspected = await this.store.inspect(views, now);
+    return views.map((v, i) => {
+      const k = provider.keys.get(v.keyId)!;
+      const s = provider.stats.get(v.keyId)!;
+      const st = inspected[i];
+      const state: KeyState = st.disabled ? 'disabled' : st.cooldownUntil > now ? 'cooling' : 'active';
+      return {
+        id: k.id,
+        preview: k.preview,
+        role: k.role,
+        account: st.account,
+        state,
+        reason: st.disabled ?? (state === 'cooling' ? st.cooldownReason : st.recovering ? 'recovering' : null),
+        cooldown_until: state === 'cooling' ? st.cooldownUntil : null,
+        cooldown_remaining_ms: state === 'cooling' ? st.cooldownUntil - now : 0,
+        recovering: st.recovering && state === 'active',
+        requests: s.requests,
+        successes: s.successes,
+        rate_limited: s.rateLimited,
+        failures: s.failures,
+        calls_this_minute: st.minuteCount,
+        calls_today: st.dayCount,
+        avg_latency_ms: s.requests ? Math.round(s.latencyTotalMs / s.requests) : null,
+        tokens: s.tokens,
+        last_used_at: iso(s.lastUsedAt),
+        limit: s.limit,
+        remaining: s.remaining,
+        reset_at: iso(s.resetAt),
+      };
+    });
+  }
+
+  /** Finds a key by id in any provider (admin routes). */
+  findKey(keyId: string): Array<{ provider: ProviderRuntime; key: KeyConfig }> {
+    const out: Array<{ provider: ProviderRuntime; key: KeyConfig }> = [];
+    for (const p of this.providers.values()) {
+      const key = p.keys.get(keyId);
+      if (key) out.push({ provider: p, key });
+    }
+    return out;
+  }
+
+  async setDisabled(keyId: string, reason: string | null, now: number): Promise<void> {
+    await this.store.setDisabled(keyId, reason);
+    if (reason === null) this.events.emit('reactivated', { at: now, keyId });
+    else for (const { provider } of this.findKey(keyId)) this.events.emit('disabled', { at: now, provider: provider.config.slug, keyId, reason });
+  }
+
+  async resetCooldowns(provider?: ProviderRuntime): Promise<void> {
+    await this.store.resetCooldowns(provider ? [...provider.views.values()] : undefined);
+  }
+}

@@ -1,0 +1,148 @@
+import type { CoolScope } from '../rateLimit';
+
+/** One key as a pick sees it. `account` is the configured account; the store resolves learned aliases. */
+export interface Candidate {
+  keyId: string;
+  account: string;
+}
+
+/** Everything a store needs to choose a key atomically, built once per provider and reused. */
+export interface PickPlan {
+  /** Lower-case provider ID; the rotation position is kept per provider. */
+  provider: string;
+  model: string;
+  /** `:free` model: account free-tier cooldowns and budgets apply. */
+  free: boolean;
+  /** Non-reserve keys in configured order, then reserve keys. */
+  candidates: readonly Candidate[];
+  /** round-robin: how many leading candidates rotate (the non-reserve ones); failover: 0. */
+  rotating: number;
+  keyRpm?: number;
+  keyRpd?: number;
+  accountRpm?: number;
+  accountRpd?: number;
+  /** How long a probe of a recovering key may stay in flight before another request may probe. */
+  probeTtlMs: number;
+}
+
+export type PickResult =
+  | { keyId: string; index: number; probe: boolean }
+  | {
+      keyId: null;
+      /** The soonest time a key may be usable again; null when every key is disabled. */
+      retryAt: number | null;
+      reason: 'cooling' | 'budget' | 'congested' | 'disabled';
+    };
+
+export interface CoolRequest {
+  keyId: string;
+  account: string;
+  model: string;
+  scope: CoolScope;
+  /** Reset time from the answer; undefined: the default cooldown, doubling with the key's strikes. */
+  until?: number;
+  reason: string;
+  baseMs: number;
+  maxMs: number;
+}
+
+/** What a key-state view needs of one key, read in one call per provider. */
+export interface KeyView {
+  keyId: string;
+  account: string;
+  model: string;
+  free: boolean;
+}
+
+export interface KeyInspection {
+  disabled: string | null;
+  /** The latest deadline of the gates that hold this key (0 when none). */
+  cooldownUntil: number;
+  cooldownReason: string | null;
+  /** The account in force (learned from `user_id`, or configured). */
+  account: string;
+  /** True when the key came back from cooling and waits for its probe to succeed. */
+  recovering: boolean;
+  minuteCount: number;
+  dayCount: number;
+}
+
+export interface StoreHealth {
+  kind: 'memory' | 'file' | 'redis';
+  ok: boolean;
+  detail?: string;
+}
+
+/**
+ * Shared rotation state: cooldown gates, disabled keys, strikes, budgets, positions, learned accounts.
+ * Every operation is atomic on its own; `pick` chooses and counts in one step.
+ */
+export interface StateStore {
+  readonly kind: StoreHealth['kind'];
+  /**
+   * Chooses and counts one key. Keys in `avoid` (they failed this request) are taken only when no
+   * other key is usable.
+   */
+  pick(plan: PickPlan, now: number, avoid?: readonly string[]): Promise<PickResult>;
+  /** Cools the gate the scope names; the later deadline wins. Returns the deadline in force. */
+  cool(req: CoolRequest, now: number): Promise<number>;
+  /** Marks a model congested upstream: no key is at fault. */
+  congest(model: string, until: number, reason: string): Promise<void>;
+  /** A success: the key's doubling resets and its recovering gates are open to full traffic again. */
+  succeed(view: KeyView, now: number): Promise<void>;
+  /** A probe ended without a verdict (5xx, timeout): let another request probe. */
+  release(view: KeyView): Promise<void>;
+  setDisabled(keyId: string, reason: string | null): Promise<void>;
+  learnAccount(account: string, learned: string): Promise<void>;
+  /** Clears cooldowns of these keys (their key, account and account+model gates), or of everything. */
+  resetCooldowns(views?: KeyView[]): Promise<void>;
+  /** Model congestion deadline (0 when none). */
+  congestedUntil(model: string, now: number): Promise<number>;
+  inspect(views: KeyView[], now: number): Promise<KeyInspection[]>;
+  health(): StoreHealth;
+  close(): Promise<void>;
+}
+
+export const MINUTE_MS = 60_000;
+export const DAY_MS = 86_400_000;
+
+/** Budget windows: the clock's whole minute and the UTC day, as OpenRouter counts them. */
+export function minuteWindow(now: number): number {
+  return Math.floor(now / MINUTE_MS);
+}
+export function dayWindow(now: number): number {
+  return Math.floor(now / DAY_MS);
+}
+
+/** Gate names, shared by every store so that a snapshot or a Redis key means the same thing. */
+export const gate = {
+  key: (keyId: string) => `k:${keyId}`,
+  account: (account: string) => `a:${account}`,
+  accountFree: (account: string) => `f:${account}`,
+  accountModel: (account: string, model: string) => `m:${account}|${model}`,
+  model: (model: string) => `c:${model}`,
+};
+
+export function scopeGate(scope: CoolScope, keyId: string, account: string, model: string): string {
+  switch (scope) {
+    case 'key':
+      return gate.key(keyId);
+    case 'account':
+      return gate.account(account);
+    case 'account_free':
+      return gate.accountFree(account);
+    case 'account_model':
+      return gate.accountModel(account, model);
+  }
+}
+
+/** The gates that hold one key for one model, `account` already resolved. */
+export function keyGates(keyId: string, account: string, model: string, free: boolean): string[] {
+  const gates = [gate.key(keyId), gate.account(account), gate.accountModel(account, model)];
+  if (free) gates.push(gate.accountFree(account));
+  return gates;
+}
+
+export function doublingCooldown(strikes: number, baseMs: number, maxMs: number): number {
+  return Math.min(maxMs, baseMs * 2 ** Math.min(Math.max(strikes - 1, 0), 30));
+}

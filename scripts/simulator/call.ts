@@ -1,0 +1,115 @@
+/** One in-flight chat call: its record, its timers, and how its answer reaches the socket. */
+import type { ServerResponse } from 'node:http';
+import type { RuleBook } from './faults';
+import type { Registry } from './registry';
+import type { Reply } from './responses';
+import type { CallRecord } from './types';
+
+/** What a call needs from the running simulator. */
+export interface Core {
+  readonly now: () => number;
+  readonly registry: Registry;
+  readonly rules: RuleBook;
+  readonly models: ReadonlySet<string>;
+  readonly accountLimits: 'free' | 'all' | 'off';
+  readonly retryAfter: boolean;
+  readonly stream: { chunks: number; chunkDelayMs: number; processingComment: boolean };
+  readonly latencyMs: number;
+  /** True once close() began: sockets it destroys were not closed by the client. */
+  readonly closing: boolean;
+  nextSeq(): number;
+  record(rec: CallRecord): void;
+  schedule(ms: number, fn: () => void): NodeJS.Timeout;
+  cancel(timer: NodeJS.Timeout): void;
+}
+
+export class Call {
+  private timer: NodeJS.Timeout | undefined;
+  /** Set when the simulator itself cuts the connection (reset, truncated). */
+  private serverClosed = false;
+
+  constructor(readonly core: Core, readonly res: ServerResponse, readonly rec: CallRecord) {
+    res.on('close', this.onClose);
+  }
+
+  private readonly onClose = (): void => {
+    if (this.timer !== undefined) {
+      this.core.cancel(this.timer);
+      this.timer = undefined;
+    }
+    if (!this.res.writableFinished && !this.serverClosed && !this.core.closing) this.rec.closedByClient = true;
+  };
+
+  /** True when nothing more can be written (client gone or simulator closing). */
+  get gone(): boolean {
+    return this.res.destroyed;
+  }
+
+  /** Runs `fn` after `ms` unless the connection goes away first; `ms <= 0` runs it now. */
+  later(ms: number, fn: () => void): void {
+    if (ms <= 0) {
+      fn();
+      return;
+    }
+    this.timer = this.core.schedule(ms, () => {
+      this.timer = undefined;
+      if (!this.gone) fn();
+    });
+  }
+
+  /** Runs `fn` after the simulator's artificial latency. */
+  afterLatency(fn: () => void): void {
+    this.later(this.core.latencyMs, fn);
+  }
+
+  /** Sends a JSON reply after the artificial latency. */
+  answer(reply: Reply): void {
+    this.rec.outcome = reply.outcome;
+    this.afterLatency(() => this.sendJson(reply.status, reply.headers, reply.body));
+  }
+
+  sendJson(status: number, headers: Record<string, string | number>, body: string): void {
+    this.rec.status = status;
+    headers['Content-Type'] = 'application/json';
+    headers['Content-Length'] = Buffer.byteLength(body);
+    this.res.writeHead(status, headers);
+    this.res.end(body);
+  }
+
+  sendRaw(status: number, contentType: string, body: string): void {
+    this.rec.status = status;
+    this.res.writeHead(status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body) });
+    this.res.end(body);
+  }
+
+  /** Cuts the connection without an answer. */
+  reset(): void {
+    this.serverClosed = true;
+    this.res.socket?.destroy();
+  }
+
+  /** Announces `body` in full, sends about half of it, then cuts the connection. */
+  truncate(body: string): void {
+    this.rec.status = 200;
+    this.serverClosed = true;
+    this.res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) + 64 });
+    this.res.write(body.slice(0, Math.floor(body.length / 2)), () => this.res.socket?.destroy());
+  }
+
+  /** Writes SSE events, `delayMs` apart, then ends the response. */
+  sendEvents(events: readonly string[], delayMs: number): void {
+    this.rec.status = 200;
+    this.res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
+    if (delayMs <= 0) {
+      this.res.end(events.join(''));
+      return;
+    }
+    let i = 0;
+    const step = (): void => {
+      this.res.write(events[i++]);
+      if (i >= events.length) this.res.end();
+      else this.later(delayMs, step);
+    };
+    step();
+  }
+}

@@ -1,0 +1,175 @@
+/** POST /chat/completions: auth, validation, fault rules, limits, then the answer (JSON or SSE). */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isFreeModel, keyId } from '../../providers/keys';
+import { Call, type Core } from './call';
+import { faultReply, isTransportFault } from './faults';
+import { countServed, findLimitHit } from './limits';
+import type { KeyState } from './registry';
+import {
+  chunkHead, completionTokens, contentEvent, contentFor, DONE_EVENT, errorEvent, errorReply, finishEvent, GARBAGE_HTML,
+  limitReply, PROCESSING_COMMENT, PROVIDER, promptTokens, type Reply, retryAfterSeconds, splitContent, successBody, usageEvent,
+} from './responses';
+import type { CallRecord, FaultRule } from './types';
+
+/** The token of `Authorization: Bearer <token>`, or undefined when absent. */
+export function bearerToken(header: string | undefined): string | undefined {
+  if (header === undefined || !/^bearer /i.test(header)) return undefined;
+  const token = header.slice(7).trim();
+  return token === '' ? undefined : token;
+}
+
+export function readBody(req: IncomingMessage, done: (raw: string) => void): void {
+  let raw = '';
+  req.setEncoding('utf8');
+  req.on('data', (chunk: string) => {
+    raw += chunk;
+  });
+  req.on('end', () => done(raw));
+}
+
+export function handleChat(core: Core, req: IncomingMessage, res: ServerResponse): void {
+  readBody(req, (raw) => onRequest(core, req, res, raw));
+}
+
+interface ParsedBody { model?: unknown; stream?: unknown }
+
+function onRequest(core: Core, req: IncomingMessage, res: ServerResponse, raw: string): void {
+  const now = core.now();
+  const token = bearerToken(req.headers.authorization);
+  const key = token === undefined ? undefined : core.registry.resolve(token);
+  let body: unknown = raw;
+  let parsed = true;
+  try {
+    body = JSON.parse(raw);
+  } catch {
+    parsed = false;
+  }
+  const fields = parsed && typeof body === 'object' && body !== null ? (body as ParsedBody) : undefined;
+  const model = typeof fields?.model === 'string' ? fields.model : '';
+  const rec: CallRecord = {
+    seq: core.nextSeq(),
+    at: now,
+    keyId: key?.id ?? (token === undefined ? '' : keyId(token)),
+    key: token ?? '',
+    account: key?.account.id ?? '',
+    model,
+    status: 0,
+    outcome: '',
+    stream: fields?.stream === true,
+    closedByClient: false,
+    body,
+  };
+  core.record(rec);
+  const call = new Call(core, res, rec);
+
+  const rejection = precheck(core, token, key, fields, model);
+  if (rejection !== undefined || key === undefined) {
+    call.answer(rejection ?? errorReply(401, 'User not found.', undefined, 'invalid-key'));
+    return;
+  }
+  const rule = core.rules.take(key, model, rec.stream);
+  if (rule === undefined) serve(call, key, now, undefined);
+  else applyRule(call, key, rule, now);
+}
+
+/** Checks in OpenRouter's order: credentials, key state, credits, body, model. */
+function precheck(core: Core, token: string | undefined, key: KeyState | undefined, fields: ParsedBody | undefined, model: string): Reply | undefined {
+  if (token === undefined) return errorReply(401, 'No auth credentials found', undefined, 'invalid-key');
+  if (key === undefined) return errorReply(401, 'User not found.', undefined, 'invalid-key');
+  const user = key.account.id;
+  if (key.revoked) return errorReply(401, 'User not found.', user, 'invalid-key');
+  if (!key.credits) {
+    const message = 'Insufficient credits. This account never purchased credits. Make sure your key is on the correct account or org, and if so, purchase more at https://openrouter.ai/settings/credits';
+    return errorReply(402, message, user, 'no-credits');
+  }
+  if (fields === undefined) return errorReply(400, 'Invalid JSON in request body', user, 'bad-request');
+  if (model === '') return errorReply(400, 'No models provided', user, 'bad-request');
+  if (!core.models.has(model)) return errorReply(400, `${model} is not a valid model ID`, user, 'bad-request');
+  return undefined;
+}
+
+/** Normal processing: limits (only served calls count), then the completion. */
+function serve(call: Call, key: KeyState, now: number, rule: FaultRule | undefined): void {
+  const { core, rec } = call;
+  const account = key.account;
+  const accountLimited = core.accountLimits === 'all' || (core.accountLimits === 'free' && isFreeModel(rec.model));
+  const hit = findLimitHit(key, account, accountLimited, now);
+  if (hit !== undefined) {
+    const reply = limitReply(hit, account.id, account.highBalance);
+    if (core.retryAfter) reply.headers['Retry-After'] = retryAfterSeconds(hit.resetAt, now);
+    call.answer(reply);
+    return;
+  }
+  countServed(key, account, accountLimited, now);
+  rec.outcome = rule?.type ?? 'ok';
+  const created = Math.floor(now / 1000);
+  const content = contentFor(rec.model, rec.seq);
+  const prompt = promptTokens(rec.body);
+  if (rec.stream) {
+    const events = streamEvents(call, created, content, prompt, core.stream.chunks, undefined);
+    call.afterLatency(() => call.sendEvents(events, rule?.chunkDelayMs ?? core.stream.chunkDelayMs));
+  } else {
+    const body = successBody(rec.seq, rec.model, created, content, prompt);
+    call.afterLatency(() => call.sendJson(200, {}, body));
+  }
+}
+
+interface StreamFailure { afterChunks: number; code: number; message: string; metadata: Record<string, unknown> }
+
+/** The SSE events of one answer: comment, content chunks, then finish + usage + [DONE], or an error chunk. */
+function streamEvents(call: Call, created: number, content: string, prompt: number, chunks: number, failure: StreamFailure | undefined): string[] {
+  const { core, rec } = call;
+  const head = chunkHead(rec.seq, rec.model, created);
+  const events: string[] = [];
+  if (core.stream.processingComment) events.push(PROCESSING_COMMENT);
+  const pieces = splitContent(content, chunks);
+  const sent = failure === undefined ? pieces.length : Math.min(failure.afterChunks, pieces.length);
+  for (let i = 0; i < sent; i++) events.push(contentEvent(head, pieces[i]));
+  if (failure !== undefined) {
+    events.push(errorEvent(head, failure.code, failure.message, failure.metadata));
+    return events;
+  }
+  events.push(finishEvent(head), usageEvent(head, prompt, completionTokens(content)), DONE_EVENT);
+  return events;
+}
+
+/** A matching rule replaces normal processing (and is not counted against limits). */
+function applyRule(call: Call, key: KeyState, rule: FaultRule, now: number): void {
+  const { core, rec } = call;
+  if (!isTransportFault(rule.type)) {
+    call.answer(faultReply(rule, { model: rec.model, account: key.account, now, retryAfter: core.retryAfter }));
+    return;
+  }
+  rec.outcome = rule.type;
+  switch (rule.type) {
+    case 'hang':
+      return; // answered never; the client or close() ends it
+    case 'reset':
+      call.afterLatency(() => call.reset());
+      return;
+    case 'garbage':
+      call.afterLatency(() => call.sendRaw(502, 'text/html', GARBAGE_HTML));
+      return;
+    case 'truncated': {
+      const body = successBody(rec.seq, rec.model, Math.floor(now / 1000), contentFor(rec.model, rec.seq), promptTokens(rec.body));
+      call.afterLatency(() => call.truncate(body));
+      return;
+    }
+    case 'delay':
+      call.later(rule.delayMs ?? 0, () => serve(call, key, core.now(), rule));
+      return;
+    case 'stream-error': {
+      const failure: StreamFailure = {
+        afterChunks: rule.afterChunks ?? 1,
+        code: rule.status ?? 502,
+        message: rule.message ?? 'Provider returned error',
+        metadata: { provider_name: PROVIDER, raw: 'upstream connection reset', ...rule.metadata },
+      };
+      const chunks = Math.max(core.stream.chunks, failure.afterChunks);
+      const content = contentFor(rec.model, rec.seq);
+      const events = streamEvents(call, Math.floor(now / 1000), content, promptTokens(rec.body), chunks, failure);
+      call.afterLatency(() => call.sendEvents(events, rule.chunkDelayMs ?? core.stream.chunkDelayMs));
+      return;
+    }
+  }
+}

@@ -1,0 +1,179 @@
+/** Fault rules: which call a rule hits, and the OpenRouter-shaped answer of each JSON fault. */
+import { randomUUID } from 'node:crypto';
+import { nextMinute, nextUtcDay } from './limits';
+import type { AccountState, KeyState } from './registry';
+import { errorBody, type Headers, limitReply, rateLimitHeaders, type Reply, retryAfterSeconds } from './responses';
+import type { FaultRule, FaultType } from './types';
+
+/** Faults answered by the transport rather than by a JSON error body. */
+export type TransportFault = 'hang' | 'garbage' | 'truncated' | 'reset' | 'delay' | 'stream-error';
+const TRANSPORT: ReadonlySet<FaultType> = new Set<FaultType>(['hang', 'garbage', 'truncated', 'reset', 'delay', 'stream-error']);
+
+export function isTransportFault(type: FaultType): type is TransportFault {
+  return TRANSPORT.has(type);
+}
+
+interface ActiveRule { rule: FaultRule; remaining: number }
+
+/** Rules in insertion order; the first that matches with times remaining is used up by one. */
+export class RuleBook {
+  private rules: ActiveRule[] = [];
+
+  add(rule: FaultRule): void {
+    this.rules.push({ rule: { ...rule }, remaining: rule.times ?? Infinity });
+  }
+
+  clear(): void {
+    this.rules = [];
+  }
+
+  get size(): number {
+    return this.rules.length;
+  }
+
+  take(key: KeyState, model: string, stream: boolean): FaultRule | undefined {
+    for (const active of this.rules) {
+      if (active.remaining <= 0) continue;
+      const { rule } = active;
+      const m = rule.match;
+      if (m !== undefined) {
+        if (m.key !== undefined && m.key !== key.key && m.key !== key.id) continue;
+        if (m.account !== undefined && m.account !== key.account.id) continue;
+        if (m.model !== undefined && m.model !== model) continue;
+      }
+      // A mid-stream error only exists for streams; other calls pass the rule by.
+      if (rule.type === 'stream-error' && !stream) continue;
+      active.remaining--;
+      return rule;
+    }
+    return undefined;
+  }
+}
+
+export interface FaultContext {
+  model: string;
+  account: AccountState;
+  now: number;
+  /** SimulatorOptions.retryAfter: Retry-After on OpenRouter-own 429s. */
+  retryAfter: boolean;
+}
+
+const DEFAULT_MESSAGES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'User not found.',
+  402: 'Insufficient credits. Add more using https://openrouter.ai/settings/credits',
+  403: 'Forbidden',
+  404: 'No endpoints found for this model',
+  408: 'Timed out',
+  429: 'Rate limit exceeded',
+  500: 'Internal Server Error',
+  502: 'Provider returned error',
+  503: 'No available providers',
+  524: 'Provider timed out',
+  529: 'Provider returned error',
+};
+
+export function defaultMessage(status: number): string {
+  return DEFAULT_MESSAGES[status] ?? 'Provider returned error';
+}
+
+/** The answer of a JSON fault (every type except the transport ones). */
+export function faultReply(rule: FaultRule, ctx: FaultContext): Reply {
+  const reply = baseFaultReply(rule, ctx);
+  if (rule.headers !== undefined) Object.assign(reply.headers, rule.headers);
+  return reply;
+}
+
+function ownRetryAfter(rule: FaultRule, ctx: FaultContext, resetAt: number, headers: Headers): void {
+  if (rule.retryAfterSeconds !== undefined) headers['Retry-After'] = String(rule.retryAfterSeconds);
+  else if (ctx.retryAfter) headers['Retry-After'] = retryAfterSeconds(resetAt, ctx.now);
+}
+
+function withMetadata(base: Record<string, unknown>, rule: FaultRule): Record<string, unknown> {
+  return rule.metadata === undefined ? base : { ...base, ...rule.metadata };
+}
+
+function reply(status: number, rule: FaultRule, message: string, metadata: Record<string, unknown> | undefined, ctx: FaultContext, headers: Headers = {}, extra?: Record<string, unknown>): Reply {
+  const meta = metadata === undefined ? rule.metadata : withMetadata(metadata, rule);
+  return { status, headers, body: errorBody(status, rule.message ?? message, meta, ctx.account.id, extra), outcome: rule.type };
+}
+
+function baseFaultReply(rule: FaultRule, ctx: FaultContext): Reply {
+  const { model, account, now } = ctx;
+  switch (rule.type) {
+    case 'free-per-min':
+    case 'free-per-day': {
+      const perMin = rule.type === 'free-per-min';
+      const hit = perMin
+        ? { outcome: rule.type, limit: account.freeRpm, resetAt: nextMinute(now) }
+        : { outcome: rule.type, limit: account.freeRpd, resetAt: nextUtcDay(now) };
+      const r = limitReply(hit, account.id, account.highBalance);
+      ownRetryAfter(rule, ctx, hit.resetAt, r.headers);
+      if (rule.message !== undefined || rule.metadata !== undefined) {
+        const parsed = JSON.parse(r.body) as { error: { message: string; metadata: Record<string, unknown> } };
+        r.body = errorBody(429, rule.message ?? parsed.error.message, withMetadata(parsed.error.metadata, rule), account.id);
+      }
+      return r;
+    }
+    case 'model-cap': {
+      const resetAt = nextMinute(now);
+      const headers = rateLimitHeaders(8, resetAt);
+      const message = `Rate limit exceeded: limit_rpm/${model}/${randomUUID()}. High demand for ${model} on OpenRouter - limited to 8 requests per minute. Please retry shortly.`;
+      const r = reply(429, rule, message, { headers: { ...headers }, provider_name: null, limit_source: 'openrouter_shared_capacity' }, ctx, headers);
+      ownRetryAfter(rule, ctx, resetAt, r.headers);
+      return r;
+    }
+    case 'upstream-429': {
+      const metadata: Record<string, unknown> = {
+        provider_name: 'SimUpstream',
+        raw: `${model} is temporarily rate-limited upstream. Please retry shortly, or add your own key to accumulate your rate limits: https://openrouter.ai/settings/integrations`,
+        limit_source: 'upstream_provider_shared_pool',
+        error_type: 'rate_limit_exceeded',
+      };
+      if (rule.retryAfterSeconds !== undefined) metadata.retry_after_seconds = rule.retryAfterSeconds;
+      return reply(429, rule, 'Provider returned error', metadata, ctx);
+    }
+    case 'capacity': {
+      const n = rule.retryAfterSeconds ?? 40;
+      const availability = { code: 'capacity_exhausted', retryable: true, retry_after: n };
+      return reply(429, rule, `All providers for ${model} are at capacity. Retry after ${n} seconds.`, undefined, ctx, {}, { availability });
+    }
+    case 'generic-429': {
+      const headers: Headers = {};
+      if (rule.retryAfterSeconds !== undefined) headers['Retry-After'] = String(rule.retryAfterSeconds);
+      return reply(429, rule, 'Rate limit exceeded', { error_type: 'rate_limit_exceeded' }, ctx, headers);
+    }
+    case 'transient-402': {
+      const seconds = rule.retryAfterSeconds ?? 5;
+      const metadata = { limit_source: 'openrouter_in_flight_budget', retry_after_seconds: seconds };
+      const message = 'Insufficient credits: too many requests in flight for the remaining balance. Please retry shortly.';
+      return reply(402, rule, message, metadata, ctx, { 'Retry-After': String(seconds) });
+    }
+    case 'no-credits':
+      return reply(402, rule, defaultMessage(402), undefined, ctx);
+    case 'invalid-key':
+      return reply(401, rule, 'User not found.', undefined, ctx);
+    case 'cap-403': {
+      const metadata = { limit_source: 'key_daily_cap', resets_at: new Date(nextUtcDay(now)).toISOString() };
+      return reply(403, rule, 'Key limit exceeded (daily cap). Try again after the reset.', metadata, ctx);
+    }
+    case 'moderation-403': {
+      const metadata = { reasons: ['harassment'], flagged_input: '...', provider_name: 'SimModerator', model_slug: model };
+      return reply(403, rule, 'Your input was flagged', metadata, ctx);
+    }
+    case 'status': {
+      const status = rule.status ?? 500;
+      const metadata = status === 502 || status === 529 ? { provider_name: 'SimUpstream', raw: 'upstream error' } : undefined;
+      return reply(status, rule, defaultMessage(status), metadata, ctx);
+    }
+    case 'error-in-200': {
+      const code = rule.status ?? 429;
+      const base = code === 429 ? { error_type: 'rate_limit_exceeded' } : undefined;
+      const meta = base === undefined ? rule.metadata : withMetadata(base, rule);
+      const body = errorBody(code, rule.message ?? defaultMessage(code), meta, account.id);
+      return { status: 200, headers: {}, body, outcome: rule.type };
+    }
+    default:
+      throw new Error(`not a JSON fault: ${rule.type}`);
+  }
+}

@@ -1,0 +1,112 @@
+/** Public shapes of the OpenRouter simulator; re-exported by `scripts/simulator.ts`. */
+
+export interface SimKey {
+  key: string;
+  /** OpenRouter user id owning the key, e.g. 'user_team1'; default: its own account 'user_' + keyId(key). */
+  account?: string;
+  /** Default true; false answers 402. */
+  credits?: boolean;
+  /** True answers 401 "User not found.". */
+  revoked?: boolean;
+  /** Per-KEY limits, any model. */
+  rpm?: number;
+  rpd?: number;
+}
+
+export interface SimAccount {
+  id: string;
+  /** Default 20. */
+  freeRpm?: number;
+  /** Default 50, or 1000 if highBalance. */
+  freeRpd?: number;
+  highBalance?: boolean;
+}
+
+export interface SimulatorOptions {
+  /** Default 0 (random); the host is always 127.0.0.1. */
+  port?: number;
+  /** Keys not listed answer 401 (unless acceptAnyKey). */
+  keys?: SimKey[];
+  /** Benchmark mode: any Bearer key is valid, each on its own account. */
+  acceptAnyKey?: boolean;
+  accounts?: SimAccount[];
+  /** Default: the six slugs and each with ':free'. */
+  models?: string[];
+  /** Per-account free limits apply to ':free' models (default), to every model, or never. */
+  accountLimits?: 'free' | 'all' | 'off';
+  /** Artificial latency before every answer (default 0). */
+  latencyMs?: number;
+  /** Also send Retry-After (seconds) on OpenRouter-own 429s (default false). */
+  retryAfter?: boolean;
+  /** Injectable clock (default Date.now), used for all windows and reset times. */
+  now?: () => number;
+  stream?: { chunks?: number; chunkDelayMs?: number; processingComment?: boolean };
+  /** Keep at most this many call records (oldest dropped in batches); default 100000. */
+  maxCalls?: number;
+}
+
+export interface CallRecord {
+  seq: number;
+  at: number;
+  keyId: string;
+  key: string;
+  account: string;
+  model: string;
+  status: number;
+  /** 'ok' | 'free-per-min' | 'free-per-day' | 'key-rate-limit' | 'invalid-key' | 'no-credits' | 'bad-request' | a rule's type. */
+  outcome: string;
+  stream: boolean;
+  /** The client closed the connection before the response finished. */
+  closedByClient: boolean;
+  /** The parsed request body (the raw text when it was not JSON). */
+  body: unknown;
+}
+
+export type FaultType =
+  | 'free-per-min' | 'free-per-day' | 'model-cap' | 'upstream-429' | 'capacity' | 'generic-429'
+  | 'transient-402' | 'no-credits' | 'invalid-key' | 'cap-403' | 'moderation-403'
+  | 'status'
+  | 'error-in-200'
+  | 'hang'
+  | 'garbage'
+  | 'truncated'
+  | 'reset'
+  | 'delay'
+  | 'stream-error';
+
+export interface FaultRule {
+  /** `key` matches the key itself or its keyId; `model` is an exact slug. */
+  match?: { key?: string; account?: string; model?: string };
+  /** Default: unlimited. */
+  times?: number;
+  type: FaultType;
+  status?: number;
+  message?: string;
+  metadata?: Record<string, unknown>;
+  headers?: Record<string, string>;
+  retryAfterSeconds?: number;
+  delayMs?: number;
+  afterChunks?: number;
+  /** Per-rule streaming delay override. */
+  chunkDelayMs?: number;
+}
+
+export interface Simulator {
+  readonly port: number;
+  /** e.g. 'http://127.0.0.1:PORT/api/v1' */
+  readonly baseUrl: string;
+  readonly calls: CallRecord[];
+  addKey(k: SimKey): void;
+  updateKey(key: string, patch: Partial<SimKey>): void;
+  /** Adds or updates an account (its counters are kept). */
+  addAccount(a: SimAccount): void;
+  addRule(rule: FaultRule): void;
+  clearRules(): void;
+  /** Clears rate-limit windows. */
+  resetCounters(): void;
+  /** Clears calls, rules and counters (keys stay). */
+  reset(): void;
+  setLatency(ms: number): void;
+  /** Closes the server and destroys open sockets (incl. hanging ones) promptly. */
+  close(): Promise<void>;
+}

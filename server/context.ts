@@ -1,0 +1,35 @@
+import type { Config } from '../config';
+import type { ChatService } from '../providers/chat';
+import type { KeyPool, KeyStatus, ProviderRuntime } from '../providers/keyPool';
+import type { RotationHistory } from '../providers/rotationHistory';
+import type { Logger } from './logger';
+
+/** Everything the routes share; built once by createApp. */
+export interface AppContext {
+  config: Config;
+  pool: KeyPool;
+  chat: ChatService;
+  history: RotationHistory;
+  logger: Logger;
+  now: () => number;
+  startedAt: number;
+  version: string;
+  /** Configured slugs the upstream's /models did not list (null until checked, or when it failed). */
+  modelCheck: { checked: boolean; missing: string[] };
+}
+
+export interface ProviderSummary {
+  provider: ProviderRuntime;
+  keys: KeyStatus[];
+  counts: { total: number; active: number; cooling: number; disabled: number };
+  available: boolean;
+  congestedUntil: number;
+}
+
+export async function summarize(ctx: AppContext, provider: ProviderRuntime): Promise<ProviderSummary> {
+  const now = ctx.now();
+  const [keys, congestedUntil] = await Promise.all([ctx.pool.keyStatuses(provider, now), ctx.pool.congestedUntil(provider, now)]);
+  const counts = { total: keys.length, active: 0, cooling: 0, disabled: 0 };
+  for (const k of keys) counts[k.state]++;
+  return { provider, keys, counts, available: counts.active > 0 && congestedUntil === 0, congestedUntil };
+}

@@ -1,0 +1,109 @@
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { OrcheError } from '../providers/errors';
+import type { Logger } from './logger';
+
+const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Every response carries X-Request-Id, echoed from the request when it is a sane value. */
+export const requestId: RequestHandler = (req, res, next) => {
+  const incoming = req.get('x-request-id');
+  const id = incoming && SAFE_ID.test(incoming) ? incoming : randomUUID();
+  res.locals.requestId = id;
+  res.setHeader('X-Request-Id', id);
+  next();
+};
+
+/** One log line per request, written when the response is finished (or the client went away). */
+export function requestLog(logger: Logger, now: () => number): RequestHandler {
+  return (req, res, next) => {
+    const started = now();
+    let logged = false;
+    const done = () => {
+      if (logged) return;
+      logged = true;
+      const l = res.locals;
+      logger.info('request', {
+        request_id: l.requestId,
+        method: req.method,
+        route: (req.route?.path as string | undefined) ?? req.path,
+        status: res.writableFinished ? res.statusCode : 499,
+        latency_ms: now() - started,
+        provider: l.provider,
+        key_id: l.keyId,
+        attempts: l.attempts,
+      });
+    };
+    res.on('finish', done);
+    res.on('close', done);
+    next();
+  };
+}
+
+export function sendError(res: Response, err: OrcheError): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
+  res.status(err.status).json({ error: { code: err.status, type: err.type, message: err.message, ...err.extra } });
+}
+
+/** The one place errors become the SPEC's error body. */
+export function errorHandler(logger: Logger) {
+  return (err: unknown, _req: Request, res: Response, _next: NextFunction): void => {
+    void _next;
+    if (err instanceof OrcheError) return sendError(res, err);
+    const e = err as { type?: string; status?: number; statusCode?: number; limit?: number };
+    if (e?.type === 'entity.parse.failed') return sendError(res, new OrcheError(400, 'invalid_json', 'The request body is not valid JSON'));
+    if (e?.type === 'entity.too.large') {
+      return sendError(res, new OrcheError(413, 'payload_too_large', `The request body is larger than the limit (${e.limit} bytes)`));
+    }
+    const status = e?.status ?? e?.statusCode;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      return sendError(res, new OrcheError(status, String(e.type ?? 'bad_request').replace(/\W+/g, '_'), 'The request could not be read'));
+    }
+    logger.error('unhandled error', { request_id: res.locals.requestId, error: err instanceof Error ? err.message : String(err) });
+    sendError(res, new OrcheError(500, 'internal_error', 'Internal error; it has been logged'));
+  };
+}
+
+export const notFound: RequestHandler = (req) => {
+  throw new OrcheError(404, 'not_found', `No route for ${req.method} ${req.path}`);
+};
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+/** Constant-time check of a Bearer token against a set of allowed ones. */
+export function bearerMatches(header: string | undefined, allowed: string[]): 'missing' | 'wrong' | 'ok' {
+  const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  if (!m) return 'missing';
+  const given = digest(m[1]);
+  let ok = false;
+  for (const token of allowed) ok = timingSafeEqual(given, digest(token)) || ok;
+  return ok ? 'ok' : 'wrong';
+}
+
+export function adminAuth(adminToken: string | undefined): RequestHandler {
+  return (req, _res, next) => {
+    if (!adminToken) {
+      throw new OrcheError(403, 'admin_disabled', 'Admin routes are disabled: set ORCHE_ADMIN_TOKEN and send it as Authorization: Bearer <token>');
+    }
+    const verdict = bearerMatches(req.get('authorization'), [adminToken]);
+    if (verdict === 'missing') throw new OrcheError(401, 'unauthorized', 'This admin route needs Authorization: Bearer <ORCHE_ADMIN_TOKEN>');
+    if (verdict === 'wrong') throw new OrcheError(403, 'forbidden', 'The admin token is not valid');
+    next();
+  };
+}
+
+export function clientAuth(tokens: string[]): RequestHandler {
+  return (req, _res, next) => {
+    if (tokens.length === 0) return next();
+    const verdict = bearerMatches(req.get('authorization'), tokens);
+    if (verdict === 'missing') throw new OrcheError(401, 'unauthorized', 'This route needs Authorization: Bearer <client token>');
+    if (verdict === 'wrong') throw new OrcheError(403, 'forbidden', 'The client token is not valid');
+    next();
+  };
+}

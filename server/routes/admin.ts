@@ -1,0 +1,31 @@
+import { Router } from 'express';
+import { OrcheError } from '../../providers/errors';
+import type { AppContext } from '../context';
+import { adminAuth } from '../middleware';
+
+export function adminRoutes(ctx: AppContext): Router {
+  const r = Router();
+  const guard = adminAuth(ctx.config.adminToken);
+
+  r.post('/api/keys/reset', guard, async (req, res) => {
+    const name = typeof req.query.provider === 'string' ? req.query.provider : undefined;
+    const provider = name ? ctx.chat.resolve(name) : undefined;
+    await ctx.pool.resetCooldowns(provider);
+    ctx.logger.info('cooldowns reset', { provider: provider?.config.slug ?? 'all' });
+    res.json({ reset: provider?.config.slug ?? 'all' });
+  });
+
+  const keyAction = (action: 'reactivate' | 'disable') =>
+    r.post(`/api/keys/:id/${action}`, guard, async (req, res) => {
+      const id = String(req.params.id);
+      const found = ctx.pool.findKey(id);
+      if (found.length === 0) throw new OrcheError(404, 'unknown_key', `No key with id ${id.slice(0, 64)}; see GET /api/key-status for ids`);
+      await ctx.pool.setDisabled(id, action === 'disable' ? 'manual' : null, ctx.now());
+      ctx.logger.info(`key ${action}d`, { key_id: id });
+      res.json({ id, state: action === 'disable' ? 'disabled' : 'active', providers: found.map((f) => f.provider.config.slug) });
+    });
+  keyAction('reactivate');
+  keyAction('disable');
+
+  return r;
+}

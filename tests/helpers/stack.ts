@@ -1,0 +1,61 @@
+import { Writable } from 'node:stream';
+import request from 'supertest';
+import { type Env, parseConfig } from '../../config';
+import { createApp, type AppDeps, type OrcheApp } from '../../server/app';
+import { startSimulator, type Simulator, type SimulatorOptions } from '../../scripts/simulator';
+
+/** Every log line orche writes, parsed; and the raw text for leak checks. */
+export class LogCapture extends Writable {
+  readonly lines: string[] = [];
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) this.lines.push(line);
+    cb();
+  }
+  parsed(): Array<Record<string, unknown>> {
+    return this.lines.map((l) => JSON.parse(l));
+  }
+}
+
+export interface Stack {
+  sim: Simulator;
+  orche: OrcheApp;
+  url: string;
+  logs: LogCapture;
+  http: ReturnType<typeof request>;
+  close(): Promise<void>;
+}
+
+/** Quick, quiet defaults for tests; a test overrides what it is about. */
+export const TEST_ENV: Env = {
+  LOG_LEVEL: 'info',
+  ORCHE_BACKOFF_BASE_MS: '5',
+  ORCHE_BACKOFF_MAX_MS: '20',
+  ORCHE_REQUEST_TIMEOUT_MS: '5000',
+};
+
+/** A real simulator and a real orche on loopback, wired together. */
+export async function startStack(env: Env, simOpts: SimulatorOptions = {}, deps: AppDeps = {}): Promise<Stack> {
+  const sim = await startSimulator(simOpts);
+  const logs = new LogCapture();
+  const config = parseConfig({ ...TEST_ENV, OPENROUTER_BASE_URL: sim.baseUrl, PORT: '0', HOST: '127.0.0.1', ...env });
+  const orche = createApp(config, { logStream: logs, ...deps });
+  const { url } = await orche.listen(0, '127.0.0.1');
+  return {
+    sim,
+    orche,
+    url,
+    logs,
+    http: request(url),
+    async close() {
+      await orche.close();
+      await sim.close();
+    },
+  };
+}
+
+export const hi = [{ role: 'user', content: 'hi' }];
+
+/** Simulator calls made with one key, by key. */
+export function callsBy(sim: Simulator, key: string) {
+  return sim.calls.filter((c) => c.key === key);
+}

@@ -1,0 +1,462 @@
+import { keyId } from '../providers/keys';
+import { type FaultRule, type Simulator, type SimulatorOptions, startSimulator } from '../scripts/simulator';
+
+const FREE = 'z-ai/glm-4.5:free';
+const FREE2 = 'moonshotai/kimi-k2:free';
+const PAID = 'openai/gpt-oss-120b';
+// 2026-03-10T12:00:10Z: ten seconds into a whole minute.
+const T0 = Date.UTC(2026, 2, 10, 12, 0, 10);
+
+let open: Simulator[] = [];
+
+async function start(opts: SimulatorOptions = {}): Promise<Simulator> {
+  const sim = await startSimulator(opts);
+  open.push(sim);
+  return sim;
+}
+
+afterEach(async () => {
+  await Promise.all(open.map((s) => s.close()));
+  open = [];
+});
+
+function chat(sim: Simulator, key: string | undefined, body: unknown, signal?: AbortSignal): Promise<Response> {
+  const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+  if (key !== undefined) headers.Authorization = `Bearer ${key}`;
+  return fetch(`${sim.baseUrl}/chat/completions`, {
+    method: 'POST',
+    headers,
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    signal,
+  });
+}
+
+function ask(sim: Simulator, key: string, model: string, extra: Record<string, unknown> = {}): Promise<Response> {
+  return chat(sim, key, { model, messages: [{ role: 'user', content: 'Hi there' }], ...extra });
+}
+
+async function json(res: Response): Promise<any> {
+  return JSON.parse(await res.text());
+}
+
+async function until(cond: () => boolean, ms = 2000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function sseEvents(text: string): string[] {
+  return text.split('\n\n').filter((e) => e !== '');
+}
+
+describe('chat completions', () => {
+  test('answers an OpenAI-shaped completion without rate-limit headers', async () => {
+    const sim = await start({ keys: [{ key: 'sk-a' }] });
+    const res = await ask(sim, 'sk-a', PAID);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-ratelimit-limit')).toBeNull();
+    const body = await json(res);
+    expect(body).toMatchObject({
+      id: 'gen-1',
+      object: 'chat.completion',
+      model: PAID,
+      provider: 'SimProvider',
+      choices: [{ index: 0, finish_reason: 'stop', native_finish_reason: 'stop', message: { role: 'assistant', content: `Hello from ${PAID} (sim #1)` } }],
+      usage: { cost: 0 },
+    });
+    expect(body.usage.total_tokens).toBe(body.usage.prompt_tokens + body.usage.completion_tokens);
+    expect(sim.calls[0]).toMatchObject({ seq: 1, keyId: keyId('sk-a'), key: 'sk-a', account: `user_${keyId('sk-a')}`, model: PAID, status: 200, outcome: 'ok', stream: false, closedByClient: false });
+    expect((sim.calls[0].body as { model: string }).model).toBe(PAID);
+  });
+
+  test('401 for a missing, unknown or revoked key', async () => {
+    const sim = await start({ keys: [{ key: 'sk-revoked', account: 'user_r', revoked: true }] });
+    let res = await chat(sim, undefined, { model: PAID });
+    expect(res.status).toBe(401);
+    expect(await json(res)).toEqual({ error: { code: 401, message: 'No auth credentials found' } });
+    res = await ask(sim, 'sk-unknown', PAID);
+    expect(res.status).toBe(401);
+    expect(await json(res)).toEqual({ error: { code: 401, message: 'User not found.' } });
+    res = await ask(sim, 'sk-revoked', PAID);
+    expect(res.status).toBe(401);
+    expect(await json(res)).toEqual({ error: { code: 401, message: 'User not found.' }, user_id: 'user_r' });
+    expect(sim.calls.map((c) => c.outcome)).toEqual(['invalid-key', 'invalid-key', 'invalid-key']);
+  });
+
+  test('402 for a key without credits', async () => {
+    const sim = await start({ keys: [{ key: 'sk-broke', account: 'user_b', credits: false }] });
+    const res = await ask(sim, 'sk-broke', PAID);
+    expect(res.status).toBe(402);
+    const body = await json(res);
+    expect(body.error.code).toBe(402);
+    expect(body.error.message).toMatch(/^Insufficient credits/);
+    expect(body.user_id).toBe('user_b');
+  });
+
+  test('400 for an unknown model and for malformed JSON', async () => {
+    const sim = await start({ keys: [{ key: 'sk-a', account: 'user_a' }] });
+    let res = await ask(sim, 'sk-a', 'nope/model');
+    expect(res.status).toBe(400);
+    expect(await json(res)).toEqual({ error: { code: 400, message: 'nope/model is not a valid model ID' }, user_id: 'user_a' });
+    res = await chat(sim, 'sk-a', '{"model":');
+    expect(res.status).toBe(400);
+    expect((await json(res)).error.code).toBe(400);
+  });
+
+  test('acceptAnyKey serves any Bearer key on its own account', async () => {
+    const sim = await start({ acceptAnyKey: true });
+    expect((await ask(sim, 'sk-whatever', PAID)).status).toBe(200);
+    expect(sim.calls[0].account).toBe(`user_${keyId('sk-whatever')}`);
+  });
+
+  test('latency delays every answer', async () => {
+    const sim = await start({ keys: [{ key: 'sk-a' }], latencyMs: 30 });
+    let t = Date.now();
+    await ask(sim, 'sk-a', PAID);
+    expect(Date.now() - t).toBeGreaterThanOrEqual(25);
+    sim.setLatency(0);
+    t = Date.now();
+    await ask(sim, 'sk-a', PAID);
+    expect(Date.now() - t).toBeLessThan(25);
+  });
+});
+
+describe('rate limits', () => {
+  test('free models: 20 per minute per account across its keys, reset at the next whole minute', async () => {
+    let now = T0;
+    const sim = await start({
+      now: () => now,
+      keys: [{ key: 'sk-t1a', account: 'user_team1' }, { key: 'sk-t1b', account: 'user_team1' }, { key: 'sk-t2', account: 'user_team2' }],
+    });
+    for (let i = 0; i < 10; i++) {
+      expect((await ask(sim, 'sk-t1a', FREE)).status).toBe(200);
+      expect((await ask(sim, 'sk-t1b', FREE2)).status).toBe(200);
+    }
+    const res = await ask(sim, 'sk-t1b', FREE);
+    expect(res.status).toBe(429);
+    const reset = String(Date.UTC(2026, 2, 10, 12, 1, 0));
+    expect(await res.text()).toBe(
+      `{"error":{"code":429,"message":"Rate limit exceeded: free-models-per-min. ","metadata":{"headers":{"X-RateLimit-Limit":"20","X-RateLimit-Remaining":"0","X-RateLimit-Reset":"${reset}"},"provider_name":null}},"user_id":"user_team1"}`,
+    );
+    expect(res.headers.get('x-ratelimit-limit')).toBe('20');
+    expect(res.headers.get('x-ratelimit-remaining')).toBe('0');
+    expect(res.headers.get('x-ratelimit-reset')).toBe(reset);
+    expect(res.headers.get('retry-after')).toBeNull();
+    expect(sim.calls.at(-1)).toMatchObject({ status: 429, outcome: 'free-per-min', account: 'user_team1' });
+
+    expect((await ask(sim, 'sk-t1a', FREE)).status).toBe(429);
+    expect((await ask(sim, 'sk-t2', FREE)).status).toBe(200); // another account
+    expect((await ask(sim, 'sk-t1a', PAID)).status).toBe(200); // paid models are not limited per account
+
+    now = Date.UTC(2026, 2, 10, 12, 0, 59, 999);
+    expect((await ask(sim, 'sk-t1a', FREE)).status).toBe(429);
+    now = Date.UTC(2026, 2, 10, 12, 1, 0);
+    expect((await ask(sim, 'sk-t1a', FREE)).status).toBe(200);
+  });
+
+  test('free models: 50 served calls per UTC day; rejected calls do not count', async () => {
+    let now = T0;
+    const sim = await start({ now: () => now, retryAfter: true, keys: [{ key: 'sk-a', account: 'user_a' }] });
+    let served = 0;
+    for (let minute = 0; served < 50; minute++) {
+      now = T0 + minute * 60_000;
+      for (let i = 0; i < 20 && served < 50; i++, served++) expect((await ask(sim, 'sk-a', FREE)).status).toBe(200);
+      if (served < 50) expect((await ask(sim, 'sk-a', FREE)).status).toBe(429);
+    }
+    now += 60_000;
+    const res = await ask(sim, 'sk-a', FREE);
+    expect(res.status).toBe(429);
+    const body = await json(res);
+    expect(body.error.message).toBe('Rate limit exceeded: free-models-per-day. Add 10 credits to unlock 1000 free model requests per day');
+    expect(body.error.metadata.headers).toEqual({ 'X-RateLimit-Limit': '50', 'X-RateLimit-Remaining': '0', 'X-RateLimit-Reset': String(Date.UTC(2026, 2, 11)) });
+    expect(Number(res.headers.get('retry-after'))).toBe(Math.ceil((Date.UTC(2026, 2, 11) - now) / 1000));
+    now = Date.UTC(2026, 2, 11);
+    expect((await ask(sim, 'sk-a', FREE)).status).toBe(200);
+  });
+
+  test('high-balance accounts get the high-balance per-day message', async () => {
+    const sim = await start({ now: () => T0, accounts: [{ id: 'user_rich', highBalance: true, freeRpd: 1 }], keys: [{ key: 'sk-r', account: 'user_rich' }] });
+    expect((await ask(sim, 'sk-r', FREE)).status).toBe(200);
+    const body = await json(await ask(sim, 'sk-r', FREE));
+    expect(body.error.message).toBe('Rate limit exceeded: free-models-per-day-high-balance.');
+    expect(body.error.metadata).toMatchObject({ limit_source: 'openrouter_free_tier_daily', headers: { 'X-RateLimit-Limit': '1' } });
+  });
+
+  test('per-key rpm counts every model; accountLimits off/all', async () => {
+    const sim = await start({ now: () => T0, keys: [{ key: 'sk-slow', account: 'user_s', rpm: 2 }, { key: 'sk-other', account: 'user_s' }] });
+    expect((await ask(sim, 'sk-slow', PAID)).status).toBe(200);
+    expect((await ask(sim, 'sk-slow', FREE)).status).toBe(200);
+    const res = await ask(sim, 'sk-slow', PAID);
+    expect(res.status).toBe(429);
+    const reset = String(Date.UTC(2026, 2, 10, 12, 1));
+    expect(await json(res)).toEqual({
+      error: { code: 429, message: 'Rate limit exceeded', metadata: { headers: { 'X-RateLimit-Limit': '2', 'X-RateLimit-Remaining': '0', 'X-RateLimit-Reset': reset } } },
+      user_id: 'user_s',
+    });
+    expect(res.headers.get('x-ratelimit-reset')).toBe(reset);
+    expect(sim.calls.at(-1)?.outcome).toBe('key-rate-limit');
+    expect((await ask(sim, 'sk-other', PAID)).status).toBe(200);
+
+    const off = await start({ now: () => T0, accountLimits: 'off', accounts: [{ id: 'u', freeRpm: 1 }], keys: [{ key: 'k', account: 'u' }] });
+    expect((await ask(off, 'k', FREE)).status).toBe(200);
+    expect((await ask(off, 'k', FREE)).status).toBe(200);
+    const all = await start({ now: () => T0, accountLimits: 'all', accounts: [{ id: 'u', freeRpm: 1 }], keys: [{ key: 'k', account: 'u' }] });
+    expect((await ask(all, 'k', PAID)).status).toBe(200);
+    expect((await ask(all, 'k', PAID)).status).toBe(429);
+  });
+});
+
+describe('fault rules', () => {
+  const cases: Array<[FaultRule, number, (body: any, res: Response) => void]> = [
+    [{ type: 'model-cap' }, 429, (b, r) => {
+      expect(b.error.message).toMatch(new RegExp(`^Rate limit exceeded: limit_rpm/${FREE}/[0-9a-f-]{36}\\. High demand for ${FREE} on OpenRouter - limited to 8 requests per minute\\. Please retry shortly\\.$`));
+      expect(b.error.metadata).toMatchObject({ limit_source: 'openrouter_shared_capacity', headers: { 'X-RateLimit-Limit': '8', 'X-RateLimit-Reset': String(Date.UTC(2026, 2, 10, 12, 1)) } });
+      expect(r.headers.get('x-ratelimit-limit')).toBe('8');
+    }],
+    [{ type: 'upstream-429', retryAfterSeconds: 7 }, 429, (b) => {
+      expect(b.error.message).toBe('Provider returned error');
+      expect(b.error.metadata).toEqual({
+        provider_name: 'SimUpstream',
+        raw: `${FREE} is temporarily rate-limited upstream. Please retry shortly, or add your own key to accumulate your rate limits: https://openrouter.ai/settings/integrations`,
+        limit_source: 'upstream_provider_shared_pool',
+        error_type: 'rate_limit_exceeded',
+        retry_after_seconds: 7,
+      });
+    }],
+    [{ type: 'capacity', retryAfterSeconds: 40 }, 429, (b) => {
+      expect(b.error.message).toBe(`All providers for ${FREE} are at capacity. Retry after 40 seconds.`);
+      expect(b.error.availability).toEqual({ code: 'capacity_exhausted', retryable: true, retry_after: 40 });
+    }],
+    [{ type: 'generic-429' }, 429, (b) => {
+      expect(b.error).toEqual({ code: 429, message: 'Rate limit exceeded', metadata: { error_type: 'rate_limit_exceeded' } });
+    }],
+    [{ type: 'free-per-min' }, 429, (b) => expect(b.error.message).toBe('Rate limit exceeded: free-models-per-min. ')],
+    [{ type: 'free-per-day' }, 429, (b) => expect(b.error.metadata.headers['X-RateLimit-Limit']).toBe('50')],
+    [{ type: 'transient-402', retryAfterSeconds: 3 }, 402, (b, r) => {
+      expect(b.error.metadata.limit_source).toBe('openrouter_in_flight_budget');
+      expect(r.headers.get('retry-after')).toBe('3');
+    }],
+    [{ type: 'no-credits' }, 402, (b) => expect(b.error.message).toMatch(/^Insufficient credits/)],
+    [{ type: 'invalid-key' }, 401, (b) => expect(b.error.message).toBe('User not found.')],
+    [{ type: 'cap-403' }, 403, (b) => {
+      expect(b.error.metadata.limit_source).toBe('key_daily_cap');
+      expect(Date.parse(b.error.metadata.resets_at)).toBe(Date.UTC(2026, 2, 11));
+    }],
+    [{ type: 'moderation-403' }, 403, (b) => {
+      expect(b.error.message).toBe('Your input was flagged');
+      expect(b.error.metadata).toMatchObject({ reasons: expect.any(Array), flagged_input: expect.any(String) });
+    }],
+    [{ type: 'status', status: 503, message: 'No available providers', metadata: { x: 1 } }, 503, (b) => {
+      expect(b.error).toEqual({ code: 503, message: 'No available providers', metadata: { x: 1 } });
+    }],
+    [{ type: 'error-in-200' }, 200, (b) => {
+      expect(b.error).toEqual({ code: 429, message: 'Rate limit exceeded', metadata: { error_type: 'rate_limit_exceeded' } });
+      expect(b.choices).toBeUndefined();
+    }],
+    [{ type: 'error-in-200', status: 502, message: 'Provider returned error' }, 200, (b) => {
+      expect(b.error).toMatchObject({ code: 502, message: 'Provider returned error' });
+    }],
+    [{ type: 'generic-429', headers: { 'X-Extra': 'yes' }, metadata: { remedy_hint: 'wait' } }, 429, (b, r) => {
+      expect(b.error.metadata).toEqual({ error_type: 'rate_limit_exceeded', remedy_hint: 'wait' });
+      expect(r.headers.get('x-extra')).toBe('yes');
+    }],
+  ];
+
+  test.each(cases)('%j answers %i', async (rule, status, check) => {
+    const sim = await start({ now: () => T0, keys: [{ key: 'sk-a', account: 'user_a' }] });
+    sim.addRule(rule);
+    const res = await ask(sim, 'sk-a', FREE);
+    expect(res.status).toBe(status);
+    expect(res.headers.get('content-type')).toBe('application/json');
+    const body = await json(res);
+    expect(body.user_id).toBe('user_a');
+    check(body, res);
+    expect(sim.calls[0]).toMatchObject({ outcome: rule.type, status });
+  });
+
+  test('rules match by key, account and model, in order, and run out after `times`', async () => {
+    const sim = await start({
+      keys: [{ key: 'sk-a', account: 'user_1' }, { key: 'sk-b', account: 'user_1' }, { key: 'sk-c', account: 'user_2' }],
+    });
+    sim.addRule({ match: { key: 'sk-a' }, type: 'status', status: 500, times: 1 });
+    sim.addRule({ match: { account: 'user_1', model: PAID }, type: 'status', status: 503, times: 2 });
+    sim.addRule({ match: { key: keyId('sk-c') }, type: 'generic-429' });
+    expect((await ask(sim, 'sk-a', PAID)).status).toBe(500);
+    expect((await ask(sim, 'sk-a', PAID)).status).toBe(503);
+    expect((await ask(sim, 'sk-b', FREE)).status).toBe(200);
+    expect((await ask(sim, 'sk-b', PAID)).status).toBe(503);
+    expect((await ask(sim, 'sk-b', PAID)).status).toBe(200);
+    expect((await ask(sim, 'sk-c', PAID)).status).toBe(429);
+    expect((await ask(sim, 'sk-c', PAID)).status).toBe(429);
+    sim.clearRules();
+    expect((await ask(sim, 'sk-c', PAID)).status).toBe(200);
+  });
+
+  test('a rule 429 is not counted against the limits', async () => {
+    const sim = await start({ now: () => T0, accounts: [{ id: 'u', freeRpm: 1 }], keys: [{ key: 'k', account: 'u' }] });
+    sim.addRule({ type: 'model-cap', times: 3 });
+    for (let i = 0; i < 3; i++) expect((await ask(sim, 'k', FREE)).status).toBe(429);
+    expect((await ask(sim, 'k', FREE)).status).toBe(200);
+    expect((await ask(sim, 'k', FREE)).status).toBe(429);
+  });
+
+  test('hang: the call stays open until the client aborts, recorded closedByClient', async () => {
+    const sim = await start({ keys: [{ key: 'k' }] });
+    sim.addRule({ type: 'hang', times: 1 });
+    const ctl = new AbortController();
+    setTimeout(() => ctl.abort(), 50);
+    await expect(chat(sim, 'k', { model: PAID }, ctl.signal)).rejects.toThrow();
+    const hung = sim.calls.find((c) => c.outcome === 'hang');
+    expect(hung).toBeDefined();
+    await until(() => hung?.closedByClient === true);
+  });
+
+  test('reset and truncated make fetch fail; garbage is an HTML 502; delay answers late', async () => {
+    const sim = await start({ keys: [{ key: 'k' }] });
+    sim.addRule({ type: 'reset', times: 1 });
+    await expect(ask(sim, 'k', PAID)).rejects.toThrow();
+    sim.addRule({ type: 'truncated', times: 1 });
+    await expect(ask(sim, 'k', PAID).then((r) => r.text())).rejects.toThrow();
+    sim.addRule({ type: 'garbage', times: 1 });
+    const garbage = await ask(sim, 'k', PAID);
+    expect(garbage.status).toBe(502);
+    expect(garbage.headers.get('content-type')).toBe('text/html');
+    expect(await garbage.text()).toMatch(/^<html>/);
+    sim.addRule({ type: 'delay', delayMs: 40, times: 1 });
+    const t = Date.now();
+    expect((await ask(sim, 'k', PAID)).status).toBe(200);
+    expect(Date.now() - t).toBeGreaterThanOrEqual(35);
+    expect(sim.calls.map((c) => [c.outcome, c.closedByClient])).toEqual([
+      ['reset', false], ['truncated', false], ['garbage', false], ['delay', false],
+    ]);
+  });
+});
+
+describe('streaming', () => {
+  test('processing comment, content chunks, finish, empty-choices usage chunk, [DONE]', async () => {
+    const sim = await start({ keys: [{ key: 'k' }], stream: { chunks: 3 } });
+    const res = await ask(sim, 'k', FREE, { stream: true });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    const events = sseEvents(await res.text());
+    expect(events[0]).toBe(': OPENROUTER PROCESSING');
+    expect(events.at(-1)).toBe('data: [DONE]');
+    const chunks = events.slice(1, -1).map((e) => {
+      expect(e.startsWith('data: ')).toBe(true);
+      return JSON.parse(e.slice(6));
+    });
+    expect(chunks).toHaveLength(5);
+    for (const c of chunks) expect(c).toMatchObject({ id: 'gen-1', object: 'chat.completion.chunk', model: FREE, provider: 'SimProvider' });
+    const content = chunks.slice(0, 3).map((c) => {
+      expect(c.choices[0].finish_reason).toBeNull();
+      return c.choices[0].delta.content as string;
+    }).join('');
+    expect(content).toBe(`Hello from ${FREE} (sim #1)`);
+    expect(chunks[3].choices[0].finish_reason).toBe('stop');
+    expect(chunks[4].choices).toEqual([]);
+    expect(chunks[4].usage).toMatchObject({ prompt_tokens: expect.any(Number), completion_tokens: expect.any(Number), cost: 0 });
+    expect(sim.calls[0]).toMatchObject({ stream: true, status: 200, outcome: 'ok', closedByClient: false });
+  });
+
+  test('errors before the first chunk are JSON with their status', async () => {
+    const sim = await start({ keys: [{ key: 'k' }] });
+    sim.addRule({ type: 'generic-429', times: 1 });
+    const res = await ask(sim, 'k', FREE, { stream: true });
+    expect(res.status).toBe(429);
+    expect(res.headers.get('content-type')).toBe('application/json');
+  });
+
+  test('stream-error: chunks, then an error chunk, no [DONE]; non-streaming calls pass the rule by', async () => {
+    const sim = await start({ keys: [{ key: 'k', account: 'u' }], stream: { processingComment: false } });
+    sim.addRule({ type: 'stream-error', afterChunks: 2, metadata: { error_type: 'provider_overloaded' } });
+    expect((await ask(sim, 'k', FREE)).status).toBe(200);
+    const res = await ask(sim, 'k', FREE, { stream: true });
+    expect(res.status).toBe(200);
+    const events = sseEvents(await res.text());
+    expect(events).toHaveLength(3);
+    const last = JSON.parse(events[2].slice(6));
+    expect(last.object).toBe('chat.completion.chunk');
+    expect(last.error).toMatchObject({ code: 502, message: 'Provider returned error', metadata: { error_type: 'provider_overloaded' } });
+    expect(last.choices).toEqual([{ index: 0, delta: { content: '' }, finish_reason: 'error' }]);
+    expect(sim.calls.map((c) => c.outcome)).toEqual(['ok', 'stream-error']);
+  });
+
+  test('a client closing mid-stream is recorded closedByClient', async () => {
+    const sim = await start({ keys: [{ key: 'k' }], stream: { chunks: 50, chunkDelayMs: 10 } });
+    const res = await ask(sim, 'k', FREE, { stream: true });
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    expect(new TextDecoder().decode(first.value)).toContain('OPENROUTER PROCESSING');
+    await reader.cancel();
+    await until(() => sim.calls[0].closedByClient);
+    expect(sim.calls[0].stream).toBe(true);
+  });
+});
+
+describe('other routes', () => {
+  test('GET /models and GET /key', async () => {
+    const sim = await start({ now: () => T0, models: ['a/b', 'a/b:free'], keys: [{ key: 'sk-or-v1-abcdef', account: 'u' }] });
+    const models = await json(await fetch(`${sim.baseUrl}/models`));
+    expect(models.data).toEqual([
+      { id: 'a/b', name: 'a/b', context_length: 131072, pricing: { prompt: '0', completion: '0' } },
+      { id: 'a/b:free', name: 'a/b:free', context_length: 131072, pricing: { prompt: '0', completion: '0' } },
+    ]);
+    await ask(sim, 'sk-or-v1-abcdef', 'a/b:free');
+    const key = await json(await fetch(`${sim.baseUrl}/key`, { headers: { Authorization: 'Bearer sk-or-v1-abcdef' } }));
+    expect(key.data).toMatchObject({ label: 'sk-or-v1-…def', limit: null, is_free_tier: true, free_model_daily_requests: { limit: 50, remaining: 49, used: 1 } });
+    expect((await fetch(`${sim.baseUrl}/key`, { headers: { Authorization: 'Bearer nope' } })).status).toBe(401);
+    const missing = await fetch(`http://127.0.0.1:${sim.port}/nothing`);
+    expect(missing.status).toBe(404);
+    expect((await json(missing)).error.code).toBe(404);
+  });
+
+  test('control routes: calls, rules, keys, latency, reset', async () => {
+    const sim = await start({ now: () => T0 });
+    const ctl = `http://127.0.0.1:${sim.port}/_sim`;
+    const post = (path: string, body: unknown) => fetch(`${ctl}/${path}`, { method: 'POST', body: JSON.stringify(body) });
+
+    expect((await post('keys', { key: 'k', account: 'u' })).status).toBe(204);
+    expect((await ask(sim, 'k', PAID)).status).toBe(200);
+    expect((await post('keys', { key: 'k', credits: false })).status).toBe(204);
+    expect((await ask(sim, 'k', PAID)).status).toBe(402);
+    await post('keys', { key: 'k', credits: true });
+
+    expect((await post('rules', { type: 'status', status: 500, times: 1 })).status).toBe(204);
+    expect((await ask(sim, 'k', PAID)).status).toBe(500);
+    await post('rules', { type: 'generic-429' });
+    expect((await ask(sim, 'k', PAID)).status).toBe(429);
+    expect((await fetch(`${ctl}/rules`, { method: 'DELETE' })).status).toBe(204);
+    expect((await ask(sim, 'k', PAID)).status).toBe(200);
+
+    const calls = (await json(await fetch(`${ctl}/calls?since=2`))).calls;
+    expect(calls.map((c: { seq: number; status: number }) => [c.seq, c.status])).toEqual([[3, 500], [4, 429], [5, 200]]);
+    expect(calls[0]).toEqual({ seq: 3, at: T0, keyId: keyId('k'), account: 'u', model: PAID, status: 500, outcome: 'status', stream: false, closedByClient: false });
+    expect((await json(await fetch(`${ctl}/calls`))).calls).toHaveLength(5);
+
+    expect((await post('latency', { ms: 30 })).status).toBe(204);
+    const t = Date.now();
+    await ask(sim, 'k', PAID);
+    expect(Date.now() - t).toBeGreaterThanOrEqual(25);
+    await post('latency', { ms: 0 });
+
+    expect((await post('reset', {})).status).toBe(204);
+    expect(sim.calls).toHaveLength(0);
+    expect((await ask(sim, 'k', PAID)).status).toBe(200); // keys stay
+    expect((await post('rules', { nope: 1 })).status).toBe(400);
+    expect((await fetch(`${ctl}/whatever`)).status).toBe(404);
+  });
+
+  test('close() ends promptly with a hanging request open', async () => {
+    const sim = await startSimulator({ keys: [{ key: 'k' }] });
+    sim.addRule({ type: 'hang' });
+    const pending = ask(sim, 'k', PAID).then(() => 'answered', () => 'failed');
+    await until(() => sim.calls.length === 1);
+    const t = Date.now();
+    await sim.close();
+    expect(Date.now() - t).toBeLessThan(500);
+    expect(await pending).toBe('failed');
+    expect(sim.calls[0].closedByClient).toBe(false);
+  });
+});
