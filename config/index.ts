@@ -41,6 +41,8 @@ export interface RotationConfig {
   backoffBaseMs: number;
   backoffMaxMs: number;
   requestTimeoutMs: number;
+  /** The whole request, every attempt and wait included. */
+  deadlineMs: number;
 }
 
 export interface Config {
@@ -51,6 +53,8 @@ export interface Config {
   budgets: { freeRpm?: number; freeRpd?: number };
   adminToken?: string;
   clientTokens: string[];
+  /** Requests per minute per client (token, else IP) on the chat routes; undefined: no limit. */
+  clientRpm?: number;
   corsOrigins: string[];
   protectStatus: boolean;
   bodyLimit: string;
@@ -216,10 +220,12 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
       backoffBaseMs: g.ORCHE_BACKOFF_BASE_MS,
       backoffMaxMs: Math.max(g.ORCHE_BACKOFF_MAX_MS, g.ORCHE_BACKOFF_BASE_MS),
       requestTimeoutMs: g.ORCHE_REQUEST_TIMEOUT_MS,
+      deadlineMs: Math.max(g.ORCHE_REQUEST_DEADLINE_MS, g.ORCHE_REQUEST_TIMEOUT_MS),
     },
     budgets: { freeRpm: g.ORCHE_FREE_RPM, freeRpd: g.ORCHE_FREE_RPD },
     adminToken: g.ORCHE_ADMIN_TOKEN,
     clientTokens: splitList(g.ORCHE_CLIENT_TOKENS),
+    clientRpm: g.ORCHE_CLIENT_RPM,
     corsOrigins: splitList(g.ORCHE_CORS_ORIGINS),
     protectStatus: g.ORCHE_PROTECT_STATUS,
     bodyLimit: g.ORCHE_BODY_LIMIT,

@@ -35,6 +35,8 @@ export const globalSchema = z.object({
   ORCHE_BACKOFF_BASE_MS: int(0).default(1000),
   ORCHE_BACKOFF_MAX_MS: int(0).default(10000),
   ORCHE_REQUEST_TIMEOUT_MS: int(1).default(60000),
+  ORCHE_REQUEST_DEADLINE_MS: int(1).default(120000),
+  ORCHE_CLIENT_RPM: int(1).optional(),
   ORCHE_ADMIN_TOKEN: z.string().trim().min(8, 'a token of at least 8 characters').optional(),
   ORCHE_CLIENT_TOKENS: z.string().optional(),
   ORCHE_CORS_ORIGINS: z.string().optional(),

@@ -50,10 +50,10 @@ export class ChatService {
 
   /** The attempt for a JSON (non-streaming) call: the body goes upstream with the provider's model. */
   jsonAttempt(body: Record<string, unknown>): Attempt<unknown> {
-    return async ({ provider, key, signal }) => {
+    return async ({ provider, key, signal, timeoutMs }) => {
       let outcome: Outcome;
       try {
-        const reply = await this.client.chat(key, { ...body, model: provider.config.model }, { timeoutMs: this.rotation.requestTimeoutMs, signal });
+        const reply = await this.client.chat(key, { ...body, model: provider.config.model }, { timeoutMs, signal });
         outcome = classifyResponse(reply.status, reply.headers, reply.body, this.deps.now());
         return { outcome, value: reply.body };
       } catch (err) {

@@ -17,6 +17,8 @@ export interface AttemptContext {
   keyId: string;
   key: string;
   signal?: AbortSignal;
+  /** This attempt's timeout: ORCHE_REQUEST_TIMEOUT_MS, or less when the request's deadline is nearer. */
+  timeoutMs: number;
 }
 
 /** One upstream call, classified. `value` is what the caller gets back on success. */
@@ -67,6 +69,7 @@ export class Dispatcher {
     const { now, sleep, random } = this.deps;
     const started = now();
     const waitDeadline = started + this.rotation.maxWaitMs;
+    const deadline = started + this.rotation.deadlineMs;
     let provider = this.pool.get(slug)!;
     const requested = provider;
     const visited = new Set([slug]);
@@ -79,6 +82,7 @@ export class Dispatcher {
 
     while (attempts < this.rotation.maxAttempts) {
       if (signal?.aborted) throw new ClientGoneError();
+      if (now() >= deadline) throw new UpstreamTimeoutError(provider.config.slug, attempts, `no answer within the request deadline of ${this.rotation.deadlineMs} ms`);
       if (provider.keys.size === 0) {
         const fb = this.fallbackOf(provider, visited);
         if (fb) {
@@ -97,7 +101,7 @@ export class Dispatcher {
         }
         if (pick.retryAt === null) throw new NoUsableKeysError(provider.config.slug, false);
         const wait = Math.max(1, pick.retryAt - t);
-        if (t + wait <= waitDeadline) {
+        if (t + wait <= waitDeadline && t + wait < deadline) {
           await sleep(wait, signal);
           continue;
         }
@@ -111,7 +115,8 @@ export class Dispatcher {
       attempts++;
       const key = this.pool.secret(provider, pick.keyId);
       const callStart = now();
-      const { outcome, value } = await attempt({ provider, keyId: pick.keyId, key, signal });
+      const timeoutMs = Math.max(1, Math.min(this.rotation.requestTimeoutMs, deadline - callStart));
+      const { outcome, value } = await attempt({ provider, keyId: pick.keyId, key, signal, timeoutMs });
       const end = now();
       if (signal?.aborted) {
         await this.pool.report(provider, pick.keyId, { kind: 'client_error', status: 499, reason: 'client_gone', message: 'client went away', body: undefined }, end - callStart, end, pick.probe);
@@ -140,7 +145,8 @@ export class Dispatcher {
           retries++;
           failed.push(pick.keyId);
           if (attempts < this.rotation.maxAttempts) {
-            await sleep(backoffDelay(retries, this.rotation.backoffBaseMs, this.rotation.backoffMaxMs, random), signal);
+            const delay = backoffDelay(retries, this.rotation.backoffBaseMs, this.rotation.backoffMaxMs, random);
+            await sleep(Math.min(delay, Math.max(0, deadline - now())), signal);
           }
           continue;
         case 'client_error':

@@ -1,7 +1,7 @@
 import type { Config, KeyConfig, ProviderConfig } from '../config';
 import { isFreeModel } from './keys';
 import { PoolEmitter } from './events';
-import type { Outcome } from './rateLimit';
+import type { CoolScope, Outcome } from './rateLimit';
 import type { KeyView, PickPlan, PickResult, StateStore } from './store/types';
 
 export interface KeyStats {
@@ -76,6 +76,8 @@ const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString()
 export class KeyPool {
   readonly events = new PoolEmitter();
   private readonly providers = new Map<string, ProviderRuntime>();
+  /** Accounts already reported to the store, so that each is learned (and announced) once. */
+  private readonly learned = new Map<string, string>();
 
   constructor(
     providers: ProviderConfig[],
@@ -174,7 +176,8 @@ export class KeyPool {
       stats.remaining = outcome.rate.remaining ?? stats.remaining;
       stats.resetAt = outcome.rate.resetAt ?? stats.resetAt;
     }
-    if (outcome.userId && outcome.userId !== view.account) {
+    if (outcome.userId && outcome.userId !== view.account && this.learned.get(view.account) !== outcome.userId) {
+      this.learned.set(view.account, outcome.userId);
       await this.store.learnAccount(view.account, outcome.userId);
       this.events.emit('account_learned', { at: now, keyId, account: outcome.userId });
     }
@@ -188,18 +191,14 @@ export class KeyPool {
         if (usage && typeof usage.total_tokens === 'number') stats.tokens += usage.total_tokens;
         await this.store.succeed(view, now);
         if (probe) this.events.emit('recovered', { at: now, provider: slug, keyId });
-        // X-RateLimit-Remaining: 0 means the next call would be refused: cool until the reset instead.
-        if (outcome.rate?.remaining === 0 && outcome.rate.resetAt && outcome.rate.resetAt > now) {
-          await this.cool(provider, view, provider.plan.free ? 'account_free' : 'account', outcome.rate.resetAt, 'remaining_zero', now);
-        }
-        return;
+        break;
       }
       case 'cool': {
         stats.rateLimited++;
         totals.rateLimited++;
         if (outcome.scope === 'account_free' && !provider.plan.free) this.learnFreeTier(provider);
         await this.cool(provider, view, outcome.scope, outcome.until, outcome.reason, now);
-        return;
+        break;
       }
       case 'congested': {
         stats.rateLimited++;
@@ -208,31 +207,36 @@ export class KeyPool {
         await this.store.congest(provider.plan.model, until, outcome.reason);
         await this.store.release(view);
         this.events.emit('congested', { at: now, provider: slug, model: provider.plan.model, until, reason: outcome.reason });
-        return;
+        break;
       }
       case 'disable': {
         stats.failures++;
         totals.failures++;
         await this.store.setDisabled(keyId, outcome.reason);
         this.events.emit('disabled', { at: now, provider: slug, keyId, reason: outcome.reason });
-        return;
+        break;
       }
       case 'retry': {
         stats.failures++;
         totals.failures++;
         await this.store.release(view);
-        return;
+        break;
       }
       case 'client_error':
         // The client's request was at fault, not the key: no failure counted against it.
         await this.store.release(view);
-        return;
+        break;
+    }
+    // X-RateLimit-Remaining: 0 comes from OpenRouter's account limiter: the account's next call
+    // would be refused, so it cools until the reset (SPEC §4), whatever else the answer said.
+    if (outcome.rate?.remaining === 0 && outcome.rate.resetAt && outcome.rate.resetAt > now) {
+      await this.cool(provider, view, provider.plan.free ? 'account_free' : 'account', outcome.rate.resetAt, 'remaining_zero', now, false);
     }
   }
 
-  private async cool(provider: ProviderRuntime, view: KeyView, scope: Parameters<StateStore['cool']>[0]['scope'], until: number | undefined, reason: string, now: number): Promise<void> {
+  private async cool(provider: ProviderRuntime, view: KeyView, scope: CoolScope, until: number | undefined, reason: string, now: number, strike = true): Promise<void> {
     const effective = await this.store.cool(
-      { keyId: view.keyId, account: view.account, model: view.model, scope, until, reason, baseMs: this.options.cooldownMs, maxMs: this.options.maxCooldownMs },
+      { keyId: view.keyId, account: view.account, model: view.model, scope, until, reason, baseMs: this.options.cooldownMs, maxMs: this.options.maxCooldownMs, strike },
       now,
     );
     this.events.emit('cooled', { at: now, provider: provider.config.slug, keyId: view.keyId, scope, until: effective, reason });

@@ -1,7 +1,10 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Writable } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import type { Duplex, Writable } from 'node:stream';
 import express, { type Express } from 'express';
+import Redis from 'ioredis';
+import { RedisStore as RateLimitRedisStore } from 'rate-limit-redis';
 import type { Config } from '../config';
 import { sleep as realSleep } from '../providers/backoff';
 import { ChatService } from '../providers/chat';
@@ -13,10 +16,11 @@ import { MemoryStore } from '../providers/store/memory';
 import type { StateStore } from '../providers/store/types';
 import type { AppContext } from './context';
 import { createLogger, type Logger } from './logger';
-import { errorHandler, notFound, requestId, requestLog } from './middleware';
+import { clientAuth, errorHandler, notFound, requestId, requestLog } from './middleware';
 import { adminRoutes } from './routes/admin';
 import { chatRoutes } from './routes/chat';
 import { statusRoutes } from './routes/status';
+import { clientLimiter, corsPolicy, securityHeaders, STATUS_PATHS, statusAuth } from './security';
 
 import { version as VERSION } from '../package.json';
 
@@ -39,6 +43,26 @@ export interface OrcheApp {
   close(): Promise<void>;
 }
 
+/** Requests Node's HTTP parser rejects still get the error shape, not a bare 400. */
+function answerMalformed(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+  const status = tooLarge ? 431 : 400;
+  const body = JSON.stringify({
+    error: { code: status, type: tooLarge ? 'headers_too_large' : 'bad_http_request', message: tooLarge ? 'Request headers are too large' : 'The request is not valid HTTP' },
+  });
+  socket.end(
+    `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json\r\nX-Request-Id: ${randomUUID()}\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+/** The routes that spend keys: client tokens and per-client limits apply here. */
+const CHAT_PATHS = ['/api/chat', '/v1/chat'];
+
 function subscribeLogs(pool: KeyPool, logger: Logger): void {
   const iso = (t: number) => new Date(t).toISOString();
   pool.events.on('rotated', (e) => logger.info('rotation', { provider: e.provider, from: e.from, to: e.to, reason: e.reason }));
@@ -60,14 +84,43 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   const history = new RotationHistory(pool.events);
   subscribeLogs(pool, logger);
 
-  const ctx: AppContext = { config, pool, chat, history, logger, now, startedAt: now(), version: VERSION, modelCheck: { checked: false, missing: [] } };
+  const ctx: AppContext = {
+    config,
+    pool,
+    chat,
+    history,
+    logger,
+    now,
+    startedAt: now(),
+    version: VERSION,
+    modelCheck: { checked: false, missing: [] },
+    processErrors: 0,
+  };
+
+  // Per-client limits are shared across instances through Redis when there is one.
+  const limiterRedis =
+    config.redis && config.clientRpm
+      ? new Redis(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000 })
+      : undefined;
+  limiterRedis?.on('error', () => undefined); // outages are handled by passOnStoreError; the store reports health
+  const limiterStore = limiterRedis
+    ? new RateLimitRedisStore({
+        prefix: `${config.redis!.prefix}client-rl:`,
+        sendCommand: (command: string, ...args: string[]) => limiterRedis.call(command, ...args) as Promise<number>,
+      })
+    : undefined;
 
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  app.set('trust proxy', 'loopback');
   app.use(requestId);
   app.use(requestLog(logger, now));
+  app.use(securityHeaders);
+  app.use(corsPolicy(config.corsOrigins));
+  app.use(STATUS_PATHS, statusAuth(config));
+  app.use(CHAT_PATHS, clientAuth(config.clientTokens), clientLimiter(config, limiterStore));
   app.use(express.json({ limit: config.bodyLimit }));
   app.use(statusRoutes(ctx));
   app.use(chatRoutes(ctx));
@@ -96,6 +149,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
         s.once('error', reject);
         s.once('listening', () => {
           server = s;
+          s.on('clientError', answerMalformed);
           // Upstream calls may take a minute; idle client sockets close sooner.
           s.keepAliveTimeout = 65_000;
           const actual = (s.address() as AddressInfo).port;
@@ -112,6 +166,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
         });
       }
       client.close();
+      limiterRedis?.disconnect();
       await store.close();
     },
   };

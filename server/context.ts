@@ -16,6 +16,8 @@ export interface AppContext {
   version: string;
   /** Configured slugs the upstream's /models did not list (null until checked, or when it failed). */
   modelCheck: { checked: boolean; missing: string[] };
+  /** Unhandled rejections and exceptions caught and logged instead of stopping the process. */
+  processErrors: number;
 }
 
 export interface ProviderSummary {

@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from '../config';
 import { createApp } from './app';
+import { installProcessSafety } from './processSafety';
 
 /** The entry point: read the environment, build the app, listen, handle signals. */
 async function main(): Promise<void> {
@@ -14,6 +15,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const orche = createApp(config);
+  installProcessSafety(orche.ctx.logger, () => orche.ctx.processErrors++);
   const { url } = await orche.listen();
   orche.ctx.logger.info('orche listening', { url, providers: config.providers.filter((p) => p.keys.length > 0).map((p) => p.slug) });
   void orche.checkModels();

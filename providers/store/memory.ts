@@ -154,8 +154,8 @@ export class MemoryStore implements StateStore {
   }
 
   async cool(req: CoolRequest, now: number): Promise<number> {
-    const strikes = (this.strikes.get(req.keyId) ?? 0) + 1;
-    this.strikes.set(req.keyId, strikes);
+    const strikes = (this.strikes.get(req.keyId) ?? 0) + (req.strike === false ? 0 : 1);
+    if (strikes > 0) this.strikes.set(req.keyId, strikes);
     const until = req.until ?? now + doublingCooldown(strikes, req.baseMs, req.maxMs);
     const name = scopeGate(req.scope, req.keyId, this.resolve(req.account), req.model);
     const g = this.gates.get(name);

@@ -44,6 +44,8 @@ export interface CoolRequest {
   reason: string;
   baseMs: number;
   maxMs: number;
+  /** Counts as a 429 of the key for the doubling (default true); a cooldown orche infers does not. */
+  strike?: boolean;
 }
 
 /** What a key-state view needs of one key, read in one call per provider. */

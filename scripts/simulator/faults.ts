@@ -43,6 +43,8 @@ export class RuleBook {
       }
       // A mid-stream error only exists for streams; other calls pass the rule by.
       if (rule.type === 'stream-error' && !stream) continue;
+      // A random fault: the rule applies to this share of the calls it matches.
+      if (rule.probability !== undefined && Math.random() >= rule.probability) continue;
       active.remaining--;
       return rule;
     }

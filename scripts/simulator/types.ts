@@ -79,6 +79,8 @@ export interface FaultRule {
   match?: { key?: string; account?: string; model?: string };
   /** Default: unlimited. */
   times?: number;
+  /** Applies to this share (0..1) of the matching calls, at random; default: every matching call. */
+  probability?: number;
   type: FaultType;
   status?: number;
   message?: string;

@@ -43,6 +43,7 @@ export function statusRoutes(ctx: AppContext): Router {
       started_at: iso(ctx.startedAt),
       store: ctx.pool.store.health(),
       models_check: ctx.modelCheck,
+      process_errors: ctx.processErrors,
       providers: sums.map((s) => {
         const { config, totals } = s.provider;
         return {
