@@ -1,0 +1,139 @@
+/**
+ * `npm run bench`: what orche costs per request, against the simulator (no latency, no limits).
+ * Servers run in their own processes; the load generator here. Rounds alternate A/B so machine drift
+ * cancels. Prints a table and appends it to BENCHMARKS.md. `--smoke`: a few seconds, nothing appended.
+ */
+import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { resolve } from 'node:path';
+import { BUILTIN_PROVIDERS } from '../config/providers';
+import { MemoryStore } from '../providers/store/memory';
+import { startOrche, startPrinting, type Proc } from './bench/processes';
+import { median, sequentialLatency, throughput, type Target, type Throughput } from './bench/measure';
+import { pickCost, planOf } from './bench/pick';
+
+const smoke = process.argv.includes('--smoke');
+const append = !smoke && !process.argv.includes('--no-append');
+const SECONDS = smoke ? 1 : 5;
+const ROUNDS = smoke ? 1 : 3;
+const SEQ = smoke ? 100 : 3000;
+const FANOUTS = smoke ? 3 : 30;
+const messages = [{ role: 'user', content: 'Say hello in one short sentence.' }];
+
+interface Row {
+  metric: string;
+  value: string;
+  reference: string;
+  target: string;
+  met: boolean | null;
+}
+
+const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+function orcheEnv(simBase: string): Record<string, string> {
+  const env: Record<string, string> = { OPENROUTER_BASE_URL: simBase };
+  for (const p of BUILTIN_PROVIDERS) {
+    env[`PROVIDER_${p.id}_API_KEY`] = `sk-or-v1-bench-${p.id.toLowerCase()}-1`;
+    env[`PROVIDER_${p.id}_BACKUP_KEYS`] = [2, 3].map((n) => `sk-or-v1-bench-${p.id.toLowerCase()}-${n}`).join(',');
+  }
+  return env;
+}
+
+async function throughputRounds(targets: Target[]): Promise<Map<string, Throughput>> {
+  const runs = new Map<string, Throughput[]>(targets.map((t) => [t.name, []]));
+  for (const t of targets) await throughput(t, 50, smoke ? 1 : 2); // warm-up: JIT, sockets
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const t of r % 2 === 0 ? targets : [...targets].reverse()) runs.get(t.name)!.push(await throughput(t, 50, SECONDS));
+  }
+  return new Map(
+    [...runs].map(([name, rs]) => [name, { rps: median(rs.map((x) => x.rps)), p50: median(rs.map((x) => x.p50)), p99: median(rs.map((x) => x.p99)), errors: rs.reduce((a, x) => a + x.errors, 0) }]),
+  );
+}
+
+async function fanoutOverhead(orche: Proc, simRoot: string, sim: Target): Promise<{ wall: number; slowest: number }> {
+  const slowModel = BUILTIN_PROVIDERS[0].model;
+  const rule = await fetch(`${simRoot}/_sim/rules`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ match: { model: slowModel }, type: 'delay', delayMs: 200 }) });
+  if (!rule.ok) throw new Error(`the simulator refused the delay rule (${rule.status})`);
+  try {
+    const slow = await sequentialLatency([{ ...sim, name: 'slow leg', bodies: [JSON.stringify({ model: slowModel, messages })] }], FANOUTS, FANOUTS);
+    const fan = await sequentialLatency([{ name: 'fanout', url: `${orche.url}/api/chat/fanout`, headers: {}, bodies: [JSON.stringify({ messages })] }], FANOUTS, FANOUTS);
+    return { wall: fan.get('fanout')!.mean, slowest: slow.get('slow leg')!.mean };
+  } finally {
+    await fetch(`${simRoot}/_sim/rules`, { method: 'DELETE' });
+  }
+}
+
+async function main(): Promise<void> {
+  const procs: Proc[] = [];
+  try {
+    const sim = await startPrinting('scripts/simulator.js', ['--port', '0'], { SIM_CONFIG: '' });
+    procs.push(sim);
+    const simRoot = sim.url;
+    const simBase = `${simRoot}/api/v1`;
+    const ref = await startPrinting('scripts/bench/reference.js', [simBase]);
+    procs.push(ref);
+    const orche = await startOrche(orcheEnv(simBase));
+    procs.push(orche);
+
+    const slugs = BUILTIN_PROVIDERS.map((p) => p.id.toLowerCase());
+    const direct: Target = { name: 'simulator direct', url: `${simBase}/chat/completions`, headers: { authorization: 'Bearer sk-or-v1-direct' }, bodies: BUILTIN_PROVIDERS.map((p) => JSON.stringify({ model: p.model, messages })) };
+    const reference: Target = { name: 'Express 5 + axios pass-through', url: `${ref.url}/v1/chat/completions`, headers: {}, bodies: direct.bodies };
+    const viaOrche: Target = { name: 'orche', url: `${orche.url}/v1/chat/completions`, headers: {}, bodies: slugs.map((model) => JSON.stringify({ model, messages })) };
+    const probe = await fetch(viaOrche.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: viaOrche.bodies[0] });
+    if (probe.status === 404) {
+      // Before the OpenAI-compatible route existed, the same call went through /api/chat.
+      viaOrche.url = `${orche.url}/api/chat`;
+      viaOrche.bodies = slugs.map((provider) => JSON.stringify({ provider, messages }));
+    }
+
+    const rows: Row[] = [];
+    const tp = await throughputRounds([direct, reference, viaOrche]);
+    const o = tp.get('orche')!;
+    const r = tp.get(reference.name)!;
+    const d = tp.get(direct.name)!;
+    rows.push({ metric: 'RPS at 50 connections (non-streaming)', value: fmt(o.rps), reference: `${fmt(r.rps)} reference, ${fmt(d.rps)} direct`, target: '≥ 85% of reference', met: o.rps >= 0.85 * r.rps });
+    rows.push({ metric: 'orche RPS / reference RPS', value: `${fmt((100 * o.rps) / r.rps, 1)}%`, reference: '', target: '≥ 85%', met: o.rps >= 0.85 * r.rps });
+    rows.push({ metric: 'p99 latency at 50 connections', value: `${o.p99} ms`, reference: `${r.p99} ms reference`, target: '≤ 1.2× reference', met: o.p99 <= 1.2 * r.p99 });
+    rows.push({ metric: 'errors and non-2xx during the runs', value: String(o.errors), reference: `${r.errors} reference, ${d.errors} direct`, target: '0', met: o.errors === 0 });
+
+    const lat = await sequentialLatency([direct, viaOrche], SEQ);
+    const added = lat.get('orche')!.mean - lat.get(direct.name)!.mean;
+    rows.push({ metric: 'added latency at 1 connection (mean)', value: `${fmt(added, 3)} ms`, reference: `${fmt(lat.get(direct.name)!.mean, 3)} ms direct, ${fmt(lat.get('orche')!.mean, 3)} ms orche`, target: '≤ 0.7 ms', met: added <= 0.7 });
+    rows.push({ metric: 'added latency at 1 connection (p50)', value: `${fmt(lat.get('orche')!.p50 - lat.get(direct.name)!.p50, 3)} ms`, reference: '', target: '', met: null });
+
+    const fan = await fanoutOverhead(orche, simRoot, direct);
+    rows.push({ metric: 'fan-out wall time − slowest leg (6 providers, one +200 ms)', value: `${fmt(fan.wall - fan.slowest, 2)} ms`, reference: `${fmt(fan.wall, 1)} ms wall, ${fmt(fan.slowest, 1)} ms slowest leg`, target: '≤ 2 ms', met: fan.wall - fan.slowest <= 2 });
+
+    for (const n of [6, 100, 1000]) {
+      const us = await pickCost(new MemoryStore(), planOf(n), smoke ? 20_000 : 500_000);
+      rows.push({ metric: `key pick, ${n} keys (memory store)`, value: `${fmt(us, 3)} µs`, reference: '', target: n === 1000 ? '≤ 2 µs' : '', met: n === 1000 ? us <= 2 : null });
+    }
+
+    print(rows);
+  } finally {
+    for (const p of procs.reverse()) await p.stop();
+  }
+}
+
+function table(rows: Row[]): string {
+  const head = '| metric | orche | compared with | target | met |\n|---|---|---|---|---|';
+  return [head, ...rows.map((r) => `| ${r.metric} | ${r.value} | ${r.reference} | ${r.target} | ${r.met === null ? '' : r.met ? 'yes' : 'no'} |`)].join('\n');
+}
+
+function print(rows: Row[]): void {
+  const when = new Date().toISOString();
+  const header = `### ${when}${smoke ? ' (smoke)' : ''}\n\nNode ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}, ${SECONDS} s × ${ROUNDS} alternating rounds per throughput figure.\n`;
+  const text = `${header}\n${table(rows)}\n`;
+  console.log(`\n${text}`);
+  if (append) {
+    const file = resolve(__dirname, '..', '..', 'BENCHMARKS.md');
+    if (!existsSync(file)) writeFileSync(file, '# Benchmarks\n\nAppended by `npm run bench`; newest last. Targets are from the benchmark issue.\n');
+    appendFileSync(file, `\n${text}`);
+    console.log(`appended to ${file}`);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
