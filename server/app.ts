@@ -17,6 +17,7 @@ import { errorHandler, notFound, requestId, requestLog } from './middleware';
 import { adminRoutes } from './routes/admin';
 import { chatRoutes } from './routes/chat';
 import { statusRoutes } from './routes/status';
+import { v1Routes } from './routes/v1';
 
 import { version as VERSION } from '../package.json';
 
@@ -71,6 +72,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   app.use(express.json({ limit: config.bodyLimit }));
   app.use(statusRoutes(ctx));
   app.use(chatRoutes(ctx));
+  app.use(v1Routes(ctx));
   app.use(adminRoutes(ctx));
   app.use(notFound);
   app.use(errorHandler(logger));
