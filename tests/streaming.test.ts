@@ -152,6 +152,18 @@ describe('streaming fan-out', () => {
     expect(events[slowFirst].at).toBeGreaterThanOrEqual(1900);
   });
 
+  test('timeout_ms ends a slow provider\'s stream with a fanout_timeout error and closes its upstream call', async () => {
+    const s = await sixStack();
+    s.sim.addRule({ match: { model: 'meta-llama/llama-4-maverick' }, type: 'delay', delayMs: 0, chunkDelayMs: 2000 });
+    const started = Date.now();
+    const read = await postSse(`${s.url}/api/chat/fanout`, { messages: hi, stream: true, timeout_ms: 500 });
+    expect(Date.now() - started).toBeLessThan(1500);
+    const events = read.events.map(parse);
+    expect(events.filter((e) => e.event === 'error')).toEqual([{ event: 'error', provider: 'llama3', error: expect.objectContaining({ code: 504, type: 'fanout_timeout' }) }]);
+    expect(events[events.length - 1]).toMatchObject({ event: 'end', succeeded: 5, failed: 1 });
+    await waitFor(() => s.sim.calls.find((c) => c.model === 'meta-llama/llama-4-maverick')?.closedByClient === true, 1000);
+  });
+
   test('delta, done, error and end events: each with its provider; failures before and after the first byte', async () => {
     const s = await sixStack();
     s.sim.addRule({ match: { model: KIMI }, type: 'status', status: 400, message: 'bad' });
