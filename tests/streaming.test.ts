@@ -97,6 +97,16 @@ test('upstream fails after two chunks: those chunks, an error chunk, [DONE]; the
   expect(s.logs.lines.join('\n')).not.toContain(A);
 });
 
+test('a 429 chunk after the first byte cannot rotate, but still cools the key like a 429 answer', async () => {
+  const s = await kimiStack();
+  s.sim.addRule({ match: { key: A }, type: 'stream-error', afterChunks: 1, status: 429, message: 'Rate limit exceeded', times: 1 });
+  const read = await postSse(`${s.url}/api/chat`, { provider: 'kimi', messages: hi, stream: true });
+  expect(chunks(read.events).map((c) => (c.error as { code?: number } | undefined)?.code)).toEqual([undefined, 429]);
+  expect(await keyStatus(s, A)).toMatchObject({ state: 'cooling', rate_limited: 1 });
+  const next = await postSse(`${s.url}/api/chat`, { provider: 'kimi', messages: hi, stream: true });
+  expect(next.headers.get('x-orche-key-id')).toBe(keyId(B));
+});
+
 test('the openai client sees a mid-stream failure as an APIError after the chunks before it', async () => {
   const s = await kimiStack();
   s.sim.addRule({ match: { key: A }, type: 'stream-error', afterChunks: 2, times: 1 });
