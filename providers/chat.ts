@@ -4,6 +4,8 @@ import { OrcheError, UnknownProviderError } from './errors';
 import type { KeyPool, ProviderRuntime } from './keyPool';
 import { OpenRouterClient, UpstreamFailure } from './openrouterClient';
 import { classifyResponse, failureOutcome, type Outcome } from './rateLimit';
+import { streamAttempt, type UpstreamStream } from './streamAttempt';
+import { type RelayEnd, relayStream, type StreamSink } from './streamRelay';
 
 export type ChatBody = Record<string, unknown> & { messages: unknown[] };
 
@@ -25,6 +27,19 @@ export function contentOf(body: unknown): { content: string; message: unknown; f
   const raw = choice?.message?.content;
   const content = typeof raw === 'string' ? raw : Array.isArray(raw) ? raw.map((p: { text?: unknown }) => (typeof p?.text === 'string' ? p.text : '')).join('') : '';
   return { content, message: choice?.message ?? null, finishReason: choice?.finish_reason ?? null, usage: b.usage ?? null, model: typeof b.model === 'string' ? b.model : undefined };
+}
+
+/** One fan-out leg's signal: the client's, and the leg's own timeout when one is set. */
+export function legSignal(client: AbortSignal | undefined, timeoutMs: number | undefined): AbortSignal | undefined {
+  const signals = [client, timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined].filter((s): s is AbortSignal => !!s);
+  return signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+}
+
+/** A fan-out leg's failure as the error it reports: its leg timeout is a timeout, not a client that left. */
+export function legError(err: unknown, slug: string, timeoutMs: number | undefined, client: AbortSignal | undefined): OrcheError {
+  if (!(err instanceof OrcheError)) return new OrcheError(502, 'upstream_error', 'unexpected failure');
+  if (err.type === 'client_closed_request' && !client?.aborted) return new OrcheError(504, 'fanout_timeout', `${slug} did not answer within timeout_ms=${timeoutMs}`);
+  return err;
 }
 
 /** Chat on top of the dispatcher: provider lookup, the non-streaming attempt, and fan-out. */
@@ -67,22 +82,31 @@ export class ChatService {
     return this.dispatcher.run(slug, this.jsonAttempt(body), signal);
   }
 
+  /** A streaming call up to its first good data event, with rotation and retries before it (SPEC §4). */
+  openStream(slug: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<DispatchResult<UpstreamStream>> {
+    return this.dispatcher.run(slug, streamAttempt(this.client, body, { timeoutMs: this.rotation.requestTimeoutMs, now: this.deps.now }), signal);
+  }
+
+  /** Relays an opened stream to its sink, then records on the key what only the stream's end can tell: usage, or a failure. */
+  async relayStream(opened: DispatchResult<UpstreamStream>, sink: StreamSink, signal?: AbortSignal): Promise<RelayEnd> {
+    const end = await relayStream(opened.value, sink, { signal, idleTimeoutMs: this.rotation.requestTimeoutMs, now: this.deps.now });
+    if (end.usage) this.pool.recordTokens(opened.provider, opened.keyId, end.usage);
+    if (end.kind === 'failed') await this.pool.recordStreamFailure(opened.provider, opened.keyId, end.outcome, this.deps.now());
+    return end;
+  }
+
   /** The same messages to several providers at once; one provider's failure never fails the others. */
   async fanout(slugs: string[], body: Record<string, unknown>, timeoutMs: number | undefined, signal?: AbortSignal): Promise<FanoutResult[]> {
     return Promise.all(
       slugs.map(async (slug): Promise<FanoutResult> => {
         const provider = this.pool.get(slug)!;
         const started = this.deps.now();
-        const signals = [signal, timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined].filter((s): s is AbortSignal => !!s);
-        const legSignal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
         try {
-          const r = await this.complete(slug, body, legSignal);
+          const r = await this.complete(slug, body, legSignal(signal, timeoutMs));
           const c = contentOf(r.value);
           return { provider: r.provider.config.slug, model: c.model ?? r.provider.config.model, ok: true, content: c.content, latency_ms: r.latencyMs, attempts: r.attempts, key_id: r.keyId };
         } catch (err) {
-          const e = err instanceof OrcheError
-            ? (err.type === 'client_closed_request' && !signal?.aborted ? new OrcheError(504, 'fanout_timeout', `${slug} did not answer within timeout_ms=${timeoutMs}`) : err)
-            : new OrcheError(502, 'upstream_error', 'unexpected failure');
+          const e = legError(err, slug, timeoutMs, signal);
           return {
             provider: slug,
             model: provider.config.model,

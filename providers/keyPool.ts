@@ -182,13 +182,20 @@ export class KeyPool {
       this.events.emit('account_learned', { at: now, keyId, account: outcome.userId });
     }
     this.events.emit('outcome', { at: now, provider: slug, keyId, kind: outcome.kind, status: outcome.status, latencyMs });
+    await this.apply(provider, view, outcome, now, probe);
+  }
 
+  /** What an outcome does to the key's state, and the counter it moves. */
+  private async apply(provider: ProviderRuntime, view: KeyView, outcome: Outcome, now: number, probe: boolean): Promise<void> {
+    const slug = provider.config.slug;
+    const keyId = view.keyId;
+    const stats = provider.stats.get(keyId)!;
+    const totals = provider.totals;
     switch (outcome.kind) {
       case 'success': {
         stats.successes++;
         totals.successes++;
-        const usage = (outcome.body as { usage?: { total_tokens?: unknown } }).usage;
-        if (usage && typeof usage.total_tokens === 'number') stats.tokens += usage.total_tokens;
+        this.recordTokens(provider, keyId, (outcome.body as { usage?: unknown }).usage);
         await this.store.succeed(view, now);
         if (probe) this.events.emit('recovered', { at: now, provider: slug, keyId });
         break;
@@ -232,6 +239,28 @@ export class KeyPool {
     if (outcome.rate?.remaining === 0 && outcome.rate.resetAt && outcome.rate.resetAt > now) {
       await this.cool(provider, view, provider.plan.free ? 'account_free' : 'account', outcome.rate.resetAt, 'remaining_zero', now, false);
     }
+  }
+
+  /** Tokens a call used, from its `usage` (a stream's arrives in its last chunk, long after the report). */
+  recordTokens(provider: ProviderRuntime, keyId: string, usage: unknown): void {
+    const total = (usage as { total_tokens?: unknown } | null | undefined)?.total_tokens;
+    const stats = provider.stats.get(keyId);
+    if (stats && typeof total === 'number' && Number.isFinite(total)) stats.tokens += total;
+  }
+
+  /**
+   * A stream that failed after its first byte. The request was already reported (a success: it
+   * started); now its failure counts, and an error chunk acts like its status would (a 429 chunk cools).
+   */
+  async recordStreamFailure(provider: ProviderRuntime, keyId: string, outcome: Outcome, now: number): Promise<void> {
+    const view = provider.views.get(keyId);
+    if (!view) return;
+    if (outcome.kind === 'cool' || outcome.kind === 'congested' || outcome.kind === 'disable') {
+      await this.apply(provider, view, outcome, now, false);
+      return;
+    }
+    provider.stats.get(keyId)!.failures++;
+    provider.totals.failures++;
   }
 
   private async cool(provider: ProviderRuntime, view: KeyView, scope: CoolScope, until: number | undefined, reason: string, now: number, strike = true): Promise<void> {

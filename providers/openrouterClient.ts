@@ -36,7 +36,8 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-function parseBody(text: string): unknown {
+/** Parsed JSON, or the raw text when it is not JSON. */
+export function parseBody(text: string): unknown {
   if (!text) return undefined;
   try {
     return JSON.parse(text);

@@ -20,6 +20,7 @@ import { clientAuth, errorHandler, notFound, requestId, requestLog } from './mid
 import { adminRoutes } from './routes/admin';
 import { chatRoutes } from './routes/chat';
 import { statusRoutes } from './routes/status';
+import { v1Routes } from './routes/v1';
 import { clientLimiter, corsPolicy, securityHeaders, STATUS_PATHS, statusAuth } from './security';
 
 import { version as VERSION } from '../package.json';
@@ -124,6 +125,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   app.use(express.json({ limit: config.bodyLimit }));
   app.use(statusRoutes(ctx));
   app.use(chatRoutes(ctx));
+  app.use(v1Routes(ctx));
   app.use(adminRoutes(ctx));
   app.use(notFound);
   app.use(errorHandler(logger));

@@ -46,6 +46,16 @@ export const fanoutSchema = z.strictObject({
   ...sampling,
 });
 
+/**
+ * The OpenAI-compatible body: checked only as far as routing needs (`model`, `messages`, `stream`);
+ * every other field goes upstream untouched, as OpenRouter takes and ignores what it does not know.
+ */
+export const openaiChatSchema = z.looseObject({
+  model: z.string({ error: 'a provider ID such as kimi, or a configured model slug' }).min(1).max(256),
+  messages: z.array(z.unknown(), { error: 'a non-empty array of messages' }).min(1, 'at least one message').max(LIMITS.messages, `at most ${LIMITS.messages} messages`),
+  stream: z.boolean({ error: 'true or false' }).optional(),
+});
+
 /** Parses a request body or throws a 400 with `details` naming each bad field. */
 export function validate<T extends z.ZodTypeAny>(schema: T, body: unknown): z.output<T> {
   if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {

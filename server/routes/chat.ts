@@ -1,8 +1,10 @@
 import { Router, type Response } from 'express';
 import { contentOf } from '../../providers/chat';
 import type { DispatchResult } from '../../providers/dispatcher';
-import { OrcheError } from '../../providers/errors';
+import { formatSse } from '../../providers/sse';
+import { streamFanout } from '../../providers/streamFanout';
 import type { AppContext } from '../context';
+import { relaySink, SseResponse } from '../sseResponse';
 import { chatSchema, fanoutSchema, upstreamBody, validate } from '../validation';
 
 /** An AbortSignal that fires when the client goes away before the answer is sent. */
@@ -14,10 +16,28 @@ export function clientSignal(res: Response): AbortSignal {
   return ac.signal;
 }
 
+/** Who served the request, for the request's log line and for the client (X-Orche-*). */
 export function noteDispatch(res: Response, r: DispatchResult<unknown>): void {
   res.locals.provider = r.provider.config.slug;
   res.locals.keyId = r.keyId;
   res.locals.attempts = r.attempts;
+  res.setHeader('X-Orche-Provider', r.provider.config.slug);
+  res.setHeader('X-Orche-Key-Id', r.keyId);
+  res.setHeader('X-Orche-Attempts', String(r.attempts));
+}
+
+/**
+ * A streaming chat: failures before the first byte throw (and become the JSON error body, so the
+ * client sees a real status); after it, the stream is relayed as it arrives.
+ */
+export async function streamChat(ctx: AppContext, res: Response, slug: string, body: Record<string, unknown>): Promise<void> {
+  const signal = clientSignal(res);
+  const opened = await ctx.chat.openStream(slug, body, signal);
+  noteDispatch(res, opened);
+  const out = new SseResponse(res);
+  out.open();
+  await ctx.chat.relayStream(opened, relaySink(out), signal);
+  out.end();
 }
 
 export function chatRoutes(ctx: AppContext): Router {
@@ -27,7 +47,7 @@ export function chatRoutes(ctx: AppContext): Router {
     const input = validate(chatSchema, req.body);
     const provider = ctx.chat.resolve(input.provider);
     res.locals.provider = provider.config.slug;
-    if (input.stream) throw new OrcheError(400, 'invalid_request', 'Streaming is not available on this route yet; omit "stream"');
+    if (input.stream) return streamChat(ctx, res, provider.config.slug, upstreamBody(input));
     const result = await ctx.chat.complete(provider.config.slug, upstreamBody(input), clientSignal(res));
     noteDispatch(res, result);
     const c = contentOf(result.value);
@@ -49,7 +69,14 @@ export function chatRoutes(ctx: AppContext): Router {
     const slugs = input.providers
       ? [...new Set(input.providers.map((name) => ctx.chat.resolve(name).config.slug))]
       : ctx.pool.list().filter((p) => p.keys.size > 0).map((p) => p.config.slug);
-    if (input.stream) throw new OrcheError(400, 'invalid_request', 'Streaming fan-out is not available yet; omit "stream"');
+    if (input.stream) {
+      const signal = clientSignal(res);
+      const out = new SseResponse(res);
+      out.open();
+      await streamFanout(ctx.chat, slugs, upstreamBody(input), input.timeout_ms, signal, (event, data) => out.write(formatSse(data, event)));
+      out.end();
+      return;
+    }
     const started = ctx.now();
     const results = await ctx.chat.fanout(slugs, upstreamBody(input), input.timeout_ms, clientSignal(res));
     const succeeded = results.filter((x) => x.ok).length;

@@ -1,0 +1,112 @@
+import type { Readable } from 'node:stream';
+import type { Attempt } from './dispatcher';
+import { type OpenRouterClient, parseBody, UpstreamFailure } from './openrouterClient';
+import { classifyResponse, failureOutcome, type Headers, type Outcome } from './rateLimit';
+import { readSseEvents, type SseEvent } from './sse';
+
+/** An upstream stream whose first data event was a good one: from here on it belongs to the client. */
+export interface UpstreamStream {
+  /** What was read to know that: keep-alive comments, then the first data event. */
+  head: SseEvent[];
+  /** The events after the head, as they arrive. */
+  rest: AsyncIterator<SseEvent>;
+  /** Ends the upstream call at once: the client left, or the stream failed. */
+  abort(): void;
+  /** We are done with it: let the upstream send its last bytes so the connection stays reusable. */
+  release(): void;
+}
+
+export interface StreamAttemptOptions {
+  /** How long to wait for the first data event (ORCHE_REQUEST_TIMEOUT_MS). */
+  timeoutMs: number;
+  now: () => number;
+}
+
+/** An error body is read only this far: it is for classifying, not for relaying. */
+const MAX_ERROR_BODY = 64 * 1024;
+/** After [DONE], how long the upstream may take to close before we cut it. */
+const RELEASE_MS = 1000;
+
+function isEventStream(headers: Headers): boolean {
+  const type = headers['content-type'];
+  return /text\/event-stream/i.test((Array.isArray(type) ? type[0] : type) ?? '');
+}
+
+async function readBounded(stream: Readable, max: number): Promise<string> {
+  const decoder = new TextDecoder();
+  let text = '';
+  for await (const chunk of stream) {
+    text += decoder.decode(chunk as Buffer, { stream: true });
+    if (text.length >= max) break; // leaving the loop destroys the stream
+  }
+  return text.slice(0, max);
+}
+
+/**
+ * The streaming attempt for the dispatcher. Nothing reaches the client until the first data event
+ * has been read and judged, so every failure before it (a status, a JSON error, an error chunk such
+ * as a 429, a silent or broken connection) is an ordinary outcome and the dispatcher may rotate.
+ */
+export function streamAttempt(client: OpenRouterClient, body: Record<string, unknown>, opts: StreamAttemptOptions): Attempt<UpstreamStream> {
+  return async ({ provider, key, signal }) => {
+    const controller = new AbortController();
+    let timedOut = false;
+    // The deadline covers the wait for the first data event only; the relay watches idleness after it.
+    const deadline = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, opts.timeoutMs);
+    let stream: Readable | undefined;
+    // Abort first: axios then destroys the request (and its socket), which destroying its wrapper stream alone would not.
+    const abort = () => {
+      controller.abort();
+      stream?.destroy();
+    };
+    const noAnswer = (message: string): Outcome =>
+      timedOut ? failureOutcome('timeout', `no first event within ${opts.timeoutMs} ms`) : failureOutcome('network', message);
+    try {
+      const callSignal = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
+      const reply = await client.chatStream(key, { ...body, model: provider.config.model, stream: true }, { timeoutMs: opts.timeoutMs, signal: callSignal });
+      stream = reply.stream;
+      if (reply.status !== 200 || !isEventStream(reply.headers)) {
+        const outcome = classifyResponse(reply.status, reply.headers, parseBody(await readBounded(reply.stream, MAX_ERROR_BODY)), opts.now());
+        if (outcome.kind !== 'success') return { outcome };
+        return { outcome: { ...outcome, kind: 'retry', status: 502, reason: 'not_a_stream', message: 'Upstream answered a stream request with plain JSON' } };
+      }
+      const events = readSseEvents(reply.stream)[Symbol.asyncIterator]();
+      const head: SseEvent[] = [];
+      for (;;) {
+        const next = await events.next();
+        if (next.done) return { outcome: { kind: 'retry', status: 502, reason: 'empty_stream', message: 'Upstream stream ended before any data' } };
+        head.push(next.value);
+        const data = next.value.data;
+        if (data === undefined) continue; // `: OPENROUTER PROCESSING` keep-alives
+        // An error in the first chunk is treated like its status: a 429 chunk rotates like a 429 answer.
+        const outcome = classifyResponse(200, reply.headers, data === '[DONE]' ? {} : parseBody(data), opts.now());
+        if (outcome.kind !== 'success') {
+          abort();
+          return { outcome };
+        }
+        return { outcome, value: { head, rest: events, abort, release: () => release(events, abort) } };
+      }
+    } catch (err) {
+      abort();
+      return { outcome: noAnswer(err instanceof UpstreamFailure ? err.message : 'upstream stream broke before its first event') };
+    } finally {
+      clearTimeout(deadline);
+    }
+  };
+}
+
+function release(events: AsyncIterator<SseEvent>, abort: () => void): void {
+  const timer = setTimeout(abort, RELEASE_MS);
+  void (async () => {
+    try {
+      while (!(await events.next()).done);
+    } catch {
+      // already gone
+    } finally {
+      clearTimeout(timer);
+    }
+  })();
+}

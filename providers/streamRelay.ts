@@ -1,0 +1,126 @@
+import { carriedError, classifyResponse, failureOutcome, type Outcome } from './rateLimit';
+import type { SseEvent, StreamError } from './sse';
+import type { UpstreamStream } from './streamAttempt';
+
+/** The fields of a chat.completion.chunk the relay looks at; everything else passes through. */
+export interface Chunk {
+  model?: unknown;
+  choices?: Array<{ delta?: { content?: unknown } }>;
+  usage?: unknown;
+}
+
+/** Where a relayed stream goes: the client's SSE response, or one leg of a streaming fan-out. */
+export interface StreamSink {
+  /** One upstream event (keep-alive comment, chunk, or [DONE]); resolves when more may be written. */
+  event(ev: SseEvent, chunk: Chunk | undefined): Promise<void>;
+  /** The upstream failed after the first byte; nothing follows. */
+  fail(error: StreamError, outcome: Outcome): Promise<void>;
+}
+
+interface Seen {
+  /** From the chunk that carries it (the last one on OpenRouter, with empty `choices`). */
+  usage?: unknown;
+  /** The model that actually answered, as the chunks name it. */
+  model?: string;
+}
+
+export type RelayEnd =
+  | (Seen & { kind: 'done' })
+  | (Seen & { kind: 'failed'; outcome: Outcome })
+  | (Seen & { kind: 'client_gone' });
+
+export interface RelayOptions {
+  /** Fires when the client goes away: the upstream call is aborted at once. */
+  signal?: AbortSignal;
+  /** The longest silence allowed between two upstream events. */
+  idleTimeoutMs: number;
+  now: () => number;
+}
+
+class IdleTimeout extends Error {}
+
+async function nextWithin(up: UpstreamStream, ms: number): Promise<SseEvent | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const idle = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      up.abort();
+      reject(new IdleTimeout());
+    }, ms);
+  });
+  try {
+    const r = await Promise.race([up.rest.next(), idle]);
+    return r.done ? undefined : r.value;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function parseChunk(data: string): Chunk | undefined {
+  try {
+    const v: unknown = JSON.parse(data);
+    return v && typeof v === 'object' ? (v as Chunk) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Passes an opened upstream stream to a sink event by event, waiting on the sink (backpressure).
+ * After the first byte nothing can be retried: an upstream error chunk, a broken connection or a
+ * silent upstream ends the sink with an error (SPEC §4, Streaming); the caller records the outcome.
+ */
+export async function relayStream(up: UpstreamStream, sink: StreamSink, opts: RelayOptions): Promise<RelayEnd> {
+  const { signal } = opts;
+  const onAbort = () => up.abort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const seen: Seen = {};
+  const head = [...up.head];
+  const gone = (): RelayEnd => {
+    up.abort();
+    return { kind: 'client_gone', ...seen };
+  };
+  const failed = async (error: StreamError, outcome: Outcome): Promise<RelayEnd> => {
+    up.abort();
+    await sink.fail(error, outcome);
+    return { kind: 'failed', outcome, ...seen };
+  };
+  try {
+    for (;;) {
+      if (signal?.aborted) return gone();
+      let ev: SseEvent | undefined;
+      try {
+        ev = head.shift() ?? (await nextWithin(up, opts.idleTimeoutMs));
+      } catch (err) {
+        if (signal?.aborted) return gone();
+        if (err instanceof IdleTimeout) {
+          const message = `Upstream sent nothing for ${opts.idleTimeoutMs} ms`;
+          return await failed({ code: 504, message, metadata: { reason: 'timeout' } }, failureOutcome('timeout', message));
+        }
+        const message = 'Upstream connection broke mid-stream';
+        return await failed({ code: 502, message, metadata: { reason: 'network' } }, failureOutcome('network', message));
+      }
+      if (ev === undefined) {
+        const message = 'Upstream stream ended without [DONE]';
+        return await failed({ code: 502, message, metadata: { reason: 'truncated' } }, failureOutcome('network', message));
+      }
+      if (ev.data === '[DONE]') {
+        await sink.event(ev, undefined);
+        up.release();
+        return { kind: 'done', ...seen };
+      }
+      const chunk = ev.data === undefined ? undefined : parseChunk(ev.data);
+      const error = carriedError(chunk);
+      if (error) {
+        const outcome = classifyResponse(200, {}, chunk, opts.now());
+        const message = typeof error.message === 'string' ? error.message : 'Upstream error';
+        const code = typeof error.code === 'number' || typeof error.code === 'string' ? error.code : outcome.status;
+        return await failed({ code, message, metadata: error.metadata }, outcome);
+      }
+      if (chunk?.usage && typeof chunk.usage === 'object') seen.usage = chunk.usage;
+      if (typeof chunk?.model === 'string') seen.model = chunk.model;
+      await sink.event(ev, chunk);
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}

@@ -1,0 +1,73 @@
+import { errorChunk, formatSse, readSseEvents, SseParser, SseTooLargeError } from '../../providers/sse';
+
+const OPENROUTER = ': OPENROUTER PROCESSING\n\ndata: {"a":1}\n\ndata: {"choices":[],"usage":{"total_tokens":3}}\n\ndata: [DONE]\n\n';
+
+function parseAll(pieces: string[]) {
+  const p = new SseParser();
+  const out = pieces.flatMap((x) => p.push(x));
+  return [...out, ...p.end()];
+}
+
+test('OpenRouter stream: the comment is an event without data, each data line an event, raw kept byte for byte', () => {
+  const events = parseAll([OPENROUTER]);
+  expect(events.map((e) => e.data)).toEqual([undefined, '{"a":1}', '{"choices":[],"usage":{"total_tokens":3}}', '[DONE]']);
+  expect(events.map((e) => e.raw).join('')).toBe(OPENROUTER);
+});
+
+test('the same events whatever the chunking, down to one character at a time', () => {
+  const whole = parseAll([OPENROUTER]);
+  expect(parseAll(OPENROUTER.split(''))).toEqual(whole);
+  for (const cut of [1, 5, 24, 25, 26, 40]) expect(parseAll([OPENROUTER.slice(0, cut), OPENROUTER.slice(cut)])).toEqual(whole);
+});
+
+test('an event is emitted only once its blank line arrives', () => {
+  const p = new SseParser();
+  expect(p.push('data: {"a"')).toEqual([]);
+  expect(p.push(':1}\n')).toEqual([]);
+  expect(p.push('\n')).toEqual([{ raw: 'data: {"a":1}\n\n', data: '{"a":1}' }]);
+});
+
+test('CRLF and CR line endings, a CR split from its LF across chunks, multi-line data and named events', () => {
+  expect(parseAll(['event: delta\r\ndata: a\r', '\ndata: b\r\n\r\ndata: c\r\r', 'data: d\n\n'])).toEqual([
+    { raw: 'event: delta\r\ndata: a\r\ndata: b\r\n\r\n', event: 'delta', data: 'a\nb' },
+    { raw: 'data: c\r\r', data: 'c' },
+    { raw: 'data: d\n\n', data: 'd' },
+  ]);
+});
+
+test('"data:" without a space, a field without a colon, and extra blank lines between events', () => {
+  expect(parseAll(['data:x\n\n\n\ndata\n\n']).map((e) => e.data)).toEqual(['x', '']);
+});
+
+test('a last event without its blank line still counts at the end of the stream; a dangling comment does not', () => {
+  expect(parseAll(['data: [DONE]'])).toEqual([{ raw: 'data: [DONE]\n\n', data: '[DONE]' }]);
+  expect(parseAll(['data: [DONE]\r'])).toEqual([{ raw: 'data: [DONE]\r\n\n', data: '[DONE]' }]);
+  expect(parseAll(['data: [DONE]\n'])).toEqual([{ raw: 'data: [DONE]\n\n', data: '[DONE]' }]);
+  expect(parseAll([': keep-alive'])).toEqual([]);
+});
+
+test('an event larger than the bound throws instead of growing without end', () => {
+  const p = new SseParser(100);
+  expect(() => p.push(`data: ${'x'.repeat(200)}`)).toThrow(SseTooLargeError);
+});
+
+test('readSseEvents reassembles a UTF-8 character split across byte chunks', async () => {
+  const bytes = Buffer.from('data: {"t":"héllo — 你好"}\n\n', 'utf8');
+  const chunks = [...bytes].map((b) => Buffer.from([b]));
+  async function* source() {
+    yield* chunks;
+  }
+  const events = [];
+  for await (const e of readSseEvents(source())) events.push(e);
+  expect(events).toHaveLength(1);
+  expect(JSON.parse(events[0].data!)).toEqual({ t: 'héllo — 你好' });
+});
+
+test('formatSse writes named JSON events; errorChunk is OpenRouter\'s mid-stream error form', () => {
+  expect(formatSse({ provider: 'kimi' }, 'delta')).toBe('event: delta\ndata: {"provider":"kimi"}\n\n');
+  const chunk = JSON.parse(new SseParser().push(errorChunk({ code: 502, message: 'Provider returned error', metadata: { a: 1 } }))[0].data!);
+  expect(chunk).toEqual({
+    error: { code: 502, message: 'Provider returned error', metadata: { a: 1 } },
+    choices: [{ index: 0, delta: { content: '' }, finish_reason: 'error' }],
+  });
+});
