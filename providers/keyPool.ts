@@ -69,6 +69,11 @@ function emptyStats(): KeyStats {
 
 const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
+function totalTokens(body: unknown): number {
+  const usage = (body as { usage?: { total_tokens?: unknown } } | undefined)?.usage;
+  return usage && typeof usage.total_tokens === 'number' ? usage.total_tokens : 0;
+}
+
 /**
  * Key states and picking for every provider, over a state store. Pure decisions live in the store's
  * pick and in rateLimit's classification; this applies outcomes and announces what changed.
@@ -80,7 +85,7 @@ export class KeyPool {
   constructor(
     providers: ProviderConfig[],
     readonly store: StateStore,
-    private readonly options: PoolOptions,
+    private options: PoolOptions,
   ) {
     for (const p of providers) this.providers.set(p.slug, this.buildRuntime(p, false));
   }
@@ -123,8 +128,12 @@ export class KeyPool {
     };
   }
 
-  /** Replaces the providers (hot reload): kept keys keep their counters; state lives in the store. */
-  reconfigure(providers: ProviderConfig[]): void {
+  /**
+   * Replaces the providers (hot reload): kept keys keep their counters; state lives in the store.
+   * `budgets` replaces the per-account free budgets (the other options need a restart).
+   */
+  reconfigure(providers: ProviderConfig[], budgets?: Pick<PoolOptions, 'freeRpm' | 'freeRpd'>): void {
+    if (budgets) this.options = { ...this.options, freeRpm: budgets.freeRpm, freeRpd: budgets.freeRpd };
     const next = new Map<string, ProviderRuntime>();
     for (const p of providers) {
       const prev = this.providers.get(p.slug);
@@ -178,14 +187,14 @@ export class KeyPool {
       await this.store.learnAccount(view.account, outcome.userId);
       this.events.emit('account_learned', { at: now, keyId, account: outcome.userId });
     }
-    this.events.emit('outcome', { at: now, provider: slug, keyId, kind: outcome.kind, status: outcome.status, latencyMs });
+    const tokens = outcome.kind === 'success' ? totalTokens(outcome.body) : 0;
+    this.events.emit('outcome', { at: now, provider: slug, keyId, kind: outcome.kind, status: outcome.status, latencyMs, tokens });
 
     switch (outcome.kind) {
       case 'success': {
         stats.successes++;
         totals.successes++;
-        const usage = (outcome.body as { usage?: { total_tokens?: unknown } }).usage;
-        if (usage && typeof usage.total_tokens === 'number') stats.tokens += usage.total_tokens;
+        stats.tokens += tokens;
         await this.store.succeed(view, now);
         if (probe) this.events.emit('recovered', { at: now, provider: slug, keyId });
         // X-RateLimit-Remaining: 0 means the next call would be refused: cool until the reset instead.

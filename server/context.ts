@@ -1,8 +1,12 @@
 import type { Config } from '../config';
 import type { ChatService } from '../providers/chat';
 import type { KeyPool, KeyStatus, ProviderRuntime } from '../providers/keyPool';
+import type { KeyProber } from '../providers/keyProbe';
 import type { RotationHistory } from '../providers/rotationHistory';
 import type { Logger } from './logger';
+import type { Metrics } from './metrics';
+import type { ReloadReport } from './reload';
+import type { UsageTracker } from './usage';
 
 /** Everything the routes share; built once by createApp. */
 export interface AppContext {
@@ -16,6 +20,11 @@ export interface AppContext {
   version: string;
   /** Configured slugs the upstream's /models did not list (null until checked, or when it failed). */
   modelCheck: { checked: boolean; missing: string[] };
+  metrics: Metrics;
+  usage: UsageTracker;
+  prober: KeyProber;
+  /** Re-reads the environment file and applies provider/key/budget settings; throws ConfigError on a bad file. */
+  reload(): ReloadReport;
 }
 
 export interface ProviderSummary {

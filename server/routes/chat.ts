@@ -52,6 +52,7 @@ export function chatRoutes(ctx: AppContext): Router {
     if (input.stream) throw new OrcheError(400, 'invalid_request', 'Streaming fan-out is not available yet; omit "stream"');
     const started = ctx.now();
     const results = await ctx.chat.fanout(slugs, upstreamBody(input), input.timeout_ms, clientSignal(res));
+    res.locals.fanout = results.map((x) => ({ provider: x.provider, ok: x.ok }));
     const succeeded = results.filter((x) => x.ok).length;
     res.json({ results, succeeded, failed: results.length - succeeded, latency_ms: ctx.now() - started });
   });
