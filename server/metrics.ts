@@ -2,6 +2,7 @@ import type { RequestHandler } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { KeyPool } from '../providers/keyPool';
 import type { FanoutResult } from '../providers/chat';
+import { onResponseEnd } from './middleware';
 
 /** What the fan-out route leaves in res.locals for the metrics middleware. */
 export type FanoutNote = Array<Pick<FanoutResult, 'provider' | 'ok'>>;
@@ -82,10 +83,7 @@ export class Metrics {
   middleware(now: () => number): RequestHandler {
     return (req, res, next) => {
       const started = now();
-      let observed = false;
-      const done = () => {
-        if (observed) return;
-        observed = true;
+      onResponseEnd(res, () => {
         const route = (req.route?.path as string | undefined) ?? 'unmatched';
         const provider = typeof res.locals.provider === 'string' ? res.locals.provider : '';
         // A response the client abandoned counts as 499, as in the request log.
@@ -93,9 +91,7 @@ export class Metrics {
         this.requestDuration.observe({ route, provider, status }, (now() - started) / 1000);
         const legs = res.locals.fanout as FanoutNote | undefined;
         for (const leg of legs ?? []) this.fanout.inc({ provider: leg.provider, result: leg.ok ? 'ok' : 'failed' });
-      };
-      res.on('finish', done);
-      res.on('close', done);
+      });
       next();
     };
   }

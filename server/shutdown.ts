@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import type { RequestHandler } from 'express';
+import { onResponseEnd } from './middleware';
 
 /** Counts requests in flight (JSON and streams alike) so a shutdown can wait for them. */
 export class InFlight {
@@ -11,10 +12,7 @@ export class InFlight {
   readonly middleware: RequestHandler = (_req, res, next) => {
     this.count++;
     if (this.closing) res.setHeader('Connection', 'close');
-    let done = false;
-    res.on('close', () => {
-      if (done) return;
-      done = true;
+    onResponseEnd(res, () => {
       this.count--;
       if (this.count === 0) for (const w of this.waiters.splice(0)) w();
     });
