@@ -45,6 +45,17 @@ export interface RotationConfig {
   deadlineMs: number;
 }
 
+/** Operations: key probing, shutdown, alerts (issue 6). */
+export interface OpsConfig {
+  /** GET /key for every distinct key at start and then this often; 0: never. */
+  probeIntervalMs: number;
+  /** How long in-flight requests get to finish on SIGTERM/SIGINT. */
+  shutdownGraceMs: number;
+  alertWebhook?: string;
+  /** At most one alert per provider and kind in this interval. */
+  alertIntervalMs: number;
+}
+
 export interface Config {
   port: number;
   host: string;
@@ -61,6 +72,7 @@ export interface Config {
   stateFile?: string;
   redis?: { url: string; prefix: string };
   log: { level: string; format: 'json' | 'pretty' };
+  ops: OpsConfig;
   providers: ProviderConfig[];
 }
 
@@ -232,6 +244,12 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     stateFile: g.ORCHE_STATE_FILE,
     redis: g.REDIS_URL ? { url: g.REDIS_URL, prefix: g.ORCHE_REDIS_PREFIX } : undefined,
     log: { level: g.LOG_LEVEL, format: g.LOG_FORMAT },
+    ops: {
+      probeIntervalMs: g.ORCHE_PROBE_INTERVAL_MS,
+      shutdownGraceMs: g.ORCHE_SHUTDOWN_GRACE_MS,
+      alertWebhook: g.ORCHE_ALERT_WEBHOOK,
+      alertIntervalMs: g.ORCHE_ALERT_INTERVAL_MS,
+    },
     providers,
   };
 }

@@ -48,6 +48,10 @@ export const globalSchema = z.object({
   ORCHE_PROVIDERS: z.string().optional(),
   ORCHE_BODY_LIMIT: z.string().trim().regex(/^\d+(b|kb|mb)?$/i, 'a size such as 1mb or 512kb').default('1mb'),
   ORCHE_PROTECT_STATUS: bool.default(false),
+  ORCHE_PROBE_INTERVAL_MS: int(0).default(600000),
+  ORCHE_SHUTDOWN_GRACE_MS: int(0).default(10000),
+  ORCHE_ALERT_WEBHOOK: z.url({ protocol: /^https?$/, error: 'an http(s) URL that accepts a JSON POST' }).optional(),
+  ORCHE_ALERT_INTERVAL_MS: int(0).default(300000),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly', 'silent'], {
     error: 'one of error, warn, info, debug, silent',
   }).default('info'),

@@ -84,13 +84,13 @@ export class ChatService {
 
   /** A streaming call up to its first good data event, with rotation and retries before it (SPEC §4). */
   openStream(slug: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<DispatchResult<UpstreamStream>> {
-    return this.dispatcher.run(slug, streamAttempt(this.client, body, { timeoutMs: this.rotation.requestTimeoutMs, now: this.deps.now }), signal);
+    return this.dispatcher.run(slug, streamAttempt(this.client, body, { now: this.deps.now }), signal);
   }
 
   /** Relays an opened stream to its sink, then records on the key what only the stream's end can tell: usage, or a failure. */
   async relayStream(opened: DispatchResult<UpstreamStream>, sink: StreamSink, signal?: AbortSignal): Promise<RelayEnd> {
     const end = await relayStream(opened.value, sink, { signal, idleTimeoutMs: this.rotation.requestTimeoutMs, now: this.deps.now });
-    if (end.usage) this.pool.recordTokens(opened.provider, opened.keyId, end.usage);
+    if (end.usage) this.pool.recordTokens(opened.provider, opened.keyId, end.usage, this.deps.now());
     if (end.kind === 'failed') await this.pool.recordStreamFailure(opened.provider, opened.keyId, end.outcome, this.deps.now());
     return end;
   }

@@ -69,6 +69,11 @@ function emptyStats(): KeyStats {
 
 const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
+function totalTokens(usage: unknown): number {
+  const total = (usage as { total_tokens?: unknown } | null | undefined)?.total_tokens;
+  return typeof total === 'number' && Number.isFinite(total) && total > 0 ? total : 0;
+}
+
 /**
  * Key states and picking for every provider, over a state store. Pure decisions live in the store's
  * pick and in rateLimit's classification; this applies outcomes and announces what changed.
@@ -82,7 +87,7 @@ export class KeyPool {
   constructor(
     providers: ProviderConfig[],
     readonly store: StateStore,
-    private readonly options: PoolOptions,
+    private options: PoolOptions,
   ) {
     for (const p of providers) this.providers.set(p.slug, this.buildRuntime(p, false));
   }
@@ -125,8 +130,12 @@ export class KeyPool {
     };
   }
 
-  /** Replaces the providers (hot reload): kept keys keep their counters; state lives in the store. */
-  reconfigure(providers: ProviderConfig[]): void {
+  /**
+   * Replaces the providers (hot reload): kept keys keep their counters; state lives in the store.
+   * `budgets` replaces the per-account free budgets (the other options need a restart).
+   */
+  reconfigure(providers: ProviderConfig[], budgets?: Pick<PoolOptions, 'freeRpm' | 'freeRpd'>): void {
+    if (budgets) this.options = { ...this.options, freeRpm: budgets.freeRpm, freeRpd: budgets.freeRpd };
     const next = new Map<string, ProviderRuntime>();
     for (const p of providers) {
       const prev = this.providers.get(p.slug);
@@ -195,7 +204,7 @@ export class KeyPool {
       case 'success': {
         stats.successes++;
         totals.successes++;
-        this.recordTokens(provider, keyId, (outcome.body as { usage?: unknown }).usage);
+        this.recordTokens(provider, keyId, (outcome.body as { usage?: unknown }).usage, now);
         await this.store.succeed(view, now);
         if (probe) this.events.emit('recovered', { at: now, provider: slug, keyId });
         break;
@@ -242,10 +251,12 @@ export class KeyPool {
   }
 
   /** Tokens a call used, from its `usage` (a stream's arrives in its last chunk, long after the report). */
-  recordTokens(provider: ProviderRuntime, keyId: string, usage: unknown): void {
-    const total = (usage as { total_tokens?: unknown } | null | undefined)?.total_tokens;
+  recordTokens(provider: ProviderRuntime, keyId: string, usage: unknown, now: number): void {
+    const tokens = totalTokens(usage);
     const stats = provider.stats.get(keyId);
-    if (stats && typeof total === 'number' && Number.isFinite(total)) stats.tokens += total;
+    if (!stats || tokens === 0) return;
+    stats.tokens += tokens;
+    this.events.emit('tokens', { at: now, provider: provider.config.slug, keyId, tokens });
   }
 
   /**

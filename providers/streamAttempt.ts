@@ -17,8 +17,6 @@ export interface UpstreamStream {
 }
 
 export interface StreamAttemptOptions {
-  /** How long to wait for the first data event (ORCHE_REQUEST_TIMEOUT_MS). */
-  timeoutMs: number;
   now: () => number;
 }
 
@@ -48,14 +46,15 @@ async function readBounded(stream: Readable, max: number): Promise<string> {
  * as a 429, a silent or broken connection) is an ordinary outcome and the dispatcher may rotate.
  */
 export function streamAttempt(client: OpenRouterClient, body: Record<string, unknown>, opts: StreamAttemptOptions): Attempt<UpstreamStream> {
-  return async ({ provider, key, signal }) => {
+  // timeoutMs: how long to wait for the first data event (the dispatcher's per-attempt timeout).
+  return async ({ provider, key, signal, timeoutMs }) => {
     const controller = new AbortController();
     let timedOut = false;
     // The deadline covers the wait for the first data event only; the relay watches idleness after it.
     const deadline = setTimeout(() => {
       timedOut = true;
       controller.abort();
-    }, opts.timeoutMs);
+    }, timeoutMs);
     let stream: Readable | undefined;
     // Abort first: axios then destroys the request (and its socket), which destroying its wrapper stream alone would not.
     const abort = () => {
@@ -63,10 +62,10 @@ export function streamAttempt(client: OpenRouterClient, body: Record<string, unk
       stream?.destroy();
     };
     const noAnswer = (message: string): Outcome =>
-      timedOut ? failureOutcome('timeout', `no first event within ${opts.timeoutMs} ms`) : failureOutcome('network', message);
+      timedOut ? failureOutcome('timeout', `no first event within ${timeoutMs} ms`) : failureOutcome('network', message);
     try {
       const callSignal = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
-      const reply = await client.chatStream(key, { ...body, model: provider.config.model, stream: true }, { timeoutMs: opts.timeoutMs, signal: callSignal });
+      const reply = await client.chatStream(key, { ...body, model: provider.config.model, stream: true }, { timeoutMs, signal: callSignal });
       stream = reply.stream;
       if (reply.status !== 200 || !isEventStream(reply.headers)) {
         const outcome = classifyResponse(reply.status, reply.headers, parseBody(await readBounded(reply.stream, MAX_ERROR_BODY)), opts.now());

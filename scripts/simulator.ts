@@ -110,10 +110,11 @@ class SimulatorServer implements Simulator, Core, ControlTarget {
     sendJson(res, 200, {
       data: {
         label: `sk-or-v1-…${token.slice(-3)}`,
-        limit: null,
-        limit_remaining: null,
+        // A key without credits shows a spent credit limit; one with credits has no limit of its own.
+        limit: key.credits ? null : 10,
+        limit_remaining: key.credits ? null : 0,
         limit_reset: null,
-        usage: 0,
+        usage: key.credits ? 0 : 10,
         usage_daily: 0,
         usage_weekly: 0,
         usage_monthly: 0,

@@ -6,22 +6,31 @@ import express, { type Express } from 'express';
 import Redis from 'ioredis';
 import { RedisStore as RateLimitRedisStore } from 'rate-limit-redis';
 import type { Config } from '../config';
+import { OrcheError } from '../providers/errors';
 import { sleep as realSleep } from '../providers/backoff';
 import { ChatService } from '../providers/chat';
 import type { DispatchDeps } from '../providers/dispatcher';
 import { KeyPool } from '../providers/keyPool';
+import { KeyProber, type ProbeSummary } from '../providers/keyProbe';
 import { OpenRouterClient } from '../providers/openrouterClient';
 import { RotationHistory } from '../providers/rotationHistory';
 import { MemoryStore } from '../providers/store/memory';
 import type { StateStore } from '../providers/store/types';
+import { Alerts } from './alerts';
 import type { AppContext } from './context';
+import { dashboardRoutes } from './dashboard';
 import { createLogger, type Logger } from './logger';
+import { Metrics } from './metrics';
 import { clientAuth, errorHandler, notFound, requestId, requestLog } from './middleware';
+import { applyReload, type ReloadReport } from './reload';
 import { adminRoutes } from './routes/admin';
 import { chatRoutes } from './routes/chat';
+import { opsRoutes } from './routes/ops';
 import { statusRoutes } from './routes/status';
 import { v1Routes } from './routes/v1';
 import { clientLimiter, corsPolicy, securityHeaders, STATUS_PATHS, statusAuth } from './security';
+import { drainServer, InFlight } from './shutdown';
+import { UsageTracker } from './usage';
 
 import { version as VERSION } from '../package.json';
 
@@ -33,6 +42,8 @@ export interface AppDeps {
   logger?: Logger;
   /** Where log lines go when no logger is given (tests read them). */
   logStream?: Writable;
+  /** Reads the configuration again for a hot reload (server/index.ts: the environment file); without it reload is unavailable. */
+  loadConfig?: () => Config;
 }
 
 export interface OrcheApp {
@@ -40,7 +51,15 @@ export interface OrcheApp {
   ctx: AppContext;
   /** The start-up check of configured slugs against the upstream's /models; never throws. */
   checkModels(): Promise<void>;
+  /** Probes every key once (awaited), then every ORCHE_PROBE_INTERVAL_MS; nothing when that is 0. */
+  start(): Promise<void>;
+  /** One probe of every key now (tests call it instead of waiting for the interval). */
+  probeNow(): Promise<ProbeSummary>;
+  /** Hot reload of provider/key/budget settings; throws ConfigError and keeps the running config on a bad file. */
+  reload(): ReloadReport;
   listen(port?: number, host?: string): Promise<{ server: Server; port: number; url: string }>;
+  /** Graceful stop: no new connections, requests in flight get up to `graceMs`, then the rest is cut and the store closed. */
+  shutdown(graceMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -72,6 +91,7 @@ function subscribeLogs(pool: KeyPool, logger: Logger): void {
   pool.events.on('recovered', (e) => logger.info('key recovered', { provider: e.provider, key_id: e.keyId }));
   pool.events.on('congested', (e) => logger.info('model congested upstream', { provider: e.provider, model: e.model, until: iso(e.until), reason: e.reason }));
   pool.events.on('account_learned', (e) => logger.info('account learned', { key_id: e.keyId, account: e.account }));
+  pool.events.on('reactivated', (e) => logger.info('key reactivated', { key_id: e.keyId }));
 }
 
 /** The composition root: everything is built here from a parsed config; no module-level state. */
@@ -84,6 +104,29 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   const chat = new ChatService(pool, client, config.rotation, { now, sleep: deps.sleep ?? realSleep, random: deps.random ?? Math.random });
   const history = new RotationHistory(pool.events);
   subscribeLogs(pool, logger);
+  const metrics = new Metrics(pool, now);
+  const usage = new UsageTracker(pool.events);
+  const prober = new KeyProber(pool, client, now);
+  const alerts = config.ops.alertWebhook
+    ? new Alerts(pool, { webhook: config.ops.alertWebhook, intervalMs: config.ops.alertIntervalMs }, logger, now)
+    : undefined;
+  const inflight = new InFlight();
+
+  const logProbe = (s: ProbeSummary) => {
+    if (s.disabled.length || s.reactivated.length || s.failed.length) logger.info('keys probed', { probed: s.probed, disabled: s.disabled, reactivated: s.reactivated, failed: s.failed });
+  };
+  const probeNow = () => prober.probeNow().then((s) => (logProbe(s), s));
+
+  const reload = (): ReloadReport => {
+    if (!deps.loadConfig) throw new OrcheError(501, 'reload_unavailable', 'This instance was not started from an environment file; restart it to change its configuration');
+    const report = applyReload(ctx, deps.loadConfig());
+    logger.info('configuration reloaded', {
+      providers: report.providers.filter((p) => p.added.length || p.removed.length),
+      restart_required: report.restart_required,
+    });
+    if (config.ops.probeIntervalMs > 0) void probeNow();
+    return report;
+  };
 
   const ctx: AppContext = {
     config,
@@ -96,6 +139,10 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
     version: VERSION,
     modelCheck: { checked: false, missing: [] },
     processErrors: 0,
+    metrics,
+    usage,
+    prober,
+    reload,
   };
 
   // Per-client limits are shared across instances through Redis when there is one.
@@ -116,8 +163,10 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   app.set('etag', false);
   app.set('query parser', 'simple');
   app.set('trust proxy', 'loopback');
+  app.use(inflight.middleware);
   app.use(requestId);
   app.use(requestLog(logger, now));
+  app.use(metrics.middleware(now));
   app.use(securityHeaders);
   app.use(corsPolicy(config.corsOrigins));
   app.use(STATUS_PATHS, statusAuth(config));
@@ -127,14 +176,27 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   app.use(chatRoutes(ctx));
   app.use(v1Routes(ctx));
   app.use(adminRoutes(ctx));
+  app.use(opsRoutes(ctx));
+  app.use(dashboardRoutes());
   app.use(notFound);
   app.use(errorHandler(logger));
 
   let server: Server | undefined;
+  const stopBackground = () => {
+    prober.stop();
+    alerts?.stop();
+  };
 
   return {
     app,
     ctx,
+    async start() {
+      if (config.ops.probeIntervalMs <= 0) return;
+      await probeNow();
+      prober.schedule(config.ops.probeIntervalMs, logProbe);
+    },
+    probeNow,
+    reload,
     async checkModels() {
       const listed = await client.listModels();
       if (!listed) {
@@ -159,7 +221,18 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
         });
       });
     },
+    async shutdown(graceMs = config.ops.shutdownGraceMs) {
+      stopBackground();
+      if (server) {
+        const cut = await drainServer(server, inflight, graceMs);
+        if (cut > 0) logger.warn('shutdown deadline reached: requests cut', { cut, grace_ms: graceMs });
+        server = undefined;
+      }
+      client.close();
+      await store.close();
+    },
     async close() {
+      stopBackground();
       if (server) {
         const s = server;
         await new Promise<void>((resolve) => {

@@ -1,8 +1,12 @@
 import type { Config } from '../config';
 import type { ChatService } from '../providers/chat';
 import type { KeyPool, KeyStatus, ProviderRuntime } from '../providers/keyPool';
+import type { KeyProber } from '../providers/keyProbe';
 import type { RotationHistory } from '../providers/rotationHistory';
 import type { Logger } from './logger';
+import type { Metrics } from './metrics';
+import type { ReloadReport } from './reload';
+import type { UsageTracker } from './usage';
 
 /** Everything the routes share; built once by createApp. */
 export interface AppContext {
@@ -18,6 +22,11 @@ export interface AppContext {
   modelCheck: { checked: boolean; missing: string[] };
   /** Unhandled rejections and exceptions caught and logged instead of stopping the process. */
   processErrors: number;
+  metrics: Metrics;
+  usage: UsageTracker;
+  prober: KeyProber;
+  /** Re-reads the environment file and applies provider/key/budget settings; throws ConfigError on a bad file. */
+  reload(): ReloadReport;
 }
 
 export interface ProviderSummary {

@@ -14,18 +14,45 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const orche = createApp(config);
-  installProcessSafety(orche.ctx.logger, () => orche.ctx.processErrors++);
+  const orche = createApp(config, { loadConfig: () => loadConfig() });
+  const log = orche.ctx.logger;
+  installProcessSafety(log, () => orche.ctx.processErrors++);
+  // Keys the upstream rejects are disabled before the first request can reach them.
+  await orche.start();
   const { url } = await orche.listen();
-  orche.ctx.logger.info('orche listening', { url, providers: config.providers.filter((p) => p.keys.length > 0).map((p) => p.slug) });
+  log.info('orche listening', { url, providers: config.providers.filter((p) => p.keys.length > 0).map((p) => p.slug) });
   void orche.checkModels();
+
+  process.on('SIGHUP', () => {
+    try {
+      orche.reload();
+    } catch (err) {
+      // The same message as at start-up; the running configuration stays.
+      if (err instanceof ConfigError) log.error(`reload refused: configuration error: ${err.message}`, { error: err.message });
+      else log.error('reload failed', { error: err instanceof Error ? err.message : String(err) });
+    }
+  });
+
+  let stopping = false;
   const stop = async (signal: string) => {
-    orche.ctx.logger.info('shutting down', { signal });
-    await orche.close();
-    process.exit(0);
+    if (stopping) {
+      log.warn('second signal: exiting at once', { signal });
+      process.exit(1);
+    }
+    stopping = true;
+    const graceMs = config.ops.shutdownGraceMs;
+    log.info('shutting down', { signal, grace_ms: graceMs });
+    try {
+      await orche.shutdown(graceMs);
+      log.info('shut down', { signal });
+      process.exit(0);
+    } catch (err) {
+      log.error('shutdown failed', { error: err instanceof Error ? err.message : String(err) });
+      process.exit(1);
+    }
   };
-  process.once('SIGTERM', () => void stop('SIGTERM'));
-  process.once('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
 }
 
 void main();

@@ -14,14 +14,23 @@ export const requestId: RequestHandler = (req, res, next) => {
   next();
 };
 
+/** Runs `fn` once, when the response is finished or the client went away, whichever comes first. */
+export function onResponseEnd(res: Response, fn: () => void): void {
+  let ran = false;
+  const once = () => {
+    if (ran) return;
+    ran = true;
+    fn();
+  };
+  res.on('finish', once);
+  res.on('close', once);
+}
+
 /** One log line per request, written when the response is finished (or the client went away). */
 export function requestLog(logger: Logger, now: () => number): RequestHandler {
   return (req, res, next) => {
     const started = now();
-    let logged = false;
-    const done = () => {
-      if (logged) return;
-      logged = true;
+    onResponseEnd(res, () => {
       const l = res.locals;
       logger.info('request', {
         request_id: l.requestId,
@@ -33,9 +42,7 @@ export function requestLog(logger: Logger, now: () => number): RequestHandler {
         key_id: l.keyId,
         attempts: l.attempts,
       });
-    };
-    res.on('finish', done);
-    res.on('close', done);
+    });
     next();
   };
 }

@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import { ConfigError } from '../../config';
 import { OrcheError } from '../../providers/errors';
 import type { AppContext } from '../context';
 import { adminAuth } from '../middleware';
@@ -26,6 +27,19 @@ export function adminRoutes(ctx: AppContext): Router {
     });
   keyAction('reactivate');
   keyAction('disable');
+
+  // Re-reads the environment file; a bad file is refused with the start-up message and nothing changes.
+  r.post('/api/admin/reload', guard, (_req, res) => {
+    try {
+      res.json(ctx.reload());
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        ctx.logger.error('reload refused: configuration error', { error: err.message });
+        throw new OrcheError(400, 'invalid_config', err.message);
+      }
+      throw err;
+    }
+  });
 
   return r;
 }

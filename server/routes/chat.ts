@@ -79,6 +79,7 @@ export function chatRoutes(ctx: AppContext): Router {
     }
     const started = ctx.now();
     const results = await ctx.chat.fanout(slugs, upstreamBody(input), input.timeout_ms, clientSignal(res));
+    res.locals.fanout = results.map((x) => ({ provider: x.provider, ok: x.ok }));
     const succeeded = results.filter((x) => x.ok).length;
     res.json({ results, succeeded, failed: results.length - succeeded, latency_ms: ctx.now() - started });
   });

@@ -78,7 +78,7 @@ export function statusRoutes(ctx: AppContext): Router {
       model: provider.config.model,
       strategy: provider.config.strategy,
       available: s.available,
-      keys: s.keys,
+      keys: s.keys.map((k) => ({ ...k, probe: ctx.prober.get(k.id) })),
       rotations: ctx.history.count(slug),
       last_rotation: last ? { ...last, at: iso(last.at) } : null,
     };

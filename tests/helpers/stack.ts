@@ -31,6 +31,8 @@ export const TEST_ENV: Env = {
   ORCHE_BACKOFF_BASE_MS: '5',
   ORCHE_BACKOFF_MAX_MS: '20',
   ORCHE_REQUEST_TIMEOUT_MS: '5000',
+  // No GET /key probes unless a test is about them (they would disable unknown keys before a scenario).
+  ORCHE_PROBE_INTERVAL_MS: '0',
 };
 
 /** A real simulator and a real orche on loopback, wired together. */

@@ -1,0 +1,32 @@
+import { Router } from 'express';
+import { OrcheError } from '../../providers/errors';
+import type { AppContext } from '../context';
+import { WINDOWS } from '../usage';
+
+const MINUTE_MS = 60_000;
+
+export function opsRoutes(ctx: AppContext): Router {
+  const r = Router();
+
+  r.get('/metrics', async (_req, res) => {
+    const text = await ctx.metrics.text();
+    res.setHeader('Content-Type', ctx.metrics.contentType);
+    res.send(text);
+  });
+
+  /** Usage per provider and key over the last minute, hour and day (whole clock minutes, the current one included). */
+  r.get('/api/usage', (req, res) => {
+    const provider = typeof req.query.provider === 'string' ? ctx.chat.resolve(req.query.provider) : undefined;
+    const minutes = req.query.series === undefined ? 30 : Number(req.query.series);
+    if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440) throw new OrcheError(400, 'invalid_request', 'series must be a whole number of minutes from 1 to 1440');
+    const now = ctx.now();
+    const providers = (provider ? [provider] : ctx.pool.list()).map((p) => ctx.usage.report(p.config.slug, [...p.keys.keys()], now, minutes));
+    res.json({
+      generated_at: new Date(now).toISOString(),
+      windows_ms: { minute: WINDOWS.minute * MINUTE_MS, hour: WINDOWS.hour * MINUTE_MS, day: WINDOWS.day * MINUTE_MS },
+      providers,
+    });
+  });
+
+  return r;
+}
