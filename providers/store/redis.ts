@@ -227,6 +227,6 @@ export class RedisStore implements StateStore {
 }
 
 /** A prefix is literal text; SCAN's MATCH would read `*`, `?` and `[` in it as a pattern. */
-function globEscape(text: string): string {
+export function globEscape(text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&');
 }

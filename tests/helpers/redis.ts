@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
+import { globEscape } from '../../providers/store/redis';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -52,7 +53,7 @@ export function uniquePrefix(label: string): string {
 export async function dropPrefix(prefix: string, url = REDIS_URL): Promise<void> {
   const r = new Redis(url, { maxRetriesPerRequest: 1 });
   try {
-    const keys = await r.keys(`${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`);
+    const keys = await r.keys(`${globEscape(prefix)}*`);
     if (keys.length > 0) await r.del(...keys);
   } finally {
     r.disconnect();

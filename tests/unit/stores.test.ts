@@ -3,7 +3,6 @@
  * Redis's expiry and key names, and Redis's local fallback.
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
@@ -12,6 +11,7 @@ import { MemoryStore } from '../../providers/store/memory';
 import { RedisStore } from '../../providers/store/redis';
 import { SnapshotStore, type StoreLog } from '../../providers/store/snapshot';
 import type { PickPlan, StateStore } from '../../providers/store/types';
+import { freePort } from '../helpers/child';
 import { describeRedis, dropPrefix, REDIS_URL, uniquePrefix } from '../helpers/redis';
 import { describeStoreContract } from './storeContract';
 
@@ -183,13 +183,7 @@ describeRedis('RedisStore in Redis', () => {
 });
 
 test('RedisStore with no Redis serves from local state, says so once, and reports not ok', async () => {
-  // A port nothing listens on.
-  const port = await new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
+  const port = await freePort();
   const log = recordingLog();
   const store = new RedisStore({ url: `redis://127.0.0.1:${port}`, prefix: 'orche-test:', logger: log, timeoutMs: 200 });
   expect(await store.connected(300)).toBe(false);
