@@ -67,6 +67,19 @@ function emptyStats(): KeyStats {
   return { requests: 0, successes: 0, rateLimited: 0, failures: 0, latencyTotalMs: 0, tokens: 0, lastUsedAt: null, limit: null, remaining: null, resetAt: null };
 }
 
+/** Saved stats back into shape: numbers stay, anything else falls back to empty. */
+function statsFrom(data: unknown): KeyStats {
+  const out = emptyStats();
+  if (typeof data !== 'object' || data === null) return out;
+  const d = data as Record<string, unknown>;
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  for (const k of ['requests', 'successes', 'rateLimited', 'failures', 'latencyTotalMs', 'tokens'] as const) out[k] = num(d[k]) ?? 0;
+  for (const k of ['lastUsedAt', 'limit', 'remaining', 'resetAt'] as const) out[k] = num(d[k]);
+  return out;
+}
+
+type SavedStats = Record<string, { totals: KeyStats; keys: Record<string, KeyStats> }>;
+
 const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
 function totalTokens(usage: unknown): number {
@@ -83,6 +96,8 @@ export class KeyPool {
   private readonly providers = new Map<string, ProviderRuntime>();
   /** Accounts already reported to the store, so that each is learned (and announced) once. */
   private readonly learned = new Map<string, string>();
+  /** Tells a persistent store that the per-key counters changed (they are saved with its state). */
+  private readonly statsChanged: () => void;
 
   constructor(
     providers: ProviderConfig[],
@@ -90,6 +105,24 @@ export class KeyPool {
     private options: PoolOptions,
   ) {
     for (const p of providers) this.providers.set(p.slug, this.buildRuntime(p, false));
+    this.statsChanged = store.attach('pool_stats', { save: () => this.saveStats(), restore: (data) => this.restoreStats(data) });
+  }
+
+  private saveStats(): SavedStats {
+    const out: SavedStats = {};
+    for (const [slug, rt] of this.providers) out[slug] = { totals: rt.totals, keys: Object.fromEntries(rt.stats) };
+    return out;
+  }
+
+  /** Counters of keys and providers still configured come back; the rest of the saved data is dropped. */
+  private restoreStats(data: unknown): void {
+    if (typeof data !== 'object' || data === null) return;
+    for (const [slug, saved] of Object.entries(data as Record<string, Partial<SavedStats[string]>>)) {
+      const rt = this.providers.get(slug);
+      if (!rt || typeof saved !== 'object' || saved === null) continue;
+      rt.totals = statsFrom(saved.totals);
+      for (const [id, stats] of Object.entries(saved.keys ?? {})) if (rt.stats.has(id)) rt.stats.set(id, statsFrom(stats));
+    }
   }
 
   static optionsFrom(config: Config): PoolOptions {
@@ -180,6 +213,8 @@ export class KeyPool {
     stats.lastUsedAt = now;
     stats.latencyTotalMs += latencyMs;
     totals.latencyTotalMs += latencyMs;
+    // The saving store writes later, after the outcome's counters below are in.
+    this.statsChanged();
     if (outcome.rate) {
       stats.limit = outcome.rate.limit ?? stats.limit;
       stats.remaining = outcome.rate.remaining ?? stats.remaining;
@@ -220,7 +255,7 @@ export class KeyPool {
         stats.rateLimited++;
         totals.rateLimited++;
         const until = outcome.until ?? now + this.options.congestionMs;
-        await this.store.congest(provider.plan.model, until, outcome.reason);
+        await this.store.congest(provider.plan.model, until, outcome.reason, now);
         await this.store.release(view);
         this.events.emit('congested', { at: now, provider: slug, model: provider.plan.model, until, reason: outcome.reason });
         break;
@@ -256,6 +291,7 @@ export class KeyPool {
     const stats = provider.stats.get(keyId);
     if (!stats || tokens === 0) return;
     stats.tokens += tokens;
+    this.statsChanged();
     this.events.emit('tokens', { at: now, provider: provider.config.slug, keyId, tokens });
   }
 
@@ -272,6 +308,7 @@ export class KeyPool {
     }
     provider.stats.get(keyId)!.failures++;
     provider.totals.failures++;
+    this.statsChanged();
   }
 
   private async cool(provider: ProviderRuntime, view: KeyView, scope: CoolScope, until: number | undefined, reason: string, now: number, strike = true): Promise<void> {

@@ -14,7 +14,7 @@ import { KeyPool } from '../providers/keyPool';
 import { KeyProber, type ProbeSummary } from '../providers/keyProbe';
 import { OpenRouterClient } from '../providers/openrouterClient';
 import { RotationHistory } from '../providers/rotationHistory';
-import { MemoryStore } from '../providers/store/memory';
+import { createStore } from '../providers/store';
 import type { StateStore } from '../providers/store/types';
 import { Alerts } from './alerts';
 import type { AppContext } from './context';
@@ -98,7 +98,7 @@ function subscribeLogs(pool: KeyPool, logger: Logger): void {
 export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   const now = deps.now ?? Date.now;
   const logger = deps.logger ?? createLogger({ ...config.log, stream: deps.logStream });
-  const store = deps.store ?? new MemoryStore();
+  const store = deps.store ?? createStore(config, logger, now);
   const pool = new KeyPool(config.providers, store, KeyPool.optionsFrom(config));
   const client = new OpenRouterClient(config.upstream);
   const chat = new ChatService(pool, client, config.rotation, { now, sleep: deps.sleep ?? realSleep, random: deps.random ?? Math.random });

@@ -1,4 +1,5 @@
 import {
+  counterKey,
   DAY_MS,
   MINUTE_MS,
   dayWindow,
@@ -12,6 +13,7 @@ import {
   type KeyView,
   type PickPlan,
   type PickResult,
+  type StateSection,
   type StateStore,
   type StoreHealth,
 } from './types';
@@ -38,13 +40,6 @@ export interface MemoryState {
   counters: Record<string, Counter>;
   positions: Record<string, number>;
 }
-
-const counterKey = {
-  keyMinute: (keyId: string, model: string) => `km:${keyId}|${model}`,
-  keyDay: (keyId: string, model: string) => `kd:${keyId}|${model}`,
-  accountMinute: (account: string) => `am:${account}`,
-  accountDay: (account: string) => `ad:${account}`,
-};
 
 /** In-process state: the default store, and the base of the snapshot store. */
 export class MemoryStore implements StateStore {
@@ -169,7 +164,7 @@ export class MemoryStore implements StateStore {
     return until;
   }
 
-  async congest(model: string, until: number, reason: string): Promise<void> {
+  async congest(model: string, until: number, reason: string, _now: number): Promise<void> {
     const name = gate.model(model);
     const g = this.gates.get(name);
     if (g && g.until >= until) return;
@@ -264,6 +259,14 @@ export class MemoryStore implements StateStore {
         dayCount: this.count(counterKey.keyDay(v.keyId, v.model), day),
       };
     });
+  }
+
+  /** Sections saved with the state; only the snapshot store reads them. */
+  protected sections = new Map<string, StateSection>();
+
+  attach(name: string, section: StateSection): () => void {
+    this.sections.set(name, section);
+    return () => this.changed();
   }
 
   health(): StoreHealth {

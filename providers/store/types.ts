@@ -69,6 +69,16 @@ export interface KeyInspection {
   dayCount: number;
 }
 
+/**
+ * State kept by someone else (the key pool's per-key counters) that a persistent store saves and
+ * restores with its own. Plain JSON data only.
+ */
+export interface StateSection {
+  save(): unknown;
+  /** Called once, when the section is attached, if the store holds saved data for it. */
+  restore(data: unknown): void;
+}
+
 export interface StoreHealth {
   kind: 'memory' | 'file' | 'redis';
   ok: boolean;
@@ -89,7 +99,7 @@ export interface StateStore {
   /** Cools the gate the scope names; the later deadline wins. Returns the deadline in force. */
   cool(req: CoolRequest, now: number): Promise<number>;
   /** Marks a model congested upstream: no key is at fault. */
-  congest(model: string, until: number, reason: string): Promise<void>;
+  congest(model: string, until: number, reason: string, now: number): Promise<void>;
   /** A success: the key's doubling resets and its recovering gates are open to full traffic again. */
   succeed(view: KeyView, now: number): Promise<void>;
   /** A probe ended without a verdict (5xx, timeout): let another request probe. */
@@ -101,6 +111,12 @@ export interface StateStore {
   /** Model congestion deadline (0 when none). */
   congestedUntil(model: string, now: number): Promise<number>;
   inspect(views: KeyView[], now: number): Promise<KeyInspection[]>;
+  /**
+   * Lets a section be saved with the store's state (snapshot) and restores it now if saved data
+   * exists. Returns the function to call after the section changed. Stores that do not persist
+   * (memory, Redis: the pool's counters are per instance there) never restore and ignore the call.
+   */
+  attach(name: string, section: StateSection): () => void;
   health(): StoreHealth;
   close(): Promise<void>;
 }
@@ -115,6 +131,14 @@ export function minuteWindow(now: number): number {
 export function dayWindow(now: number): number {
   return Math.floor(now / DAY_MS);
 }
+
+/** Budget counter names (the window is kept beside them), shared like the gate names. */
+export const counterKey = {
+  keyMinute: (keyId: string, model: string) => `km:${keyId}|${model}`,
+  keyDay: (keyId: string, model: string) => `kd:${keyId}|${model}`,
+  accountMinute: (account: string) => `am:${account}`,
+  accountDay: (account: string) => `ad:${account}`,
+};
 
 /** Gate names, shared by every store so that a snapshot or a Redis key means the same thing. */
 export const gate = {

@@ -1,7 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+
+import { TEST_ENV } from './stack';
 
 const ENTRY = resolve(__dirname, '../../dist/server/index.js');
 
@@ -17,6 +20,8 @@ export interface OrcheProcess {
   writeEnv(text: string): void;
   signal(sig: NodeJS.Signals): void;
   waitForLine(pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** Sends a signal and waits for the process to end. */
+  stop(sig?: NodeJS.Signals): Promise<number | null>;
   /** Kills the process if it still runs and removes the temp dir. */
   close(): Promise<void>;
 }
@@ -80,6 +85,10 @@ export async function startOrcheProcess(envFile: string, env: Record<string, str
     exited,
     writeEnv: (text) => writeFileSync(join(dir, 'orche.env'), text),
     signal: (sig) => void child.kill(sig),
+    async stop(sig = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+      return exited;
+    },
     waitForLine,
     async close() {
       if (child.exitCode === null && child.signalCode === null) {
@@ -96,6 +105,22 @@ export async function startOrcheProcess(envFile: string, env: Record<string, str
     await proc.close();
     throw err;
   }
+}
+
+/** orche as `npm start` runs it, configured by the environment only (an empty orche.env), with the tests' quick defaults. */
+export function spawnOrche(env: Record<string, string>): Promise<OrcheProcess> {
+  return startOrcheProcess('', { ...(TEST_ENV as Record<string, string>), ...env });
+}
+
+/** A port nothing listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => done(port));
+    });
+    s.once('error', fail);
+  });
 }
 
 /** Polls `fn` every 20 ms until it returns a truthy value, or fails after `timeoutMs`. */

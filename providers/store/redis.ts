@@ -1,0 +1,232 @@
+import Redis from 'ioredis';
+import { MemoryStore } from './memory';
+import { defineScripts, type StoreScripts } from './redisScripts';
+import type { StoreLog } from './snapshot';
+import type { CoolRequest, KeyInspection, KeyView, PickPlan, PickResult, StateStore, StoreHealth } from './types';
+
+export interface RedisStoreOptions {
+  url: string;
+  /** Namespace of every key, so that several deployments share one Redis (`orche:`). */
+  prefix: string;
+  logger: StoreLog;
+  /** Connect and command timeouts: a dead Redis must cost a request at most this long. */
+  timeoutMs?: number;
+}
+
+const HOUR_MS = 3_600_000;
+/** How long a gate outlives its deadline: the recovering (probe-first) state lasts at most this. */
+const GATE_MARGIN_MS = HOUR_MS;
+const STRIKE_TTL_MS = 24 * HOUR_MS;
+/** Positions, learned accounts and disabled flags: long-lived, refreshed on every write. */
+const POSITION_TTL_MS = 7 * 24 * HOUR_MS;
+const LONG_TTL_MS = 30 * 24 * HOUR_MS;
+
+const viewArgs = (views: KeyView[]) => views.flatMap((v) => [v.keyId, v.account, v.model, v.free ? '1' : '0']);
+const budget = (n: number | undefined) => (n === undefined ? -1 : n);
+
+/**
+ * State in Redis, shared by every instance: each operation is one atomic Lua script (one round trip).
+ * When Redis is away, requests are served from a local MemoryStore (which also learns every cooldown,
+ * disabled key and account while Redis is up), /health says degraded, and the store goes back to
+ * Redis as soon as ioredis reconnects. Per-key request stats stay per instance (attach is a no-op).
+ */
+export class RedisStore implements StateStore {
+  readonly kind: StoreHealth['kind'] = 'redis';
+  private readonly redis: Redis & StoreScripts;
+  private readonly local = new MemoryStore();
+  private readonly prefix: string;
+  private readonly logger: StoreLog;
+  private state: 'connecting' | 'up' | 'down' = 'connecting';
+  private lastError = 'not connected yet';
+  private closed = false;
+
+  constructor(opts: RedisStoreOptions) {
+    this.prefix = opts.prefix;
+    this.logger = opts.logger;
+    const timeout = opts.timeoutMs ?? 1000;
+    this.redis = defineScripts(
+      new Redis(opts.url, {
+        connectTimeout: timeout,
+        commandTimeout: timeout,
+        // ioredis waits this long on close for a socket that already died; do not hold shutdown.
+        disconnectTimeout: timeout,
+        // Fail at once while disconnected instead of queueing: the local state answers meanwhile.
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        // Reconnect quickly and forever: rejoining within a second or so of Redis coming back.
+        retryStrategy: (times) => Math.min(100 * times, 1000),
+      }),
+    );
+    this.redis.on('ready', () => this.markUp());
+    this.redis.on('error', (err: Error) => this.markDown(err.message));
+    this.redis.on('close', () => this.markDown('connection closed'));
+  }
+
+  private markUp(): void {
+    if (this.closed) return;
+    if (this.state === 'down') this.logger.info('redis is back: shared state again', { store: 'redis' });
+    else this.logger.info('redis connected', { store: 'redis', prefix: this.prefix });
+    this.state = 'up';
+  }
+
+  /** Logged once per outage, not once per failed command or reconnect attempt. */
+  private markDown(reason: string): void {
+    if (this.closed) return;
+    this.lastError = reason;
+    if (this.state === 'down') return;
+    this.state = 'down';
+    this.logger.warn('redis unavailable: serving from local state until it returns', { store: 'redis', error: reason });
+  }
+
+  /** Resolves true once connected (start-up, tests); false after `timeoutMs` without Redis. */
+  async connected(timeoutMs = 2000): Promise<boolean> {
+    if (this.state === 'up') return true;
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.redis.off('ready', onReady);
+        resolve(ok);
+      };
+      const onReady = () => done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.redis.on('ready', onReady);
+    });
+  }
+
+  /** Redis when it is up, else (or when the call fails) the local store. */
+  private async shared<T>(remote: () => Promise<T>, local: () => Promise<T>): Promise<T> {
+    if (this.state !== 'up') return local();
+    try {
+      return await remote();
+    } catch (err) {
+      this.markDown((err as Error).message);
+      return local();
+    }
+  }
+
+  async pick(plan: PickPlan, now: number, avoid: readonly string[] = []): Promise<PickResult> {
+    return this.shared(
+      async () => {
+        const r = await this.redis.orchePick(
+          this.prefix, now, plan.provider, plan.model, plan.free ? '1' : '0', plan.rotating,
+          budget(plan.keyRpm), budget(plan.keyRpd), budget(plan.accountRpm), budget(plan.accountRpd),
+          plan.probeTtlMs, GATE_MARGIN_MS, POSITION_TTL_MS,
+          avoid.length, ...avoid, ...plan.candidates.flatMap((c) => [c.keyId, c.account]),
+        );
+        if (r[0] === 1) return { keyId: r[1], index: r[2], probe: r[3] === 1 };
+        const retryAt = Number(r[1]);
+        return { keyId: null, retryAt: retryAt < 0 ? null : retryAt, reason: r[2] };
+      },
+      () => this.local.pick(plan, now, avoid),
+    );
+  }
+
+  async cool(req: CoolRequest, now: number): Promise<number> {
+    const local = await this.local.cool(req, now);
+    return this.shared(
+      async () =>
+        Number(
+          await this.redis.orcheCool(this.prefix, now, req.keyId, req.account, req.model, req.scope, req.until ?? -1, req.reason, req.baseMs, req.maxMs, GATE_MARGIN_MS, STRIKE_TTL_MS, req.strike === false ? 0 : 1),
+        ),
+      async () => local,
+    );
+  }
+
+  async congest(model: string, until: number, reason: string, now: number): Promise<void> {
+    await this.local.congest(model, until, reason, now);
+    await this.shared(async () => void (await this.redis.orcheCongest(this.prefix, now, model, until, reason, GATE_MARGIN_MS)), async () => {});
+  }
+
+  async succeed(view: KeyView, now: number): Promise<void> {
+    await this.local.succeed(view, now);
+    await this.shared(async () => void (await this.redis.orcheSucceed(this.prefix, now, ...viewArgs([view]))), async () => {});
+  }
+
+  async release(view: KeyView): Promise<void> {
+    await this.local.release(view);
+    await this.shared(async () => void (await this.redis.orcheRelease(this.prefix, 0, ...viewArgs([view]))), async () => {});
+  }
+
+  async setDisabled(keyId: string, reason: string | null): Promise<void> {
+    await this.local.setDisabled(keyId, reason);
+    const p = this.prefix;
+    await this.shared(
+      async () =>
+        void (reason === null
+          ? await this.redis.del(`${p}d:${keyId}`, `${p}g:k:${keyId}`, `${p}s:${keyId}`)
+          : await this.redis.set(`${p}d:${keyId}`, reason, 'PX', LONG_TTL_MS)),
+      async () => {},
+    );
+  }
+
+  async learnAccount(account: string, learned: string): Promise<void> {
+    if (account === learned) return;
+    await this.local.learnAccount(account, learned);
+    await this.shared(async () => void (await this.redis.set(`${this.prefix}al:${account}`, learned, 'PX', LONG_TTL_MS)), async () => {});
+  }
+
+  async resetCooldowns(views?: KeyView[]): Promise<void> {
+    await this.local.resetCooldowns(views);
+    await this.shared(
+      async () => {
+        if (views) {
+          await this.redis.orcheReset(this.prefix, 0, ...viewArgs(views));
+          return;
+        }
+        for (const kind of ['g:', 's:']) {
+          // SCAN, not KEYS: never block a Redis that other deployments share.
+          for await (const batch of this.redis.scanStream({ match: `${globEscape(this.prefix)}${kind}*`, count: 500 }) as AsyncIterable<string[]>) {
+            if (batch.length > 0) await this.redis.unlink(...batch);
+          }
+        }
+      },
+      async () => {},
+    );
+  }
+
+  async congestedUntil(model: string, now: number): Promise<number> {
+    return this.shared(
+      async () => {
+        const until = Number((await this.redis.hget(`${this.prefix}g:c:${model}`, 'u')) ?? 0);
+        return until > now ? until : 0;
+      },
+      () => this.local.congestedUntil(model, now),
+    );
+  }
+
+  async inspect(views: KeyView[], now: number): Promise<KeyInspection[]> {
+    if (views.length === 0) return [];
+    return this.shared(
+      async () =>
+        (await this.redis.orcheInspect(this.prefix, now, ...viewArgs(views))).map(([disabled, until, reason, account, recovering, minuteCount, dayCount]) => ({
+          disabled: disabled === '' ? null : disabled,
+          cooldownUntil: Number(until),
+          cooldownReason: reason === '' ? null : reason,
+          account,
+          recovering: recovering === 1,
+          minuteCount,
+          dayCount,
+        })),
+      () => this.local.inspect(views, now),
+    );
+  }
+
+  /** The pool's per-key stats stay per instance: nothing to save or restore here. */
+  attach(): () => void {
+    return () => {};
+  }
+
+  health(): StoreHealth {
+    return this.state === 'up' ? { kind: this.kind, ok: true } : { kind: this.kind, ok: false, detail: this.lastError };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.redis.disconnect();
+  }
+}
+
+/** A prefix is literal text; SCAN's MATCH would read `*`, `?` and `[` in it as a pattern. */
+export function globEscape(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&');
+}

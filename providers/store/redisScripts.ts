@@ -1,0 +1,276 @@
+/**
+ * The Lua side of the Redis store: each operation is one atomic script, one round trip.
+ * They follow MemoryStore's rules exactly (tests/unit/storeContract.ts runs the same tests on both).
+ *
+ * Layout under the prefix P (every name carries key ids, account names and model slugs, never a key):
+ *   P g:<gate>        hash u (until ms), r (reason), p (probing 0|1), q (probe in flight until ms)
+ *   P d:<keyId>       disabled reason          P s:<keyId>      strikes (doubling)
+ *   P al:<account>    learned account          P pos:<provider> rotation position
+ *   P n:<counter>:<window>                     budget counter for one minute or UTC day
+ * Every key expires: gates some time after their deadline, counters after their window,
+ * the rest after a long TTL refreshed on write. Time is always the caller's `now` (ARGV[2]),
+ * so that an injected clock and Redis agree.
+ */
+import type Redis from 'ioredis';
+
+const PRELUDE = `
+local P = ARGV[1]
+local now = tonumber(ARGV[2])
+local function num(n)
+  if n == math.floor(n) then return string.format('%d', n) end
+  return string.format('%.17g', n)
+end
+local function resolve(account)
+  return redis.call('GET', P .. 'al:' .. account) or account
+end
+local function gatesOf(keyId, account, model, free)
+  local g = { 'k:' .. keyId, 'a:' .. account, 'm:' .. account .. '|' .. model }
+  if free then g[4] = 'f:' .. account end
+  return g
+end
+local function counter(name, window)
+  return P .. 'n:' .. name .. ':' .. num(window)
+end
+local function count(name, window)
+  return tonumber(redis.call('GET', counter(name, window)) or '0')
+end
+local MINUTE, DAY = 60000, 86400000
+local minute = math.floor(now / MINUTE)
+local day = math.floor(now / DAY)
+`;
+
+/**
+ * ARGV: P, now, provider, model, free, rotating, keyRpm, keyRpd, accountRpm, accountRpd (-1: none),
+ * probeTtlMs, gateMarginMs, positionTtlMs, avoid count, avoid ids…, then keyId, account per candidate.
+ * Returns {1, keyId, index, probe} or {0, retryAt (-1: none), reason}.
+ */
+const PICK = `
+local provider, model = ARGV[3], ARGV[4]
+local free = ARGV[5] == '1'
+local rotating = tonumber(ARGV[6])
+local keyRpm, keyRpd = tonumber(ARGV[7]), tonumber(ARGV[8])
+local accRpm, accRpd = tonumber(ARGV[9]), tonumber(ARGV[10])
+local probeTtl, margin, posTtl = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+local nAvoid = tonumber(ARGV[14])
+local avoid = {}
+for i = 1, nAvoid do avoid[ARGV[14 + i]] = true end
+local base = 14 + nAvoid
+local n = (#ARGV - base) / 2
+
+local congested = redis.call('HGET', P .. 'g:c:' .. model, 'u')
+if congested and tonumber(congested) > now then return {0, congested, 'congested'} end
+
+local start = 0
+if rotating > 0 then start = tonumber(redis.call('GET', P .. 'pos:' .. provider) or '0') % rotating end
+
+local function budgetBlock(keyId, account)
+  local untilT = 0
+  if keyRpd >= 0 and count('kd:' .. keyId .. '|' .. model, day) >= keyRpd then untilT = (day + 1) * DAY
+  elseif keyRpm >= 0 and count('km:' .. keyId .. '|' .. model, minute) >= keyRpm then untilT = (minute + 1) * MINUTE end
+  if free then
+    if accRpd >= 0 and count('ad:' .. account, day) >= accRpd then untilT = math.max(untilT, (day + 1) * DAY)
+    elseif accRpm >= 0 and count('am:' .. account, minute) >= accRpm then untilT = math.max(untilT, (minute + 1) * MINUTE) end
+  end
+  return untilT
+end
+
+local function bump(name, window, windowMs)
+  local k = counter(name, window)
+  if redis.call('INCR', k) == 1 then redis.call('PEXPIRE', k, num((window + 1) * windowMs - now + MINUTE)) end
+end
+
+local function choose(useAvoid)
+  local soonest = -1
+  local anyEnabled, budgetBound = false, false
+  local function hold(t)
+    if soonest < 0 or t < soonest then soonest = t end
+  end
+  for i = 0, n - 1 do
+    local index = i
+    if i < rotating then index = (start + i) % rotating end
+    local keyId = ARGV[base + 1 + index * 2]
+    if not (useAvoid and avoid[keyId]) and redis.call('EXISTS', P .. 'd:' .. keyId) == 0 then
+      anyEnabled = true
+      local account = resolve(ARGV[base + 2 + index * 2])
+      local blocked, probe, probing = 0, false, {}
+      for _, name in ipairs(gatesOf(keyId, account, model, free)) do
+        local g = redis.call('HMGET', P .. 'g:' .. name, 'u', 'p', 'q')
+        if g[1] then
+          local u = tonumber(g[1])
+          if u > now then blocked = math.max(blocked, u)
+          elseif g[2] == '1' then
+            local q = tonumber(g[3] or '0')
+            if q > now then blocked = math.max(blocked, math.min(q, now + 1000)) else probe = true end
+            probing[#probing + 1] = P .. 'g:' .. name
+          end
+        end
+      end
+      if blocked > 0 then
+        hold(blocked)
+      else
+        local b = budgetBlock(keyId, account)
+        if b > 0 then
+          budgetBound = true
+          hold(b)
+        else
+          if probe then
+            for _, k in ipairs(probing) do
+              redis.call('HSET', k, 'q', num(now + probeTtl))
+              if redis.call('PTTL', k) < probeTtl + margin then redis.call('PEXPIRE', k, num(probeTtl + margin)) end
+            end
+          end
+          bump('km:' .. keyId .. '|' .. model, minute, MINUTE)
+          bump('kd:' .. keyId .. '|' .. model, day, DAY)
+          if free then
+            bump('am:' .. account, minute, MINUTE)
+            bump('ad:' .. account, day, DAY)
+          end
+          if index < rotating then redis.call('SET', P .. 'pos:' .. provider, num(index + 1), 'PX', num(posTtl)) end
+          return {1, keyId, index, probe and 1 or 0}
+        end
+      end
+    end
+  end
+  if not anyEnabled then return {0, -1, 'disabled'} end
+  return {0, num(soonest), budgetBound and 'budget' or 'cooling'}
+end
+
+if nAvoid > 0 then
+  local r = choose(true)
+  if r[1] == 1 then return r end
+end
+return choose(false)
+`;
+
+/** ARGV: P, now, keyId, account, model, scope, until (-1: doubling), reason, baseMs, maxMs, gateMarginMs, strikeTtlMs, strike (1|0). */
+const COOL = `
+local keyId, model, scope = ARGV[3], ARGV[5], ARGV[6]
+local sk = P .. 's:' .. keyId
+local strikes
+if ARGV[13] == '0' then
+  strikes = tonumber(redis.call('GET', sk) or '0')
+else
+  strikes = redis.call('INCR', sk)
+  redis.call('PEXPIRE', sk, ARGV[12])
+end
+local untilT = tonumber(ARGV[7])
+if untilT < 0 then
+  untilT = now + math.min(tonumber(ARGV[10]), tonumber(ARGV[9]) * 2 ^ math.min(math.max(strikes - 1, 0), 30))
+end
+local account = resolve(ARGV[4])
+local name
+if scope == 'key' then name = 'k:' .. keyId
+elseif scope == 'account' then name = 'a:' .. account
+elseif scope == 'account_free' then name = 'f:' .. account
+else name = 'm:' .. account .. '|' .. model end
+local k = P .. 'g:' .. name
+local current = redis.call('HGET', k, 'u')
+if current and tonumber(current) >= untilT then
+  redis.call('HSET', k, 'p', '1')
+  return current
+end
+redis.call('DEL', k)
+redis.call('HSET', k, 'u', num(untilT), 'r', ARGV[8], 'p', '1', 'q', '0')
+redis.call('PEXPIRE', k, num(math.max(untilT - now, 0) + tonumber(ARGV[11])))
+return num(untilT)
+`;
+
+/** ARGV: P, now, model, until, reason, gateMarginMs. */
+const CONGEST = `
+local k = P .. 'g:c:' .. ARGV[3]
+local untilT = tonumber(ARGV[4])
+local current = redis.call('HGET', k, 'u')
+if current and tonumber(current) >= untilT then return 0 end
+redis.call('DEL', k)
+redis.call('HSET', k, 'u', ARGV[4], 'r', ARGV[5], 'p', '0', 'q', '0')
+redis.call('PEXPIRE', k, num(math.max(untilT - now, 0) + tonumber(ARGV[6])))
+return 1
+`;
+
+/** ARGV: P, now, keyId, account, model, free. Resets the doubling and opens recovered gates. */
+const SUCCEED = `
+redis.call('DEL', P .. 's:' .. ARGV[3])
+for _, name in ipairs(gatesOf(ARGV[3], resolve(ARGV[4]), ARGV[5], ARGV[6] == '1')) do
+  local k = P .. 'g:' .. name
+  local g = redis.call('HMGET', k, 'u', 'p')
+  -- A gate cooled again meanwhile (by another request) stays shut.
+  if g[1] and g[2] == '1' and tonumber(g[1]) <= now then redis.call('DEL', k) end
+end
+return 1
+`;
+
+/** ARGV: P, now, keyId, account, model, free. A probe without a verdict: another request may probe. */
+const RELEASE = `
+for _, name in ipairs(gatesOf(ARGV[3], resolve(ARGV[4]), ARGV[5], ARGV[6] == '1')) do
+  local k = P .. 'g:' .. name
+  if redis.call('HGET', k, 'p') == '1' then redis.call('HSET', k, 'q', '0') end
+end
+return 1
+`;
+
+/** ARGV: P, now, then keyId, account, model, free per view. Clears their gates, model congestion, strikes. */
+const RESET = `
+for i = 3, #ARGV, 4 do
+  local keyId, model = ARGV[i], ARGV[i + 2]
+  for _, name in ipairs(gatesOf(keyId, resolve(ARGV[i + 1]), model, ARGV[i + 3] == '1')) do redis.call('DEL', P .. 'g:' .. name) end
+  redis.call('DEL', P .. 'g:c:' .. model, P .. 's:' .. keyId)
+end
+return 1
+`;
+
+/**
+ * ARGV: P, now, then keyId, account, model, free per view.
+ * Returns per view {disabled|'', cooldownUntil, reason|'', account, recovering, minuteCount, dayCount}.
+ */
+const INSPECT = `
+local out = {}
+for i = 3, #ARGV, 4 do
+  local keyId, model = ARGV[i], ARGV[i + 2]
+  local account = resolve(ARGV[i + 1])
+  local cooldown, reason, recovering = 0, '', 0
+  for _, name in ipairs(gatesOf(keyId, account, model, ARGV[i + 3] == '1')) do
+    local g = redis.call('HMGET', P .. 'g:' .. name, 'u', 'r', 'p')
+    if g[1] then
+      local u = tonumber(g[1])
+      if u > now and u > cooldown then
+        cooldown = u
+        reason = g[2] or ''
+      end
+      if g[3] == '1' then recovering = 1 end
+    end
+  end
+  out[#out + 1] = {
+    redis.call('GET', P .. 'd:' .. keyId) or '', num(cooldown), reason, account, recovering,
+    count('km:' .. keyId .. '|' .. model, minute), count('kd:' .. keyId .. '|' .. model, day),
+  }
+end
+return out
+`;
+
+type Arg = string | number;
+
+/** The scripts as ioredis commands (EVALSHA, falling back to EVAL after a Redis restart). */
+export interface StoreScripts {
+  orchePick(...args: Arg[]): Promise<[1, string, number, number] | [0, string | number, 'cooling' | 'budget' | 'congested' | 'disabled']>;
+  orcheCool(...args: Arg[]): Promise<string>;
+  orcheCongest(...args: Arg[]): Promise<number>;
+  orcheSucceed(...args: Arg[]): Promise<number>;
+  orcheRelease(...args: Arg[]): Promise<number>;
+  orcheReset(...args: Arg[]): Promise<number>;
+  orcheInspect(...args: Arg[]): Promise<Array<[string, string, string, string, number, number, number]>>;
+}
+
+const SCRIPTS: Record<keyof StoreScripts, string> = {
+  orchePick: PICK,
+  orcheCool: COOL,
+  orcheCongest: CONGEST,
+  orcheSucceed: SUCCEED,
+  orcheRelease: RELEASE,
+  orcheReset: RESET,
+  orcheInspect: INSPECT,
+};
+
+export function defineScripts(redis: Redis): Redis & StoreScripts {
+  for (const [name, body] of Object.entries(SCRIPTS)) redis.defineCommand(name, { numberOfKeys: 0, lua: PRELUDE + body });
+  return redis as Redis & StoreScripts;
+}

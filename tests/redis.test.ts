@@ -1,0 +1,191 @@
+/**
+ * Several instances over one Redis: budgets and cooldowns hold across them; a Redis outage costs no
+ * request and the service rejoins by itself.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import Redis from 'ioredis';
+import request from 'supertest';
+import { keyId } from '../providers/keys';
+import { startSimulator, type Simulator } from '../scripts/simulator';
+import { eventually, freePort, spawnOrche, type OrcheProcess } from './helpers/child';
+import { describeRedis, dropPrefix, REDIS_URL, uniquePrefix } from './helpers/redis';
+import { hi, startStack, type Stack } from './helpers/stack';
+
+const A = 'sk-or-v1-shared-key-a-0001';
+const B = 'sk-or-v1-shared-key-b-0002';
+const C = 'sk-or-v1-shared-key-c-0003';
+const Q = 'sk-or-v1-shared-qwen-q-0004';
+const Q2 = 'sk-or-v1-shared-qwen-r-0005';
+
+async function storeOk(url: string): Promise<true | undefined> {
+  const res = await request(url).get('/health');
+  return res.body.store?.ok === true ? true : undefined;
+}
+
+describeRedis('two orche processes sharing one Redis', () => {
+  let sim: Simulator | undefined;
+  let procs: OrcheProcess[] = [];
+  let prefix: string;
+
+  afterEach(async () => {
+    await Promise.all(procs.map((p) => p.stop()));
+    await sim?.close();
+    await dropPrefix(prefix);
+    procs = [];
+    sim = undefined;
+  });
+
+  test('60 requests alternating over 2 instances with 3 keys at 10/min: 30 reach upstream, 30 get 429; a cooldown is seen by both', async () => {
+    prefix = uniquePrefix('instances');
+    // The simulator enforces the same 10/min per key: a budget overrun would show as an upstream 429.
+    sim = await startSimulator({ keys: [{ key: A, rpm: 10 }, { key: B, rpm: 10 }, { key: C, rpm: 10 }, { key: Q }, { key: Q2 }] });
+    const env = {
+      OPENROUTER_BASE_URL: sim.baseUrl,
+      REDIS_URL,
+      ORCHE_REDIS_PREFIX: prefix,
+      PROVIDER_KIMI_API_KEY: A,
+      PROVIDER_KIMI_BACKUP_KEYS: `${B},${C}`,
+      PROVIDER_KIMI_RPM: '10',
+      PROVIDER_QWEN3_API_KEY: Q,
+      PROVIDER_QWEN3_BACKUP_KEYS: Q2,
+      PROVIDER_QWEN3_STRATEGY: 'failover',
+      // Refuse at once when the budget is spent, rather than wait for the next minute.
+      ORCHE_MAX_WAIT_MS: '0',
+    };
+    procs = await Promise.all([spawnOrche(env), spawnOrche(env)]);
+    const [one, two] = procs;
+    for (const p of procs) await eventually(() => storeOk(p.url), 'Redis to connect', 5000);
+
+    // A cooldown learned by one instance holds the other at once.
+    sim.addRule({ match: { key: Q }, type: 'generic-429', headers: { 'Retry-After': '120' }, times: 1 });
+    expect((await request(one.url).post('/api/chat').send({ provider: 'qwen3', messages: hi })).body.key_id).toBe(keyId(Q2));
+    const seenBy = async (url: string) => (await request(url).get('/api/key-status/qwen3')).body.keys.find((k: { id: string }) => k.id === keyId(Q));
+    const [fromOne, fromTwo] = [await seenBy(one.url), await seenBy(two.url)];
+    expect(fromTwo).toMatchObject({ state: 'cooling', reason: 'rate_limited', cooldown_until: fromOne.cooldown_until });
+    expect((await request(two.url).post('/api/chat').send({ provider: 'qwen3', messages: hi })).body.key_id).toBe(keyId(Q2));
+    expect(sim.calls.filter((c) => c.key === Q)).toHaveLength(1);
+
+    // Budgets count per clock minute: start early enough in one that the 60 requests fit in it.
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 50_000) await new Promise((r) => setTimeout(r, 60_000 - intoMinute + 100));
+    const minute = Math.floor(Date.now() / 60_000);
+    const replies = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => request(procs[i % 2].url).post('/api/chat').send({ provider: 'kimi', messages: hi })),
+    );
+    expect(Math.floor(Date.now() / 60_000)).toBe(minute);
+
+    const kimiCalls = sim.calls.filter((c) => c.model === 'moonshotai/kimi-k2');
+    expect(kimiCalls).toHaveLength(30);
+    expect(kimiCalls.filter((c) => c.status === 429)).toHaveLength(0);
+    expect([A, B, C].map((k) => kimiCalls.filter((c) => c.key === k).length)).toEqual([10, 10, 10]);
+    const ok = replies.filter((r) => r.status === 200);
+    const refused = replies.filter((r) => r.status === 429);
+    expect([ok.length, refused.length]).toEqual([30, 30]);
+    // Both instances served and both refused: the budget is one, not one per instance.
+    for (const half of [0, 1]) expect(replies.filter((r, i) => i % 2 === half && r.status === 200).length).toBeGreaterThan(0);
+    for (const r of refused) {
+      expect(r.body.error.type).toBe('all_keys_rate_limited');
+      expect(Number(r.headers['retry-after'])).toBeGreaterThan(0);
+      expect(Number(r.headers['retry-after'])).toBeLessThanOrEqual(60);
+    }
+    const counted = (await request(two.url).get('/api/key-status/kimi')).body.keys.map((k: { calls_this_minute: number }) => k.calls_this_minute);
+    expect(counted).toEqual([10, 10, 10]);
+  }, 90_000);
+});
+
+/** A Redis of its own on a free port, to stop and start under traffic. */
+class RedisServer {
+  private proc: ChildProcess | undefined;
+  constructor(readonly port: number) {}
+
+  async start(): Promise<void> {
+    this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    await eventually(
+      async () =>
+        new Promise<true | undefined>((done) => {
+          const p = spawn('redis-cli', ['-p', String(this.port), 'ping'], { stdio: ['ignore', 'pipe', 'ignore'] });
+          let out = '';
+          p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+          p.on('exit', () => done(out.includes('PONG') ? true : undefined));
+        }),
+      `redis-server on port ${this.port}`,
+      5000,
+    );
+  }
+
+  async stop(): Promise<void> {
+    const proc = this.proc;
+    this.proc = undefined;
+    if (!proc || proc.exitCode !== null) return;
+    await new Promise<void>((done) => {
+      proc.once('exit', () => done());
+      proc.kill('SIGKILL');
+    });
+  }
+}
+
+describeRedis('a Redis outage under traffic', () => {
+  let redis: RedisServer | undefined;
+  let stack: Stack | undefined;
+
+  afterEach(async () => {
+    await stack?.close();
+    await redis?.stop();
+    stack = redis = undefined;
+  });
+
+  test('no request fails, /health says degraded, one log line each way, and orche rejoins within seconds', async () => {
+    redis = new RedisServer(await freePort());
+    await redis.start();
+    const prefix = uniquePrefix('outage');
+    stack = await startStack(
+      { PROVIDER_KIMI_API_KEY: A, PROVIDER_KIMI_BACKUP_KEYS: `${B},${C}`, REDIS_URL: `redis://127.0.0.1:${redis.port}`, ORCHE_REDIS_PREFIX: prefix },
+      { keys: [{ key: A }, { key: B }, { key: C }] },
+    );
+    const s = stack;
+    await eventually(() => storeOk(s.url), 'Redis to connect', 5000);
+
+    const statuses: number[] = [];
+    let flowing = true;
+    const traffic = (async () => {
+      while (flowing) statuses.push((await s.http.post('/api/chat').send({ provider: 'kimi', messages: hi })).status);
+    })();
+    const served = (n: number) => eventually(async () => (statuses.length >= n ? true : undefined), `${n} requests`, 5000);
+
+    await served(20);
+    await redis.stop();
+    const downAt = statuses.length;
+    await served(downAt + 20);
+    const health = await s.http.get('/health');
+    expect(health.status).toBe(200);
+    expect(health.body).toMatchObject({ status: 'degraded', store: { kind: 'redis', ok: false } });
+    expect((await s.http.get('/ready')).status).toBe(503);
+
+    await redis.start();
+    const restartedAt = Date.now();
+    await eventually(async () => ((await s.http.get('/health')).body.status === 'ok' ? true : undefined), 'orche to rejoin Redis', 5000);
+    const rejoinMs = Date.now() - restartedAt;
+    const upAt = statuses.length;
+    await served(upAt + 20);
+    flowing = false;
+    await traffic;
+
+    expect(statuses.filter((st) => st !== 200)).toEqual([]);
+    expect(rejoinMs).toBeLessThan(3000);
+    const messages = s.logs.parsed().map((l) => l.message);
+    expect(messages.filter((m) => m === 'redis unavailable: serving from local state until it returns')).toHaveLength(1);
+    expect(messages.filter((m) => m === 'redis is back: shared state again')).toHaveLength(1);
+    // Back on Redis: the restarted (empty) server holds the counters of the picks made since.
+    const counters = await eventually(async () => {
+      const r = new Redis(`redis://127.0.0.1:${redis!.port}`);
+      try {
+        const keys = await r.keys(`${prefix}n:*`);
+        return keys.length > 0 ? keys : undefined;
+      } finally {
+        r.disconnect();
+      }
+    }, 'counters in the restarted Redis', 1000);
+    expect(counters.length).toBeGreaterThan(0);
+    console.log(`orche rejoined Redis ${rejoinMs} ms after it came back`);
+  }, 30_000);
+});

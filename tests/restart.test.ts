@@ -1,0 +1,102 @@
+/**
+ * State survives a restart: a real orche process with ORCHE_STATE_FILE, killed with SIGKILL.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import request from 'supertest';
+import { keyId } from '../providers/keys';
+import { startSimulator, type Simulator } from '../scripts/simulator';
+import { eventually, spawnOrche, type OrcheProcess } from './helpers/child';
+import { hi } from './helpers/stack';
+
+const A = 'sk-or-v1-restart-key-a-0001';
+const B = 'sk-or-v1-restart-key-b-0002';
+const C = 'sk-or-v1-restart-key-c-0003';
+
+let sim: Simulator | undefined;
+let orche: OrcheProcess | undefined;
+let dir: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'orche-restart-'));
+});
+afterEach(async () => {
+  await orche?.stop('SIGKILL');
+  await sim?.close();
+  orche = sim = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface KeyRow {
+  id: string;
+  state: string;
+  cooldown_until: number | null;
+  calls_today: number;
+  requests: number;
+  successes: number;
+  rate_limited: number;
+}
+
+async function kimiKeys(url: string): Promise<KeyRow[]> {
+  return (await request(url).get('/api/key-status/kimi')).body.keys;
+}
+
+test('after kill -9 a cooled key is still cooling until the same reset; rotation position and counters are kept', async () => {
+  sim = await startSimulator({ keys: [{ key: A }, { key: B }, { key: C }] });
+  sim.addRule({ match: { key: A }, type: 'generic-429', headers: { 'Retry-After': '120' }, times: 1 });
+  const file = join(dir, 'state.json');
+  const env = { OPENROUTER_BASE_URL: sim.baseUrl, ORCHE_STATE_FILE: file, PROVIDER_KIMI_API_KEY: A, PROVIDER_KIMI_BACKUP_KEYS: `${B},${C}` };
+  orche = await spawnOrche(env);
+
+  // A answers 429 and cools for 120 s; B, C, B serve. The rotation position now points at C.
+  const served = [];
+  for (let i = 0; i < 3; i++) {
+    const res = await request(orche.url).post('/api/chat').send({ provider: 'kimi', messages: hi });
+    expect(res.status).toBe(200);
+    served.push(res.body.key_id);
+  }
+  expect(served).toEqual([keyId(B), keyId(C), keyId(B)]);
+  const answeredAt = Date.now();
+  const before = await kimiKeys(orche.url);
+  expect(before.map((k) => [k.state, k.calls_today, k.requests])).toEqual([['cooling', 1, 1], ['active', 2, 2], ['active', 1, 1]]);
+
+  // SPEC §5: at most the last second may be lost. Wait until the last request's counters are on disk.
+  await eventually(
+    async () => {
+      if (!existsSync(file)) return undefined;
+      const saved = JSON.parse(readFileSync(file, 'utf8'));
+      return saved.sections?.pool_stats?.kimi?.totals?.requests === 4 ? true : undefined;
+    },
+    'the snapshot to hold the last request',
+    1000,
+  );
+  expect(Date.now() - answeredAt).toBeLessThan(1000);
+  await orche.stop('SIGKILL');
+
+  orche = await spawnOrche(env);
+  const after = await kimiKeys(orche.url);
+  expect(after).toEqual(before.map((k) => ({ ...k, cooldown_remaining_ms: expect.any(Number) })));
+  expect(after[0]).toMatchObject({ id: keyId(A), state: 'cooling', cooldown_until: before[0].cooldown_until, rate_limited: 1 });
+  expect(after[0].cooldown_until).toBeGreaterThan(Date.now() + 100_000);
+
+  // With the position lost, the next pick would start at A (cooling) and land on B.
+  const next = await request(orche.url).post('/api/chat').send({ provider: 'kimi', messages: hi });
+  expect(next.body.key_id).toBe(keyId(C));
+  expect(sim.calls.map((c) => [c.key, c.status])).toEqual([[A, 429], [B, 200], [C, 200], [B, 200], [C, 200]]);
+});
+
+test('SIGTERM writes the snapshot on the way out', async () => {
+  sim = await startSimulator({ keys: [{ key: A }] });
+  const file = join(dir, 'state.json');
+  const env = { OPENROUTER_BASE_URL: sim.baseUrl, ORCHE_STATE_FILE: file, PROVIDER_KIMI_API_KEY: A };
+  orche = await spawnOrche(env);
+  expect((await request(orche.url).post('/api/chat').send({ provider: 'kimi', messages: hi })).status).toBe(200);
+  // Stopped before the write timer fires (200 ms): only the shutdown write can save the call.
+  expect(existsSync(file)).toBe(false);
+  await orche.stop('SIGTERM');
+  expect(orche.child.exitCode).toBe(0);
+  expect(JSON.parse(readFileSync(file, 'utf8')).sections.pool_stats.kimi.totals.requests).toBe(1);
+  orche = await spawnOrche(env);
+  expect((await kimiKeys(orche.url))[0]).toMatchObject({ requests: 1, successes: 1, calls_today: 1 });
+});

@@ -1,0 +1,293 @@
+/**
+ * The state store contract: the same tests run against every StateStore (memory, snapshot, Redis),
+ * so that their behaviour cannot drift. MemoryStore is the reference. Clocks are fixed: no sleeps.
+ */
+import type { CoolScope } from '../../providers/rateLimit';
+import type { CoolRequest, KeyView, PickPlan, PickResult, StateStore } from '../../providers/store/types';
+
+// 10 s into a minute, so that "this minute" and "next minute" are exact.
+const T = Date.UTC(2026, 10, 22, 12, 30, 10);
+const MINUTE_END = Date.UTC(2026, 10, 22, 12, 31, 0);
+const DAY_END = Date.UTC(2026, 10, 23);
+
+interface PlanOptions {
+  provider?: string;
+  model?: string;
+  free?: boolean;
+  /** round-robin over this many leading keys; 0 is failover. Default: all keys. */
+  rotating?: number;
+  accounts?: Record<string, string>;
+  keyRpm?: number;
+  keyRpd?: number;
+  accountRpm?: number;
+  accountRpd?: number;
+}
+
+function planOf(ids: string[], o: PlanOptions = {}): PickPlan {
+  return {
+    provider: o.provider ?? 'kimi',
+    model: o.model ?? 'vendor/model',
+    free: o.free ?? false,
+    candidates: ids.map((id) => ({ keyId: id, account: o.accounts?.[id] ?? `key:${id}` })),
+    rotating: o.rotating ?? ids.length,
+    keyRpm: o.keyRpm,
+    keyRpd: o.keyRpd,
+    accountRpm: o.accountRpm,
+    accountRpd: o.accountRpd,
+    probeTtlMs: 5000,
+  };
+}
+
+function viewOf(plan: PickPlan, id: string): KeyView {
+  const c = plan.candidates.find((x) => x.keyId === id)!;
+  return { keyId: id, account: c.account, model: plan.model, free: plan.free };
+}
+
+function coolOf(view: KeyView, scope: CoolScope, until?: number, reason = 'rate_limited'): CoolRequest {
+  return { keyId: view.keyId, account: view.account, model: view.model, scope, until, reason, baseMs: 1000, maxMs: 8000 };
+}
+
+/** The key ids of n picks in a row ('-' for none). */
+async function picks(store: StateStore, plan: PickPlan, n: number, now: number, avoid?: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) out.push((await store.pick(plan, now, avoid)).keyId ?? '-');
+  return out;
+}
+
+const none = (retryAt: number | null, reason: string): PickResult => ({ keyId: null, retryAt, reason } as PickResult);
+
+export function describeStoreContract(name: string, makeStore: () => Promise<StateStore>, cleanup?: (store: StateStore) => Promise<void>): void {
+  describe(`StateStore contract: ${name}`, () => {
+    let store: StateStore;
+    beforeEach(async () => {
+      store = await makeStore();
+    });
+    afterEach(async () => {
+      if (cleanup) await cleanup(store);
+      else await store.close();
+    });
+
+    describe('pick', () => {
+      test('round-robin spreads picks over the keys in order, with a position per provider', async () => {
+        const kimi = planOf(['a', 'b', 'c']);
+        const qwen = planOf(['a', 'b', 'c'], { provider: 'qwen', model: 'vendor/other' });
+        expect(await picks(store, kimi, 4, T)).toEqual(['a', 'b', 'c', 'a']);
+        expect(await picks(store, qwen, 1, T)).toEqual(['a']);
+        expect(await picks(store, kimi, 2, T)).toEqual(['b', 'c']);
+        expect(await store.pick(kimi, T)).toEqual({ keyId: 'a', index: 0, probe: false });
+      });
+
+      test('failover keeps the primary until it cools, then backups in order, then the primary again', async () => {
+        const p = planOf(['a', 'b', 'c'], { rotating: 0 });
+        expect(await picks(store, p, 2, T)).toEqual(['a', 'a']);
+        await store.cool(coolOf(viewOf(p, 'a'), 'key', T + 1000), T);
+        expect(await picks(store, p, 2, T)).toEqual(['b', 'b']);
+        await store.cool(coolOf(viewOf(p, 'b'), 'key', T + 2000), T);
+        expect(await picks(store, p, 1, T)).toEqual(['c']);
+        expect(await store.pick(p, T + 1000)).toEqual({ keyId: 'a', index: 0, probe: true });
+        await store.succeed(viewOf(p, 'a'), T + 1000);
+        expect(await store.pick(p, T + 1000)).toEqual({ keyId: 'a', index: 0, probe: false });
+      });
+
+      test('reserve keys serve only when every other key is unusable, and do not move the rotation', async () => {
+        const p = planOf(['a', 'b', 'r'], { rotating: 2 });
+        expect(await picks(store, p, 3, T)).toEqual(['a', 'b', 'a']);
+        await store.cool(coolOf(viewOf(p, 'a'), 'key', T + 1000), T);
+        await store.cool(coolOf(viewOf(p, 'b'), 'key', T + 1000), T);
+        expect(await store.pick(p, T)).toEqual({ keyId: 'r', index: 2, probe: false });
+        await store.resetCooldowns();
+        expect(await picks(store, p, 2, T)).toEqual(['b', 'a']);
+      });
+
+      test('keys to avoid are skipped while another key is usable, and taken when none is', async () => {
+        const p = planOf(['a', 'b'], { rotating: 0 });
+        expect(await picks(store, p, 1, T, ['a'])).toEqual(['b']);
+        expect(await picks(store, p, 1, T, ['a', 'b'])).toEqual(['a']);
+        await store.cool(coolOf(viewOf(p, 'b'), 'key', T + 1000), T);
+        expect(await picks(store, p, 1, T, ['a'])).toEqual(['a']);
+        const [a, b] = await store.inspect([viewOf(p, 'a'), viewOf(p, 'b')], T);
+        expect([a.minuteCount, b.minuteCount]).toEqual([2, 1]);
+      });
+
+      test('concurrent picks are atomic: 30 at once over 3 keys land 10 on each', async () => {
+        const p = planOf(['a', 'b', 'c']);
+        const got = await Promise.all(Array.from({ length: 30 }, () => store.pick(p, T)));
+        const counts = { a: 0, b: 0, c: 0 } as Record<string, number>;
+        for (const g of got) counts[g.keyId!]++;
+        expect(counts).toEqual({ a: 10, b: 10, c: 10 });
+      });
+    });
+
+    describe('cool', () => {
+      test('cooling again never shortens a cooldown: the later deadline wins', async () => {
+        const p = planOf(['a', 'b']);
+        const a = viewOf(p, 'a');
+        expect(await store.cool(coolOf(a, 'key', T + 5000), T)).toBe(T + 5000);
+        expect(await store.cool(coolOf(a, 'key', T + 2000), T)).toBe(T + 5000);
+        expect((await store.inspect([a], T))[0].cooldownUntil).toBe(T + 5000);
+        expect(await store.cool(coolOf(a, 'key', T + 9000, 'later'), T)).toBe(T + 9000);
+        expect((await store.inspect([a], T))[0]).toMatchObject({ cooldownUntil: T + 9000, cooldownReason: 'later' });
+      });
+
+      test('without a reset time the cooldown doubles per 429 up to the maximum; a success resets it', async () => {
+        const a = viewOf(planOf(['a']), 'a');
+        const got = [];
+        for (let i = 0; i < 5; i++) got.push((await store.cool(coolOf(a, 'key'), T + 10_000 * i)) - 10_000 * i);
+        expect(got).toEqual([T + 1000, T + 2000, T + 4000, T + 8000, T + 8000]);
+        await store.succeed(a, T + 48_000);
+        expect(await store.cool(coolOf(a, 'key'), T + 48_000)).toBe(T + 49_000);
+      });
+
+      test('a recovering key gets one probe at a time; others serve meanwhile; a success opens it fully', async () => {
+        const solo = planOf(['a'], { rotating: 0 });
+        const a = viewOf(solo, 'a');
+        await store.cool(coolOf(a, 'key', T + 1000), T);
+        expect(await store.pick(solo, T)).toEqual(none(T + 1000, 'cooling'));
+        expect(await store.pick(solo, T + 1000)).toEqual({ keyId: 'a', index: 0, probe: true });
+        // The probe is in flight: nobody else may use the key; ask again within a second.
+        expect(await store.pick(solo, T + 1000)).toEqual(none(T + 2000, 'cooling'));
+        expect((await store.inspect([a], T + 1000))[0]).toMatchObject({ cooldownUntil: 0, recovering: true });
+        await store.release(a);
+        expect(await store.pick(solo, T + 1000)).toEqual({ keyId: 'a', index: 0, probe: true });
+        // A probe left hanging expires after probeTtlMs.
+        expect(await store.pick(solo, T + 6000)).toEqual({ keyId: 'a', index: 0, probe: true });
+        await store.succeed(a, T + 6000);
+        expect(await store.pick(solo, T + 6000)).toEqual({ keyId: 'a', index: 0, probe: false });
+        expect((await store.inspect([a], T + 6000))[0].recovering).toBe(false);
+
+        const pair = planOf(['a', 'b'], { rotating: 0 });
+        await store.cool(coolOf(viewOf(pair, 'a'), 'key', T + 7000), T + 6000);
+        expect(await picks(store, pair, 3, T + 7000)).toEqual(['a', 'b', 'b']);
+        await store.succeed(viewOf(pair, 'a'), T + 7000);
+        expect(await picks(store, pair, 1, T + 7000)).toEqual(['a']);
+      });
+
+      test('a gate cooled again while its probe is out stays shut after the success', async () => {
+        const p = planOf(['a'], { rotating: 0 });
+        const a = viewOf(p, 'a');
+        await store.cool(coolOf(a, 'key', T + 1000), T);
+        expect((await store.pick(p, T + 1000)).keyId).toBe('a');
+        await store.cool(coolOf(a, 'key', T + 4000), T + 1000);
+        await store.succeed(a, T + 1000);
+        expect(await store.pick(p, T + 1000)).toEqual(none(T + 4000, 'cooling'));
+      });
+    });
+
+    describe('account gates', () => {
+      test('an account cooldown holds every key of the declared account', async () => {
+        const p = planOf(['a', 'b', 'c'], { rotating: 0, accounts: { a: 'team', b: 'team' } });
+        await store.cool(coolOf(viewOf(p, 'a'), 'account', T + 3000), T);
+        expect(await picks(store, p, 2, T)).toEqual(['c', 'c']);
+        const seen = await store.inspect(['a', 'b', 'c'].map((id) => viewOf(p, id)), T);
+        expect(seen.map((s) => [s.account, s.cooldownUntil])).toEqual([['team', T + 3000], ['team', T + 3000], ['key:c', 0]]);
+      });
+
+      test('learned aliases join accounts: a key that reported the same user_id is held too', async () => {
+        const p = planOf(['x', 'y', 'z'], { rotating: 0 });
+        await store.learnAccount('key:x', 'user_1');
+        await store.learnAccount('key:y', 'user_1');
+        await store.cool(coolOf(viewOf(p, 'x'), 'account', T + 3000), T);
+        expect(await picks(store, p, 1, T)).toEqual(['z']);
+        const seen = await store.inspect(['x', 'y', 'z'].map((id) => viewOf(p, id)), T);
+        expect(seen.map((s) => s.account)).toEqual(['user_1', 'user_1', 'key:z']);
+        expect(seen.map((s) => s.cooldownUntil)).toEqual([T + 3000, T + 3000, 0]);
+      });
+
+      test('account_free holds only free models; account_model only that model', async () => {
+        const accounts = { a: 'team' };
+        const free = planOf(['a', 'b'], { rotating: 0, free: true, model: 'vendor/x:free', accounts });
+        const paid = planOf(['a', 'b'], { rotating: 0, model: 'vendor/x', accounts, provider: 'paid' });
+        const other = planOf(['a', 'b'], { rotating: 0, model: 'vendor/y', accounts, provider: 'other' });
+        await store.cool(coolOf(viewOf(free, 'a'), 'account_free', T + 3000), T);
+        expect(await picks(store, free, 1, T)).toEqual(['b']);
+        expect(await picks(store, paid, 1, T)).toEqual(['a']);
+        await store.cool(coolOf(viewOf(paid, 'a'), 'account_model', T + 3000), T);
+        expect(await picks(store, paid, 1, T)).toEqual(['b']);
+        expect(await picks(store, other, 1, T)).toEqual(['a']);
+      });
+    });
+
+    test('a congested model gives no key, says so with its deadline (the later wins), and clears by itself', async () => {
+      const p = planOf(['a', 'b']);
+      await store.congest(p.model, T + 4000, 'upstream', T);
+      await store.congest(p.model, T + 1000, 'upstream', T);
+      expect(await store.pick(p, T)).toEqual(none(T + 4000, 'congested'));
+      expect(await store.congestedUntil(p.model, T)).toBe(T + 4000);
+      expect(await store.congestedUntil('vendor/other', T)).toBe(0);
+      expect(await store.congestedUntil(p.model, T + 4000)).toBe(0);
+      expect((await store.pick(p, T + 4000)).keyId).toBe('a');
+    });
+
+    describe('budgets', () => {
+      test('per key: spent for the minute until the next minute, for the UTC day until the next day', async () => {
+        const p = planOf(['a', 'b'], { keyRpm: 2, keyRpd: 3 });
+        expect(await picks(store, p, 4, T)).toEqual(['a', 'b', 'a', 'b']);
+        expect(await store.pick(p, T)).toEqual(none(MINUTE_END, 'budget'));
+        expect(await picks(store, p, 2, MINUTE_END)).toEqual(['a', 'b']);
+        expect(await store.pick(p, MINUTE_END)).toEqual(none(DAY_END, 'budget'));
+        const seen = await store.inspect([viewOf(p, 'a')], MINUTE_END);
+        expect([seen[0].minuteCount, seen[0].dayCount]).toEqual([1, 3]);
+        expect(await picks(store, p, 1, DAY_END)).toEqual(['a']);
+      });
+
+      test('per account on free models: shared by the account\'s keys and providers, not by paid models', async () => {
+        const accounts = { a: 'team', b: 'team' };
+        const budgets = { accountRpm: 3, accountRpd: 4 };
+        const kimi = planOf(['a', 'b'], { free: true, model: 'vendor/x:free', accounts, ...budgets });
+        const qwen = planOf(['b'], { free: true, model: 'vendor/y:free', accounts, provider: 'qwen', ...budgets });
+        const paid = planOf(['a'], { model: 'vendor/x', accounts, provider: 'paid' });
+        expect(await picks(store, kimi, 3, T)).toEqual(['a', 'b', 'a']);
+        expect(await store.pick(kimi, T)).toEqual(none(MINUTE_END, 'budget'));
+        expect(await store.pick(qwen, T)).toEqual(none(MINUTE_END, 'budget'));
+        expect(await picks(store, paid, 1, T)).toEqual(['a']);
+        expect(await picks(store, qwen, 1, MINUTE_END)).toEqual(['b']);
+        expect(await store.pick(kimi, MINUTE_END)).toEqual(none(DAY_END, 'budget'));
+      });
+    });
+
+    test('disabled keys are skipped until reactivated; with all disabled the reason says so', async () => {
+      const p = planOf(['a', 'b']);
+      const a = viewOf(p, 'a');
+      await store.cool(coolOf(a, 'key', T + 9000), T);
+      await store.setDisabled('a', 'invalid_key');
+      expect((await store.inspect([a], T))[0].disabled).toBe('invalid_key');
+      await store.setDisabled('b', 'manual');
+      expect(await store.pick(p, T)).toEqual(none(null, 'disabled'));
+      await store.setDisabled('a', null);
+      // Reactivation also clears the key's own cooldown and its doubling.
+      expect((await store.inspect([a], T))[0]).toMatchObject({ disabled: null, cooldownUntil: 0 });
+      expect(await picks(store, p, 2, T)).toEqual(['a', 'a']);
+      expect(await store.cool(coolOf(a, 'key'), T)).toBe(T + 1000);
+    });
+
+    test('resetCooldowns clears the named keys\' gates, their model\'s congestion and doubling, or everything', async () => {
+      const p = planOf(['a', 'b', 'c'], { rotating: 0 });
+      const [a, b] = [viewOf(p, 'a'), viewOf(p, 'b')];
+      await store.cool(coolOf(a, 'key'), T);
+      await store.cool(coolOf(a, 'key'), T);
+      await store.cool(coolOf(b, 'account', T + 9000), T);
+      await store.resetCooldowns([a]);
+      expect(await store.pick(p, T)).toEqual({ keyId: 'a', index: 0, probe: false });
+      expect(await store.cool(coolOf(a, 'key'), T)).toBe(T + 1000);
+      await store.congest(p.model, T + 9000, 'upstream', T);
+      await store.resetCooldowns([a]);
+      expect(await store.congestedUntil(p.model, T)).toBe(0);
+      expect((await store.inspect([b], T))[0].cooldownUntil).toBe(T + 9000);
+      await store.resetCooldowns();
+      expect((await store.inspect([b], T))[0].cooldownUntil).toBe(0);
+    });
+
+    test('inspect reports the deadline in force, its reason, the account, recovery and counts', async () => {
+      const p = planOf(['a', 'b'], { rotating: 0, accounts: { a: 'team' } });
+      const [a, b] = [viewOf(p, 'a'), viewOf(p, 'b')];
+      await picks(store, p, 2, T);
+      await store.cool(coolOf(a, 'key', T + 2000, 'rate_limited'), T);
+      await store.cool(coolOf(a, 'account_model', T + 5000, 'model_cap'), T);
+      expect(await store.inspect([a, b], T)).toEqual([
+        { disabled: null, cooldownUntil: T + 5000, cooldownReason: 'model_cap', account: 'team', recovering: true, minuteCount: 2, dayCount: 2 },
+        { disabled: null, cooldownUntil: 0, cooldownReason: null, account: 'key:b', recovering: false, minuteCount: 0, dayCount: 0 },
+      ]);
+      expect(await store.inspect([], T)).toEqual([]);
+    });
+  });
+}

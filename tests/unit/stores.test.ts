@@ -1,0 +1,200 @@
+/**
+ * Every state store against the same contract, then what only one of them does: the snapshot's file,
+ * Redis's expiry and key names, and Redis's local fallback.
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Redis from 'ioredis';
+import { keyId } from '../../providers/keys';
+import { MemoryStore } from '../../providers/store/memory';
+import { RedisStore } from '../../providers/store/redis';
+import { SnapshotStore, type StoreLog } from '../../providers/store/snapshot';
+import type { PickPlan, StateStore } from '../../providers/store/types';
+import { freePort } from '../helpers/child';
+import { describeRedis, dropPrefix, REDIS_URL, uniquePrefix } from '../helpers/redis';
+import { describeStoreContract } from './storeContract';
+
+const T = Date.UTC(2026, 10, 22, 12, 30, 10);
+
+/** A logger that keeps what it was told. */
+function recordingLog(): StoreLog & { lines: Array<{ level: string; message: string; meta?: Record<string, unknown> }> } {
+  const lines: Array<{ level: string; message: string; meta?: Record<string, unknown> }> = [];
+  return {
+    lines,
+    info: (message, meta) => lines.push({ level: 'info', message, meta }),
+    warn: (message, meta) => lines.push({ level: 'warn', message, meta }),
+  };
+}
+
+const dirs: string[] = [];
+function tempFile(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'orche-state-'));
+  dirs.push(dir);
+  return join(dir, 'state.json');
+}
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describeStoreContract('memory', async () => new MemoryStore());
+
+describeStoreContract('snapshot', async () => new SnapshotStore(tempFile(), { logger: recordingLog(), now: () => T }));
+
+describeRedis('redis', () => {
+  const prefixes = new Map<StateStore, string>();
+  describeStoreContract(
+    'redis',
+    async () => {
+      const prefix = uniquePrefix('contract');
+      const store = new RedisStore({ url: REDIS_URL, prefix, logger: recordingLog() });
+      if (!(await store.connected())) throw new Error('Redis did not connect');
+      prefixes.set(store, prefix);
+      return store;
+    },
+    async (store) => {
+      // A test that passed on the local fallback would prove nothing about Redis.
+      expect(store.health()).toEqual({ kind: 'redis', ok: true });
+      await store.close();
+      await dropPrefix(prefixes.get(store)!);
+    },
+  );
+});
+
+const plan: PickPlan = {
+  provider: 'kimi',
+  model: 'vendor/x:free',
+  free: true,
+  candidates: [
+    { keyId: 'a', account: 'team' },
+    { keyId: 'b', account: 'key:b' },
+    { keyId: 'c', account: 'key:c' },
+  ],
+  rotating: 3,
+  probeTtlMs: 5000,
+};
+const viewA = { keyId: 'a', account: 'team', model: plan.model, free: true };
+
+describe('SnapshotStore', () => {
+  test('a reopened store has the cooldowns, disabled keys, aliases, counters, position and sections it saved', async () => {
+    const path = tempFile();
+    const first = new SnapshotStore(path, { logger: recordingLog(), now: () => T });
+    const saved = { a: { requests: 3 } };
+    first.attach('pool_stats', { save: () => saved, restore: () => {} });
+    await first.pick(plan, T);
+    await first.pick(plan, T);
+    await first.cool({ ...viewA, scope: 'key', until: T + 60_000, reason: 'rate_limited', baseMs: 1000, maxMs: 8000 }, T);
+    await first.setDisabled('c', 'invalid_key');
+    await first.learnAccount('key:b', 'user_9');
+    await first.close();
+
+    const log = recordingLog();
+    const second = new SnapshotStore(path, { logger: log, now: () => T + 1000 });
+    let restored: unknown;
+    second.attach('pool_stats', { save: () => ({}), restore: (d) => (restored = d) });
+    expect(restored).toEqual(saved);
+    const views = ['a', 'b', 'c'].map((id) => ({ keyId: id, account: id === 'a' ? 'team' : `key:${id}`, model: plan.model, free: true }));
+    const seen = await second.inspect(views, T + 1000);
+    expect(seen.map((s) => [s.cooldownUntil, s.disabled, s.account, s.dayCount])).toEqual([
+      [T + 60_000, null, 'team', 1],
+      [0, null, 'user_9', 1],
+      [0, 'invalid_key', 'key:c', 0],
+    ]);
+    // Position 2 was saved: c is next, but disabled, so the rotation wraps to b (a is cooling).
+    expect((await second.pick(plan, T + 1000)).keyId).toBe('b');
+    expect(log.lines).toEqual([expect.objectContaining({ level: 'info', message: 'state restored from snapshot' })]);
+    await second.close();
+  });
+
+  test('a change is on disk within a second, without a flush, written by rename (no temp file left)', async () => {
+    const path = tempFile();
+    const store = new SnapshotStore(path, { logger: recordingLog(), now: () => T });
+    await store.setDisabled('a', 'manual');
+    const started = Date.now();
+    while (!existsSync(path) && Date.now() - started < 1000) await new Promise((r) => setTimeout(r, 20));
+    expect(JSON.parse(readFileSync(path, 'utf8'))).toMatchObject({ format: 'orche-state', version: 1, state: { disabled: { a: 'manual' } } });
+    expect(readdirSync(join(path, '..'))).toEqual(['state.json']);
+    await store.close();
+  });
+
+  test.each([
+    ['corrupt', '{"format":"orche-state","vers', /corrupt/],
+    ['foreign', JSON.stringify({ hello: 'world' }), /ignored/],
+    ['from a newer orche', JSON.stringify({ format: 'orche-state', version: 2, state: {} }), /ignored/],
+    ['missing a part', JSON.stringify({ format: 'orche-state', version: 1, saved_at: T, state: { gates: {} } }), /ignored/],
+  ])('a %s file is reported once and ignored, and start-up goes on with empty state', async (_kind, text, message) => {
+    const path = tempFile();
+    writeFileSync(path, text);
+    const log = recordingLog();
+    const store = new SnapshotStore(path, { logger: log, now: () => T });
+    expect(log.lines).toHaveLength(1);
+    expect(log.lines[0]).toMatchObject({ level: 'warn', message: expect.stringMatching(message), meta: { path } });
+    expect(await store.pick(plan, T)).toEqual({ keyId: 'a', index: 0, probe: false });
+    await store.close();
+    // The next save replaces it with a valid file.
+    expect(JSON.parse(readFileSync(path, 'utf8')).format).toBe('orche-state');
+  });
+});
+
+describeRedis('RedisStore in Redis', () => {
+  test('every key it writes is under the prefix, names no secret, and expires', async () => {
+    const secret = 'sk-or-v1-redis-names-secret-0001';
+    const id = keyId(secret);
+    const prefix = uniquePrefix('ttl');
+    const store = new RedisStore({ url: REDIS_URL, prefix, logger: recordingLog() });
+    expect(await store.connected()).toBe(true);
+    const p: PickPlan = { ...plan, candidates: [{ keyId: id, account: `key:${id}` }], rotating: 1, keyRpm: 5, accountRpd: 9 };
+    const view = { keyId: id, account: `key:${id}`, model: plan.model, free: true };
+    await store.pick(p, T);
+    await store.cool({ ...view, scope: 'key', until: T + 1000, reason: 'rate_limited', baseMs: 1000, maxMs: 8000 }, T);
+    await store.cool({ ...view, scope: 'account_free', reason: 'free', baseMs: 1000, maxMs: 8000 }, T);
+    await store.congest(plan.model, T + 5000, 'upstream', T);
+    await store.setDisabled(id, 'manual');
+    await store.learnAccount(`key:${id}`, 'user_1');
+    const r = new Redis(REDIS_URL);
+    try {
+      const keys = await r.keys(`${prefix}*`);
+      expect(keys.length).toBeGreaterThanOrEqual(9);
+      for (const k of keys) {
+        expect(k).not.toContain(secret.slice(6));
+        expect(await r.pttl(k)).toBeGreaterThan(0);
+      }
+    } finally {
+      r.disconnect();
+      await store.close();
+      await dropPrefix(prefix);
+    }
+  });
+
+  test('one pick is one round trip: measured against this Redis', async () => {
+    const prefix = uniquePrefix('rtt');
+    const store = new RedisStore({ url: REDIS_URL, prefix, logger: recordingLog() });
+    expect(await store.connected()).toBe(true);
+    const many: PickPlan = { ...plan, free: false, candidates: Array.from({ length: 200 }, (_, i) => ({ keyId: `k${i}`, account: `key:k${i}` })), rotating: 200 };
+    const n = 500;
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) await store.pick(many, T);
+    const perPickUs = Number(process.hrtime.bigint() - started) / 1000 / n;
+    console.log(`RedisStore.pick over 200 keys: ${perPickUs.toFixed(0)} µs per pick (sequential, local Redis)`);
+    expect(perPickUs).toBeLessThan(5000);
+    await store.close();
+    await dropPrefix(prefix);
+  });
+});
+
+test('RedisStore with no Redis serves from local state, says so once, and reports not ok', async () => {
+  const port = await freePort();
+  const log = recordingLog();
+  const store = new RedisStore({ url: `redis://127.0.0.1:${port}`, prefix: 'orche-test:', logger: log, timeoutMs: 200 });
+  expect(await store.connected(300)).toBe(false);
+  const started = Date.now();
+  expect(await Promise.all([store.pick(plan, T), store.pick(plan, T)])).toEqual([
+    { keyId: 'a', index: 0, probe: false },
+    { keyId: 'b', index: 1, probe: false },
+  ]);
+  expect(Date.now() - started).toBeLessThan(100);
+  expect(store.health()).toMatchObject({ kind: 'redis', ok: false });
+  await new Promise((r) => setTimeout(r, 400)); // a few reconnect attempts
+  expect(log.lines.filter((l) => l.level === 'warn')).toHaveLength(1);
+  await store.close();
+});
