@@ -9,8 +9,10 @@ import { resolve } from 'node:path';
 import { BUILTIN_PROVIDERS } from '../config/providers';
 import { MemoryStore } from '../providers/store/memory';
 import { startOrche, startPrinting, type Proc } from './bench/processes';
-import { median, sequentialLatency, throughput, type Target, type Throughput } from './bench/measure';
+import { median, type Row, sequentialLatency, throughputRounds, type Target } from './bench/measure';
 import { pickCost, planOf } from './bench/pick';
+import { relayMemory, streamTimings } from './bench/stream';
+import { redisFigures } from './bench/redis';
 
 const smoke = process.argv.includes('--smoke');
 const append = !smoke && !process.argv.includes('--no-append');
@@ -20,13 +22,6 @@ const SEQ = smoke ? 100 : 3000;
 const FANOUTS = smoke ? 3 : 30;
 const messages = [{ role: 'user', content: 'Say hello in one short sentence.' }];
 
-interface Row {
-  metric: string;
-  value: string;
-  reference: string;
-  target: string;
-  met: boolean | null;
-}
 
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
@@ -39,16 +34,6 @@ function orcheEnv(simBase: string): Record<string, string> {
   return env;
 }
 
-async function throughputRounds(targets: Target[]): Promise<Map<string, Throughput>> {
-  const runs = new Map<string, Throughput[]>(targets.map((t) => [t.name, []]));
-  for (const t of targets) await throughput(t, 50, smoke ? 1 : 2); // warm-up: JIT, sockets
-  for (let r = 0; r < ROUNDS; r++) {
-    for (const t of r % 2 === 0 ? targets : [...targets].reverse()) runs.get(t.name)!.push(await throughput(t, 50, SECONDS));
-  }
-  return new Map(
-    [...runs].map(([name, rs]) => [name, { rps: median(rs.map((x) => x.rps)), p50: median(rs.map((x) => x.p50)), p99: median(rs.map((x) => x.p99)), errors: rs.reduce((a, x) => a + x.errors, 0) }]),
-  );
-}
 
 async function fanoutOverhead(orche: Proc, simRoot: string, sim: Target): Promise<{ wall: number; slowest: number }> {
   const slowModel = BUILTIN_PROVIDERS[0].model;
@@ -87,7 +72,7 @@ async function main(): Promise<void> {
     }
 
     const rows: Row[] = [];
-    const tp = await throughputRounds([direct, reference, viaOrche]);
+    const tp = await throughputRounds([direct, reference, viaOrche], ROUNDS, SECONDS, smoke ? 1 : 2);
     const o = tp.get('orche')!;
     const r = tp.get(reference.name)!;
     const d = tp.get(direct.name)!;
@@ -101,6 +86,29 @@ async function main(): Promise<void> {
     rows.push({ metric: 'added latency at 1 connection (mean)', value: `${fmt(added, 3)} ms`, reference: `${fmt(lat.get(direct.name)!.mean, 3)} ms direct, ${fmt(lat.get('orche')!.mean, 3)} ms orche`, target: '≤ 0.7 ms', met: added <= 0.7 });
     rows.push({ metric: 'added latency at 1 connection (p50)', value: `${fmt(lat.get('orche')!.p50 - lat.get(direct.name)!.p50, 3)} ms`, reference: '', target: '', met: null });
 
+    const streamBody = (model: string) => JSON.stringify({ model, messages, stream: true });
+    const st = await streamTimings(
+      [
+        { ...direct, name: 'direct stream', bodies: BUILTIN_PROVIDERS.map((p) => streamBody(p.model)) },
+        { ...viaOrche, name: 'orche stream', url: `${orche.url}/v1/chat/completions`, bodies: slugs.map(streamBody) },
+      ],
+      smoke ? 20 : 400,
+    );
+    const sd = st.get('direct stream')!;
+    const so = st.get('orche stream')!;
+    rows.push({ metric: 'streaming: time to first byte added (median)', value: `${fmt(so.ttfb - sd.ttfb, 3)} ms`, reference: `${fmt(sd.ttfb, 3)} ms direct, ${fmt(so.ttfb, 3)} ms orche`, target: '≤ 1 ms', met: so.ttfb - sd.ttfb <= 1 });
+    rows.push({ metric: 'streaming: total time added (median, 8 events)', value: `${fmt(so.total - sd.total, 3)} ms`, reference: `${fmt(sd.total, 3)} ms direct, ${fmt(so.total, 3)} ms orche`, target: '', met: null });
+
+    const big = JSON.stringify({ model: 'kimi', messages, stream: true, sim_chunks: 2560, sim_chunk_bytes: 2048 });
+    const mem = await relayMemory(orche, { ...viaOrche, url: `${orche.url}/v1/chat/completions` }, big, smoke ? 1 : 3);
+    rows.push({
+      metric: `RSS growth while relaying a ${fmt(mem.bytes / 1048576, 1)} MB stream`,
+      value: `${fmt(mem.peakGrowth / 1048576, 1)} MB`,
+      reference: `baseline RSS ${fmt(mem.baselineRss / 1048576, 1)} MB, relayed in ${fmt(mem.seconds, 2)} s`,
+      target: '< 10 MB',
+      met: mem.peakGrowth < 10 * 1048576,
+    });
+
     const fan = await fanoutOverhead(orche, simRoot, direct);
     rows.push({ metric: 'fan-out wall time − slowest leg (6 providers, one +200 ms)', value: `${fmt(fan.wall - fan.slowest, 2)} ms`, reference: `${fmt(fan.wall, 1)} ms wall, ${fmt(fan.slowest, 1)} ms slowest leg`, target: '≤ 2 ms', met: fan.wall - fan.slowest <= 2 });
 
@@ -108,6 +116,8 @@ async function main(): Promise<void> {
       const us = await pickCost(new MemoryStore(), planOf(n), smoke ? 20_000 : 500_000);
       rows.push({ metric: `key pick, ${n} keys (memory store)`, value: `${fmt(us, 3)} µs`, reference: '', target: n === 1000 ? '≤ 2 µs' : '', met: n === 1000 ? us <= 2 : null });
     }
+
+    rows.push(...(await redisFigures({ simBase, memoryOrche: viaOrche, env: orcheEnv(simBase), seconds: SECONDS, rounds: ROUNDS, picks: smoke ? 2_000 : 20_000, procs })));
 
     print(rows);
   } finally {

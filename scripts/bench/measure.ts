@@ -82,3 +82,23 @@ export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
+
+export interface Row {
+  metric: string;
+  value: string;
+  reference: string;
+  target: string;
+  met: boolean | null;
+}
+
+/** Median throughput per target over alternating rounds (ABC, CBA, …), after a warm-up of each. */
+export async function throughputRounds(targets: Target[], rounds: number, seconds: number, warmupSeconds: number): Promise<Map<string, Throughput>> {
+  const runs = new Map<string, Throughput[]>(targets.map((t) => [t.name, []]));
+  for (const t of targets) await throughput(t, 50, warmupSeconds); // JIT, sockets
+  for (let r = 0; r < rounds; r++) {
+    for (const t of r % 2 === 0 ? targets : [...targets].reverse()) runs.get(t.name)!.push(await throughput(t, 50, seconds));
+  }
+  return new Map(
+    [...runs].map(([name, rs]) => [name, { rps: median(rs.map((x) => x.rps)), p50: median(rs.map((x) => x.p50)), p99: median(rs.map((x) => x.p99)), errors: rs.reduce((a, x) => a + x.errors, 0) }]),
+  );
+}

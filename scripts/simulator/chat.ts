@@ -103,15 +103,28 @@ function serve(call: Call, key: KeyState, now: number, rule: FaultRule | undefin
   countServed(key, account, accountLimited, now);
   rec.outcome = rule?.type ?? 'ok';
   const created = Math.floor(now / 1000);
-  const content = contentFor(rec.model, rec.seq);
+  const big = rec.stream ? largeStream(rec.body) : undefined;
+  const content = big ? 'x'.repeat(big.chunks * big.chunkBytes) : contentFor(rec.model, rec.seq);
   const prompt = promptTokens(rec.body);
   if (rec.stream) {
-    const events = streamEvents(call, created, content, prompt, core.stream.chunks, undefined);
+    const events = streamEvents(call, created, content, prompt, big?.chunks ?? core.stream.chunks, undefined);
     call.afterLatency(() => call.sendEvents(events, rule?.chunkDelayMs ?? core.stream.chunkDelayMs));
   } else {
     const body = successBody(rec.seq, rec.model, created, content, prompt);
     call.afterLatency(() => call.sendJson(200, {}, body));
   }
+}
+
+/**
+ * A simulator-only request field for benchmarks: `sim_chunks` content chunks of `sim_chunk_bytes`
+ * each (a large stream to relay). OpenRouter ignores unknown fields; orche's /v1 passes them on.
+ */
+function largeStream(body: unknown): { chunks: number; chunkBytes: number } | undefined {
+  const b = body as { sim_chunks?: unknown; sim_chunk_bytes?: unknown } | undefined;
+  const chunks = Number(b?.sim_chunks);
+  const chunkBytes = Number(b?.sim_chunk_bytes);
+  if (!Number.isInteger(chunks) || !Number.isInteger(chunkBytes) || chunks < 1 || chunkBytes < 1) return undefined;
+  return { chunks: Math.min(chunks, 100_000), chunkBytes: Math.min(chunkBytes, 65_536) };
 }
 
 interface StreamFailure { afterChunks: number; code: number; message: string; metadata: Record<string, unknown> }
