@@ -56,7 +56,7 @@ export function streamAttempt(client: OpenRouterClient, body: Record<string, unk
       controller.abort();
     }, timeoutMs);
     let stream: Readable | undefined;
-    // Abort first: axios then destroys the request (and its socket), which destroying its wrapper stream alone would not.
+    // Abort first: the client then destroys the request and its socket.
     const abort = () => {
       controller.abort();
       stream?.destroy();
