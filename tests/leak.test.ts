@@ -60,6 +60,19 @@ test('no key material in any response, header or log line across a rotation-heav
   for (const path of ['/health', '/ready', '/status', '/api/key-status', '/api/key-status/kimi', '/api/models', '/api/rotations']) {
     record(await stack.http.get(path));
   }
+  // Streams: a rotation before the first byte, a failure after it, the OpenAI route and a streamed fan-out.
+  stack.sim.addRule({ match: { key: secret(keys.a) }, type: 'generic-429', times: 1 });
+  record(await stack.http.post('/v1/chat/completions').send({ model: 'kimi', messages: hi, stream: true }));
+  stack.sim.addRule({ type: 'stream-error', afterChunks: 2, times: 1 });
+  record(await stack.http.post('/api/chat').send({ provider: 'qwen3', messages: hi, stream: true }));
+  record(await stack.http.post('/v1/chat/completions').send({ model: 'nope', messages: hi }));
+  record(await stack.http.post('/api/chat/fanout').send({ messages: hi, stream: true }));
+  record(await stack.http.get('/v1/models'));
+  record(await stack.http.get('/metrics'));
+  record(await stack.http.get('/api/usage'));
+  // Key probing asks OpenRouter's /key with every key; what it learns is shown by id only.
+  await stack.orche.probeNow();
+  record(await stack.http.get('/api/key-status'));
   record(await stack.http.post(`/api/keys/${keyId(secret(keys.b))}/reactivate`).set(auth));
   record(await stack.http.post(`/api/keys/${keyId(secret(keys.b))}/disable`).set(auth));
   record(await stack.http.post('/api/keys/reset').set(auth));

@@ -7,11 +7,7 @@ import { hi } from './helpers/stack';
 
 const A = 'sk-or-v1-shutdown-key-a-0001';
 
-/**
- * One kind of slow response. The streaming variant (after the `stream` branch is merged) is one more
- * row: a rule that slows the stream (e.g. `{ type: 'delay', delayMs: 800 }` or a chunkDelayMs), a body
- * with `stream: true`, and a check that the text ends with `data: [DONE]`.
- */
+/** One kind of slow response: JSON, or a stream whose events arrive slowly. */
 interface SlowVariant {
   name: string;
   rule: FaultRule;
@@ -28,6 +24,20 @@ const VARIANTS: SlowVariant[] = [
     path: '/api/chat',
     body: { provider: 'kimi', messages: hi },
     check: (text) => expect(JSON.parse(text)).toMatchObject({ provider: 'kimi', content: expect.any(String), attempts: 1 }),
+  },
+  {
+    name: 'a slow stream (300 ms to the first event, then 150 ms between events)',
+    rule: { type: 'delay', delayMs: 300, chunkDelayMs: 150 },
+    path: '/v1/chat/completions',
+    body: { model: 'kimi', messages: hi, stream: true },
+    check: (text) => {
+      // The whole stream arrived: every content piece in order, then [DONE], and no error chunk.
+      const data = text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6));
+      expect(data[data.length - 1]).toBe('[DONE]');
+      const chunks = data.slice(0, -1).map((d) => JSON.parse(d) as { error?: unknown; choices: Array<{ delta?: { content?: string } }> });
+      expect(chunks.filter((c) => c.error)).toEqual([]);
+      expect(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('')).toBe('Hello from moonshotai/kimi-k2 (sim #1)');
+    },
   },
 ];
 

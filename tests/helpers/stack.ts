@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import request from 'supertest';
 import { type Env, parseConfig } from '../../config';
+import { keyId } from '../../providers/keys';
 import { createApp, type AppDeps, type OrcheApp } from '../../server/app';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../../scripts/simulator';
 
@@ -27,7 +28,8 @@ export interface Stack {
 
 /** Quick, quiet defaults for tests; a test overrides what it is about. */
 export const TEST_ENV: Env = {
-  LOG_LEVEL: 'info',
+  // Every scenario runs at debug level, and its log lines are searched for keys when it closes.
+  LOG_LEVEL: 'debug',
   ORCHE_BACKOFF_BASE_MS: '5',
   ORCHE_BACKOFF_MAX_MS: '20',
   ORCHE_REQUEST_TIMEOUT_MS: '5000',
@@ -51,8 +53,17 @@ export async function startStack(env: Env, simOpts: SimulatorOptions = {}, deps:
     async close() {
       await orche.close();
       await sim.close();
+      assertNoKeyIn(logs.lines, config.providers.flatMap((p) => p.keys.map((k) => k.key)));
     },
   };
+}
+
+/** SPEC §3: no key material in any log line at any level. Names the key by its id, never itself. */
+export function assertNoKeyIn(lines: string[], keys: string[]): void {
+  const text = lines.join('\n');
+  for (const key of keys) {
+    if (text.includes(key)) throw new Error(`a key (id ${keyId(key)}) appeared in orche's log lines`);
+  }
 }
 
 export const hi = [{ role: 'user', content: 'hi' }];
