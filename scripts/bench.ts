@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { BUILTIN_PROVIDERS } from '../config/providers';
 import { MemoryStore } from '../providers/store/memory';
 import { startOrche, startPrinting, type Proc } from './bench/processes';
-import { median, type Row, sequentialLatency, throughputRounds, type Target } from './bench/measure';
+import { type Row, sequentialLatency, throughputRounds, type Target } from './bench/measure';
 import { pickCost, planOf } from './bench/pick';
 import { relayMemory, streamTimings } from './bench/stream';
 import { redisFigures } from './bench/redis';

@@ -22,6 +22,7 @@ async function main(): Promise<void> {
     OPENROUTER_BASE_URL: sim.baseUrl,
   });
   const orche = createApp(config);
+  await orche.start(); // as `npm start` does: the key probe, then listening
   const { url } = await orche.listen(config.port, config.host);
   await orche.checkModels();
   const local = url.replace('0.0.0.0', '127.0.0.1');

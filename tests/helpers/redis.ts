@@ -1,7 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
-import { globEscape } from '../../providers/store/redis';
+import { globEscape, RedisStore } from '../../providers/store/redis';
+import type { StoreLog } from '../../providers/store/snapshot';
+import type { StateStore } from '../../providers/store/types';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -58,4 +60,26 @@ export async function dropPrefix(prefix: string, url = REDIS_URL): Promise<void>
   } finally {
     r.disconnect();
   }
+}
+
+/**
+ * A RedisStore per test under a prefix of its own, and the cleanup that checks the test really ran
+ * on Redis (a test that passed on the local fallback would prove nothing about Redis), then drops its keys.
+ */
+export function redisStores(label: string, logger: () => StoreLog): { make: () => Promise<StateStore>; cleanup: (store: StateStore) => Promise<void> } {
+  const prefixes = new Map<StateStore, string>();
+  return {
+    async make() {
+      const prefix = uniquePrefix(label);
+      const store = new RedisStore({ url: REDIS_URL, prefix, logger: logger() });
+      if (!(await store.connected())) throw new Error('Redis did not connect');
+      prefixes.set(store, prefix);
+      return store;
+    },
+    async cleanup(store) {
+      expect(store.health()).toEqual({ kind: 'redis', ok: true });
+      await store.close();
+      await dropPrefix(prefixes.get(store)!);
+    },
+  };
 }

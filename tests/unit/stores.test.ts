@@ -10,9 +10,9 @@ import { keyId } from '../../providers/keys';
 import { MemoryStore } from '../../providers/store/memory';
 import { RedisStore } from '../../providers/store/redis';
 import { SnapshotStore, type StoreLog } from '../../providers/store/snapshot';
-import type { PickPlan, StateStore } from '../../providers/store/types';
+import type { PickPlan } from '../../providers/store/types';
 import { freePort } from '../helpers/child';
-import { describeRedis, dropPrefix, REDIS_URL, uniquePrefix } from '../helpers/redis';
+import { describeRedis, dropPrefix, REDIS_URL, redisStores, uniquePrefix } from '../helpers/redis';
 import { describeStoreContract } from './storeContract';
 
 const T = Date.UTC(2026, 10, 22, 12, 30, 10);
@@ -42,23 +42,8 @@ describeStoreContract('memory', async () => new MemoryStore());
 describeStoreContract('snapshot', async () => new SnapshotStore(tempFile(), { logger: recordingLog(), now: () => T }));
 
 describeRedis('redis', () => {
-  const prefixes = new Map<StateStore, string>();
-  describeStoreContract(
-    'redis',
-    async () => {
-      const prefix = uniquePrefix('contract');
-      const store = new RedisStore({ url: REDIS_URL, prefix, logger: recordingLog() });
-      if (!(await store.connected())) throw new Error('Redis did not connect');
-      prefixes.set(store, prefix);
-      return store;
-    },
-    async (store) => {
-      // A test that passed on the local fallback would prove nothing about Redis.
-      expect(store.health()).toEqual({ kind: 'redis', ok: true });
-      await store.close();
-      await dropPrefix(prefixes.get(store)!);
-    },
-  );
+  const stores = redisStores('contract', recordingLog);
+  describeStoreContract('redis', stores.make, stores.cleanup);
 });
 
 const plan: PickPlan = {
