@@ -2,20 +2,12 @@ import type { Config, KeyConfig, ProviderConfig } from '../config';
 import { isFreeModel } from './keys';
 import { PoolEmitter } from './events';
 import type { CoolScope, Outcome } from './rateLimit';
+import { emptyStats, type KeyStats, type SavedStats, statsFrom, totalTokens } from './keyStats';
+import { describeKeys, type KeyStatus } from './keyStatus';
 import type { KeyView, PickPlan, PickResult, StateStore } from './store/types';
 
-export interface KeyStats {
-  requests: number;
-  successes: number;
-  rateLimited: number;
-  failures: number;
-  latencyTotalMs: number;
-  tokens: number;
-  lastUsedAt: number | null;
-  limit: number | null;
-  remaining: number | null;
-  resetAt: number | null;
-}
+export type { KeyStats } from './keyStats';
+export type { KeyState, KeyStatus } from './keyStatus';
 
 /** One provider at run time: its config, its keys, its pick plan and its counters. */
 export interface ProviderRuntime {
@@ -35,56 +27,6 @@ export interface PoolOptions {
   probeTtlMs: number;
   /** How long a model stays congested when the upstream gives no retry hint. */
   congestionMs: number;
-}
-
-export type KeyState = 'active' | 'cooling' | 'disabled';
-
-export interface KeyStatus {
-  id: string;
-  preview: string;
-  role: KeyConfig['role'];
-  account: string;
-  state: KeyState;
-  reason: string | null;
-  cooldown_until: number | null;
-  cooldown_remaining_ms: number;
-  recovering: boolean;
-  requests: number;
-  successes: number;
-  rate_limited: number;
-  failures: number;
-  calls_this_minute: number;
-  calls_today: number;
-  avg_latency_ms: number | null;
-  tokens: number;
-  last_used_at: string | null;
-  limit: number | null;
-  remaining: number | null;
-  reset_at: string | null;
-}
-
-function emptyStats(): KeyStats {
-  return { requests: 0, successes: 0, rateLimited: 0, failures: 0, latencyTotalMs: 0, tokens: 0, lastUsedAt: null, limit: null, remaining: null, resetAt: null };
-}
-
-/** Saved stats back into shape: numbers stay, anything else falls back to empty. */
-function statsFrom(data: unknown): KeyStats {
-  const out = emptyStats();
-  if (typeof data !== 'object' || data === null) return out;
-  const d = data as Record<string, unknown>;
-  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-  for (const k of ['requests', 'successes', 'rateLimited', 'failures', 'latencyTotalMs', 'tokens'] as const) out[k] = num(d[k]) ?? 0;
-  for (const k of ['lastUsedAt', 'limit', 'remaining', 'resetAt'] as const) out[k] = num(d[k]);
-  return out;
-}
-
-type SavedStats = Record<string, { totals: KeyStats; keys: Record<string, KeyStats> }>;
-
-const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
-
-function totalTokens(usage: unknown): number {
-  const total = (usage as { total_tokens?: unknown } | null | undefined)?.total_tokens;
-  return typeof total === 'number' && Number.isFinite(total) && total > 0 ? total : 0;
 }
 
 /**
@@ -330,38 +272,9 @@ export class KeyPool {
     this.events.emit('rotated', { at: now, provider: provider.config.slug, from, to, reason });
   }
 
-  async keyStatuses(provider: ProviderRuntime, now: number): Promise<KeyStatus[]> {
-    const views = [...provider.views.values()];
-    const inspected = await this.store.inspect(views, now);
-    return views.map((v, i) => {
-      const k = provider.keys.get(v.keyId)!;
-      const s = provider.stats.get(v.keyId)!;
-      const st = inspected[i];
-      const state: KeyState = st.disabled ? 'disabled' : st.cooldownUntil > now ? 'cooling' : 'active';
-      return {
-        id: k.id,
-        preview: k.preview,
-        role: k.role,
-        account: st.account,
-        state,
-        reason: st.disabled ?? (state === 'cooling' ? st.cooldownReason : st.recovering ? 'recovering' : null),
-        cooldown_until: state === 'cooling' ? st.cooldownUntil : null,
-        cooldown_remaining_ms: state === 'cooling' ? st.cooldownUntil - now : 0,
-        recovering: st.recovering && state === 'active',
-        requests: s.requests,
-        successes: s.successes,
-        rate_limited: s.rateLimited,
-        failures: s.failures,
-        calls_this_minute: st.minuteCount,
-        calls_today: st.dayCount,
-        avg_latency_ms: s.requests ? Math.round(s.latencyTotalMs / s.requests) : null,
-        tokens: s.tokens,
-        last_used_at: iso(s.lastUsedAt),
-        limit: s.limit,
-        remaining: s.remaining,
-        reset_at: iso(s.resetAt),
-      };
-    });
+  /** Every key of a provider as the status routes show it. */
+  keyStatuses(provider: ProviderRuntime, now: number): Promise<KeyStatus[]> {
+    return describeKeys(this.store, provider, now);
   }
 
   /** Finds a key by id in any provider (admin routes). */
