@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import Redis from 'ioredis';
 import request from 'supertest';
 import { keyId } from '../providers/keys';
+import { RedisStore } from '../providers/store/redis';
 import { startSimulator, type Simulator } from '../scripts/simulator';
 import { eventually, freePort, spawnOrche, type OrcheProcess } from './helpers/child';
 import { describeRedis, dropPrefix, REDIS_URL, uniquePrefix } from './helpers/redis';
@@ -188,4 +189,37 @@ describeRedis('a Redis outage under traffic', () => {
     expect(counters.length).toBeGreaterThan(0);
     console.log(`orche rejoined Redis ${rejoinMs} ms after it came back`);
   }, 30_000);
+});
+
+describeRedis('a failed command on a live connection', () => {
+  let redis: RedisServer | undefined;
+  afterEach(async () => {
+    await redis?.stop();
+    redis = undefined;
+  });
+
+  test('a command timeout sends the store to local state, and it goes back to Redis without any reconnect', async () => {
+    redis = new RedisServer(await freePort());
+    await redis.start();
+    const url = `redis://127.0.0.1:${redis.port}`;
+    const lines: string[] = [];
+    const logger = { info: (m: string) => void lines.push(m), warn: (m: string) => void lines.push(m) };
+    const store = new RedisStore({ url, prefix: uniquePrefix('pause'), logger, timeoutMs: 200 });
+    const admin = new Redis(url);
+    try {
+      expect(await store.connected()).toBe(true);
+      const plan = { provider: 'kimi', model: 'm', free: false, candidates: [{ keyId: 'k1', account: 'key:k1' }], rotating: 1, probeTtlMs: 1000 };
+      // Redis holds every client's commands for 800 ms: the pick times out (200 ms), the connection stays up.
+      await admin.call('CLIENT', 'PAUSE', '800', 'ALL');
+      expect((await store.pick(plan, Date.now())).keyId).toBe('k1'); // served from local state
+      expect(store.health().ok).toBe(false);
+      await eventually(async () => store.health().ok || undefined, 'the store back on Redis', 5000);
+      expect(lines.filter((m) => m.startsWith('redis unavailable'))).toHaveLength(1);
+      expect(lines.filter((m) => m === 'redis is back: shared state again')).toHaveLength(1);
+      expect(lines.filter((m) => m === 'redis connected')).toHaveLength(1); // no reconnect happened
+    } finally {
+      admin.disconnect();
+      await store.close();
+    }
+  }, 20_000);
 });

@@ -39,6 +39,7 @@ export class RedisStore implements StateStore {
   private state: 'connecting' | 'up' | 'down' = 'connecting';
   private lastError = 'not connected yet';
   private closed = false;
+  private recheck: NodeJS.Timeout | undefined;
 
   constructor(opts: RedisStoreOptions) {
     this.prefix = opts.prefix;
@@ -76,6 +77,25 @@ export class RedisStore implements StateStore {
     if (this.state === 'down') return;
     this.state = 'down';
     this.logger.warn('redis unavailable: serving from local state until it returns', { store: 'redis', error: reason });
+    this.scheduleRecheck();
+  }
+
+  /**
+   * A command can fail (a timeout under load) while the connection stays up; then no reconnect, and
+   * so no 'ready', will ever mark the store up again. A PING every half second does.
+   */
+  private scheduleRecheck(): void {
+    if (this.recheck || this.closed) return;
+    this.recheck = setTimeout(() => {
+      this.recheck = undefined;
+      if (this.closed || this.state === 'up') return;
+      if (this.redis.status !== 'ready') return this.scheduleRecheck(); // reconnecting: 'ready' will mark it up
+      this.redis.ping().then(
+        () => this.markUp(),
+        () => this.scheduleRecheck(),
+      );
+    }, 500);
+    this.recheck.unref();
   }
 
   /** Resolves true once connected (start-up, tests); false after `timeoutMs` without Redis. */
@@ -222,6 +242,7 @@ export class RedisStore implements StateStore {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.recheck) clearTimeout(this.recheck);
     this.redis.disconnect();
   }
 }
