@@ -10,23 +10,28 @@ export interface ReloadReport {
 
 /**
  * What a reload applies: providers (keys, model, strategy, budgets, fallback) and the free budgets.
- * Everything else is read once at start; a change to it is reported, not applied.
+ * Every other part of the config is read once at start; a change to it is reported, not applied.
+ * The list is derived from the config itself, so a setting added later is reported too.
  */
-const RESTART_ONLY: Array<[keyof Config, string]> = [
-  ['port', 'PORT'],
-  ['host', 'HOST'],
-  ['upstream', 'OPENROUTER_BASE_URL / OPENROUTER_REFERER / OPENROUTER_TITLE'],
-  ['rotation', 'ORCHE_COOLDOWN_MS / ORCHE_MAX_COOLDOWN_MS / ORCHE_MAX_ATTEMPTS / ORCHE_MAX_WAIT_MS / ORCHE_BACKOFF_* / ORCHE_REQUEST_TIMEOUT_MS'],
-  ['adminToken', 'ORCHE_ADMIN_TOKEN'],
-  ['clientTokens', 'ORCHE_CLIENT_TOKENS'],
-  ['corsOrigins', 'ORCHE_CORS_ORIGINS'],
-  ['protectStatus', 'ORCHE_PROTECT_STATUS'],
-  ['bodyLimit', 'ORCHE_BODY_LIMIT'],
-  ['stateFile', 'ORCHE_STATE_FILE'],
-  ['redis', 'REDIS_URL / ORCHE_REDIS_PREFIX'],
-  ['log', 'LOG_LEVEL / LOG_FORMAT'],
-  ['ops', 'ORCHE_PROBE_INTERVAL_MS / ORCHE_SHUTDOWN_GRACE_MS / ORCHE_ALERT_*'],
-];
+const APPLIED: ReadonlySet<keyof Config> = new Set<keyof Config>(['providers', 'budgets']);
+
+/** The variables behind each part of the config, for the report (a part not named here shows its field name). */
+const VARIABLES: Partial<Record<keyof Config, string>> = {
+  port: 'PORT',
+  host: 'HOST',
+  upstream: 'OPENROUTER_BASE_URL / OPENROUTER_REFERER / OPENROUTER_TITLE',
+  rotation: 'ORCHE_COOLDOWN_MS / ORCHE_MAX_COOLDOWN_MS / ORCHE_MAX_ATTEMPTS / ORCHE_MAX_WAIT_MS / ORCHE_BACKOFF_* / ORCHE_REQUEST_TIMEOUT_MS / ORCHE_REQUEST_DEADLINE_MS',
+  adminToken: 'ORCHE_ADMIN_TOKEN',
+  clientTokens: 'ORCHE_CLIENT_TOKENS',
+  clientRpm: 'ORCHE_CLIENT_RPM',
+  corsOrigins: 'ORCHE_CORS_ORIGINS',
+  protectStatus: 'ORCHE_PROTECT_STATUS',
+  bodyLimit: 'ORCHE_BODY_LIMIT',
+  stateFile: 'ORCHE_STATE_FILE',
+  redis: 'REDIS_URL / ORCHE_REDIS_PREFIX',
+  log: 'LOG_LEVEL / LOG_FORMAT',
+  ops: 'ORCHE_PROBE_INTERVAL_MS / ORCHE_SHUTDOWN_GRACE_MS / ORCHE_ALERT_*',
+};
 
 /** Applies a freshly parsed config to the running app: added keys join, removed keys leave, kept keys keep their state. */
 export function applyReload(ctx: AppContext, next: Config): ReloadReport {
@@ -37,7 +42,10 @@ export function applyReload(ctx: AppContext, next: Config): ReloadReport {
     const now = new Set(p.keys.map((k) => k.id));
     return { provider: p.slug, keys: now.size, added: [...now].filter((id) => !old.has(id)), removed: [...old].filter((id) => !now.has(id)) };
   });
-  const restart = RESTART_ONLY.filter(([field]) => JSON.stringify(ctx.config[field]) !== JSON.stringify(next[field])).map(([, vars]) => vars);
+  const fields = [...new Set([...Object.keys(ctx.config), ...Object.keys(next)])] as Array<keyof Config>;
+  const restart = fields
+    .filter((f) => !APPLIED.has(f) && JSON.stringify(ctx.config[f]) !== JSON.stringify(next[f]))
+    .map((f) => VARIABLES[f] ?? f);
   ctx.config = { ...ctx.config, providers: next.providers, budgets: next.budgets };
   return { reloaded: true, providers, restart_required: restart };
 }

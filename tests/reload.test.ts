@@ -104,11 +104,11 @@ describe('POST /api/admin/reload', () => {
     const auth = { Authorization: `Bearer ${ADMIN}` };
 
     expect((await stack.http.post('/api/admin/reload')).status).toBe(401);
-    started.write(`PROVIDER_KIMI_API_KEY=${A}\nPROVIDER_KIMI_BACKUP_KEYS=${C}\nORCHE_ADMIN_TOKEN=${ADMIN}\nORCHE_FREE_RPM=7\nORCHE_BODY_LIMIT=2mb`);
+    started.write(`PROVIDER_KIMI_API_KEY=${A}\nPROVIDER_KIMI_BACKUP_KEYS=${C}\nORCHE_ADMIN_TOKEN=${ADMIN}\nORCHE_FREE_RPM=7\nORCHE_BODY_LIMIT=2mb\nORCHE_CLIENT_RPM=30`);
     const ok = await stack.http.post('/api/admin/reload').set(auth);
     expect(ok.status).toBe(200);
     expect(ok.body.providers.find((p: { provider: string }) => p.provider === 'kimi')).toEqual({ provider: 'kimi', keys: 2, added: [keyId(C)], removed: [keyId(B)] });
-    expect(ok.body.restart_required).toEqual(['ORCHE_BODY_LIMIT']);
+    expect(ok.body.restart_required).toEqual(['ORCHE_CLIENT_RPM', 'ORCHE_BODY_LIMIT']);
     expect(stack.orche.ctx.config.budgets.freeRpm).toBe(7);
     expect(Object.keys(await kimiKeys(stack.url)).sort()).toEqual([keyId(A), keyId(C)].sort());
     for (let i = 0; i < 4; i++) await stack.http.post('/api/chat').send({ provider: 'kimi', messages: hi });
