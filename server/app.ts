@@ -182,9 +182,16 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   app.use(errorHandler(logger));
 
   let server: Server | undefined;
-  const stopBackground = () => {
+  const stopTimers = () => {
     prober.stop();
     alerts?.stop();
+  };
+  /** Everything but the server, for both ways of stopping: timers, upstream sockets, Redis, the store (its last snapshot). */
+  const release = async () => {
+    stopTimers();
+    client.close();
+    limiterRedis?.disconnect();
+    await store.close();
   };
 
   return {
@@ -222,17 +229,15 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
       });
     },
     async shutdown(graceMs = config.ops.shutdownGraceMs) {
-      stopBackground();
+      stopTimers(); // first, so that no probe or alert starts while requests drain
       if (server) {
         const cut = await drainServer(server, inflight, graceMs);
         if (cut > 0) logger.warn('shutdown deadline reached: requests cut', { cut, grace_ms: graceMs });
         server = undefined;
       }
-      client.close();
-      await store.close();
+      await release();
     },
     async close() {
-      stopBackground();
       if (server) {
         const s = server;
         await new Promise<void>((resolve) => {
@@ -240,9 +245,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
           s.closeAllConnections();
         });
       }
-      client.close();
-      limiterRedis?.disconnect();
-      await store.close();
+      await release();
     },
   };
 }
