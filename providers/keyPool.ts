@@ -198,7 +198,6 @@ export class KeyPool {
         totals.rateLimited++;
         const until = outcome.until ?? now + this.options.congestionMs;
         await this.store.congest(provider.plan.model, until, outcome.reason, now);
-        await this.store.release(view);
         this.events.emit('congested', { at: now, provider: slug, model: provider.plan.model, until, reason: outcome.reason });
         break;
       }
@@ -212,14 +211,16 @@ export class KeyPool {
       case 'retry': {
         stats.failures++;
         totals.failures++;
-        await this.store.release(view);
         break;
       }
       case 'client_error':
         // The client's request was at fault, not the key: no failure counted against it.
-        await this.store.release(view);
         break;
     }
+    // The trial call's hold on its gates ends with the call, whatever its outcome (SPEC §7): a 401 or
+    // a 429 aimed at the key gate must not leave the account gate held, locking out its other keys.
+    // Outcomes with no verdict on the key release even when the caller did not know it was a trial.
+    if (probe || outcome.kind === 'retry' || outcome.kind === 'client_error' || outcome.kind === 'congested') await this.store.release(view);
     // X-RateLimit-Remaining: 0 comes from OpenRouter's account limiter: the account's next call
     // would be refused, so it cools until the reset (SPEC §4), whatever else the answer said.
     if (outcome.rate?.remaining === 0 && outcome.rate.resetAt && outcome.rate.resetAt > now) {
