@@ -1,6 +1,7 @@
 import {
   counterKey,
   DAY_MS,
+  deadlineMs,
   MINUTE_MS,
   dayWindow,
   doublingCooldown,
@@ -151,7 +152,7 @@ export class MemoryStore implements StateStore {
   async cool(req: CoolRequest, now: number): Promise<number> {
     const strikes = (this.strikes.get(req.keyId) ?? 0) + (req.strike === false ? 0 : 1);
     if (strikes > 0) this.strikes.set(req.keyId, strikes);
-    const until = req.until ?? now + doublingCooldown(strikes, req.baseMs, req.maxMs);
+    const until = deadlineMs(req.until ?? now + doublingCooldown(strikes, req.baseMs, req.maxMs));
     const name = scopeGate(req.scope, req.keyId, this.resolve(req.account), req.model);
     const g = this.gates.get(name);
     if (g && g.until >= until) {
@@ -164,7 +165,8 @@ export class MemoryStore implements StateStore {
     return until;
   }
 
-  async congest(model: string, until: number, reason: string, _now: number): Promise<void> {
+  async congest(model: string, deadline: number, reason: string, _now: number): Promise<void> {
+    const until = deadlineMs(deadline);
     const name = gate.model(model);
     const g = this.gates.get(name);
     if (g && g.until >= until) return;

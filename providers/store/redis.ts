@@ -2,7 +2,7 @@ import Redis from 'ioredis';
 import { MemoryStore } from './memory';
 import { defineScripts, type StoreScripts } from './redisScripts';
 import type { StoreLog } from './snapshot';
-import type { CoolRequest, KeyInspection, KeyView, PickPlan, PickResult, StateStore, StoreHealth } from './types';
+import { clockMs, deadlineMs, type CoolRequest, type KeyInspection, type KeyView, type PickPlan, type PickResult, type StateStore, type StoreHealth } from './types';
 
 export interface RedisStoreOptions {
   url: string;
@@ -128,7 +128,7 @@ export class RedisStore implements StateStore {
     return this.shared(
       async () => {
         const r = await this.redis.orchePick(
-          this.prefix, now, plan.provider, plan.model, plan.free ? '1' : '0', plan.rotating,
+          this.prefix, clockMs(now), plan.provider, plan.model, plan.free ? '1' : '0', plan.rotating,
           budget(plan.keyRpm), budget(plan.keyRpd), budget(plan.accountRpm), budget(plan.accountRpd),
           plan.probeTtlMs, GATE_MARGIN_MS, POSITION_TTL_MS,
           avoid.length, ...avoid, ...plan.candidates.flatMap((c) => [c.keyId, c.account]),
@@ -146,7 +146,7 @@ export class RedisStore implements StateStore {
     return this.shared(
       async () =>
         Number(
-          await this.redis.orcheCool(this.prefix, now, req.keyId, req.account, req.model, req.scope, req.until ?? -1, req.reason, req.baseMs, req.maxMs, GATE_MARGIN_MS, STRIKE_TTL_MS, req.strike === false ? 0 : 1),
+          await this.redis.orcheCool(this.prefix, clockMs(now), req.keyId, req.account, req.model, req.scope, req.until === undefined ? -1 : deadlineMs(req.until), req.reason, req.baseMs, req.maxMs, GATE_MARGIN_MS, STRIKE_TTL_MS, req.strike === false ? 0 : 1),
         ),
       async () => local,
     );
@@ -154,12 +154,12 @@ export class RedisStore implements StateStore {
 
   async congest(model: string, until: number, reason: string, now: number): Promise<void> {
     await this.local.congest(model, until, reason, now);
-    await this.shared(async () => void (await this.redis.orcheCongest(this.prefix, now, model, until, reason, GATE_MARGIN_MS)), async () => {});
+    await this.shared(async () => void (await this.redis.orcheCongest(this.prefix, clockMs(now), model, deadlineMs(until), reason, GATE_MARGIN_MS)), async () => {});
   }
 
   async succeed(view: KeyView, now: number): Promise<void> {
     await this.local.succeed(view, now);
-    await this.shared(async () => void (await this.redis.orcheSucceed(this.prefix, now, ...viewArgs([view]))), async () => {});
+    await this.shared(async () => void (await this.redis.orcheSucceed(this.prefix, clockMs(now), ...viewArgs([view]))), async () => {});
   }
 
   async release(view: KeyView): Promise<void> {
@@ -218,7 +218,7 @@ export class RedisStore implements StateStore {
     if (views.length === 0) return [];
     return this.shared(
       async () =>
-        (await this.redis.orcheInspect(this.prefix, now, ...viewArgs(views))).map(([disabled, until, reason, account, recovering, minuteCount, dayCount]) => ({
+        (await this.redis.orcheInspect(this.prefix, clockMs(now), ...viewArgs(views))).map(([disabled, until, reason, account, recovering, minuteCount, dayCount]) => ({
           disabled: disabled === '' ? null : disabled,
           cooldownUntil: Number(until),
           cooldownReason: reason === '' ? null : reason,

@@ -121,6 +121,13 @@ export interface StateStore {
   close(): Promise<void>;
 }
 
+/**
+ * Deadlines are whole milliseconds everywhere (a fraction breaks Redis's PEXPIRE): every store rounds
+ * a deadline up at its API, so that it never ends early, and a clock reading down.
+ */
+export const deadlineMs = (t: number): number => Math.ceil(t);
+export const clockMs = (t: number): number => Math.floor(t);
+
 export const MINUTE_MS = 60_000;
 export const DAY_MS = 86_400_000;
 

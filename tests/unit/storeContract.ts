@@ -218,6 +218,17 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
       expect((await store.pick(p, T + 4000)).keyId).toBe('a');
     });
 
+    test('deadlines are whole milliseconds: a fractional deadline is rounded up, stored, and the store stays up', async () => {
+      const p = planOf(['a', 'b']);
+      const a = viewOf(p, 'a');
+      await store.congest(p.model, T + 333.69, 'upstream', T + 0.5);
+      expect(await store.congestedUntil(p.model, T)).toBe(T + 334);
+      expect(await store.pick(p, T)).toEqual(none(T + 334, 'congested'));
+      expect(await store.cool(coolOf(a, 'key', T + 1000.25), T + 0.5)).toBe(T + 1001);
+      expect((await store.inspect([a], T + 400))[0].cooldownUntil).toBe(T + 1001);
+      expect(store.health().ok).toBe(true);
+    });
+
     describe('budgets', () => {
       test('per key: spent for the minute until the next minute, for the UTC day until the next day', async () => {
         const p = planOf(['a', 'b'], { keyRpm: 2, keyRpd: 3 });
