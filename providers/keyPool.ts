@@ -87,6 +87,7 @@ export class KeyPool {
       free,
       candidates: ordered.map((k) => ({ keyId: k.id, account: k.account })),
       rotating: p.strategy === 'round-robin' ? p.keys.filter((k) => k.role !== 'reserve').length : 0,
+      reserves: p.keys.filter((k) => k.role === 'reserve').length,
       keyRpm: p.rpm,
       keyRpd: p.rpd,
       accountRpm: free ? this.options.freeRpm : undefined,

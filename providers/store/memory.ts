@@ -71,15 +71,26 @@ export class MemoryStore implements StateStore {
   }
 
   async pick(plan: PickPlan, now: number, avoid?: readonly string[]): Promise<PickResult> {
-    if (avoid && avoid.length > 0) {
-      const other = this.pickSync(plan, now, avoid);
-      if (other.keyId !== null) return other;
-    }
-    return this.pickSync(plan, now);
+    return this.pickSync(plan, now, avoid);
   }
 
-  /** The decision itself, synchronous so that it is atomic within the process. */
+  /**
+   * The decision itself, synchronous so that it is atomic within the process. With keys to avoid,
+   * the tiers are: other non-reserve keys, the avoided non-reserve keys, other reserves, everything.
+   */
   pickSync(plan: PickPlan, now: number, avoid?: readonly string[]): PickResult {
+    if (avoid && avoid.length > 0) {
+      const regular = plan.candidates.length - plan.reserves;
+      for (const [limit, skip] of [[regular, avoid], [regular, undefined], [plan.candidates.length, avoid]] as const) {
+        const r = this.choose(plan, now, limit, skip);
+        if (r.keyId !== null) return r;
+      }
+    }
+    return this.choose(plan, now, plan.candidates.length, undefined);
+  }
+
+  /** The first usable key among the first `limit` candidates (in rotation order), skipping `avoid`. */
+  private choose(plan: PickPlan, now: number, limit: number, avoid: readonly string[] | undefined): PickResult {
     const congested = this.gates.get(gate.model(plan.model));
     if (congested && congested.until > now) return { keyId: null, retryAt: congested.until, reason: 'congested' };
     const { candidates, rotating } = plan;
@@ -89,7 +100,7 @@ export class MemoryStore implements StateStore {
     let soonest = Infinity;
     let anyEnabled = false;
     let budgetBound = false;
-    for (let i = 0; i < candidates.length; i++) {
+    for (let i = 0; i < limit; i++) {
       const index = i < rotating ? (start + i) % rotating : i;
       const c = candidates[index];
       if (this.disabled.has(c.keyId) || avoid?.includes(c.keyId)) continue;

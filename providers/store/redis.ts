@@ -130,7 +130,7 @@ export class RedisStore implements StateStore {
         const r = await this.redis.orchePick(
           this.prefix, clockMs(now), plan.provider, plan.model, plan.free ? '1' : '0', plan.rotating,
           budget(plan.keyRpm), budget(plan.keyRpd), budget(plan.accountRpm), budget(plan.accountRpd),
-          plan.probeTtlMs, GATE_MARGIN_MS, POSITION_TTL_MS,
+          plan.probeTtlMs, GATE_MARGIN_MS, POSITION_TTL_MS, plan.reserves,
           avoid.length, ...avoid, ...plan.candidates.flatMap((c) => [c.keyId, c.account]),
         );
         if (r[0] === 1) return { keyId: r[1], index: r[2], probe: r[3] === 1 };

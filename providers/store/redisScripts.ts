@@ -41,7 +41,7 @@ local day = math.floor(now / DAY)
 
 /**
  * ARGV: P, now, provider, model, free, rotating, keyRpm, keyRpd, accountRpm, accountRpd (-1: none),
- * probeTtlMs, gateMarginMs, positionTtlMs, avoid count, avoid ids…, then keyId, account per candidate.
+ * probeTtlMs, gateMarginMs, positionTtlMs, reserves, avoid count, avoid ids…, then keyId, account per candidate.
  * Returns {1, keyId, index, probe} or {0, retryAt (-1: none), reason}.
  */
 const PICK = `
@@ -51,11 +51,13 @@ local rotating = tonumber(ARGV[6])
 local keyRpm, keyRpd = tonumber(ARGV[7]), tonumber(ARGV[8])
 local accRpm, accRpd = tonumber(ARGV[9]), tonumber(ARGV[10])
 local probeTtl, margin, posTtl = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
-local nAvoid = tonumber(ARGV[14])
+local reserves = tonumber(ARGV[14])
+local nAvoid = tonumber(ARGV[15])
 local avoid = {}
-for i = 1, nAvoid do avoid[ARGV[14 + i]] = true end
-local base = 14 + nAvoid
+for i = 1, nAvoid do avoid[ARGV[15 + i]] = true end
+local base = 15 + nAvoid
 local n = (#ARGV - base) / 2
+local regular = n - reserves
 
 local congested = redis.call('HGET', P .. 'g:c:' .. model, 'u')
 if congested and tonumber(congested) > now then return {0, congested, 'congested'} end
@@ -79,13 +81,13 @@ local function bump(name, window, windowMs)
   if redis.call('INCR', k) == 1 then redis.call('PEXPIRE', k, num((window + 1) * windowMs - now + MINUTE)) end
 end
 
-local function choose(useAvoid)
+local function choose(useAvoid, limit)
   local soonest = -1
   local anyEnabled, budgetBound = false, false
   local function hold(t)
     if soonest < 0 or t < soonest then soonest = t end
   end
-  for i = 0, n - 1 do
+  for i = 0, limit - 1 do
     local index = i
     if i < rotating then index = (start + i) % rotating end
     local keyId = ARGV[base + 1 + index * 2]
@@ -135,11 +137,16 @@ local function choose(useAvoid)
   return {0, num(soonest), budgetBound and 'budget' or 'cooling'}
 end
 
+-- With keys to avoid: other non-reserve keys, the avoided non-reserve keys, other reserves, everything.
 if nAvoid > 0 then
-  local r = choose(true)
+  local r = choose(true, regular)
+  if r[1] == 1 then return r end
+  r = choose(false, regular)
+  if r[1] == 1 then return r end
+  r = choose(true, n)
   if r[1] == 1 then return r end
 end
-return choose(false)
+return choose(false, n)
 `;
 
 /** ARGV: P, now, keyId, account, model, scope, until (-1: doubling), reason, baseMs, maxMs, gateMarginMs, strikeTtlMs, strike (1|0). */

@@ -17,6 +17,8 @@ export interface PickPlan {
   candidates: readonly Candidate[];
   /** round-robin: how many leading candidates rotate (the non-reserve ones); failover: 0. */
   rotating: number;
+  /** How many trailing candidates are reserve keys: they serve only when no other key is usable. */
+  reserves: number;
   keyRpm?: number;
   keyRpd?: number;
   accountRpm?: number;
@@ -93,7 +95,8 @@ export interface StateStore {
   readonly kind: StoreHealth['kind'];
   /**
    * Chooses and counts one key. Keys in `avoid` (they failed this request) are taken only when no
-   * other key is usable.
+   * other non-reserve key is usable; they still count as usable for the reserve rule, so a reserve
+   * serves only when every non-reserve key, avoided or not, is unusable (SPEC §7).
    */
   pick(plan: PickPlan, now: number, avoid?: readonly string[]): Promise<PickResult>;
   /** Cools the gate the scope names; the later deadline wins. Returns the deadline in force. */

@@ -14,8 +14,10 @@ interface PlanOptions {
   provider?: string;
   model?: string;
   free?: boolean;
-  /** round-robin over this many leading keys; 0 is failover. Default: all keys. */
+  /** round-robin over this many leading keys; 0 is failover. Default: all non-reserve keys. */
   rotating?: number;
+  /** How many trailing keys are reserves. Default 0. */
+  reserves?: number;
   accounts?: Record<string, string>;
   keyRpm?: number;
   keyRpd?: number;
@@ -29,7 +31,8 @@ function planOf(ids: string[], o: PlanOptions = {}): PickPlan {
     model: o.model ?? 'vendor/model',
     free: o.free ?? false,
     candidates: ids.map((id) => ({ keyId: id, account: o.accounts?.[id] ?? `key:${id}` })),
-    rotating: o.rotating ?? ids.length,
+    rotating: o.rotating ?? ids.length - (o.reserves ?? 0),
+    reserves: o.reserves ?? 0,
     keyRpm: o.keyRpm,
     keyRpd: o.keyRpd,
     accountRpm: o.accountRpm,
@@ -90,7 +93,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
       });
 
       test('reserve keys serve only when every other key is unusable, and do not move the rotation', async () => {
-        const p = planOf(['a', 'b', 'r'], { rotating: 2 });
+        const p = planOf(['a', 'b', 'r'], { reserves: 1 });
         expect(await picks(store, p, 3, T)).toEqual(['a', 'b', 'a']);
         await store.cool(coolOf(viewOf(p, 'a'), 'key', T + 1000), T);
         await store.cool(coolOf(viewOf(p, 'b'), 'key', T + 1000), T);
@@ -107,6 +110,17 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
         expect(await picks(store, p, 1, T, ['a'])).toEqual(['a']);
         const [a, b] = await store.inspect([viewOf(p, 'a'), viewOf(p, 'b')], T);
         expect([a.minuteCount, b.minuteCount]).toEqual([2, 1]);
+      });
+
+      test('an avoided key still counts as usable for the reserve rule: reserves serve only when every non-reserve key is unusable', async () => {
+        const p = planOf(['a', 'b', 'r', 's'], { rotating: 0, reserves: 2 });
+        expect(await picks(store, p, 1, T, ['a'])).toEqual(['b']);
+        await store.cool(coolOf(viewOf(p, 'b'), 'key', T + 1000), T);
+        expect(await picks(store, p, 1, T, ['a'])).toEqual(['a']);
+        await store.cool(coolOf(viewOf(p, 'a'), 'key', T + 1000), T);
+        expect(await picks(store, p, 1, T, ['a', 'r'])).toEqual(['s']);
+        expect(await picks(store, p, 1, T, ['a', 'r', 's'])).toEqual(['r']);
+        expect(await picks(store, p, 1, T)).toEqual(['r']);
       });
 
       test('concurrent picks are atomic: 30 at once over 3 keys land 10 on each', async () => {

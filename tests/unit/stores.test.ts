@@ -56,6 +56,7 @@ const plan: PickPlan = {
     { keyId: 'c', account: 'key:c' },
   ],
   rotating: 3,
+  reserves: 0,
   probeTtlMs: 5000,
 };
 const viewA = { keyId: 'a', account: 'team', model: plan.model, free: true };
