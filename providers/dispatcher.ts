@@ -1,15 +1,7 @@
 import type { RotationConfig } from '../config';
-import { backoffDelay } from './backoff';
-import {
-  AllKeysRateLimitedError,
-  NoUsableKeysError,
-  OrcheError,
-  UpstreamError,
-  UpstreamRateLimitedError,
-  UpstreamRejectedError,
-  UpstreamTimeoutError,
-} from './errors';
+import { OrcheError } from './errors';
 import type { KeyPool, ProviderRuntime } from './keyPool';
+import { type Budget, nextStep } from './nextStep';
 import type { Outcome } from './rateLimit';
 
 export interface AttemptContext {
@@ -46,8 +38,9 @@ export class ClientGoneError extends OrcheError {
 }
 
 /**
- * The retry loop: pick a key, make one call, report the outcome, then answer, rotate at once,
- * back off, wait for the soonest recovery, or fall back to another provider (SPEC §4).
+ * The retry loop: pick a key, make one call, report the outcome; what comes next (answer, rotate,
+ * back off, wait for the soonest recovery, fall back to another provider, fail) is nextStep's pure
+ * decision (SPEC §4, §7). This loop only does the I/O each step names.
  */
 export class Dispatcher {
   constructor(
@@ -56,22 +49,20 @@ export class Dispatcher {
     private readonly deps: DispatchDeps,
   ) {}
 
-  private fallbackOf(provider: ProviderRuntime, visited: Set<string>): ProviderRuntime | undefined {
+  /** The provider's fallback when it has keys and was not visited in this request, else null. */
+  private fallbackOf(provider: ProviderRuntime, visited: Set<string>): string | null {
     const slug = provider.config.fallback;
-    if (!slug || visited.has(slug)) return undefined;
+    if (!slug || visited.has(slug)) return null;
     const fb = this.pool.get(slug);
-    if (!fb || fb.keys.size === 0) return undefined;
-    visited.add(slug);
-    return fb;
+    return fb && fb.keys.size > 0 ? slug : null;
   }
 
   async run<T>(slug: string, attempt: Attempt<T>, signal?: AbortSignal): Promise<DispatchResult<T>> {
-    const { now, sleep, random } = this.deps;
+    const { now, sleep } = this.deps;
+    const r = this.rotation;
     const started = now();
-    const waitDeadline = started + this.rotation.maxWaitMs;
-    const deadline = started + this.rotation.deadlineMs;
     let provider = this.pool.get(slug)!;
-    const requested = provider;
+    const requested = provider.config.slug;
     const visited = new Set([slug]);
     let attempts = 0;
     let retries = 0;
@@ -79,98 +70,72 @@ export class Dispatcher {
     // Keys that failed this request (5xx, timeout): another usable key is preferred for the retry.
     const failed: string[] = [];
     let last: Outcome | null = null;
+    const budget = (): Budget => ({
+      now: now(),
+      attempts,
+      maxAttempts: r.maxAttempts,
+      retries,
+      waitDeadline: started + r.maxWaitMs,
+      deadline: started + r.deadlineMs,
+      deadlineMs: r.deadlineMs,
+      backoffBaseMs: r.backoffBaseMs,
+      backoffMaxMs: r.backoffMaxMs,
+      cooldownMs: r.cooldownMs,
+      random: this.deps.random,
+    });
 
-    while (attempts < this.rotation.maxAttempts) {
+    for (;;) {
       if (signal?.aborted) throw new ClientGoneError();
-      if (now() >= deadline) throw new UpstreamTimeoutError(provider.config.slug, attempts, `no answer within the request deadline of ${this.rotation.deadlineMs} ms`);
-      if (provider.keys.size === 0) {
-        const fb = this.fallbackOf(provider, visited);
-        if (fb) {
-          provider = fb;
-          continue;
-        }
-        throw new NoUsableKeysError(provider.config.slug, true);
-      }
-      const t = now();
-      const pick = await this.pool.pick(provider, t, failed);
-      if (pick.keyId === null) {
-        const fb = this.fallbackOf(provider, visited);
-        if (fb) {
-          provider = fb;
-          continue;
-        }
-        if (pick.retryAt === null) throw new NoUsableKeysError(provider.config.slug, false);
-        const wait = Math.max(1, pick.retryAt - t);
-        if (t + wait <= waitDeadline && t + wait < deadline) {
-          await sleep(wait, signal);
-          continue;
-        }
-        if (pick.reason === 'congested') {
-          throw new UpstreamRateLimitedError(provider.config.slug, wait, last && 'message' in last ? last.message : 'model congested upstream');
-        }
-        throw new AllKeysRateLimitedError(provider.config.slug, wait, pick.reason === 'budget' ? 'budgets spent' : 'cooling');
-      }
-
-      if (previous && previous.keyId !== pick.keyId) this.pool.emitRotation(provider, previous.keyId, pick.keyId, previous.reason, t);
-      attempts++;
-      const key = this.pool.secret(provider, pick.keyId);
-      const callStart = now();
-      const timeoutMs = Math.max(1, Math.min(this.rotation.requestTimeoutMs, deadline - callStart));
-      const { outcome, value } = await attempt({ provider, keyId: pick.keyId, key, signal, timeoutMs });
-      const end = now();
-      if (signal?.aborted) {
-        await this.pool.report(provider, pick.keyId, { kind: 'client_error', status: 499, reason: 'client_gone', message: 'client went away', body: undefined }, end - callStart, end, pick.probe);
-        throw new ClientGoneError();
-      }
-      await this.pool.report(provider, pick.keyId, outcome, end - callStart, end, pick.probe);
-      if (outcome.kind === 'success') {
-        return { value: value as T, provider, keyId: pick.keyId, attempts, latencyMs: end - started };
-      }
-      last = outcome;
-      previous = { keyId: pick.keyId, reason: outcome.reason };
-
-      switch (outcome.kind) {
-        case 'cool':
-        case 'disable':
-          continue; // the next usable key at once, no sleep
-        case 'congested': {
-          const fb = this.fallbackOf(provider, visited);
-          if (fb) {
-            previous = { keyId: pick.keyId, reason: `fallback:${outcome.reason}` };
-            provider = fb;
+      let step = nextStep({ kind: 'start', provider: provider.config.slug, configured: provider.keys.size > 0, fallback: this.fallbackOf(provider, visited) }, budget());
+      let value: T | undefined;
+      let pickedKey: string | null = null;
+      if (step.kind === 'pick') {
+        const pick = await this.pool.pick(provider, now(), failed);
+        if (pick.keyId === null) {
+          step = nextStep({ kind: 'no_key', provider: provider.config.slug, requested, pick, fallback: this.fallbackOf(provider, visited), last }, budget());
+        } else {
+          pickedKey = pick.keyId;
+          if (previous && previous.keyId !== pick.keyId) this.pool.emitRotation(provider, previous.keyId, pick.keyId, previous.reason, now());
+          attempts++;
+          const key = this.pool.secret(provider, pick.keyId);
+          const callStart = now();
+          const timeoutMs = Math.max(1, Math.min(r.requestTimeoutMs, started + r.deadlineMs - callStart));
+          const result = await attempt({ provider, keyId: pick.keyId, key, signal, timeoutMs });
+          const end = now();
+          if (signal?.aborted) {
+            await this.pool.report(provider, pick.keyId, { kind: 'client_error', status: 499, reason: 'client_gone', message: 'client went away', body: undefined }, end - callStart, end, pick.probe);
+            throw new ClientGoneError();
           }
-          continue; // otherwise the next pick sees the congestion and waits or fails with its hint
+          await this.pool.report(provider, pick.keyId, result.outcome, end - callStart, end, pick.probe);
+          value = result.value;
+          last = result.outcome;
+          if (last.kind !== 'success') previous = { keyId: pick.keyId, reason: last.reason };
+          step = nextStep({ kind: 'outcome', provider: provider.config.slug, requested, outcome: last, fallback: this.fallbackOf(provider, visited) }, budget());
         }
-        case 'retry':
+      }
+
+      switch (step.kind) {
+        case 'answer':
+          return { value: value as T, provider, keyId: pickedKey!, attempts, latencyMs: now() - started };
+        case 'pick':
+          continue;
+        case 'back_off':
           retries++;
-          failed.push(pick.keyId);
-          if (attempts < this.rotation.maxAttempts) {
-            const delay = backoffDelay(retries, this.rotation.backoffBaseMs, this.rotation.backoffMaxMs, random);
-            await sleep(Math.min(delay, Math.max(0, deadline - now())), signal);
-          }
+          failed.push(pickedKey!);
+          await sleep(step.delayMs, signal);
           continue;
-        case 'client_error':
-          throw new UpstreamRejectedError(provider.config.slug, outcome.status, outcome.reason, outcome.message);
+        case 'wait':
+          await sleep(step.delayMs, signal);
+          continue;
+        case 'fall_back':
+          // A fallback after an outcome names why the rotation left the key; an empty provider does not.
+          if (pickedKey !== null && previous) previous = { keyId: pickedKey, reason: step.reason };
+          visited.add(step.to);
+          provider = this.pool.get(step.to)!;
+          continue;
+        case 'fail':
+          throw step.error;
       }
-    }
-    throw this.exhausted(requested, provider, last!, attempts);
-  }
-
-  private exhausted(requested: ProviderRuntime, provider: ProviderRuntime, last: Outcome, attempts: number): OrcheError {
-    const slug = provider.config.slug;
-    switch (last.kind) {
-      case 'retry':
-        return last.reason === 'timeout'
-          ? new UpstreamTimeoutError(slug, attempts, last.message)
-          : new UpstreamError(slug, last.status, last.message, attempts);
-      case 'cool': {
-        const wait = Math.max(1000, (last.until ?? this.deps.now() + this.rotation.cooldownMs) - this.deps.now());
-        return new AllKeysRateLimitedError(requested.config.slug, wait, `${attempts} attempts all rate-limited`);
-      }
-      case 'congested':
-        return new UpstreamRateLimitedError(slug, Math.max(1000, (last.until ?? this.deps.now() + 5000) - this.deps.now()), last.message);
-      default:
-        return new UpstreamError(slug, last.status, 'message' in last ? last.message : 'upstream failure', attempts);
     }
   }
 }
