@@ -1,6 +1,7 @@
 import Redis from 'ioredis';
 import { MemoryStore } from './memory';
 import { defineScripts, type StoreScripts } from './redisScripts';
+import { EXPIRY } from './rules';
 import type { StoreLog } from './snapshot';
 import { clockMs, deadlineMs, type CoolRequest, type KeyInspection, type KeyView, type PickPlan, type PickResult, type StateStore, type StoreHealth } from './types';
 
@@ -13,13 +14,6 @@ export interface RedisStoreOptions {
   timeoutMs?: number;
 }
 
-const HOUR_MS = 3_600_000;
-/** How long a gate outlives its deadline: the recovering (probe-first) state lasts at most this. */
-const GATE_MARGIN_MS = HOUR_MS;
-const STRIKE_TTL_MS = 24 * HOUR_MS;
-/** Positions, learned accounts and disabled flags: long-lived, refreshed on every write. */
-const POSITION_TTL_MS = 7 * 24 * HOUR_MS;
-const LONG_TTL_MS = 30 * 24 * HOUR_MS;
 
 const viewArgs = (views: KeyView[]) => views.flatMap((v) => [v.keyId, v.account, v.model, v.free ? '1' : '0']);
 const budget = (n: number | undefined) => (n === undefined ? -1 : n);
@@ -130,7 +124,7 @@ export class RedisStore implements StateStore {
         const r = await this.redis.orchePick(
           this.prefix, clockMs(now), plan.provider, plan.model, plan.free ? '1' : '0', plan.rotating,
           budget(plan.keyRpm), budget(plan.keyRpd), budget(plan.accountRpm), budget(plan.accountRpd),
-          plan.probeTtlMs, GATE_MARGIN_MS, POSITION_TTL_MS, plan.reserves,
+          plan.probeTtlMs, plan.reserves,
           avoid.length, ...avoid, ...plan.candidates.flatMap((c) => [c.keyId, c.account]),
         );
         if (r[0] === 1) return { keyId: r[1], index: r[2], probe: r[3] === 1 };
@@ -146,7 +140,7 @@ export class RedisStore implements StateStore {
     return this.shared(
       async () =>
         Number(
-          await this.redis.orcheCool(this.prefix, clockMs(now), req.keyId, req.account, req.model, req.scope, req.until === undefined ? -1 : deadlineMs(req.until), req.reason, req.baseMs, req.maxMs, GATE_MARGIN_MS, STRIKE_TTL_MS, req.strike === false ? 0 : 1),
+          await this.redis.orcheCool(this.prefix, clockMs(now), req.keyId, req.account, req.model, req.scope, req.until === undefined ? -1 : deadlineMs(req.until), req.reason, req.baseMs, req.maxMs, req.strike === false ? 0 : 1),
         ),
       async () => local,
     );
@@ -154,7 +148,7 @@ export class RedisStore implements StateStore {
 
   async congest(model: string, until: number, reason: string, now: number): Promise<void> {
     await this.local.congest(model, until, reason, now);
-    await this.shared(async () => void (await this.redis.orcheCongest(this.prefix, clockMs(now), model, deadlineMs(until), reason, GATE_MARGIN_MS)), async () => {});
+    await this.shared(async () => void (await this.redis.orcheCongest(this.prefix, clockMs(now), model, deadlineMs(until), reason)), async () => {});
   }
 
   async succeed(view: KeyView, now: number): Promise<void> {
@@ -162,35 +156,37 @@ export class RedisStore implements StateStore {
     await this.shared(async () => void (await this.redis.orcheSucceed(this.prefix, clockMs(now), ...viewArgs([view]))), async () => {});
   }
 
-  async release(view: KeyView): Promise<void> {
-    await this.local.release(view);
-    await this.shared(async () => void (await this.redis.orcheRelease(this.prefix, 0, ...viewArgs([view]))), async () => {});
+  async release(view: KeyView, now: number): Promise<void> {
+    await this.local.release(view, now);
+    await this.shared(async () => void (await this.redis.orcheRelease(this.prefix, clockMs(now), ...viewArgs([view]))), async () => {});
   }
 
-  async setDisabled(keyId: string, reason: string | null): Promise<void> {
-    await this.local.setDisabled(keyId, reason);
+  async setDisabled(keyId: string, reason: string | null, now: number): Promise<void> {
+    await this.local.setDisabled(keyId, reason, now);
     const p = this.prefix;
+    // A reactivation is kept too ('' and its time): a merge after an outage needs the later action.
+    const entry = `${reason ?? ''}@${clockMs(now)}`;
     await this.shared(
       async () =>
         void (reason === null
-          ? await this.redis.del(`${p}d:${keyId}`, `${p}g:k:${keyId}`, `${p}s:${keyId}`)
-          : await this.redis.set(`${p}d:${keyId}`, reason, 'PX', LONG_TTL_MS)),
+          ? await this.redis.multi().set(`${p}d:${keyId}`, entry, 'PX', EXPIRY.disabledMs).del(`${p}g:k:${keyId}`, `${p}s:${keyId}`).exec()
+          : await this.redis.set(`${p}d:${keyId}`, entry, 'PX', EXPIRY.disabledMs)),
       async () => {},
     );
   }
 
-  async learnAccount(account: string, learned: string): Promise<void> {
+  async learnAccount(account: string, learned: string, now: number): Promise<void> {
     if (account === learned) return;
-    await this.local.learnAccount(account, learned);
-    await this.shared(async () => void (await this.redis.set(`${this.prefix}al:${account}`, learned, 'PX', LONG_TTL_MS)), async () => {});
+    await this.local.learnAccount(account, learned, now);
+    await this.shared(async () => void (await this.redis.set(`${this.prefix}al:${account}`, `${learned}@${clockMs(now)}`, 'PX', EXPIRY.accountMs)), async () => {});
   }
 
-  async resetCooldowns(views?: KeyView[]): Promise<void> {
-    await this.local.resetCooldowns(views);
+  async resetCooldowns(views: KeyView[] | undefined, now: number): Promise<void> {
+    await this.local.resetCooldowns(views, now);
     await this.shared(
       async () => {
         if (views) {
-          await this.redis.orcheReset(this.prefix, 0, ...viewArgs(views));
+          await this.redis.orcheReset(this.prefix, clockMs(now), ...viewArgs(views));
           return;
         }
         for (const kind of ['g:', 's:']) {

@@ -4,24 +4,48 @@
  *
  * Layout under the prefix P (every name carries key ids, account names and model slugs, never a key):
  *   P g:<gate>        hash u (until ms), r (reason), p (probing 0|1), q (probe in flight until ms)
- *   P d:<keyId>       disabled reason          P s:<keyId>      strikes (doubling)
- *   P al:<account>    learned account          P pos:<provider> rotation position
+ *   P d:<keyId>       "reason@at" (reason '' : reactivated at `at`)     P s:<keyId>  "strikes@at"
+ *   P al:<account>    "learned@at"             P pos:<provider> "index@at"
  *   P n:<counter>:<window>                     budget counter for one minute or UTC day
- * Every key expires: gates some time after their deadline, counters after their window,
- * the rest after a long TTL refreshed on write. Time is always the caller's `now` (ARGV[2]),
- * so that an injected clock and Redis agree.
+ * The expiries are rules.ts's, checked against the caller's `now` (ARGV[2]) so that an injected
+ * clock and Redis agree; Redis's own TTLs (the same lengths) only collect the garbage.
  */
 import type Redis from 'ioredis';
+import { EXPIRY } from './rules';
 
 const PRELUDE = `
 local P = ARGV[1]
 local now = tonumber(ARGV[2])
+local RECOVERING_MS, STRIKES_MS, DISABLED_MS = ${EXPIRY.recoveringMs}, ${EXPIRY.strikesMs}, ${EXPIRY.disabledMs}
+local ACCOUNT_MS, POSITION_MS = ${EXPIRY.accountMs}, ${EXPIRY.positionMs}
+local COUNTER_MARGIN_MS, CONGESTION_MARGIN_MS = ${EXPIRY.counterMarginMs}, ${EXPIRY.congestionMarginMs}
 local function num(n)
   if n == math.floor(n) then return string.format('%d', n) end
   return string.format('%.17g', n)
 end
+-- "value@at": the value and when it was written; a bare value (older orche) counts as written now.
+local function stamped(v)
+  if not v then return nil, nil end
+  local value, at = string.match(v, '^(.*)@(%-?%d+)$')
+  if value then return value, tonumber(at) end
+  return v, now
+end
+local function fresh(key, ttl)
+  local value, at = stamped(redis.call('GET', key))
+  if value and now - at < ttl then return value end
+  return nil
+end
 local function resolve(account)
-  return redis.call('GET', P .. 'al:' .. account) or account
+  return fresh(P .. 'al:' .. account, ACCOUNT_MS) or account
+end
+local function disabled(keyId)
+  local r = fresh(P .. 'd:' .. keyId, DISABLED_MS)
+  if r and r ~= '' then return r end
+  return nil
+end
+-- A gate has an effect while cooling, or recovering within RECOVERING_MS of its deadline.
+local function live(u, p)
+  return u > now or (p == '1' and u + RECOVERING_MS > now)
 end
 local function gatesOf(keyId, account, model, free)
   local g = { 'k:' .. keyId, 'a:' .. account, 'm:' .. account .. '|' .. model }
@@ -41,7 +65,7 @@ local day = math.floor(now / DAY)
 
 /**
  * ARGV: P, now, provider, model, free, rotating, keyRpm, keyRpd, accountRpm, accountRpd (-1: none),
- * probeTtlMs, gateMarginMs, positionTtlMs, reserves, avoid count, avoid ids…, then keyId, account per candidate.
+ * probeTtlMs, reserves, avoid count, avoid ids…, then keyId, account per candidate.
  * Returns {1, keyId, index, probe} or {0, retryAt (-1: none), reason}.
  */
 const PICK = `
@@ -50,12 +74,12 @@ local free = ARGV[5] == '1'
 local rotating = tonumber(ARGV[6])
 local keyRpm, keyRpd = tonumber(ARGV[7]), tonumber(ARGV[8])
 local accRpm, accRpd = tonumber(ARGV[9]), tonumber(ARGV[10])
-local probeTtl, margin, posTtl = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
-local reserves = tonumber(ARGV[14])
-local nAvoid = tonumber(ARGV[15])
+local probeTtl = tonumber(ARGV[11])
+local reserves = tonumber(ARGV[12])
+local nAvoid = tonumber(ARGV[13])
 local avoid = {}
-for i = 1, nAvoid do avoid[ARGV[15 + i]] = true end
-local base = 15 + nAvoid
+for i = 1, nAvoid do avoid[ARGV[13 + i]] = true end
+local base = 13 + nAvoid
 local n = (#ARGV - base) / 2
 local regular = n - reserves
 
@@ -63,7 +87,7 @@ local congested = redis.call('HGET', P .. 'g:c:' .. model, 'u')
 if congested and tonumber(congested) > now then return {0, congested, 'congested'} end
 
 local start = 0
-if rotating > 0 then start = tonumber(redis.call('GET', P .. 'pos:' .. provider) or '0') % rotating end
+if rotating > 0 then start = tonumber(fresh(P .. 'pos:' .. provider, POSITION_MS) or '0') % rotating end
 
 local function budgetBlock(keyId, account)
   local untilT = 0
@@ -78,7 +102,7 @@ end
 
 local function bump(name, window, windowMs)
   local k = counter(name, window)
-  if redis.call('INCR', k) == 1 then redis.call('PEXPIRE', k, num((window + 1) * windowMs - now + MINUTE)) end
+  if redis.call('INCR', k) == 1 then redis.call('PEXPIRE', k, num((window + 1) * windowMs - now + COUNTER_MARGIN_MS)) end
 end
 
 local function choose(useAvoid, limit)
@@ -91,16 +115,16 @@ local function choose(useAvoid, limit)
     local index = i
     if i < rotating then index = (start + i) % rotating end
     local keyId = ARGV[base + 1 + index * 2]
-    if not (useAvoid and avoid[keyId]) and redis.call('EXISTS', P .. 'd:' .. keyId) == 0 then
+    if not (useAvoid and avoid[keyId]) and not disabled(keyId) then
       anyEnabled = true
       local account = resolve(ARGV[base + 2 + index * 2])
       local blocked, probe, probing = 0, false, {}
       for _, name in ipairs(gatesOf(keyId, account, model, free)) do
         local g = redis.call('HMGET', P .. 'g:' .. name, 'u', 'p', 'q')
-        if g[1] then
+        if g[1] and live(tonumber(g[1]), g[2]) then
           local u = tonumber(g[1])
           if u > now then blocked = math.max(blocked, u)
-          elseif g[2] == '1' then
+          else
             local q = tonumber(g[3] or '0')
             if q > now then blocked = math.max(blocked, math.min(q, now + 1000)) else probe = true end
             probing[#probing + 1] = P .. 'g:' .. name
@@ -118,7 +142,6 @@ local function choose(useAvoid, limit)
           if probe then
             for _, k in ipairs(probing) do
               redis.call('HSET', k, 'q', num(now + probeTtl))
-              if redis.call('PTTL', k) < probeTtl + margin then redis.call('PEXPIRE', k, num(probeTtl + margin)) end
             end
           end
           bump('km:' .. keyId .. '|' .. model, minute, MINUTE)
@@ -127,7 +150,7 @@ local function choose(useAvoid, limit)
             bump('am:' .. account, minute, MINUTE)
             bump('ad:' .. account, day, DAY)
           end
-          if index < rotating then redis.call('SET', P .. 'pos:' .. provider, num(index + 1), 'PX', num(posTtl)) end
+          if index < rotating then redis.call('SET', P .. 'pos:' .. provider, num(index + 1) .. '@' .. num(now), 'PX', POSITION_MS) end
           return {1, keyId, index, probe and 1 or 0}
         end
       end
@@ -149,16 +172,14 @@ end
 return choose(false, n)
 `;
 
-/** ARGV: P, now, keyId, account, model, scope, until (-1: doubling), reason, baseMs, maxMs, gateMarginMs, strikeTtlMs, strike (1|0). */
+/** ARGV: P, now, keyId, account, model, scope, until (-1: doubling), reason, baseMs, maxMs, strike (1|0). */
 const COOL = `
 local keyId, model, scope = ARGV[3], ARGV[5], ARGV[6]
 local sk = P .. 's:' .. keyId
-local strikes
-if ARGV[13] == '0' then
-  strikes = tonumber(redis.call('GET', sk) or '0')
-else
-  strikes = redis.call('INCR', sk)
-  redis.call('PEXPIRE', sk, ARGV[12])
+local strikes = tonumber(fresh(sk, STRIKES_MS) or '0')
+if ARGV[11] == '1' then
+  strikes = strikes + 1
+  redis.call('SET', sk, num(strikes) .. '@' .. num(now), 'PX', STRIKES_MS)
 end
 local untilT = tonumber(ARGV[7])
 if untilT < 0 then
@@ -171,18 +192,19 @@ elseif scope == 'account' then name = 'a:' .. account
 elseif scope == 'account_free' then name = 'f:' .. account
 else name = 'm:' .. account .. '|' .. model end
 local k = P .. 'g:' .. name
-local current = redis.call('HGET', k, 'u')
-if current and tonumber(current) >= untilT then
+local current = redis.call('HMGET', k, 'u', 'p')
+if current[1] and live(tonumber(current[1]), current[2]) and tonumber(current[1]) >= untilT then
   redis.call('HSET', k, 'p', '1')
-  return current
+  redis.call('PEXPIRE', k, num(math.max(tonumber(current[1]) - now, 0) + RECOVERING_MS))
+  return current[1]
 end
 redis.call('DEL', k)
 redis.call('HSET', k, 'u', num(untilT), 'r', ARGV[8], 'p', '1', 'q', '0')
-redis.call('PEXPIRE', k, num(math.max(untilT - now, 0) + tonumber(ARGV[11])))
+redis.call('PEXPIRE', k, num(math.max(untilT - now, 0) + RECOVERING_MS))
 return num(untilT)
 `;
 
-/** ARGV: P, now, model, until, reason, gateMarginMs. */
+/** ARGV: P, now, model, until, reason. */
 const CONGEST = `
 local k = P .. 'g:c:' .. ARGV[3]
 local untilT = tonumber(ARGV[4])
@@ -190,7 +212,7 @@ local current = redis.call('HGET', k, 'u')
 if current and tonumber(current) >= untilT then return 0 end
 redis.call('DEL', k)
 redis.call('HSET', k, 'u', ARGV[4], 'r', ARGV[5], 'p', '0', 'q', '0')
-redis.call('PEXPIRE', k, num(math.max(untilT - now, 0) + tonumber(ARGV[6])))
+redis.call('PEXPIRE', k, num(math.max(untilT - now, 0) + CONGESTION_MARGIN_MS))
 return 1
 `;
 
@@ -237,7 +259,7 @@ for i = 3, #ARGV, 4 do
   local cooldown, reason, recovering = 0, '', 0
   for _, name in ipairs(gatesOf(keyId, account, model, ARGV[i + 3] == '1')) do
     local g = redis.call('HMGET', P .. 'g:' .. name, 'u', 'r', 'p')
-    if g[1] then
+    if g[1] and live(tonumber(g[1]), g[3]) then
       local u = tonumber(g[1])
       if u > now and u > cooldown then
         cooldown = u
@@ -247,7 +269,7 @@ for i = 3, #ARGV, 4 do
     end
   end
   out[#out + 1] = {
-    redis.call('GET', P .. 'd:' .. keyId) or '', num(cooldown), reason, account, recovering,
+    disabled(keyId) or '', num(cooldown), reason, account, recovering,
     count('km:' .. keyId .. '|' .. model, minute), count('kd:' .. keyId .. '|' .. model, day),
   }
 end

@@ -105,12 +105,13 @@ export interface StateStore {
   congest(model: string, until: number, reason: string, now: number): Promise<void>;
   /** A success: the key's doubling resets and its recovering gates are open to full traffic again. */
   succeed(view: KeyView, now: number): Promise<void>;
-  /** A probe ended without a verdict (5xx, timeout): let another request probe. */
-  release(view: KeyView): Promise<void>;
-  setDisabled(keyId: string, reason: string | null): Promise<void>;
-  learnAccount(account: string, learned: string): Promise<void>;
+  /** A trial call ended without success: its hold on the gates ends, another request may try. */
+  release(view: KeyView, now: number): Promise<void>;
+  /** Disables a key (reason) or reactivates it (null); `now` orders admin actions (the later wins). */
+  setDisabled(keyId: string, reason: string | null, now: number): Promise<void>;
+  learnAccount(account: string, learned: string, now: number): Promise<void>;
   /** Clears cooldowns of these keys (their key, account and account+model gates), or of everything. */
-  resetCooldowns(views?: KeyView[]): Promise<void>;
+  resetCooldowns(views: KeyView[] | undefined, now: number): Promise<void>;
   /** Model congestion deadline (0 when none). */
   congestedUntil(model: string, now: number): Promise<number>;
   inspect(views: KeyView[], now: number): Promise<KeyInspection[]>;
