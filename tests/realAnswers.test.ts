@@ -157,3 +157,26 @@ describe('a 402 for the account\'s credits', () => {
     expect(callsBy(s.sim, G)).toHaveLength(0);
   });
 });
+
+describe('error forms inside a 200 body (SPEC §7)', () => {
+  test.each([
+    ['http_status', 'cooling'],
+    ['nested', 'cooling'],
+  ] as const)('a 429 carried as %s cools the key and the request moves to the next key', async (form, state) => {
+    const s = (stack = await startStack({ PROVIDER_KIMI_API_KEY: A, PROVIDER_KIMI_BACKUP_KEYS: B, PROVIDER_KIMI_STRATEGY: 'failover' }, { keys: [{ key: A }, { key: B }] }));
+    s.sim.addRule({ match: { key: A }, type: 'error-form', form, status: 429, times: 1 });
+    const r = await chat(s);
+    expect([r.status, r.body.key_id, r.body.attempts]).toEqual([200, keyId(B), 2]);
+    expect((await keys(s))[keyId(A)].state).toBe(state);
+  });
+
+  test.each(['bare', 'finish-error'] as const)('%s: a failure without a status is retried on the next key, and no key cools', async (form) => {
+    const s = (stack = await startStack({ PROVIDER_KIMI_API_KEY: A, PROVIDER_KIMI_BACKUP_KEYS: B, PROVIDER_KIMI_STRATEGY: 'failover' }, { keys: [{ key: A }, { key: B }] }));
+    s.sim.addRule({ match: { key: A }, type: 'error-form', form, times: 1 });
+    const r = await chat(s);
+    expect([r.status, r.body.key_id]).toEqual([200, keyId(B)]);
+    const ks = await keys(s);
+    expect([ks[keyId(A)].state, ks[keyId(B)].state]).toEqual(['active', 'active']);
+    expect(callsBy(s.sim, A)).toHaveLength(1);
+  });
+});

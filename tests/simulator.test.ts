@@ -436,6 +436,22 @@ describe('real answers orche once misread (issue 10)', () => {
     expect(await json(res)).toEqual({ error: { message: `Key limit exceeded (${window} limit). Manage it using https://openrouter.ai/settings/keys`, code: 403 } });
   });
 
+  test('error-form: a 200 carrying the error as http_status, nested, a bare string, or finish_reason "error" alone', async () => {
+    const sim = await start({ keys: [{ key: 'k', account: 'u' }] });
+    for (const form of ['http_status', 'nested', 'bare', 'finish-error'] as const) sim.addRule({ type: 'error-form', form, times: 1 });
+    const bodies = [];
+    for (let i = 0; i < 4; i++) {
+      const res = await ask(sim, 'k', PAID);
+      expect(res.status).toBe(200);
+      bodies.push(await json(res));
+    }
+    expect(bodies[0]).toEqual({ error: { message: 'Rate limit exceeded', http_status: 429 }, user_id: 'u' });
+    expect(bodies[1]).toEqual({ error: { error: { message: 'Rate limit exceeded', code: 429 } }, user_id: 'u' });
+    expect(bodies[2]).toEqual({ error: 'Rate limit exceeded' });
+    expect(bodies[3].choices).toEqual([{ index: 0, finish_reason: 'error', native_finish_reason: 'error', message: { role: 'assistant', content: '' } }]);
+    expect(bodies[3].error).toBeUndefined();
+  });
+
   test('edge-1015: a plain-text 429 "error code: 1015", Retry-After when asked for, streams too', async () => {
     const sim = await start({ keys: [{ key: 'k' }] });
     sim.addRule({ type: 'edge-1015', retryAfterSeconds: 12, times: 2 });

@@ -185,6 +185,8 @@ function baseFaultReply(rule: FaultRule, ctx: FaultContext): Reply {
     case 'key-limit-403':
       // gptme/gptme#1449, MCPJam/inspector#1287, hermes-agent#93979: message and code only.
       return { status: 403, headers: {}, body: JSON.stringify({ error: { message: rule.message ?? keyLimitMessage(rule.keyLimit ?? 'total'), code: 403 } }), outcome: rule.type };
+    case 'error-form':
+      return { status: 200, headers: {}, body: JSON.stringify(errorForm(rule, ctx)), outcome: rule.type };
     case 'moderation-403': {
       const metadata = { reasons: ['harassment'], flagged_input: '...', provider_name: 'SimModerator', model_slug: model };
       return reply(403, rule, 'Your input was flagged', metadata, ctx);
@@ -203,5 +205,27 @@ function baseFaultReply(rule: FaultRule, ctx: FaultContext): Reply {
     }
     default:
       throw new Error(`not a JSON fault: ${rule.type}`);
+  }
+}
+
+/** The error forms SPEC §7 lists, inside a 200 body: what orche must still read as the error they carry. */
+function errorForm(rule: FaultRule, ctx: FaultContext): unknown {
+  const code = rule.status ?? 429;
+  const message = rule.message ?? defaultMessage(code);
+  switch (rule.form ?? 'http_status') {
+    case 'http_status':
+      return { error: { message, http_status: code }, user_id: ctx.account.id };
+    case 'nested':
+      return { error: { error: { message, code } }, user_id: ctx.account.id };
+    case 'bare':
+      return { error: message };
+    case 'finish-error':
+      return {
+        id: `gen-${randomUUID()}`,
+        object: 'chat.completion',
+        created: Math.floor(ctx.now / 1000),
+        model: ctx.model,
+        choices: [{ index: 0, finish_reason: 'error', native_finish_reason: 'error', message: { role: 'assistant', content: '' } }],
+      };
   }
 }

@@ -83,7 +83,9 @@ export type FaultType =
   /** 429 from the edge in front of the host: plain text "error code: 1015" (Retry-After when retryAfterSeconds is set). */
   | 'edge-1015'
   /** A stream that opens with the empty `{"role":"assistant","content":""}` delta, then an error chunk (status default 429). */
-  | 'stream-open-error';
+  | 'stream-open-error'
+  /** A 200 carrying an error in one of the forms SPEC §7 lists (`form`); the carried status is `status` (default 429). */
+  | 'error-form';
 
 export interface FaultRule {
   /** `key` matches the key itself or its keyId; `model` is an exact slug. */
@@ -104,6 +106,11 @@ export interface FaultRule {
   chunkDelayMs?: number;
   /** key-limit-403: which of the key's caps ran out (default 'total'). */
   keyLimit?: 'total' | 'daily' | 'weekly' | 'monthly';
+  /**
+   * error-form: `http_status` (the status in error.http_status), `nested` ({"error":{"error":{…}}}),
+   * `bare` ({"error":"<message>"}), `finish-error` (finish_reason and native_finish_reason "error", no error object).
+   */
+  form?: 'http_status' | 'nested' | 'bare' | 'finish-error';
 }
 
 export interface Simulator {
