@@ -284,7 +284,8 @@ function classifyError(status: number, error: ErrorObject, headers: Headers, bod
   if (status === 401) return { ...base, kind: 'disable', reason: 'invalid_key', message };
   if (status === 402) {
     // OpenRouter's in-flight budget: a 402 with Retry-After is "too much spending in flight", not empty credits.
-    if (header(headers, 'Retry-After') !== undefined || source === 'openrouter_in_flight_budget') {
+    const inFlight = source === 'openrouter_in_flight_budget' || meta.reason === 'in_flight_budget_exhausted' || /in-flight requests/i.test(message);
+    if (header(headers, 'Retry-After') !== undefined || inFlight) {
       return { ...base, kind: 'cool', scope: 'account', until: resetTime(headers, error, now), reason: 'in_flight_budget', message };
     }
     if (KEY_LIMIT.test(message)) return keyLimit(message, headers, error, base, now);

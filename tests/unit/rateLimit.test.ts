@@ -362,6 +362,18 @@ describe('classifyResponse: real answers (SPEC §7)', () => {
     expect(resetsInMessage('Key limit exceeded (total limit).', T0)).toBeUndefined();
   });
 
+  test('402 in-flight budget named only in its text (no Retry-After published) cools the account, default cooldown (corpus 402-in-flight-budget)', () => {
+    // tests/fixtures/openrouter/402-in-flight-budget.json: https://github.com/aiosbrain/aios-team-brain/pull/658 (2026-08-26).
+    const body = {
+      error: {
+        message: 'This request would exceed your available credits given your current in-flight requests. Retry after in-flight requests settle, or add credits.',
+        code: 402,
+        metadata: { reason: 'in_flight_budget_exhausted', remedy_hint: 'Retry after your in-flight requests settle (see the Retry-After header).' },
+      },
+    };
+    expect(classifyResponse(402, { 'content-type': 'application/json' }, body, T0)).toMatchObject({ kind: 'cool', scope: 'account', until: undefined, reason: 'in_flight_budget' });
+  });
+
   test('402 for the account\'s credits → disabled insufficient_credits, account-wide (free-claude-code#772)', () => {
     // https://github.com/Alishahryar1/free-claude-code/issues/772 (2026-06-11), "Upstream error:" as pasted.
     const body = {
