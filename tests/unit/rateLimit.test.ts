@@ -2,7 +2,7 @@
  * classifyResponse(status, headers, body, now): every answer OpenRouter gives (OPENROUTER.md), classified
  * exactly, with a fixed clock.
  */
-import { classifyResponse, failureOutcome, parseResetEpoch, parseRetryAfter, resetsInMessage } from '../../providers/rateLimit';
+import { carriedError, classifyResponse, failureOutcome, parseResetEpoch, parseRetryAfter, resetsInMessage } from '../../providers/rateLimit';
 import { NEXT_MIDNIGHT, NEXT_MINUTE, T0 } from './poolFixtures';
 
 const USER = 'user_2zKqE8mVb3Xh9PaYr7TnWd4Lc1s';
@@ -447,5 +447,55 @@ describe('classifyResponse: real answers (SPEC §7)', () => {
     // https://github.com/BerriAI/litellm/issues/8448 (2025-02-11): a 200 carrying the error, as logged.
     const body = { error: { message: 'Provider returned error', code: 429, metadata: { raw: 'error code: 1015', provider_name: 'Kluster' } }, user_id: 'user_redacted' };
     expect(classifyResponse(200, {}, body, T0)).toMatchObject({ kind: 'congested', status: 429 });
+  });
+});
+
+/** Samples of the corpus (tests/fixtures/openrouter/<id>.json, with their sources there), for the rules they decide. */
+describe('classifyResponse: corpus samples for the SPEC §7 rules', () => {
+  test('429-upstream-message-itself: "temporarily rate-limited upstream" as the message itself → congested, no key cools', () => {
+    // https://github.com/anomalyco/opencode/issues/24534 (2026-04-26).
+    const body = {
+      error: {
+        message: '[DeepSeek] deepseek/deepseek-v4-pro is temporarily rate-limited upstream. Please retry shortly, or add your own key to accumulate your rate limits: https://openrouter.ai/settings/integrations',
+        code: 429,
+      },
+    };
+    expect(classifyResponse(429, { 'content-type': 'application/json' }, body, T0)).toMatchObject({ kind: 'congested', status: 429, until: undefined, reason: 'upstream_rate_limited' });
+    // The same text in a stream chunk (a 200 carrying it) is the same congestion.
+    expect(classifyResponse(200, {}, body, T0)).toMatchObject({ kind: 'congested', status: 429 });
+  });
+
+  test('402-key-max-tokens-limit: the key\'s own limit → this key disabled (key_limit), not the account', () => {
+    // https://github.com/cline/cline/issues/940 (2024-12-18).
+    const body = { error: { message: 'max_tokens limit exceeded: 100000 > 9577. To increase, visit https://openrouter.ai/keys and create a key with a higher limit', code: 402 } };
+    const o = classifyResponse(402, {}, body, T0);
+    expect(o).toMatchObject({ kind: 'disable', reason: 'key_limit' });
+    expect(o.kind === 'disable' && o.accountWide).toBeFalsy();
+  });
+
+  test('429-google-resource-exhausted-relayed: a non-numeric error.status is not a status; the 429 cools the key', () => {
+    // https://github.com/RooCodeInc/Roo-Code/issues/2000 (2025-03-26).
+    const body = { error: { code: 429, message: 'You exceeded your current quota, please check your plan and billing details.', status: 'RESOURCE_EXHAUSTED' } };
+    expect(classifyResponse(429, {}, body, T0)).toMatchObject({ kind: 'cool', scope: 'key', status: 429 });
+  });
+});
+
+/**
+ * carriedError: the error forms SPEC §7 lists. No published OpenRouter answer of these forms is in the
+ * corpus yet, so these are parser cases over the forms as SPEC §7 names them, not samples.
+ */
+describe('carriedError: the forms SPEC §7 names', () => {
+  test.each([
+    ['status as http_status', { error: { message: 'Rate limit exceeded', http_status: 429 } }, 429],
+    ['status as a string code', { error: { message: 'Rate limit exceeded', code: '429' } }, 429],
+    ['doubly nested', { error: { error: { message: 'Rate limit exceeded', code: 429 } } }, 429],
+    ['a bare string', { error: 'Rate limit exceeded' }, 502],
+    ['finish_reason "error" without an error object', { choices: [{ index: 0, finish_reason: 'error', message: { role: 'assistant', content: '' } }] }, 502],
+    ['native_finish_reason "error" without an error object', { choices: [{ index: 0, finish_reason: 'stop', native_finish_reason: 'error', message: { role: 'assistant', content: '' } }] }, 502],
+  ])('%s is an error, with the status it carries (else 502)', (_name, body, status) => {
+    expect(carriedError(body)).toBeDefined();
+    const o = classifyResponse(200, {}, body, T0);
+    expect(o.kind).not.toBe('success');
+    expect(o.status).toBe(status);
   });
 });
