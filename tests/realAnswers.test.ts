@@ -104,7 +104,7 @@ describe('the edge limits the host, not a key', () => {
   test('a 429 "error code: 1015": no key cools, every provider waits until Retry-After, /status and /health say so', async () => {
     let now = T0;
     const s = (stack = await startStack(
-      { PROVIDER_KIMI_API_KEY: A, PROVIDER_KIMI_BACKUP_KEYS: B, PROVIDER_GLM45_API_KEY: G, ORCHE_MAX_WAIT_MS: '0' },
+      { PROVIDER_KIMI_API_KEY: A, PROVIDER_KIMI_BACKUP_KEYS: B, PROVIDER_KIMI_FALLBACK: 'glm45', PROVIDER_GLM45_API_KEY: G, ORCHE_MAX_WAIT_MS: '0' },
       { keys: [{ key: A }, { key: B }, { key: G }], now: () => now },
       { now: () => now },
     ));
@@ -113,7 +113,8 @@ describe('the edge limits the host, not a key', () => {
     expect(r.status).toBe(429);
     expect(r.body.error).toMatchObject({ type: 'upstream_edge_rate_limited', retry_after_ms: 30_000 });
     expect(r.headers['retry-after']).toBe('30');
-    expect(s.sim.calls).toHaveLength(1); // no other key was tried: another key would meet the same edge
+    // No other key and no fallback provider was tried: they would meet the same edge.
+    expect(s.sim.calls).toHaveLength(1);
     // Another provider is held too, without a call upstream.
     const glm = await chat(s, 'glm45');
     expect(glm.status).toBe(429);
