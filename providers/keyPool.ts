@@ -244,8 +244,10 @@ export class KeyPool {
     }
     // X-RateLimit-Remaining: 0: the limit that answered refuses the next call until its reset. A 429 names
     // its limit, and only that scope cools (a per-model cap never cools the account's other :free
-    // models, SPEC §7); an answer that names none is read as the account's limiter (SPEC §4).
-    if (outcome.rate?.remaining === 0 && outcome.rate.resetAt && outcome.rate.resetAt > now) {
+    // models, SPEC §7); an answer that names none is read as the account's limiter (SPEC §4). The
+    // upstream provider's or the edge's limits are not ours: those answers cool no key.
+    const notOurs = outcome.kind === 'congested' || outcome.kind === 'edge';
+    if (!notOurs && outcome.rate?.remaining === 0 && outcome.rate.resetAt && outcome.rate.resetAt > now) {
       const scope: CoolScope = outcome.kind === 'cool' ? outcome.scope : provider.plan.free ? 'account_free' : 'account';
       await this.cool(provider, view, scope, outcome.rate.resetAt, 'remaining_zero', now, false);
     }

@@ -560,6 +560,18 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       expect(n((await pool.pick(rt('kimi'), NEXT_MINUTE)).keyId)).not.toBeNull();
     });
 
+    test('X-RateLimit-Remaining 0 carried by an upstream congestion or an edge answer cools no key: the limit that answered is not ours (SPEC §7)', async () => {
+      const a1 = key('a1', { role: 'primary', account: 'team1' });
+      const a2 = key('a2', { account: 'team1' });
+      const n = namer(a1, a2);
+      const { pool, rt, events } = build([provider('kimi', [a1, a2], { model: FREE_MODEL })]);
+      const rate = { limit: 10, remaining: 0, resetAt: T0 + 50_000 };
+      await pool.report(rt('kimi'), a1.id, { kind: 'congested', status: 429, until: T0 + 1_000, reason: 'upstream_rate_limited', message: 'Provider returned error', rate }, 10, T0);
+      await pool.report(rt('kimi'), a2.id, { kind: 'edge', status: 429, until: T0 + 1_000, reason: 'edge_rate_limited', message: 'error code: 1015', rate }, 10, T0);
+      expect(events.cooled).toEqual([]);
+      expect(await pickNames(pool, rt('kimi'), 2, T0 + 1_000, n)).toEqual(['a1', 'a2']);
+    });
+
     test('an edge 429 (Cloudflare 1015) cools no key and holds every provider until Retry-After, else 5 s (SPEC §7)', async () => {
       const a = key('a', { role: 'primary' });
       const b = key('b');
