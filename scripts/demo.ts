@@ -9,7 +9,7 @@ import { startSimulator } from './simulator';
 
 async function main(): Promise<void> {
   const simPort = Number(process.env.SIM_PORT ?? 8787);
-  const sim = await startSimulator({ port: simPort, latencyMs: Number(process.env.SIM_LATENCY_MS ?? 40), stream: { chunkDelayMs: 60, chunks: 8 } }).catch(() =>
+  const sim = await startSimulator({ port: simPort, latencyMs: Number(process.env.SIM_LATENCY_MS ?? 40), stream: { chunkDelayMs: 60, chunks: 8, roleDelta: true } }).catch(() =>
     startSimulator({ port: 0, latencyMs: 40 }),
   );
   const world = demoWorld(sim.baseUrl);

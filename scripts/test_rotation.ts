@@ -244,7 +244,8 @@ async function main(): Promise<number> {
   let url = args.url;
   let sim = args.sim;
   if (!url) {
-    const simulator = await startSimulator({});
+    // Streams open with the empty role delta, as OpenRouter's do.
+    const simulator = await startSimulator({ stream: { roleDelta: true } });
     const world = demoWorld(simulator.baseUrl);
     // Two of kimi's keys on one account, so that the account scenario has one to show.
     const [k1, k2, k3] = world.simKeys.filter((k) => world.env.PROVIDER_KIMI_API_KEY === k.key || world.env.PROVIDER_KIMI_BACKUP_KEYS?.split(',').includes(k.key));

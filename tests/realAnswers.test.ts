@@ -44,6 +44,19 @@ describe('streams commit at their first chunk with something in it', () => {
     expect((await keys(s))[keyId(A)]).toMatchObject({ state: 'cooling' });
   });
 
+  test('a stream that opens with the empty role delta: held until the first content, then relayed to the client exactly as sent', async () => {
+    const s = (stack = await startStack({ PROVIDER_KIMI_API_KEY: A }, { keys: [{ key: A }], stream: { roleDelta: true, chunks: 3, chunkDelayMs: 50 } }));
+    const read = await postSse(`${s.url}/api/chat`, { provider: 'kimi', messages: hi, stream: true });
+    expect(read.status).toBe(200);
+    const data = chunks(read.events);
+    expect((data[0].choices as Array<{ delta: unknown }>)[0].delta).toEqual({ role: 'assistant', content: '' });
+    expect(contentOfChunks(read.events)).toBe('Hello from moonshotai/kimi-k2 (sim #1)');
+    // Upstream sent the role delta 50 ms before the first content; the client gets both together: held, then replayed in order.
+    expect(read.events[0].raw).toBe(': OPENROUTER PROCESSING\n\n');
+    expect(read.events[2].at - read.events[1].at).toBeLessThan(25);
+    expect(read.text.match(/data: \[DONE\]/g)).toHaveLength(1);
+  });
+
   test('"temporarily rate-limited upstream" as the message of a chunk after the role delta: the model is congested, no key cools', async () => {
     const s = (stack = await startStack({ PROVIDER_KIMI_API_KEY: A, PROVIDER_KIMI_BACKUP_KEYS: B }, { keys: [{ key: A }, { key: B }] }));
     s.sim.addRule({ match: { key: A }, type: 'upstream-429-message', times: 1 });

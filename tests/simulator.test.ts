@@ -384,6 +384,14 @@ describe('streaming', () => {
     expect(sim.calls.map((c) => c.outcome)).toEqual(['ok', 'stream-error']);
   });
 
+  test('stream.roleDelta opens every stream with the empty assistant delta, as OpenRouter does', async () => {
+    const sim = await start({ keys: [{ key: 'k' }], stream: { chunks: 2, roleDelta: true } });
+    const events = sseEvents(await (await ask(sim, 'k', FREE, { stream: true })).text());
+    expect(events[0]).toBe(': OPENROUTER PROCESSING');
+    expect(JSON.parse(events[1].slice(6)).choices).toEqual([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null, native_finish_reason: null }]);
+    expect(JSON.parse(events[2].slice(6)).choices[0].delta.content).not.toBe('');
+  });
+
   test('stream-open-error: keep-alive, the empty role delta, then an error chunk; non-streaming calls pass the rule by', async () => {
     const sim = await start({ keys: [{ key: 'k', account: 'u' }] });
     sim.addRule({ type: 'stream-open-error', metadata: { error_type: 'rate_limit_exceeded' } });

@@ -135,6 +135,7 @@ function streamEvents(call: Call, created: number, content: string, prompt: numb
   const head = chunkHead(rec.seq, rec.model, created);
   const events: string[] = [];
   if (core.stream.processingComment) events.push(PROCESSING_COMMENT);
+  if (core.stream.roleDelta) events.push(roleEvent(head));
   const pieces = splitContent(content, chunks);
   const sent = failure === undefined ? pieces.length : Math.min(failure.afterChunks, pieces.length);
   for (let i = 0; i < sent; i++) events.push(contentEvent(head, pieces[i]));

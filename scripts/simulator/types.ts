@@ -40,7 +40,8 @@ export interface SimulatorOptions {
   retryAfter?: boolean;
   /** Injectable clock (default Date.now), used for all windows and reset times. */
   now?: () => number;
-  stream?: { chunks?: number; chunkDelayMs?: number; processingComment?: boolean };
+  /** roleDelta: open every stream with the empty `{"role":"assistant","content":""}` delta, as real OpenRouter streams do (default false). */
+  stream?: { chunks?: number; chunkDelayMs?: number; processingComment?: boolean; roleDelta?: boolean };
   /** Keep at most this many call records (oldest dropped in batches); default 100000. */
   maxCalls?: number;
 }
