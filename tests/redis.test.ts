@@ -3,6 +3,9 @@
  * request and the service rejoins by itself.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Redis from 'ioredis';
 import request from 'supertest';
 import { keyId } from '../providers/keys';
@@ -97,10 +100,15 @@ describeRedis('two orche processes sharing one Redis', () => {
 /** A Redis of its own on a free port, to stop and start under traffic. */
 class RedisServer {
   private proc: ChildProcess | undefined;
-  constructor(readonly port: number) {}
+  /** `dir`: keep the data across a stop (an append-only file synced on every write), as a real outage would. */
+  constructor(
+    readonly port: number,
+    private readonly dir?: string,
+  ) {}
 
   async start(): Promise<void> {
-    this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const persistence = this.dir ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.dir] : ['--appendonly', 'no'];
+    this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence], { stdio: 'ignore' });
     await eventually(
       async () =>
         new Promise<true | undefined>((done) => {
@@ -160,7 +168,8 @@ describeRedis('a Redis outage under traffic', () => {
     const health = await s.http.get('/health');
     expect(health.status).toBe(200);
     expect(health.body).toMatchObject({ status: 'degraded', store: { kind: 'redis', ok: false } });
-    expect((await s.http.get('/ready')).status).toBe(503);
+    // Degraded, not unready (SPEC §7): with a shared Redis every instance would go unready at once.
+    expect((await s.http.get('/ready')).status).toBe(200);
 
     await redis.start();
     const restartedAt = Date.now();
@@ -188,6 +197,57 @@ describeRedis('a Redis outage under traffic', () => {
     }, 'counters in the restarted Redis', 1000);
     expect(counters.length).toBeGreaterThan(0);
     console.log(`orche rejoined Redis ${rejoinMs} ms after it came back`);
+  }, 30_000);
+});
+
+describeRedis('state written while Redis is away', () => {
+  let redis: RedisServer | undefined;
+  let dir: string | undefined;
+  const stores: RedisStore[] = [];
+  afterEach(async () => {
+    await Promise.all(stores.map((st) => st.close()));
+    stores.length = 0;
+    await redis?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    redis = dir = undefined;
+  });
+
+  test('is merged into Redis when it returns: a 600 s cooldown and a reactivation made during the outage hold for a second instance; counters add up', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'orche-redis-'));
+    redis = new RedisServer(await freePort(), dir);
+    await redis.start();
+    const url = `redis://127.0.0.1:${redis.port}`;
+    const prefix = uniquePrefix('merge');
+    const quiet = { info: () => undefined, warn: () => undefined };
+    const first = new RedisStore({ url, prefix, logger: quiet, timeoutMs: 200 });
+    stores.push(first);
+    expect(await first.connected()).toBe(true);
+    const plan = { provider: 'kimi', model: 'm', free: false, candidates: [{ keyId: 'a', account: 'key:a' }, { keyId: 'b', account: 'key:b' }], rotating: 0, reserves: 0, probeTtlMs: 1000 };
+    const view = (id: string) => ({ keyId: id, account: `key:${id}`, model: 'm', free: false });
+    const t0 = Date.now();
+    await first.setDisabled('b', 'manual', t0);
+    expect((await first.pick(plan, t0)).keyId).toBe('a');
+
+    await redis.stop();
+    await eventually(async () => first.health().ok === false || undefined, 'the store to notice the outage', 3000);
+    const t1 = Date.now();
+    expect((await first.pick(plan, t1)).keyId).toBe('a'); // local state
+    await first.cool({ ...view('a'), scope: 'key', until: t1 + 600_000, reason: 'rate_limited', baseMs: 1000, maxMs: 8000 }, t1);
+    await first.setDisabled('b', null, t1 + 1);
+    expect((await first.pick(plan, t1 + 2)).keyId).toBe('b');
+
+    await redis.start();
+    await eventually(async () => first.health().ok || undefined, 'the first instance back on Redis', 5000);
+    const second = new RedisStore({ url, prefix, logger: quiet, timeoutMs: 200 });
+    stores.push(second);
+    expect(await second.connected()).toBe(true);
+    const [a, b] = await second.inspect([view('a'), view('b')], t1 + 3);
+    expect(a.cooldownUntil).toBe(t1 + 600_000);
+    expect(b.disabled).toBeNull();
+    // One pick before the outage, one of a and one of b during it.
+    expect([a.minuteCount + b.minuteCount, a.dayCount + b.dayCount]).toEqual([3, 3]);
+    expect((await second.pick(plan, t1 + 3)).keyId).toBe('b');
+    await dropPrefix(prefix, url);
   }, 30_000);
 });
 

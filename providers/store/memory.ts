@@ -77,7 +77,8 @@ export class MemoryStore implements StateStore {
   /** Called after every change; the snapshot store schedules a write here. */
   protected changed(): void {}
 
-  private resolve(account: string, now: number): string {
+  /** The account in force for a configured one (a learned alias, while it lasts). */
+  resolve(account: string, now: number): string {
     const a = this.aliases.get(account);
     return fresh(a, EXPIRY.accountMs, now) ? a.value : account;
   }

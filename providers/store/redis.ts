@@ -1,5 +1,6 @@
 import Redis from 'ioredis';
 import { MemoryStore } from './memory';
+import { OutageJournal } from './outageJournal';
 import { defineScripts, type StoreScripts } from './redisScripts';
 import { EXPIRY } from './rules';
 import type { StoreLog } from './snapshot';
@@ -12,6 +13,8 @@ export interface RedisStoreOptions {
   logger: StoreLog;
   /** Connect and command timeouts: a dead Redis must cost a request at most this long. */
   timeoutMs?: number;
+  /** The clock of a merge after an outage (which deadlines are past). */
+  now?: () => number;
 }
 
 
@@ -31,11 +34,16 @@ export class RedisStore implements StateStore {
   private readonly prefix: string;
   private readonly logger: StoreLog;
   private state: 'connecting' | 'up' | 'down' = 'connecting';
+  /** Local changes made while Redis was away, merged into it when it returns. */
+  private readonly journal = new OutageJournal();
+  private merging = false;
+  private readonly now: () => number;
   private lastError = 'not connected yet';
   private closed = false;
   private recheck: NodeJS.Timeout | undefined;
 
   constructor(opts: RedisStoreOptions) {
+    this.now = opts.now ?? Date.now;
     this.prefix = opts.prefix;
     this.logger = opts.logger;
     const timeout = opts.timeoutMs ?? 1000;
@@ -57,10 +65,33 @@ export class RedisStore implements StateStore {
     this.redis.on('close', () => this.markDown('connection closed'));
   }
 
+  /**
+   * Redis answers again. What changed locally meanwhile is merged first (SPEC §7); requests go on
+   * being served from the local state until that is done, then from Redis.
+   */
   private markUp(): void {
+    if (this.closed || this.state === 'up' || this.merging) return;
+    if (this.journal.size === 0) return this.becomeUp(0);
+    this.merging = true;
+    this.journal.mergeInto(this.redis, this.prefix, this.now()).then(
+      (merged) => {
+        this.merging = false;
+        // Changes recorded during the merge's last await are merged by the next attempt.
+        if (this.journal.size > 0) return this.markUp();
+        this.becomeUp(merged);
+      },
+      (err: Error) => {
+        this.merging = false;
+        this.lastError = `merging local changes: ${err.message}`;
+        this.scheduleRecheck();
+      },
+    );
+  }
+
+  private becomeUp(merged: number): void {
     if (this.closed) return;
-    if (this.state === 'down') this.logger.info('redis is back: shared state again', { store: 'redis' });
-    else this.logger.info('redis connected', { store: 'redis', prefix: this.prefix });
+    if (this.state === 'down') this.logger.info('redis is back: shared state again', { store: 'redis', merged_changes: merged });
+    else this.logger.info('redis connected', { store: 'redis', prefix: this.prefix, ...(merged ? { merged_changes: merged } : {}) });
     this.state = 'up';
   }
 
@@ -131,7 +162,14 @@ export class RedisStore implements StateStore {
         const retryAt = Number(r[1]);
         return { keyId: null, retryAt: retryAt < 0 ? null : retryAt, reason: r[2] };
       },
-      () => this.local.pick(plan, now, avoid),
+      async () => {
+        const r = await this.local.pick(plan, now, avoid);
+        if (r.keyId !== null) {
+          const c = plan.candidates[r.index];
+          this.journal.record({ kind: 'pick', keyId: r.keyId, account: this.local.resolve(c.account, now), model: plan.model, free: plan.free, now: clockMs(now) });
+        }
+        return r;
+      },
     );
   }
 
@@ -142,18 +180,24 @@ export class RedisStore implements StateStore {
         Number(
           await this.redis.orcheCool(this.prefix, clockMs(now), req.keyId, req.account, req.model, req.scope, req.until === undefined ? -1 : deadlineMs(req.until), req.reason, req.baseMs, req.maxMs, req.strike === false ? 0 : 1),
         ),
-      async () => local,
+      async () => (this.journal.record({ kind: 'cool', req: { ...req, until: local }, now: clockMs(now) }), local),
     );
   }
 
   async congest(model: string, until: number, reason: string, now: number): Promise<void> {
     await this.local.congest(model, until, reason, now);
-    await this.shared(async () => void (await this.redis.orcheCongest(this.prefix, clockMs(now), gate.model(model), deadlineMs(until), reason)), async () => {});
+    await this.shared(
+      async () => void (await this.redis.orcheCongest(this.prefix, clockMs(now), gate.model(model), deadlineMs(until), reason)),
+      async () => this.journal.record({ kind: 'hold', gate: gate.model(model), until: deadlineMs(until), reason, now: clockMs(now) }),
+    );
   }
 
   async holdHost(until: number, reason: string, now: number): Promise<void> {
     await this.local.holdHost(until, reason, now);
-    await this.shared(async () => void (await this.redis.orcheCongest(this.prefix, clockMs(now), gate.host, deadlineMs(until), reason)), async () => {});
+    await this.shared(
+      async () => void (await this.redis.orcheCongest(this.prefix, clockMs(now), gate.host, deadlineMs(until), reason)),
+      async () => this.journal.record({ kind: 'hold', gate: gate.host, until: deadlineMs(until), reason, now: clockMs(now) }),
+    );
   }
 
   async hostHeldUntil(now: number): Promise<number> {
@@ -168,7 +212,10 @@ export class RedisStore implements StateStore {
 
   async succeed(view: KeyView, now: number): Promise<void> {
     await this.local.succeed(view, now);
-    await this.shared(async () => void (await this.redis.orcheSucceed(this.prefix, clockMs(now), ...viewArgs([view]))), async () => {});
+    await this.shared(
+      async () => void (await this.redis.orcheSucceed(this.prefix, clockMs(now), ...viewArgs([view]))),
+      async () => this.journal.record({ kind: 'succeed', view, now: clockMs(now) }),
+    );
   }
 
   async release(view: KeyView, now: number): Promise<void> {
@@ -186,14 +233,17 @@ export class RedisStore implements StateStore {
         void (reason === null
           ? await this.redis.multi().set(`${p}d:${keyId}`, entry, 'PX', EXPIRY.disabledMs).del(`${p}g:k:${keyId}`, `${p}s:${keyId}`).exec()
           : await this.redis.set(`${p}d:${keyId}`, entry, 'PX', EXPIRY.disabledMs)),
-      async () => {},
+      async () => this.journal.record({ kind: 'disabled', keyId, reason, at: clockMs(now) }),
     );
   }
 
   async learnAccount(account: string, learned: string, now: number): Promise<void> {
     if (account === learned) return;
     await this.local.learnAccount(account, learned, now);
-    await this.shared(async () => void (await this.redis.set(`${this.prefix}al:${account}`, `${learned}@${clockMs(now)}`, 'PX', EXPIRY.accountMs)), async () => {});
+    await this.shared(
+      async () => void (await this.redis.set(`${this.prefix}al:${account}`, `${learned}@${clockMs(now)}`, 'PX', EXPIRY.accountMs)),
+      async () => this.journal.record({ kind: 'account', account, learned, at: clockMs(now) }),
+    );
   }
 
   async resetCooldowns(views: KeyView[] | undefined, now: number): Promise<void> {
@@ -247,8 +297,10 @@ export class RedisStore implements StateStore {
     return () => {};
   }
 
+  /** Not ok while serving from the local state (degraded); requests are served either way. */
   health(): StoreHealth {
-    return this.state === 'up' ? { kind: this.kind, ok: true } : { kind: this.kind, ok: false, detail: this.lastError };
+    if (this.state === 'up') return { kind: this.kind, ok: true };
+    return { kind: this.kind, ok: false, detail: this.merging ? `merging ${this.journal.size} local changes into redis` : this.lastError };
   }
 
   async close(): Promise<void> {

@@ -279,6 +279,43 @@ end
 return out
 `;
 
+/**
+ * ARGV: P, now, keyId, reason ('' : reactivated), at. A disabled flag or reactivation made while Redis
+ * was away: the later admin action wins. A reactivation also clears the key's own gate and strikes.
+ */
+const MERGE_DISABLED = `
+local keyId, reason, at = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local k = P .. 'd:' .. keyId
+local _, current = stamped(redis.call('GET', k))
+if current and current >= at then return 0 end
+redis.call('SET', k, reason .. '@' .. num(at), 'PX', DISABLED_MS)
+if reason == '' then redis.call('DEL', P .. 'g:k:' .. keyId, P .. 's:' .. keyId) end
+return 1
+`;
+
+/** ARGV: P, now, account, learned, at. A learned account from while Redis was away: the later wins. */
+const MERGE_ACCOUNT = `
+local k = P .. 'al:' .. ARGV[3]
+local _, current = stamped(redis.call('GET', k))
+if current and current >= tonumber(ARGV[5]) then return 0 end
+redis.call('SET', k, ARGV[4] .. '@' .. ARGV[5], 'PX', ACCOUNT_MS)
+return 1
+`;
+
+/** ARGV: P, now, then counter name, window, window ms, count per counter. Picks made while Redis was away add up. */
+const ADD_COUNTS = `
+for i = 3, #ARGV, 4 do
+  local window, windowMs = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local ends = (window + 1) * windowMs
+  if ends > now then
+    local k = counter(ARGV[i], window)
+    redis.call('INCRBY', k, ARGV[i + 3])
+    redis.call('PEXPIRE', k, num(ends - now + COUNTER_MARGIN_MS))
+  end
+end
+return 1
+`;
+
 type Arg = string | number;
 
 /** The scripts as ioredis commands (EVALSHA, falling back to EVAL after a Redis restart). */
@@ -290,6 +327,9 @@ export interface StoreScripts {
   orcheRelease(...args: Arg[]): Promise<number>;
   orcheReset(...args: Arg[]): Promise<number>;
   orcheInspect(...args: Arg[]): Promise<Array<[string, string, string, string, number, number, number]>>;
+  orcheMergeDisabled(...args: Arg[]): Promise<number>;
+  orcheMergeAccount(...args: Arg[]): Promise<number>;
+  orcheAddCounts(...args: Arg[]): Promise<number>;
 }
 
 const SCRIPTS: Record<keyof StoreScripts, string> = {
@@ -300,6 +340,9 @@ const SCRIPTS: Record<keyof StoreScripts, string> = {
   orcheRelease: RELEASE,
   orcheReset: RESET,
   orcheInspect: INSPECT,
+  orcheMergeDisabled: MERGE_DISABLED,
+  orcheMergeAccount: MERGE_ACCOUNT,
+  orcheAddCounts: ADD_COUNTS,
 };
 
 export function defineScripts(redis: Redis): Redis & StoreScripts {

@@ -30,15 +30,16 @@ export function statusRoutes(ctx: AppContext): Router {
     });
   });
 
+  // A store that is not ok still serves (Redis falls back to local state): that is degraded (/health),
+  // not unready. With a shared Redis, every instance going unready at once would take the service out.
   r.get('/ready', async (_req, res) => {
-    const store = ctx.pool.store.health();
     const sums = await Promise.all(ctx.pool.list().map((p) => summarize(ctx, p)));
     const anyUsable = sums.some((s) => s.available);
-    if (anyUsable && store.ok) {
+    if (anyUsable) {
       res.json({ ready: true });
       return;
     }
-    const reason = !store.ok ? `state store (${store.kind}) is not answering` : 'no provider has a usable key';
+    const reason = 'no provider has a usable key';
     res.status(503).json({ ready: false, error: { code: 503, type: 'not_ready', message: reason } });
   });
 
