@@ -64,10 +64,10 @@ export class KeyProber {
   }
 
   /** Probes every `intervalMs` (timer unref'd: it never keeps the process alive). */
-  schedule(intervalMs: number, onDone: (s: ProbeSummary) => void): void {
+  schedule(intervalMs: number, onDone: (s: ProbeSummary) => void, onError: (err: unknown) => void): void {
     this.stop();
     if (intervalMs <= 0) return;
-    this.timer = setInterval(() => void this.probeNow().then(onDone), intervalMs);
+    this.timer = setInterval(() => this.probeNow().then(onDone).catch(onError), intervalMs);
     this.timer.unref();
   }
 

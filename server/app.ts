@@ -117,6 +117,19 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
     if (s.disabled.length || s.reactivated.length || s.failed.length) logger.info('keys probed', { probed: s.probed, disabled: s.disabled, reactivated: s.reactivated, failed: s.failed });
   };
   const probeNow = () => prober.probeNow().then((s) => (logProbe(s), s));
+  /** Background work (probes, the model check) started without a caller to await it: failures are logged. */
+  const background = (what: string) => (err: unknown) => logger.error(`${what} failed`, { error: err instanceof Error ? err.message : String(err) });
+
+  const checkModels = async () => {
+    const listed = await client.listModels();
+    if (!listed) {
+      logger.warn('model check skipped: the upstream /models did not answer', { base_url: config.upstream.baseUrl });
+      return;
+    }
+    const missing = [...new Set(ctx.config.providers.filter((p) => p.keys.length > 0).map((p) => p.model))].filter((m) => !listed.includes(m));
+    ctx.modelCheck = { checked: true, missing };
+    for (const m of missing) logger.warn('configured model is not listed upstream', { model: m });
+  };
 
   const reload = (): ReloadReport => {
     if (!deps.loadConfig) throw new OrcheError(501, 'reload_unavailable', 'This instance was not started from an environment file; restart it to change its configuration');
@@ -125,7 +138,9 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
       providers: report.providers.filter((p) => p.added.length || p.removed.length),
       restart_required: report.restart_required,
     });
-    if (config.ops.probeIntervalMs > 0) void probeNow();
+    if (config.ops.probeIntervalMs > 0) probeNow().catch(background('key probe'));
+    // Models may have changed with the providers: check them again, as at start.
+    checkModels().catch(background('model check'));
     return report;
   };
 
@@ -201,20 +216,11 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
     async start() {
       if (config.ops.probeIntervalMs <= 0) return;
       await probeNow();
-      prober.schedule(config.ops.probeIntervalMs, logProbe);
+      prober.schedule(config.ops.probeIntervalMs, logProbe, background('key probe'));
     },
     probeNow,
     reload,
-    async checkModels() {
-      const listed = await client.listModels();
-      if (!listed) {
-        logger.warn('model check skipped: the upstream /models did not answer', { base_url: config.upstream.baseUrl });
-        return;
-      }
-      const missing = [...new Set(config.providers.filter((p) => p.keys.length > 0).map((p) => p.model))].filter((m) => !listed.includes(m));
-      ctx.modelCheck = { checked: true, missing };
-      for (const m of missing) logger.warn('configured model is not listed upstream', { model: m });
-    },
+    checkModels,
     listen(port = config.port, host = config.host) {
       return new Promise((resolve, reject) => {
         const s = app.listen(port, host);

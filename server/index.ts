@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     throw new StartError(`cannot listen on ${config.host}:${config.port}: ${why}`);
   });
   log.info('orche listening', { url, providers: config.providers.filter((p) => p.keys.length > 0).map((p) => p.slug) });
-  void orche.checkModels();
+  orche.checkModels().catch((err: unknown) => log.error('model check failed', { error: err instanceof Error ? err.message : String(err) }));
 
   process.on('SIGHUP', () => {
     try {

@@ -37,6 +37,8 @@ const VARIABLES: Partial<Record<keyof Config, string>> = {
 export function applyReload(ctx: AppContext, next: Config): ReloadReport {
   const before = new Map(ctx.pool.list().map((p) => [p.config.slug, new Set(p.keys.keys())]));
   ctx.pool.reconfigure(next.providers, next.budgets);
+  // A removed key's day of usage buckets (about 80 KB) would otherwise stay for the process's life.
+  ctx.usage.retain(ctx.pool.list().flatMap((p) => [...p.keys.keys()].map((keyId) => ({ provider: p.config.slug, keyId }))));
   const providers = next.providers.map((p) => {
     const old = before.get(p.slug) ?? new Set<string>();
     const now = new Set(p.keys.map((k) => k.id));

@@ -118,6 +118,17 @@ export class UsageTracker {
     return ring;
   }
 
+  /** Frees the buckets of keys no longer configured (a reload removed them). */
+  retain(keys: Array<{ provider: string; keyId: string }>): void {
+    const keep = new Set(keys.map((k) => `${k.provider}\u0000${k.keyId}`));
+    for (const id of this.rings.keys()) if (!keep.has(id)) this.rings.delete(id);
+  }
+
+  /** `provider/keyId` of every key with usage kept (about 80 KB each). */
+  tracked(): string[] {
+    return [...this.rings.keys()].map((id) => id.replace('\u0000', '/'));
+  }
+
   /** Every window for one provider's keys, and their totals. */
   report(provider: string, keyIds: string[], now: number, seriesMinutes: number) {
     const nowMinute = Math.floor(now / MINUTE_MS);

@@ -122,6 +122,20 @@ describe('POST /api/admin/reload', () => {
     expect(Object.keys(await kimiKeys(stack.url)).sort()).toEqual([keyId(A), keyId(C)].sort());
   });
 
+  test('a reload frees the usage buckets of removed keys and checks the models again', async () => {
+    const started = await start(`PROVIDER_KIMI_API_KEY=${A}\nPROVIDER_KIMI_BACKUP_KEYS=${B}\nORCHE_ADMIN_TOKEN=${ADMIN}`);
+    stack = started.stack;
+    const s = stack;
+    for (let i = 0; i < 2; i++) await s.http.post('/api/chat').send({ provider: 'kimi', messages: hi });
+    expect(s.orche.ctx.usage.tracked().sort()).toEqual([`kimi/${keyId(A)}`, `kimi/${keyId(B)}`].sort());
+    // B leaves; a provider with a model the upstream does not list arrives.
+    started.write(`PROVIDER_KIMI_API_KEY=${A}\nORCHE_ADMIN_TOKEN=${ADMIN}\nORCHE_PROVIDERS=MISTRAL\nPROVIDER_MISTRAL_MODEL=vendor/not-listed\nPROVIDER_MISTRAL_API_KEY=${C}`);
+    expect((await s.http.post('/api/admin/reload').set({ Authorization: `Bearer ${ADMIN}` })).status).toBe(200);
+    expect(s.orche.ctx.usage.tracked()).toEqual([`kimi/${keyId(A)}`]);
+    await eventually(async () => s.orche.ctx.modelCheck.missing.includes('vendor/not-listed') || undefined, 'the model check after the reload');
+    expect(s.orche.ctx.modelCheck).toEqual({ checked: true, missing: ['vendor/not-listed'] });
+  });
+
   test('an instance built without a config loader says reload is unavailable', async () => {
     stack = await startStack({ PROVIDER_KIMI_API_KEY: A, ORCHE_ADMIN_TOKEN: ADMIN }, { keys: [{ key: A }] });
     const res = await stack.http.post('/api/admin/reload').set('Authorization', `Bearer ${ADMIN}`);
