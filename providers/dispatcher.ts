@@ -1,7 +1,7 @@
 import type { RotationConfig } from '../config';
 import { OrcheError } from './errors';
 import type { KeyPool, ProviderRuntime } from './keyPool';
-import { type Budget, nextStep } from './nextStep';
+import { type Budget, nextStep, reportedOutcome } from './nextStep';
 import type { Outcome } from './rateLimit';
 
 export interface AttemptContext {
@@ -102,11 +102,9 @@ export class Dispatcher {
           const timeoutMs = Math.max(1, Math.min(r.requestTimeoutMs, started + r.deadlineMs - callStart));
           const result = await attempt({ provider, keyId: pick.keyId, key, signal, timeoutMs });
           const end = now();
-          if (signal?.aborted) {
-            await this.pool.report(provider, pick.keyId, { kind: 'client_error', status: 499, reason: 'client_gone', message: 'client went away', body: undefined }, end - callStart, end, pick.probe);
-            throw new ClientGoneError();
-          }
-          await this.pool.report(provider, pick.keyId, result.outcome, end - callStart, end, pick.probe);
+          const gone = signal?.aborted === true;
+          await this.pool.report(provider, pick.keyId, reportedOutcome(result.outcome, gone), end - callStart, end, pick.probe);
+          if (gone) throw new ClientGoneError();
           value = result.value;
           last = result.outcome;
           if (last.kind !== 'success') previous = { keyId: pick.keyId, reason: last.reason };

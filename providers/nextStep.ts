@@ -128,3 +128,15 @@ function exhausted(s: Extract<Situation, { kind: 'outcome' }>, b: Budget): Orche
       return new UpstreamError(s.provider, last.status, 'message' in last ? last.message : 'upstream failure', b.attempts);
   }
 }
+
+const CLIENT_GONE: Outcome = { kind: 'client_error', status: 499, reason: 'client_gone', message: 'client went away', body: undefined };
+
+/**
+ * What the key's state learns from a call the client left during. An answer that says something about
+ * the key (a success, a 429, a 401, congestion, an edge hold) is recorded as it is, even if it came as
+ * the client left; a failure (most likely the abort itself) or a client error is the client's going.
+ */
+export function reportedOutcome(outcome: Outcome, clientGone: boolean): Outcome {
+  if (!clientGone) return outcome;
+  return outcome.kind === 'retry' || outcome.kind === 'client_error' ? CLIENT_GONE : outcome;
+}

@@ -142,6 +142,31 @@ describe('Dispatcher', () => {
     expect(result.value).toBe('kimi:b');
   });
 
+  // An answer that arrives just as the client leaves is still the key's answer: a success counts as a
+  // success (not a client error), a 429 still cools the key. Only then is the client gone.
+  test.each([
+    ['success', outcome.success(), 'success'],
+    ['429', outcome.cool('key', T0 + 60_000), 'cool'],
+  ])('a %s arriving as the client leaves is recorded as such, then the request ends as client gone', async (_name, answer, kind) => {
+    const ks = keys('a', 'b');
+    const h = harness([provider('kimi', ks)]);
+    const client = new AbortController();
+    const err = await rejection(
+      h.dispatcher.run(
+        'kimi',
+        h.attempt(() => {
+          client.abort();
+          return answer;
+        }),
+        client.signal,
+      ),
+    );
+    expect(err.status).toBe(499);
+    expect(h.events.outcome.map((e) => e.kind)).toEqual([kind]);
+    const [a] = await h.pool.keyStatuses(h.rt('kimi'), T0);
+    expect([a.state, a.successes, a.rate_limited]).toEqual(kind === 'success' ? ['active', 1, 0] : ['cooling', 0, 1]);
+  });
+
   test('every key cooling, soonest recovery within maxWaitMs → sleeps until then and succeeds', async () => {
     const ks = keys('a', 'b');
     const h = harness([provider('kimi', ks)], { maxWaitMs: 3_000 });

@@ -2,7 +2,7 @@
  * The dispatcher's decision table: (situation, attempt budget, deadlines) → next step. Pure: the clock
  * and the jitter are arguments.
  */
-import { type Budget, nextStep, type Situation, type Step } from '../../providers/nextStep';
+import { type Budget, nextStep, reportedOutcome, type Situation, type Step } from '../../providers/nextStep';
 import { outcome, T0 } from './poolFixtures';
 
 const budget = (over: Partial<Budget> = {}): Budget => ({
@@ -92,5 +92,19 @@ describe('nextStep', () => {
   test('the 429 of a request whose every call was rate-limited names the provider the client asked for', () => {
     const step = nextStep({ ...(after(outcome.cool('key', T0 + 5_000), null, 'qwen') as Extract<Situation, { kind: 'outcome' }>) }, budget({ attempts: 4 }));
     expect(step.kind === 'fail' && step.error.extra).toMatchObject({ provider: 'kimi' });
+  });
+});
+
+describe('reportedOutcome: what the key learns from a call the client left during', () => {
+  test.each([
+    ['success', outcome.success(), 'success'],
+    ['429', outcome.cool('key', T0 + 1000), 'cool'],
+    ['401', outcome.disable(), 'disable'],
+    ['congested', outcome.congested(T0 + 1000), 'congested'],
+    ['5xx / the abort itself', outcome.retry(502), 'client_error'],
+    ['client error', outcome.clientError(400), 'client_error'],
+  ])('%s → %s', (_name, o, kind) => {
+    expect(reportedOutcome(o, true).kind).toBe(kind);
+    expect(reportedOutcome(o, false)).toBe(o);
   });
 });
