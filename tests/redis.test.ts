@@ -258,6 +258,29 @@ describeRedis('a failed command on a live connection', () => {
     redis = undefined;
   });
 
+  test('a pick that times out after its script ran is counted once, not again when the local changes are merged', async () => {
+    redis = new RedisServer(await freePort());
+    await redis.start();
+    const url = `redis://127.0.0.1:${redis.port}`;
+    const quiet = { info: () => undefined, warn: () => undefined };
+    const store = new RedisStore({ url, prefix: uniquePrefix('once'), logger: quiet, timeoutMs: 200 });
+    const admin = new Redis(url);
+    try {
+      expect(await store.connected()).toBe(true);
+      const plan = { provider: 'kimi', model: 'm', free: true, candidates: [{ keyId: 'k1', account: 'key:k1' }], rotating: 1, reserves: 0, probeTtlMs: 1000 };
+      await admin.call('CLIENT', 'PAUSE', '800', 'ALL');
+      const t = Date.now();
+      // Redis runs the script once the pause ends; the store has given up on it by then.
+      expect((await store.pick(plan, t)).keyId).toBe('k1');
+      await eventually(async () => store.health().ok || undefined, 'the store back on Redis', 5000);
+      const [k1] = await store.inspect([{ keyId: 'k1', account: 'key:k1', model: 'm', free: true }], t);
+      expect([k1.minuteCount, k1.dayCount]).toEqual([1, 1]);
+    } finally {
+      admin.disconnect();
+      await store.close();
+    }
+  }, 20_000);
+
   test('a command timeout sends the store to local state, and it goes back to Redis without any reconnect', async () => {
     redis = new RedisServer(await freePort());
     await redis.start();

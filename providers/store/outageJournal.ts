@@ -16,8 +16,8 @@ export type Change =
   | { kind: 'disabled'; keyId: string; reason: string | null; at: number }
   | { kind: 'account'; account: string; learned: string; at: number }
   | { kind: 'succeed'; view: KeyView; now: number }
-  /** One pick: its budget counters (`account` already resolved). */
-  | { kind: 'pick'; keyId: string; account: string; model: string; free: boolean; now: number };
+  /** One pick: its budget counters (`account` already resolved), and its id (see rules.ts pickIdMs). */
+  | { kind: 'pick'; id: string; keyId: string; account: string; model: string; free: boolean; now: number };
 
 export class OutageJournal {
   private changes: Change[] = [];
@@ -32,7 +32,7 @@ export class OutageJournal {
 
   /**
    * Applies every change to Redis, oldest first; a change is dropped only once Redis took it, so a
-   * merge cut by a new failure resumes where it stopped. Picks are summed into one counter update.
+   * merge cut by a new failure resumes where it stopped. A run of picks goes in one script.
    */
   async mergeInto(redis: Redis & StoreScripts, prefix: string, now: number): Promise<number> {
     let merged = 0;
@@ -74,22 +74,16 @@ export class OutageJournal {
         await redis.orcheSucceed(prefix, c.now, c.view.keyId, c.view.account, c.view.model, c.view.free ? '1' : '0');
         return;
       case 'pick': {
-        const counts = new Map<string, { name: string; window: number; windowMs: number; n: number }>();
-        const add = (name: string, window: number, windowMs: number) => {
-          const k = `${name}:${window}`;
-          const e = counts.get(k) ?? { name, window, windowMs, n: 0 };
-          e.n++;
-          counts.set(k, e);
-        };
+        const args: Array<string | number> = [];
         for (const p of batch as Array<Extract<Change, { kind: 'pick' }>>) {
-          add(counterKey.keyMinute(p.keyId, p.model), minuteWindow(p.now), MINUTE_MS);
-          add(counterKey.keyDay(p.keyId, p.model), dayWindow(p.now), DAY_MS);
-          if (p.free) {
-            add(counterKey.accountMinute(p.account), minuteWindow(p.now), MINUTE_MS);
-            add(counterKey.accountDay(p.account), dayWindow(p.now), DAY_MS);
-          }
+          const counters: Array<[string, number, number]> = [
+            [counterKey.keyMinute(p.keyId, p.model), minuteWindow(p.now), MINUTE_MS],
+            [counterKey.keyDay(p.keyId, p.model), dayWindow(p.now), DAY_MS],
+          ];
+          if (p.free) counters.push([counterKey.accountMinute(p.account), minuteWindow(p.now), MINUTE_MS], [counterKey.accountDay(p.account), dayWindow(p.now), DAY_MS]);
+          args.push(p.id, counters.length, ...counters.flat());
         }
-        await redis.orcheAddCounts(prefix, now, ...[...counts.values()].flatMap((e) => [e.name, e.window, e.windowMs, e.n]));
+        await redis.orcheAddCounts(prefix, now, ...args);
         return;
       }
     }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import { MemoryStore } from './memory';
 import { OutageJournal } from './outageJournal';
@@ -37,6 +38,9 @@ export class RedisStore implements StateStore {
   /** Local changes made while Redis was away, merged into it when it returns. */
   private readonly journal = new OutageJournal();
   private merging = false;
+  /** Pick ids: this instance, then a sequence. */
+  private readonly instance = randomBytes(6).toString('hex');
+  private picks = 0;
   private readonly now: () => number;
   private lastError = 'not connected yet';
   private closed = false;
@@ -55,7 +59,8 @@ export class RedisStore implements StateStore {
         disconnectTimeout: timeout,
         // Fail at once while disconnected instead of queueing: the local state answers meanwhile.
         enableOfflineQueue: false,
-        maxRetriesPerRequest: 1,
+        // Never re-sent by the client after a reconnect: a script that counts would count twice.
+        maxRetriesPerRequest: 0,
         // Reconnect quickly and forever: rejoining within a second or so of Redis coming back.
         retryStrategy: (times) => Math.min(100 * times, 1000),
       }),
@@ -150,12 +155,13 @@ export class RedisStore implements StateStore {
   }
 
   async pick(plan: PickPlan, now: number, avoid: readonly string[] = []): Promise<PickResult> {
+    const id = `${this.instance}:${++this.picks}`;
     return this.shared(
       async () => {
         const r = await this.redis.orchePick(
           this.prefix, clockMs(now), plan.provider, plan.model, plan.free ? '1' : '0', plan.rotating,
           budget(plan.keyRpm), budget(plan.keyRpd), budget(plan.accountRpm), budget(plan.accountRpd),
-          plan.probeTtlMs, plan.reserves,
+          plan.probeTtlMs, plan.reserves, id,
           avoid.length, ...avoid, ...plan.candidates.flatMap((c) => [c.keyId, c.account]),
         );
         if (r[0] === 1) return { keyId: r[1], index: r[2], probe: r[3] === 1 };
@@ -166,7 +172,7 @@ export class RedisStore implements StateStore {
         const r = await this.local.pick(plan, now, avoid);
         if (r.keyId !== null) {
           const c = plan.candidates[r.index];
-          this.journal.record({ kind: 'pick', keyId: r.keyId, account: this.local.resolve(c.account, now), model: plan.model, free: plan.free, now: clockMs(now) });
+          this.journal.record({ kind: 'pick', id, keyId: r.keyId, account: this.local.resolve(c.account, now), model: plan.model, free: plan.free, now: clockMs(now) });
         }
         return r;
       },

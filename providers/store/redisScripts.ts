@@ -19,7 +19,7 @@ local P = ARGV[1]
 local now = tonumber(ARGV[2])
 local RECOVERING_MS, STRIKES_MS, DISABLED_MS = ${EXPIRY.recoveringMs}, ${EXPIRY.strikesMs}, ${EXPIRY.disabledMs}
 local ACCOUNT_MS, POSITION_MS = ${EXPIRY.accountMs}, ${EXPIRY.positionMs}
-local COUNTER_MARGIN_MS, CONGESTION_MARGIN_MS = ${EXPIRY.counterMarginMs}, ${EXPIRY.congestionMarginMs}
+local COUNTER_MARGIN_MS, CONGESTION_MARGIN_MS, PICK_ID_MS = ${EXPIRY.counterMarginMs}, ${EXPIRY.congestionMarginMs}, ${EXPIRY.pickIdMs}
 local function num(n)
   if n == math.floor(n) then return string.format('%d', n) end
   return string.format('%.17g', n)
@@ -66,7 +66,7 @@ local day = math.floor(now / DAY)
 
 /**
  * ARGV: P, now, provider, model, free, rotating, keyRpm, keyRpd, accountRpm, accountRpd (-1: none),
- * probeTtlMs, reserves, avoid count, avoid ids…, then keyId, account per candidate.
+ * probeTtlMs, reserves, pick id, avoid count, avoid ids…, then keyId, account per candidate.
  * Returns {1, keyId, index, probe} or {0, retryAt (-1: none), reason}.
  */
 const PICK = `
@@ -77,10 +77,11 @@ local keyRpm, keyRpd = tonumber(ARGV[7]), tonumber(ARGV[8])
 local accRpm, accRpd = tonumber(ARGV[9]), tonumber(ARGV[10])
 local probeTtl = tonumber(ARGV[11])
 local reserves = tonumber(ARGV[12])
-local nAvoid = tonumber(ARGV[13])
+local pickId = ARGV[13]
+local nAvoid = tonumber(ARGV[14])
 local avoid = {}
-for i = 1, nAvoid do avoid[ARGV[13 + i]] = true end
-local base = 13 + nAvoid
+for i = 1, nAvoid do avoid[ARGV[14 + i]] = true end
+local base = 14 + nAvoid
 local n = (#ARGV - base) / 2
 local regular = n - reserves
 
@@ -153,6 +154,8 @@ local function choose(useAvoid, limit)
             bump('am:' .. account, minute, MINUTE)
             bump('ad:' .. account, day, DAY)
           end
+          -- Counted here: a merge after a timed-out reply must not count this pick again.
+          redis.call('SET', P .. 'pk:' .. pickId, '1', 'PX', PICK_ID_MS)
           if index < rotating then redis.call('SET', P .. 'pos:' .. provider, num(index + 1) .. '@' .. num(now), 'PX', POSITION_MS) end
           return {1, keyId, index, probe and 1 or 0}
         end
@@ -302,18 +305,32 @@ redis.call('SET', k, ARGV[4] .. '@' .. ARGV[5], 'PX', ACCOUNT_MS)
 return 1
 `;
 
-/** ARGV: P, now, then counter name, window, window ms, count per counter. Picks made while Redis was away add up. */
+/**
+ * ARGV: P, now, then per pick: pick id, counter count n, then n × (counter name, window, window ms).
+ * Picks made while Redis was away add up; a pick Redis already counted (its script ran, its reply
+ * timed out) or an earlier merge already added is skipped by its id.
+ */
 const ADD_COUNTS = `
-for i = 3, #ARGV, 4 do
-  local window, windowMs = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  local ends = (window + 1) * windowMs
-  if ends > now then
-    local k = counter(ARGV[i], window)
-    redis.call('INCRBY', k, ARGV[i + 3])
-    redis.call('PEXPIRE', k, num(ends - now + COUNTER_MARGIN_MS))
+local i = 3
+local added = 0
+while i <= #ARGV do
+  local id, n = P .. 'pk:' .. ARGV[i], tonumber(ARGV[i + 1])
+  if redis.call('SET', id, '1', 'NX', 'PX', PICK_ID_MS) then
+    added = added + 1
+    for j = 0, n - 1 do
+      local b = i + 2 + j * 3
+      local window, windowMs = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
+      local ends = (window + 1) * windowMs
+      if ends > now then
+        local k = counter(ARGV[b], window)
+        redis.call('INCR', k)
+        redis.call('PEXPIRE', k, num(ends - now + COUNTER_MARGIN_MS))
+      end
+    end
   end
+  i = i + 2 + n * 3
 end
-return 1
+return added
 `;
 
 type Arg = string | number;

@@ -36,6 +36,11 @@ export const EXPIRY = {
   positionMs: 7 * DAY,
   /** Budget counters count within their window (the minute, the UTC day); Redis drops them a minute later. */
   counterMarginMs: MINUTE,
+  /**
+   * Redis remembers each pick's id this long, so that a pick whose script ran although its reply timed
+   * out (and that the local state then counted too) is not added again by the merge after the outage.
+   */
+  pickIdMs: 5 * MINUTE,
   /** Redis keeps a congestion gate this long after its deadline (inspection only; it holds nothing). */
   congestionMarginMs: MINUTE,
 } as const;
