@@ -143,7 +143,8 @@ function print(rows: Row[]): void {
   }
 }
 
-main().catch((err: unknown) => {
+// `npm run bench -- --soak`: the long memory and event-loop run (scripts/soak.ts) instead.
+(process.argv.includes('--soak') ? import('./soak').then((m) => m.soak(process.argv.slice(2))) : main()).catch((err: unknown) => {
   console.error(`bench failed: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });
