@@ -103,7 +103,7 @@ export class Dispatcher {
           const result = await attempt({ provider, keyId: pick.keyId, key, signal, timeoutMs });
           const end = now();
           const gone = signal?.aborted === true;
-          await this.pool.report(provider, pick.keyId, reportedOutcome(result.outcome, gone), end - callStart, end, pick.probe);
+          await this.pool.report(provider, pick.keyId, reportedOutcome(result.outcome, gone), end - callStart, end, pick.trial);
           if (gone) throw new ClientGoneError();
           value = result.value;
           last = result.outcome;

@@ -25,7 +25,7 @@ export interface PoolOptions {
   maxCooldownMs: number;
   freeRpm?: number;
   freeRpd?: number;
-  probeTtlMs: number;
+  trialTtlMs: number;
   /** How long a model stays congested when the upstream gives no retry hint. */
   congestionMs: number;
   /** How long every provider backs off after an edge (Cloudflare) 429 that names no Retry-After (default 5 s). */
@@ -82,7 +82,7 @@ export class KeyPool {
       maxCooldownMs: config.rotation.maxCooldownMs,
       freeRpm: config.budgets.freeRpm,
       freeRpd: config.budgets.freeRpd,
-      probeTtlMs: config.rotation.requestTimeoutMs,
+      trialTtlMs: config.rotation.requestTimeoutMs,
       congestionMs: 5000,
       edgeMs: DEFAULT_EDGE_MS,
     };
@@ -102,7 +102,7 @@ export class KeyPool {
       keyRpd: p.rpd,
       accountRpm: free ? this.options.freeRpm : undefined,
       accountRpd: free ? this.options.freeRpd : undefined,
-      probeTtlMs: this.options.probeTtlMs,
+      trialTtlMs: this.options.trialTtlMs,
     };
     const stats = new Map<string, KeyStats>();
     for (const k of ordered) stats.set(k.id, previous?.stats.get(k.id) ?? emptyStats());
@@ -160,7 +160,7 @@ export class KeyPool {
   }
 
   /** Applies one upstream outcome to the key's state and counters, and announces what changed. */
-  async report(provider: ProviderRuntime, keyId: string, outcome: Outcome, latencyMs: number, now: number, probe = false): Promise<void> {
+  async report(provider: ProviderRuntime, keyId: string, outcome: Outcome, latencyMs: number, now: number, trial = false): Promise<void> {
     const slug = provider.config.slug;
     const view = provider.views.get(keyId);
     if (!view) return;
@@ -187,11 +187,11 @@ export class KeyPool {
       }
     }
     this.events.emit('outcome', { at: now, provider: slug, keyId, kind: outcome.kind, status: outcome.status, latencyMs });
-    await this.apply(provider, view, outcome, now, probe);
+    await this.apply(provider, view, outcome, now, trial);
   }
 
   /** What an outcome does to the key's state, and the counter it moves. */
-  private async apply(provider: ProviderRuntime, view: KeyView, outcome: Outcome, now: number, probe: boolean): Promise<void> {
+  private async apply(provider: ProviderRuntime, view: KeyView, outcome: Outcome, now: number, trial: boolean): Promise<void> {
     const slug = provider.config.slug;
     const keyId = view.keyId;
     const stats = provider.stats.get(keyId)!;
@@ -202,7 +202,7 @@ export class KeyPool {
         totals.successes++;
         this.recordTokens(provider, keyId, (outcome.body as { usage?: unknown }).usage, now);
         await this.store.succeed(view, now);
-        if (probe) this.events.emit('recovered', { at: now, provider: slug, keyId });
+        if (trial) this.events.emit('recovered', { at: now, provider: slug, keyId });
         break;
       }
       case 'cool': {
@@ -249,7 +249,7 @@ export class KeyPool {
     // The trial call's hold on its gates ends with the call, whatever its outcome (SPEC §7): a 401 or
     // a 429 aimed at the key gate must not leave the account gate held, locking out its other keys.
     // Outcomes with no verdict on the key release even when the caller did not know it was a trial.
-    if (probe || outcome.kind === 'retry' || outcome.kind === 'client_error' || outcome.kind === 'congested' || outcome.kind === 'edge') await this.store.release(view, now);
+    if (trial || outcome.kind === 'retry' || outcome.kind === 'client_error' || outcome.kind === 'congested' || outcome.kind === 'edge') await this.store.endTrial(view, now);
     // X-RateLimit-Remaining: 0: the limit that answered refuses the next call until its reset. A 429 names
     // its limit, and only that scope cools (a per-model cap never cools the account's other :free
     // models, SPEC §7); an answer that names none is read as the account's limiter (SPEC §4). The

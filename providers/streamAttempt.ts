@@ -14,7 +14,7 @@ export interface UpstreamStream {
   /** Ends the upstream call at once: the client left, or the stream failed. */
   abort(): void;
   /** We are done with it: let the upstream send its last bytes so the connection stays reusable. */
-  release(): void;
+  drain(): void;
 }
 
 export interface StreamAttemptOptions {
@@ -24,7 +24,7 @@ export interface StreamAttemptOptions {
 /** An error body is read only this far: it is for classifying, not for relaying. */
 const MAX_ERROR_BODY = 64 * 1024;
 /** After [DONE], how long the upstream may take to close before we cut it. */
-const RELEASE_MS = 1000;
+const DRAIN_MS = 1000;
 
 function isEventStream(headers: Headers): boolean {
   const type = headers['content-type'];
@@ -90,7 +90,7 @@ export function streamAttempt(client: OpenRouterClient, body: Record<string, unk
         }
         // The empty role delta commits nothing: held, and replayed to the client with what follows.
         if (data !== '[DONE]' && !isCommitting(chunk)) continue;
-        return { outcome, value: { head, rest: events, abort, release: () => release(events, abort) } };
+        return { outcome, value: { head, rest: events, abort, drain: () => drain(events, abort) } };
       }
     } catch (err) {
       abort();
@@ -101,8 +101,8 @@ export function streamAttempt(client: OpenRouterClient, body: Record<string, unk
   };
 }
 
-function release(events: AsyncIterator<SseEvent>, abort: () => void): void {
-  const timer = setTimeout(abort, RELEASE_MS);
+function drain(events: AsyncIterator<SseEvent>, abort: () => void): void {
+  const timer = setTimeout(abort, DRAIN_MS);
   void (async () => {
     try {
       while (!(await events.next()).done);

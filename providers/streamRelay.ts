@@ -105,7 +105,7 @@ export async function relayStream(up: UpstreamStream, sink: StreamSink, opts: Re
       }
       if (ev.data === '[DONE]') {
         await sink.event(ev, undefined);
-        up.release();
+        up.drain();
         return { kind: 'done', ...seen };
       }
       const chunk = ev.data === undefined ? undefined : parseChunk(ev.data);

@@ -203,7 +203,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
     alerts?.stop();
   };
   /** Everything but the server, for both ways of stopping: timers, upstream sockets, Redis, the store (its last snapshot). */
-  const release = async () => {
+  const closeResources = async () => {
     stopTimers();
     client.close();
     limiterRedis?.disconnect();
@@ -242,7 +242,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
         if (cut > 0) logger.warn('shutdown deadline reached: requests cut', { cut, grace_ms: graceMs });
         server = undefined;
       }
-      await release();
+      await closeResources();
     },
     async close() {
       if (server) {
@@ -252,7 +252,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
           s.closeAllConnections();
         });
       }
-      await release();
+      await closeResources();
     },
   };
 }

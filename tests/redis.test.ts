@@ -222,7 +222,7 @@ describeRedis('state written while Redis is away', () => {
     const first = new RedisStore({ url, prefix, logger: quiet, timeoutMs: 200 });
     stores.push(first);
     expect(await first.connected()).toBe(true);
-    const plan = { provider: 'kimi', model: 'm', free: false, candidates: [{ keyId: 'a', account: 'key:a' }, { keyId: 'b', account: 'key:b' }], rotating: 0, reserves: 0, probeTtlMs: 1000 };
+    const plan = { provider: 'kimi', model: 'm', free: false, candidates: [{ keyId: 'a', account: 'key:a' }, { keyId: 'b', account: 'key:b' }], rotating: 0, reserves: 0, trialTtlMs: 1000 };
     const view = (id: string) => ({ keyId: id, account: `key:${id}`, model: 'm', free: false });
     const t0 = Date.now();
     await first.setDisabled('b', 'manual', t0);
@@ -267,7 +267,7 @@ describeRedis('a failed command on a live connection', () => {
     const admin = new Redis(url);
     try {
       expect(await store.connected()).toBe(true);
-      const plan = { provider: 'kimi', model: 'm', free: true, candidates: [{ keyId: 'k1', account: 'key:k1' }], rotating: 1, reserves: 0, probeTtlMs: 1000 };
+      const plan = { provider: 'kimi', model: 'm', free: true, candidates: [{ keyId: 'k1', account: 'key:k1' }], rotating: 1, reserves: 0, trialTtlMs: 1000 };
       await admin.call('CLIENT', 'PAUSE', '800', 'ALL');
       const t = Date.now();
       // Redis runs the script once the pause ends; the store has given up on it by then.
@@ -291,7 +291,7 @@ describeRedis('a failed command on a live connection', () => {
     const admin = new Redis(url);
     try {
       expect(await store.connected()).toBe(true);
-      const plan = { provider: 'kimi', model: 'm', free: false, candidates: [{ keyId: 'k1', account: 'key:k1' }], rotating: 1, reserves: 0, probeTtlMs: 1000 };
+      const plan = { provider: 'kimi', model: 'm', free: false, candidates: [{ keyId: 'k1', account: 'key:k1' }], rotating: 1, reserves: 0, trialTtlMs: 1000 };
       // Redis holds every client's commands for 800 ms: the pick times out (200 ms), the connection stays up.
       await admin.call('CLIENT', 'PAUSE', '800', 'ALL');
       expect((await store.pick(plan, Date.now())).keyId).toBe('k1'); // served from local state

@@ -23,10 +23,14 @@ import { EXPIRY } from './rules';
 interface Gate {
   until: number;
   reason: string;
-  /** Came back from cooling: one request at a time until a success. */
-  probing: boolean;
-  probeUntil: number;
+  /** Came back from cooling: one trial call at a time until a success. */
+  recovering: boolean;
+  /** The trial call in flight holds the gate until then (0: none). */
+  trialUntil: number;
 }
+
+/** A gate as a snapshot written before the trial call had its name holds it. */
+type SavedGate = Gate | (Omit<Gate, 'recovering' | 'trialUntil'> & { probing: boolean });
 
 interface Counter {
   window: number;
@@ -54,7 +58,7 @@ export interface MemoryState {
 
 /** A gate still has an effect: cooling, or recovering within its expiry; congestion ends at its deadline. */
 export function gateLive(g: Gate, now: number): boolean {
-  return g.until > now || (g.probing && g.until + EXPIRY.recoveringMs > now);
+  return g.until > now || (g.recovering && g.until + EXPIRY.recoveringMs > now);
 }
 
 const fresh = <T>(s: Stamped<T> | undefined, ttlMs: number, now: number): s is Stamped<T> => s !== undefined && now - s.at < ttlMs;
@@ -154,14 +158,14 @@ export class MemoryStore implements StateStore {
       const account = this.resolve(c.account, now);
       const gates = keyGates(c.keyId, account, plan.model, plan.free);
       let blockedUntil = 0;
-      let probe = false;
+      let trial = false;
       for (const name of gates) {
         const g = this.liveGate(name, now);
         if (!g) continue;
         if (g.until > now) blockedUntil = Math.max(blockedUntil, g.until);
-        else if (g.probing) {
-          if (g.probeUntil > now) blockedUntil = Math.max(blockedUntil, Math.min(g.probeUntil, now + 1000));
-          else probe = true;
+        else if (g.recovering) {
+          if (g.trialUntil > now) blockedUntil = Math.max(blockedUntil, Math.min(g.trialUntil, now + 1000));
+          else trial = true;
         }
       }
       if (blockedUntil > 0) {
@@ -174,10 +178,10 @@ export class MemoryStore implements StateStore {
         soonest = Math.min(soonest, budgetUntil);
         continue;
       }
-      if (probe) {
+      if (trial) {
         for (const name of gates) {
           const g = this.gates.get(name);
-          if (g && g.probing) g.probeUntil = now + plan.probeTtlMs;
+          if (g && g.recovering) g.trialUntil = now + plan.trialTtlMs;
         }
       }
       this.bump(counterKey.keyMinute(c.keyId, plan.model), minute);
@@ -188,7 +192,7 @@ export class MemoryStore implements StateStore {
       }
       if (index < rotating) this.positions.set(plan.provider, { value: index + 1, at: now });
       this.changed();
-      return { keyId: c.keyId, index, probe };
+      return { keyId: c.keyId, index, trial };
     }
     if (!anyEnabled) return { keyId: null, retryAt: null, reason: 'disabled' };
     return { keyId: null, retryAt: soonest, reason: budgetBound ? 'budget' : 'cooling' };
@@ -213,11 +217,11 @@ export class MemoryStore implements StateStore {
     const name = scopeGate(req.scope, req.keyId, this.resolve(req.account, now), req.model);
     const g = this.liveGate(name, now);
     if (g && g.until >= until) {
-      g.probing = true;
+      g.recovering = true;
       this.changed();
       return g.until;
     }
-    this.gates.set(name, { until, reason: req.reason, probing: true, probeUntil: 0 });
+    this.gates.set(name, { until, reason: req.reason, recovering: true, trialUntil: 0 });
     this.changed();
     return until;
   }
@@ -230,11 +234,11 @@ export class MemoryStore implements StateStore {
     this.hold(gate.host, deadlineMs(until), reason);
   }
 
-  /** A gate no key owns (model congestion, the host's edge hold): the later deadline wins, no probe after. */
+  /** A gate no key owns (model congestion, the host's edge hold): the later deadline wins, no trial call after. */
   private hold(name: string, until: number, reason: string): void {
     const g = this.gates.get(name);
     if (g && g.until >= until) return;
-    this.gates.set(name, { until, reason, probing: false, probeUntil: 0 });
+    this.gates.set(name, { until, reason, recovering: false, trialUntil: 0 });
     this.changed();
   }
 
@@ -247,7 +251,7 @@ export class MemoryStore implements StateStore {
     for (const name of this.gatesOf(view, now)) {
       const g = this.gates.get(name);
       // A gate cooled again meanwhile (by another request) stays shut.
-      if (g && g.probing && g.until <= now) {
+      if (g && g.recovering && g.until <= now) {
         this.gates.delete(name);
         dirty = true;
       }
@@ -255,10 +259,10 @@ export class MemoryStore implements StateStore {
     if (dirty) this.changed();
   }
 
-  async release(view: KeyView, now: number): Promise<void> {
+  async endTrial(view: KeyView, now: number): Promise<void> {
     for (const name of this.gatesOf(view, now)) {
       const g = this.gates.get(name);
-      if (g && g.probing) g.probeUntil = 0;
+      if (g && g.recovering) g.trialUntil = 0;
     }
   }
 
@@ -317,7 +321,7 @@ export class MemoryStore implements StateStore {
           cooldownUntil = g.until;
           cooldownReason = g.reason;
         }
-        if (g.probing) recovering = true;
+        if (g.recovering) recovering = true;
       }
       return {
         disabled: this.isDisabled(v.keyId, now),
@@ -350,7 +354,7 @@ export class MemoryStore implements StateStore {
     const day = dayWindow(now);
     const minute = minuteWindow(now);
     const gates: Record<string, Gate> = {};
-    for (const [k, g] of this.gates) if (gateLive(g, now)) gates[k] = { ...g, probeUntil: 0 };
+    for (const [k, g] of this.gates) if (gateLive(g, now)) gates[k] = { ...g, trialUntil: 0 };
     const counters: Record<string, Counter> = {};
     for (const [k, c] of this.counters) if (c.window === day || c.window === minute) counters[k] = { ...c };
     const live = <T>(m: Map<string, Stamped<T>>, ttl: number) => Object.fromEntries([...m].filter(([, s]) => fresh(s, ttl, now)));
@@ -367,7 +371,8 @@ export class MemoryStore implements StateStore {
   /** `savedAt` stamps the bare values of a snapshot written before values carried their time. */
   importState(state: MemoryState, savedAt: number): void {
     const stampAll = <T>(r: Record<string, unknown>) => new Map(Object.entries(r).map(([k, v]) => [k, stamped<T>(v, savedAt)]));
-    this.gates = new Map(Object.entries(state.gates));
+    const gates = state.gates as Record<string, SavedGate>;
+    this.gates = new Map(Object.entries(gates).map(([k, g]) => [k, 'probing' in g ? { until: g.until, reason: g.reason, recovering: g.probing, trialUntil: 0 } : g]));
     this.disabled = stampAll<string | null>(state.disabled);
     this.strikes = stampAll<number>(state.strikes);
     this.aliases = stampAll<string>(state.aliases);

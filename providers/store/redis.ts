@@ -161,10 +161,10 @@ export class RedisStore implements StateStore {
         const r = await this.redis.orchePick(
           this.prefix, clockMs(now), plan.provider, plan.model, plan.free ? '1' : '0', plan.rotating,
           budget(plan.keyRpm), budget(plan.keyRpd), budget(plan.accountRpm), budget(plan.accountRpd),
-          plan.probeTtlMs, plan.reserves, id,
+          plan.trialTtlMs, plan.reserves, id,
           avoid.length, ...avoid, ...plan.candidates.flatMap((c) => [c.keyId, c.account]),
         );
-        if (r[0] === 1) return { keyId: r[1], index: r[2], probe: r[3] === 1 };
+        if (r[0] === 1) return { keyId: r[1], index: r[2], trial: r[3] === 1 };
         const retryAt = Number(r[1]);
         return { keyId: null, retryAt: retryAt < 0 ? null : retryAt, reason: r[2] };
       },
@@ -224,9 +224,9 @@ export class RedisStore implements StateStore {
     );
   }
 
-  async release(view: KeyView, now: number): Promise<void> {
-    await this.local.release(view, now);
-    await this.shared(async () => void (await this.redis.orcheRelease(this.prefix, clockMs(now), ...viewArgs([view]))), async () => {});
+  async endTrial(view: KeyView, now: number): Promise<void> {
+    await this.local.endTrial(view, now);
+    await this.shared(async () => void (await this.redis.orcheEndTrial(this.prefix, clockMs(now), ...viewArgs([view]))), async () => {});
   }
 
   async setDisabled(keyId: string, reason: string | null, now: number): Promise<void> {

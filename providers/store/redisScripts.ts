@@ -3,7 +3,7 @@
  * They follow MemoryStore's rules exactly (tests/unit/storeContract.ts runs the same tests on both).
  *
  * Layout under the prefix P (every name carries key ids, account names and model slugs, never a key):
- *   P g:<gate>        hash u (until ms), r (reason), p (probing 0|1), q (probe in flight until ms);
+ *   P g:<gate>        hash u (until ms), r (reason), p (recovering 0|1), q (trial call in flight until ms);
  *                     gates are k:<keyId>, a:<account>, f:<account>, m:<account>|<model>, c:<model>, h:edge
  *   P d:<keyId>       "reason@at" (reason '' : reactivated at `at`)     P s:<keyId>  "strikes@at"
  *   P al:<account>    "learned@at"             P pos:<provider> "index@at"
@@ -66,8 +66,8 @@ local day = math.floor(now / DAY)
 
 /**
  * ARGV: P, now, provider, model, free, rotating, keyRpm, keyRpd, accountRpm, accountRpd (-1: none),
- * probeTtlMs, reserves, pick id, avoid count, avoid ids…, then keyId, account per candidate.
- * Returns {1, keyId, index, probe} or {0, retryAt (-1: none), reason}.
+ * trialTtlMs, reserves, pick id, avoid count, avoid ids…, then keyId, account per candidate.
+ * Returns {1, keyId, index, trial (1|0)} or {0, retryAt (-1: none), reason}.
  */
 const PICK = `
 local provider, model = ARGV[3], ARGV[4]
@@ -75,7 +75,7 @@ local free = ARGV[5] == '1'
 local rotating = tonumber(ARGV[6])
 local keyRpm, keyRpd = tonumber(ARGV[7]), tonumber(ARGV[8])
 local accRpm, accRpd = tonumber(ARGV[9]), tonumber(ARGV[10])
-local probeTtl = tonumber(ARGV[11])
+local trialTtl = tonumber(ARGV[11])
 local reserves = tonumber(ARGV[12])
 local pickId = ARGV[13]
 local nAvoid = tonumber(ARGV[14])
@@ -122,7 +122,7 @@ local function choose(useAvoid, limit)
     if not (useAvoid and avoid[keyId]) and not disabled(keyId) then
       anyEnabled = true
       local account = resolve(ARGV[base + 2 + index * 2])
-      local blocked, probe, probing = 0, false, {}
+      local blocked, trial, recovering = 0, false, {}
       for _, name in ipairs(gatesOf(keyId, account, model, free)) do
         local g = redis.call('HMGET', P .. 'g:' .. name, 'u', 'p', 'q')
         if g[1] and live(tonumber(g[1]), g[2]) then
@@ -130,8 +130,8 @@ local function choose(useAvoid, limit)
           if u > now then blocked = math.max(blocked, u)
           else
             local q = tonumber(g[3] or '0')
-            if q > now then blocked = math.max(blocked, math.min(q, now + 1000)) else probe = true end
-            probing[#probing + 1] = P .. 'g:' .. name
+            if q > now then blocked = math.max(blocked, math.min(q, now + 1000)) else trial = true end
+            recovering[#recovering + 1] = P .. 'g:' .. name
           end
         end
       end
@@ -143,9 +143,9 @@ local function choose(useAvoid, limit)
           budgetBound = true
           hold(b)
         else
-          if probe then
-            for _, k in ipairs(probing) do
-              redis.call('HSET', k, 'q', num(now + probeTtl))
+          if trial then
+            for _, k in ipairs(recovering) do
+              redis.call('HSET', k, 'q', num(now + trialTtl))
             end
           end
           bump('km:' .. keyId .. '|' .. model, minute, MINUTE)
@@ -157,7 +157,7 @@ local function choose(useAvoid, limit)
           -- Counted here: a merge after a timed-out reply must not count this pick again.
           redis.call('SET', P .. 'pk:' .. pickId, '1', 'PX', PICK_ID_MS)
           if index < rotating then redis.call('SET', P .. 'pos:' .. provider, num(index + 1) .. '@' .. num(now), 'PX', POSITION_MS) end
-          return {1, keyId, index, probe and 1 or 0}
+          return {1, keyId, index, trial and 1 or 0}
         end
       end
     end
@@ -234,8 +234,8 @@ end
 return 1
 `;
 
-/** ARGV: P, now, keyId, account, model, free. A probe without a verdict: another request may probe. */
-const RELEASE = `
+/** ARGV: P, now, keyId, account, model, free. A trial call ended without success: its hold on the gates ends. */
+const END_TRIAL = `
 for _, name in ipairs(gatesOf(ARGV[3], resolve(ARGV[4]), ARGV[5], ARGV[6] == '1')) do
   local k = P .. 'g:' .. name
   if redis.call('HGET', k, 'p') == '1' then redis.call('HSET', k, 'q', '0') end
@@ -341,7 +341,7 @@ export interface StoreScripts {
   orcheCool(...args: Arg[]): Promise<string>;
   orcheCongest(...args: Arg[]): Promise<number>;
   orcheSucceed(...args: Arg[]): Promise<number>;
-  orcheRelease(...args: Arg[]): Promise<number>;
+  orcheEndTrial(...args: Arg[]): Promise<number>;
   orcheReset(...args: Arg[]): Promise<number>;
   orcheInspect(...args: Arg[]): Promise<Array<[string, string, string, string, number, number, number]>>;
   orcheMergeDisabled(...args: Arg[]): Promise<number>;
@@ -354,7 +354,7 @@ const SCRIPTS: Record<keyof StoreScripts, string> = {
   orcheCool: COOL,
   orcheCongest: CONGEST,
   orcheSucceed: SUCCEED,
-  orcheRelease: RELEASE,
+  orcheEndTrial: END_TRIAL,
   orcheReset: RESET,
   orcheInspect: INSPECT,
   orcheMergeDisabled: MERGE_DISABLED,

@@ -23,12 +23,12 @@ export interface PickPlan {
   keyRpd?: number;
   accountRpm?: number;
   accountRpd?: number;
-  /** How long a probe of a recovering key may stay in flight before another request may probe. */
-  probeTtlMs: number;
+  /** How long a recovering key's trial call may hold its gates before another request may try. */
+  trialTtlMs: number;
 }
 
 export type PickResult =
-  | { keyId: string; index: number; probe: boolean }
+  | { keyId: string; index: number; trial: boolean }
   | {
       keyId: null;
       /** The soonest time a key may be usable again; null when every key is disabled. */
@@ -65,7 +65,7 @@ export interface KeyInspection {
   cooldownReason: string | null;
   /** The account in force (learned from `user_id`, or configured). */
   account: string;
-  /** True when the key came back from cooling and waits for its probe to succeed. */
+  /** True when the key came back from cooling and waits for a trial call to succeed. */
   recovering: boolean;
   minuteCount: number;
   dayCount: number;
@@ -113,7 +113,7 @@ export interface StateStore {
   /** A success: the key's doubling resets and its recovering gates are open to full traffic again. */
   succeed(view: KeyView, now: number): Promise<void>;
   /** A trial call ended without success: its hold on the gates ends, another request may try. */
-  release(view: KeyView, now: number): Promise<void>;
+  endTrial(view: KeyView, now: number): Promise<void>;
   /** Disables a key (reason) or reactivates it (null); `now` orders admin actions (the later wins). */
   setDisabled(keyId: string, reason: string | null, now: number): Promise<void>;
   learnAccount(account: string, learned: string, now: number): Promise<void>;

@@ -13,7 +13,7 @@ export function planOf(keys: number): PickPlan {
     }),
     rotating: keys,
     reserves: 0,
-    probeTtlMs: 60_000,
+    trialTtlMs: 60_000,
   };
 }
 

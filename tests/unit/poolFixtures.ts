@@ -23,7 +23,7 @@ export const PAID_MODEL_2 = 'z-ai/glm-4.5';
 export const POOL_OPTIONS: PoolOptions = {
   cooldownMs: 60_000,
   maxCooldownMs: 900_000,
-  probeTtlMs: 60_000,
+  trialTtlMs: 60_000,
   congestionMs: 5_000,
 };
 
@@ -156,11 +156,11 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       expect(await pickNames(pool, p, 2, T0 + 2, n)).toEqual(['c', 'c']);
       // A's cooldown ends: it gets the next request, as a probe; B is still cooling, so the one after goes to C.
       const probe = await pool.pick(p, T0 + 10_000);
-      expect(probe).toEqual({ keyId: a.id, index: 0, probe: true });
+      expect(probe).toEqual({ keyId: a.id, index: 0, trial: true });
       expect(n((await pool.pick(p, T0 + 10_001)).keyId)).toBe('c');
       await pool.report(p, a.id, outcome.success(), 100, T0 + 10_100, true);
       expect(await pickNames(pool, p, 3, T0 + 10_200, n)).toEqual(['a', 'a', 'a']);
-      expect(await pool.pick(p, T0 + 10_300)).toEqual({ keyId: a.id, index: 0, probe: false });
+      expect(await pool.pick(p, T0 + 10_300)).toEqual({ keyId: a.id, index: 0, trial: false });
     });
 
     test('reserve keys are used only when every other key is unusable', async () => {
@@ -257,7 +257,7 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       expect(n((await pool.pick(p, T0)).keyId)).toBe('a');
       await pool.report(p, a.id, outcome.cool('key', T0 + 10_000), 10, T0);
       expect(await pickNames(pool, p, 2, T0 + 1, n)).toEqual(['b', 'b']);
-      expect(await pool.pick(p, T0 + 10_000)).toEqual({ keyId: a.id, index: 0, probe: true });
+      expect(await pool.pick(p, T0 + 10_000)).toEqual({ keyId: a.id, index: 0, trial: true });
       // While the probe is in flight, A gets nothing more.
       expect(await pickNames(pool, p, 4, T0 + 10_001, n)).toEqual(['b', 'b', 'b', 'b']);
       const [sa] = await pool.keyStatuses(p, T0 + 10_001);
@@ -279,15 +279,15 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       await pool.pick(p, T0);
       await pool.report(p, a.id, outcome.cool('key', T0 + 10_000), 10, T0);
       expect(n((await pool.pick(p, T0 + 1)).keyId)).toBe('b');
-      expect(await pool.pick(p, T0 + 10_000)).toEqual({ keyId: a.id, index: 0, probe: true });
+      expect(await pool.pick(p, T0 + 10_000)).toEqual({ keyId: a.id, index: 0, trial: true });
       expect(n((await pool.pick(p, T0 + 10_001)).keyId)).toBe('b');
       await pool.report(p, a.id, outcome.retry(502), 10, T0 + 10_002, true);
-      expect(await pool.pick(p, T0 + 10_003)).toEqual({ keyId: a.id, index: 0, probe: true });
+      expect(await pool.pick(p, T0 + 10_003)).toEqual({ keyId: a.id, index: 0, trial: true });
     });
 
     // SPEC §7: the trial call's hold on its gates ends with the call, whatever its outcome. An account
     // gate held by a trial that answered 401 (or a key-level 429) used to lock the account's other keys
-    // out for probeTtlMs (60 s).
+    // out for trialTtlMs (60 s).
     test.each([
       ['401 (disable)', outcome.disable('invalid_key')],
       ['key-level 429 (cool aimed at the key gate)', outcome.cool('key', T0 + 120_000)],
@@ -303,7 +303,7 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       const p = rt('kimi');
       await pool.report(p, a.id, outcome.cool('account', T0 + 10_000), 10, T0);
       expect(noKey(await pool.pick(p, T0 + 1))).toEqual({ keyId: null, retryAt: T0 + 10_000, reason: 'cooling' });
-      expect(await pool.pick(p, T0 + 10_000)).toEqual({ keyId: a.id, index: 0, probe: true });
+      expect(await pool.pick(p, T0 + 10_000)).toEqual({ keyId: a.id, index: 0, trial: true });
       await pool.report(p, a.id, result, 10, T0 + 10_050, true);
       // The congestion holds every key of the model by itself; the rule is about the account gate.
       const at = result.kind === 'congested' ? NEXT_MINUTE - 30_000 : T0 + 10_100;
@@ -333,7 +333,7 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       ]);
       // At the reset one key of team1 probes for the whole account.
       const probe = await pool.pick(rt('glm45'), NEXT_MINUTE);
-      expect(probe).toEqual({ keyId: a2.id, index: 0, probe: true });
+      expect(probe).toEqual({ keyId: a2.id, index: 0, trial: true });
     });
 
     test('account learned from user_id: two keys with different configured accounts that report the same user_id are one account afterwards', async () => {
@@ -479,7 +479,7 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       const p = rt('kimi');
       await pool.report(p, a.id, outcome.cool('key', T0 + 10_000, 'rate_limited'), 10, T0);
       await pool.report(p, b.id, outcome.disable('invalid_key'), 10, T0 + 1);
-      expect(await pool.pick(p, T0 + 10_000)).toEqual({ keyId: a.id, index: 0, probe: true });
+      expect(await pool.pick(p, T0 + 10_000)).toEqual({ keyId: a.id, index: 0, trial: true });
       await pool.report(p, a.id, outcome.success(), 10, T0 + 10_050, true);
       expect(events.cooled).toEqual([{ at: T0, provider: 'kimi', keyId: a.id, scope: 'key', until: T0 + 10_000, reason: 'rate_limited' }]);
       expect(events.disabled).toEqual([{ at: T0 + 1, provider: 'kimi', keyId: b.id, reason: 'invalid_key' }]);
@@ -613,7 +613,7 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       expect(events.edge).toEqual([{ at: T0, provider: 'kimi', keyId: a.id, until: T0 + 20_000, reason: 'edge_rate_limited' }]);
       expect((await pool.keyStatuses(rt('kimi'), T0 + 1)).map((s) => [n(s.id), s.state])).toEqual([['a', 'active'], ['b', 'active']]);
       // The hold ends by itself; every key is usable at once, none probes.
-      expect(await pool.pick(rt('kimi'), T0 + 20_000)).toMatchObject({ keyId: expect.any(String), probe: false });
+      expect(await pool.pick(rt('kimi'), T0 + 20_000)).toMatchObject({ keyId: expect.any(String), trial: false });
       expect(n((await pool.pick(rt('glm'), T0 + 20_000)).keyId)).toBe('g');
       // Without Retry-After: the short default.
       await pool.report(rt('glm'), g.id, classifyResponse(429, {}, 'error code: 1015', T0 + 30_000), 10, T0 + 30_000);

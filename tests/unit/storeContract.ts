@@ -38,7 +38,7 @@ function planOf(ids: string[], o: PlanOptions = {}): PickPlan {
     keyRpd: o.keyRpd,
     accountRpm: o.accountRpm,
     accountRpd: o.accountRpd,
-    probeTtlMs: 5000,
+    trialTtlMs: 5000,
   };
 }
 
@@ -84,10 +84,10 @@ const RULE_CHECKS: Record<string, (store: StateStore) => Promise<void>> = {
   async recover(store) {
     const p = planOf(['a'], { rotating: 0 });
     await store.cool(coolOf(viewOf(p, 'a'), 'key', T + 1000), T);
-    expect(await store.pick(p, T + 1000)).toEqual({ keyId: 'a', index: 0, probe: true });
+    expect(await store.pick(p, T + 1000)).toEqual({ keyId: 'a', index: 0, trial: true });
     expect((await store.pick(p, T + 1000)).keyId).toBeNull();
-    // The trial's hold lasts probeTtlMs (5 s) at most.
-    expect(await store.pick(p, T + 6000)).toEqual({ keyId: 'a', index: 0, probe: true });
+    // The trial's hold lasts trialTtlMs (5 s) at most.
+    expect(await store.pick(p, T + 6000)).toEqual({ keyId: 'a', index: 0, trial: true });
   },
   async 'trial-success'(store) {
     const p = planOf(['a'], { rotating: 0 });
@@ -96,16 +96,16 @@ const RULE_CHECKS: Record<string, (store: StateStore) => Promise<void>> = {
     await store.cool(coolOf(a, 'key'), T);
     expect((await store.pick(p, T + 2000)).keyId).toBe('a');
     await store.succeed(a, T + 2000);
-    expect(await store.pick(p, T + 2000)).toEqual({ keyId: 'a', index: 0, probe: false });
+    expect(await store.pick(p, T + 2000)).toEqual({ keyId: 'a', index: 0, trial: false });
     expect(await store.cool(coolOf(a, 'key'), T + 3000)).toBe(T + 4000);
   },
   async 'trial-ends'(store) {
     const p = planOf(['a', 'b'], { rotating: 0, accounts: { a: 'team', b: 'team' } });
     const a = viewOf(p, 'a');
     await store.cool(coolOf(a, 'account', T + 1000), T);
-    expect(await store.pick(p, T + 1000)).toEqual({ keyId: 'a', index: 0, probe: true });
+    expect(await store.pick(p, T + 1000)).toEqual({ keyId: 'a', index: 0, trial: true });
     await store.cool(coolOf(a, 'key', T + 60_000), T + 1000);
-    await store.release(a, T + 1000);
+    await store.endTrial(a, T + 1000);
     expect((await store.pick(p, T + 1001)).keyId).toBe('b');
   },
   async 'recovering-expires'(store) {
@@ -115,7 +115,7 @@ const RULE_CHECKS: Record<string, (store: StateStore) => Promise<void>> = {
     const end = T + 1000 + EXPIRY.recoveringMs;
     expect((await store.inspect([a], end - 1))[0].recovering).toBe(true);
     expect((await store.inspect([a], end))[0].recovering).toBe(false);
-    expect(await store.pick(p, end)).toEqual({ keyId: 'a', index: 0, probe: false });
+    expect(await store.pick(p, end)).toEqual({ keyId: 'a', index: 0, trial: false });
   },
   async 'strikes-expire'(store) {
     const a = viewOf(planOf(['a']), 'a');
@@ -138,7 +138,7 @@ const RULE_CHECKS: Record<string, (store: StateStore) => Promise<void>> = {
     await store.cool(coolOf(a, 'key', T + 60_000), T);
     await store.setDisabled('a', 'manual', T);
     await store.setDisabled('a', null, T + 1);
-    expect(await store.pick(p, T + 1)).toEqual({ keyId: 'a', index: 0, probe: false });
+    expect(await store.pick(p, T + 1)).toEqual({ keyId: 'a', index: 0, trial: false });
     await store.setDisabled('a', 'manual', T + 2);
     expect((await store.inspect([a], T + 2))[0].disabled).toBe('manual');
   },
@@ -207,7 +207,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
         expect(await picks(store, kimi, 4, T)).toEqual(['a', 'b', 'c', 'a']);
         expect(await picks(store, qwen, 1, T)).toEqual(['a']);
         expect(await picks(store, kimi, 2, T)).toEqual(['b', 'c']);
-        expect(await store.pick(kimi, T)).toEqual({ keyId: 'a', index: 0, probe: false });
+        expect(await store.pick(kimi, T)).toEqual({ keyId: 'a', index: 0, trial: false });
       });
 
       test('failover keeps the primary until it cools, then backups in order, then the primary again', async () => {
@@ -217,9 +217,9 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
         expect(await picks(store, p, 2, T)).toEqual(['b', 'b']);
         await store.cool(coolOf(viewOf(p, 'b'), 'key', T + 2000), T);
         expect(await picks(store, p, 1, T)).toEqual(['c']);
-        expect(await store.pick(p, T + 1000)).toEqual({ keyId: 'a', index: 0, probe: true });
+        expect(await store.pick(p, T + 1000)).toEqual({ keyId: 'a', index: 0, trial: true });
         await store.succeed(viewOf(p, 'a'), T + 1000);
-        expect(await store.pick(p, T + 1000)).toEqual({ keyId: 'a', index: 0, probe: false });
+        expect(await store.pick(p, T + 1000)).toEqual({ keyId: 'a', index: 0, trial: false });
       });
 
       test('reserve keys serve only when every other key is unusable, and do not move the rotation', async () => {
@@ -227,7 +227,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
         expect(await picks(store, p, 3, T)).toEqual(['a', 'b', 'a']);
         await store.cool(coolOf(viewOf(p, 'a'), 'key', T + 1000), T);
         await store.cool(coolOf(viewOf(p, 'b'), 'key', T + 1000), T);
-        expect(await store.pick(p, T)).toEqual({ keyId: 'r', index: 2, probe: false });
+        expect(await store.pick(p, T)).toEqual({ keyId: 'r', index: 2, trial: false });
         await store.resetCooldowns(undefined, T);
         expect(await picks(store, p, 2, T)).toEqual(['b', 'a']);
       });
@@ -287,16 +287,16 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
         const a = viewOf(solo, 'a');
         await store.cool(coolOf(a, 'key', T + 1000), T);
         expect(await store.pick(solo, T)).toEqual(none(T + 1000, 'cooling'));
-        expect(await store.pick(solo, T + 1000)).toEqual({ keyId: 'a', index: 0, probe: true });
+        expect(await store.pick(solo, T + 1000)).toEqual({ keyId: 'a', index: 0, trial: true });
         // The probe is in flight: nobody else may use the key; ask again within a second.
         expect(await store.pick(solo, T + 1000)).toEqual(none(T + 2000, 'cooling'));
         expect((await store.inspect([a], T + 1000))[0]).toMatchObject({ cooldownUntil: 0, recovering: true });
-        await store.release(a, T + 1000);
-        expect(await store.pick(solo, T + 1000)).toEqual({ keyId: 'a', index: 0, probe: true });
-        // A probe left hanging expires after probeTtlMs.
-        expect(await store.pick(solo, T + 6000)).toEqual({ keyId: 'a', index: 0, probe: true });
+        await store.endTrial(a, T + 1000);
+        expect(await store.pick(solo, T + 1000)).toEqual({ keyId: 'a', index: 0, trial: true });
+        // A probe left hanging expires after trialTtlMs.
+        expect(await store.pick(solo, T + 6000)).toEqual({ keyId: 'a', index: 0, trial: true });
         await store.succeed(a, T + 6000);
-        expect(await store.pick(solo, T + 6000)).toEqual({ keyId: 'a', index: 0, probe: false });
+        expect(await store.pick(solo, T + 6000)).toEqual({ keyId: 'a', index: 0, trial: false });
         expect((await store.inspect([a], T + 6000))[0].recovering).toBe(false);
 
         const pair = planOf(['a', 'b'], { rotating: 0 });
@@ -422,7 +422,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
       await store.cool(coolOf(a, 'key'), T);
       await store.cool(coolOf(b, 'account', T + 9000), T);
       await store.resetCooldowns([a], T);
-      expect(await store.pick(p, T)).toEqual({ keyId: 'a', index: 0, probe: false });
+      expect(await store.pick(p, T)).toEqual({ keyId: 'a', index: 0, trial: false });
       expect(await store.cool(coolOf(a, 'key'), T)).toBe(T + 1000);
       await store.congest(p.model, T + 9000, 'upstream', T);
       await store.resetCooldowns([a], T);

@@ -57,7 +57,7 @@ const plan: PickPlan = {
   ],
   rotating: 3,
   reserves: 0,
-  probeTtlMs: 5000,
+  trialTtlMs: 5000,
 };
 const viewA = { keyId: 'a', account: 'team', model: plan.model, free: true };
 
@@ -115,7 +115,7 @@ describe('SnapshotStore', () => {
     const store = new SnapshotStore(path, { logger: log, now: () => T });
     expect(log.lines).toHaveLength(1);
     expect(log.lines[0]).toMatchObject({ level: 'warn', message: expect.stringMatching(message), meta: { path } });
-    expect(await store.pick(plan, T)).toEqual({ keyId: 'a', index: 0, probe: false });
+    expect(await store.pick(plan, T)).toEqual({ keyId: 'a', index: 0, trial: false });
     await store.close();
     // The next save replaces it with a valid file.
     expect(JSON.parse(readFileSync(path, 'utf8')).format).toBe('orche-state');
@@ -175,8 +175,8 @@ test('RedisStore with no Redis serves from local state, says so once, and report
   expect(await store.connected(300)).toBe(false);
   const started = Date.now();
   expect(await Promise.all([store.pick(plan, T), store.pick(plan, T)])).toEqual([
-    { keyId: 'a', index: 0, probe: false },
-    { keyId: 'b', index: 1, probe: false },
+    { keyId: 'a', index: 0, trial: false },
+    { keyId: 'b', index: 1, trial: false },
   ]);
   expect(Date.now() - started).toBeLessThan(100);
   expect(store.health()).toMatchObject({ kind: 'redis', ok: false });
