@@ -162,7 +162,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  app.set('trust proxy', 'loopback');
+  app.set('trust proxy', config.trustProxy);
   app.use(inflight.middleware);
   app.use(requestId);
   app.use(requestLog(logger, now));
