@@ -98,7 +98,12 @@ export class SseParser {
   private line(line: string, terminator: string, out: SseEvent[]): void {
     if (line === '') {
       const ev = this.dispatch(terminator);
-      if (ev) out.push(ev);
+      if (!ev) return;
+      // Comment-only events in a row become one: a flood of `:\n\n` is one event per chunk, not
+      // millions, and the raw text — what a relay forwards — is unchanged.
+      const last = out[out.length - 1];
+      if (ev.data === undefined && ev.event === undefined && last && last.data === undefined && last.event === undefined) last.raw += ev.raw;
+      else out.push(ev);
       return;
     }
     this.field(line, terminator);
