@@ -87,9 +87,15 @@ export class UpstreamTimeoutError extends OrcheError {
   }
 }
 
-/** The upstream refused the request itself (bad request, moderation, unknown model): the client's to fix. */
+/** Error types that keep their outcome's reason; any other rejection is `upstream_rejected`. */
+const OWN_TYPES = new Set(['moderation', 'upstream_too_large']);
+
+/**
+ * The upstream refused the request itself (bad request, moderation, unknown model): the client's to
+ * fix; or answered more than ORCHE_MAX_UPSTREAM_BYTES (502 upstream_too_large), which no retry fixes.
+ */
 export class UpstreamRejectedError extends OrcheError {
   constructor(provider: string, status: number, reason: string, upstreamMessage: string) {
-    super(status, reason === 'moderation' ? 'moderation' : 'upstream_rejected', `${provider}: ${relayedText(upstreamMessage)}`, { provider });
+    super(status, OWN_TYPES.has(reason) ? reason : 'upstream_rejected', `${provider}: ${relayedText(upstreamMessage)}`, { provider });
   }
 }

@@ -9,6 +9,8 @@ export interface ClientOptions {
   baseUrl: string;
   referer?: string;
   title?: string;
+  /** A JSON body over this many bytes is refused and its connection cut (ORCHE_MAX_UPSTREAM_BYTES). */
+  maxBodyBytes?: number;
 }
 
 export interface UpstreamReply {
@@ -26,7 +28,8 @@ export interface StreamReply {
 
 /** The call got no answer: the timeout fired, or the network failed. */
 export class UpstreamFailure extends Error {
-  constructor(readonly reason: 'timeout' | 'network' | 'aborted', message: string) {
+  /** too_large: the answer came but was over ORCHE_MAX_UPSTREAM_BYTES; it was not read further. */
+  constructor(readonly reason: 'timeout' | 'network' | 'aborted' | 'too_large', message: string) {
     super(message);
   }
 }
@@ -56,7 +59,7 @@ interface Call {
   accept?: string;
 }
 
-const MAX_BODY_BYTES = 64 * 1024 * 1024;
+const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
 /**
  * The upstream's stream with key material masked (SPEC §7): every event, comment and error chunk a
@@ -90,8 +93,10 @@ export class OpenRouterClient {
   private readonly transport: typeof http | typeof https;
   private readonly agent: http.Agent;
   private readonly headers: Record<string, string>;
+  private readonly maxBodyBytes: number;
 
   constructor(options: ClientOptions) {
+    this.maxBodyBytes = options.maxBodyBytes ?? MAX_BODY_BYTES;
     this.base = new URL(options.baseUrl);
     this.basePath = this.base.pathname.replace(/\/+$/, '');
     const secure = this.base.protocol === 'https:';
@@ -136,9 +141,12 @@ export class OpenRouterClient {
           }
           const chunks: Buffer[] = [];
           let size = 0;
+          // Over the cap the connection is cut (fail destroys the request): nothing more is read or held.
+          const tooLarge = () => new UpstreamFailure('too_large', `The upstream answer is larger than ORCHE_MAX_UPSTREAM_BYTES (${this.maxBodyBytes} bytes)`);
+          if (Number(res.headers['content-length']) > this.maxBodyBytes) return fail(tooLarge());
           res.on('data', (c: Buffer) => {
             size += c.length;
-            if (size > MAX_BODY_BYTES) fail(new UpstreamFailure('network', `upstream body over ${MAX_BODY_BYTES} bytes`));
+            if (size > this.maxBodyBytes) fail(tooLarge());
             else chunks.push(c);
           });
           res.on('end', () => {

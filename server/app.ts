@@ -18,6 +18,7 @@ import { Alerts } from './alerts';
 import type { AppContext } from './context';
 import { dashboardRoutes } from './dashboard';
 import { clientLimitRedis } from './clientLimitStore';
+import { streamLimit } from './clientStreams';
 import { createLogger, type Logger } from './logger';
 import { Metrics } from './metrics';
 import { clientAuth, errorHandler, notFound, requestId, requestLog } from './middleware';
@@ -30,6 +31,7 @@ import { v1Routes } from './routes/v1';
 import { clientLimiter, corsPolicy, securityHeaders, STATUS_PATHS, statusAuth } from './security';
 import { drainServer, InFlight } from './shutdown';
 import { UsageTracker } from './usage';
+import { LIMITS } from './validation';
 
 import { version as VERSION } from '../package.json';
 
@@ -81,6 +83,14 @@ function answerMalformed(err: NodeJS.ErrnoException, socket: Duplex): void {
 
 /** The routes that spend keys: client tokens and per-client limits apply here. */
 const CHAT_PATHS = ['/api/chat', '/v1/chat'];
+const FANOUT_PATH = '/api/chat/fanout';
+
+/** How many upstream calls a fan-out body asks for: its distinct providers, else every configured one. */
+function fanoutLegs(body: unknown, pool: KeyPool): number {
+  const providers = (body as { providers?: unknown } | undefined)?.providers;
+  if (Array.isArray(providers)) return Math.min(new Set(providers.map((p) => String(p).toLowerCase())).size, LIMITS.fanoutProviders);
+  return pool.list().filter((p) => p.keys.size > 0).length;
+}
 
 function subscribeLogs(pool: KeyPool, logger: Logger): void {
   const iso = (t: number) => new Date(t).toISOString();
@@ -159,8 +169,13 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   app.use(securityHeaders);
   app.use(corsPolicy(config.corsOrigins));
   app.use(STATUS_PATHS, statusAuth(config));
-  app.use(CHAT_PATHS, clientAuth(config.clientTokens), clientLimiter(config, limiterRedis?.store));
+  const limiter = clientLimiter(config, limiterRedis?.store);
+  app.use(CHAT_PATHS, clientAuth(config.clientTokens), limiter.middleware);
   app.use(express.json({ limit: config.bodyLimit }));
+  // A fan-out makes one upstream call per leg: each counts against the client's limits (SPEC §7).
+  const legs = (req: express.Request) => ((req.baseUrl + req.path).replace(/\/+$/, '') === FANOUT_PATH ? fanoutLegs(req.body, pool) : 1);
+  app.post(FANOUT_PATH, limiter.chargeLegs(legs));
+  app.use(CHAT_PATHS, streamLimit(config.maxStreamsPerClient, config.clientTokens, legs));
   app.use(statusRoutes(ctx));
   app.use(chatRoutes(ctx));
   app.use(v1Routes(ctx));

@@ -2,8 +2,14 @@
  * SPEC §7 "Exposure and bounds" (issue 12): per-client limits that hold, one identity per client,
  * bounded upstream answers and requests. Each test here failed on the code before its fix.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import request from 'supertest';
+import { parseConfig } from '../config';
+import { createApp } from '../server/app';
 import { describeRedis, dropPrefix, REDIS_URL, uniquePrefix } from './helpers/redis';
-import { hi, startStack, type Stack } from './helpers/stack';
+import { postSse } from './helpers/sse';
+import { hi, LogCapture, startStack, TEST_ENV, type Stack } from './helpers/stack';
 
 const K = 'sk-or-v1-exposure-test-key-00000001';
 let stack: Stack;
@@ -59,5 +65,195 @@ describeRedis('per-client limits with Redis (hole 1)', () => {
       await b.close();
       await dropPrefix(prefix);
     }
+  });
+});
+
+/** A local upstream whose behaviour each test sets: big JSON bodies, endless or held streams. */
+interface Upstream {
+  url: string;
+  calls: number;
+  closedEarly: number;
+  /** Ends every held stream with [DONE]. */
+  release(): void;
+  close(): Promise<void>;
+}
+async function startUpstream(mode: { bigJsonBytes?: number; endless?: boolean; held?: boolean }): Promise<Upstream> {
+  const held: Array<() => void> = [];
+  const up: Upstream = {
+    url: '',
+    calls: 0,
+    closedEarly: 0,
+    release: () => held.splice(0).forEach((f) => f()),
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+  const chunk = (content: string) => `data: ${JSON.stringify({ id: 'gen-1', choices: [{ index: 0, delta: { content } }] })}\n\n`;
+  const server = createServer((req, res) => {
+    up.calls++;
+    req.resume();
+    res.on('close', () => {
+      if (!res.writableFinished) up.closedEarly++;
+    });
+    req.on('end', () => {
+      if (mode.bigJsonBytes) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        const filler = 'z'.repeat(64 * 1024);
+        res.write(`{"id":"gen-1","choices":[{"index":0,"message":{"role":"assistant","content":"`);
+        let sent = 0;
+        const more = () => {
+          while (sent < mode.bigJsonBytes! && !res.destroyed) {
+            sent += filler.length;
+            if (!res.write(filler)) return void res.once('drain', more);
+          }
+          if (!res.destroyed) res.end('"},"finish_reason":"stop"}]}');
+        };
+        more();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(chunk('first'));
+      if (mode.endless) {
+        const timer = setInterval(() => res.write(chunk('more')), 20);
+        res.on('close', () => clearInterval(timer));
+        return;
+      }
+      held.push(() => res.end(`${chunk('last')}data: [DONE]\n\n`));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  up.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1`;
+  return up;
+}
+
+describe('bounds on upstream answers and client streams', () => {
+  let up: Upstream | undefined;
+  afterEach(async () => {
+    await up?.close();
+    up = undefined;
+  });
+  const startWith = async (upstream: Upstream, env: Record<string, string>) => {
+    up = upstream;
+    const logs = new LogCapture();
+    const config = parseConfig({ ...TEST_ENV, OPENROUTER_BASE_URL: upstream.url, PROVIDER_KIMI_API_KEY: K, ...env });
+    const orche = createApp(config, { logStream: logs });
+    const { url } = await orche.listen(0, '127.0.0.1');
+    stack = { orche, url, logs, http: request(url), sim: undefined as never, close: () => orche.close() };
+    return url;
+  };
+
+  test('ORCHE_MAX_UPSTREAM_BYTES: a JSON answer over the cap is a 502 upstream_too_large, not retried, its connection cut', async () => {
+    await startWith(await startUpstream({ bigJsonBytes: 32 * 1024 * 1024 }), { ORCHE_MAX_UPSTREAM_BYTES: String(1024 * 1024) });
+    const res = await stack.http.post('/api/chat').send(chatBody);
+    expect(res.status).toBe(502);
+    expect(res.body.error).toMatchObject({ code: 502, type: 'upstream_too_large' });
+    expect(res.body.error.message).toMatch(/1048576 bytes/);
+    expect(up!.calls).toBe(1);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(up!.closedEarly).toBe(1);
+  });
+
+  test('ORCHE_MAX_STREAM_MS: an endless stream ends with an error chunk and [DONE]', async () => {
+    const url = await startWith(await startUpstream({ endless: true }), { ORCHE_MAX_STREAM_MS: '300' });
+    const s = await postSse(`${url}/api/chat`, { ...chatBody, stream: true });
+    expect(s.status).toBe(200);
+    expect(s.text).toContain('first');
+    const last = s.events.filter((e) => e.data !== undefined).slice(-2);
+    expect(JSON.parse(last[0].data!).error).toMatchObject({ code: 504, metadata: { reason: 'max_stream_duration' } });
+    expect(last[1].data).toBe('[DONE]');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(up!.closedEarly).toBe(1);
+  });
+
+  test('ORCHE_MAX_STREAMS_PER_CLIENT: one stream over the limit is a 429; a slot frees when a stream ends', async () => {
+    const url = await startWith(await startUpstream({ held: true }), { ORCHE_MAX_STREAMS_PER_CLIENT: '2' });
+    // A streaming fan-out holds one stream per leg: three legs are over a limit of two.
+    const fan = await stack.http.post('/api/chat/fanout').send({ providers: ['kimi', 'qwen3', 'glm45'], messages: hi, stream: true });
+    expect(fan.status).toBe(429);
+    expect(fan.body.error.type).toBe('too_many_streams');
+    expect(up!.calls).toBe(0);
+    const open = [postSse(`${url}/api/chat`, { ...chatBody, stream: true }), postSse(`${url}/v1/chat/completions`, { model: 'kimi', messages: hi, stream: true })];
+    while (up!.calls < 2) await new Promise((r) => setTimeout(r, 5));
+    const third = await stack.http.post('/api/chat').send({ ...chatBody, stream: true });
+    expect(third.status).toBe(429);
+    expect(third.body.error).toMatchObject({ code: 429, type: 'too_many_streams' });
+    up!.release();
+    const done = await Promise.all(open);
+    expect(done.map((d) => d.status)).toEqual([200, 200]);
+    const again = postSse(`${url}/api/chat`, { ...chatBody, stream: true });
+    while (up!.calls < 3) await new Promise((r) => setTimeout(r, 5));
+    up!.release();
+    expect((await again).status).toBe(200);
+  });
+});
+
+describe('a fan-out costs one request per leg', () => {
+  test('ORCHE_CLIENT_RPM=5: a 3-leg fan-out spends 3; the next 3-leg one is refused before any upstream call', async () => {
+    const keys = { PROVIDER_KIMI_API_KEY: K, PROVIDER_QWEN3_API_KEY: `${K}q`, PROVIDER_GLM45_API_KEY: `${K}g` };
+    stack = await startStack({ ...keys, ORCHE_CLIENT_RPM: '5' }, { keys: [{ key: K }, { key: `${K}q` }, { key: `${K}g` }] });
+    const fan = { providers: ['kimi', 'qwen3', 'glm45'], messages: hi };
+    expect((await stack.http.post('/api/chat/fanout').send(fan)).status).toBe(200);
+    const over = await stack.http.post('/api/chat/fanout').send(fan);
+    expect(over.status).toBe(429);
+    expect(over.body.error.type).toBe('client_rate_limited');
+    expect(stack.sim.calls).toHaveLength(3);
+  });
+});
+
+describe('request shape', () => {
+  const deep = (n: number) => '['.repeat(n) + ']'.repeat(n);
+  test('JSON nested thousands of levels deep is a 400 on every JSON route, never a 500', async () => {
+    await start();
+    for (const [path, body] of [
+      ['/api/chat', `{"provider":"kimi","messages":[{"role":"user","content":"hi"}],"x":${deep(5000)}}`],
+      ['/v1/chat/completions', `{"model":"kimi","messages":[{"role":"user","content":"hi"}],"tools":${deep(5000)}}`],
+      ['/api/chat/fanout', `{"messages":${deep(100_000)}}`],
+    ]) {
+      const res = await stack.http.post(path).set('Content-Type', 'application/json').send(body);
+      expect([path, res.status, res.body.error?.type]).toEqual([path, 400, 'too_deep']);
+    }
+    // 64 levels are fine.
+    const ok = await stack.http.post('/v1/chat/completions').set('Content-Type', 'application/json').send(`{"model":"kimi","messages":[{"role":"user","content":"hi"}],"x":${deep(60)}}`);
+    expect(ok.status).toBe(200);
+    expect(stack.sim.calls).toHaveLength(1);
+  });
+
+  test('a known path with the wrong method is a 405 with Allow', async () => {
+    await start();
+    for (const [method, path, allow] of [
+      ['get', '/api/chat', 'POST'],
+      ['put', '/v1/chat/completions', 'POST'],
+      ['post', '/health', 'GET, HEAD'],
+      ['delete', '/api/key-status/kimi', 'GET, HEAD'],
+      ['get', '/api/keys/abc123/disable', 'POST'],
+    ] as const) {
+      const res = await stack.http[method](path);
+      expect([method, path, res.status, res.headers.allow, res.body.error?.type]).toEqual([method, path, 405, allow, 'method_not_allowed']);
+    }
+    expect((await stack.http.get('/no/such/path')).status).toBe(404);
+  });
+
+  test('array or repeated query parameters are a 400, not "all providers"', async () => {
+    await start({ ORCHE_ADMIN_TOKEN: 'admin-token-for-query-tests' });
+    const auth = { Authorization: 'Bearer admin-token-for-query-tests' };
+    for (const q of ['provider[]=kimi', 'provider=kimi&provider=qwen3', 'provider[x]=kimi']) {
+      const res = await stack.http.post(`/api/keys/reset?${q}`).set(auth);
+      expect([q, res.status, res.body.error?.type]).toEqual([q, 400, 'invalid_query']);
+    }
+    expect((await stack.http.get('/api/rotations?limit=1&limit=2')).status).toBe(400);
+    expect((await stack.http.post('/api/keys/reset?provider=kimi').set(auth)).body).toEqual({ reset: 'kimi' });
+  });
+
+  test('an unknown id in a path is not echoed back at full length', async () => {
+    await start({ ORCHE_ADMIN_TOKEN: 'admin-token-for-query-tests' });
+    const long = 'q'.repeat(5000);
+    for (const path of [`/api/key-status/${long}`, `/nothing/${long}`]) {
+      const res = await stack.http.get(path);
+      expect(res.status).toBe(404);
+      expect(res.text).not.toContain('q'.repeat(65));
+    }
+    const chat = await stack.http.post('/api/chat').send({ provider: 'p'.repeat(64), messages: hi });
+    expect(chat.status).toBe(404);
   });
 });
