@@ -25,7 +25,9 @@ export class ValidationError extends OrcheError {
 
 export class UnknownProviderError extends OrcheError {
   constructor(name: string, valid: string[]) {
-    super(404, 'unknown_provider', `Unknown provider "${name}". Valid providers: ${valid.join(', ')}`, { provider: name, valid_providers: valid });
+    // A client's unknown name is named back only in part.
+    const shown = name.length > 64 ? `${name.slice(0, 64)}…` : name;
+    super(404, 'unknown_provider', `Unknown provider "${shown}". Valid providers: ${valid.join(', ')}`, { provider: shown, valid_providers: valid });
   }
 }
 

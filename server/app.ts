@@ -19,6 +19,7 @@ import type { AppContext } from './context';
 import { dashboardRoutes } from './dashboard';
 import { clientLimitRedis } from './clientLimitStore';
 import { streamLimit } from './clientStreams';
+import { methodNotAllowed, singleQueryValues, verifyJsonDepth } from './requestShape';
 import { createLogger, type Logger } from './logger';
 import { Metrics } from './metrics';
 import { clientAuth, errorHandler, notFound, requestId, requestLog } from './middleware';
@@ -171,7 +172,8 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   app.use(STATUS_PATHS, statusAuth(config));
   const limiter = clientLimiter(config, limiterRedis?.store);
   app.use(CHAT_PATHS, clientAuth(config.clientTokens), limiter.middleware);
-  app.use(express.json({ limit: config.bodyLimit }));
+  app.use(singleQueryValues);
+  app.use(express.json({ limit: config.bodyLimit, verify: verifyJsonDepth }));
   // A fan-out makes one upstream call per leg: each counts against the client's limits (SPEC §7).
   const legs = (req: express.Request) => ((req.baseUrl + req.path).replace(/\/+$/, '') === FANOUT_PATH ? fanoutLegs(req.body, pool) : 1);
   app.post(FANOUT_PATH, limiter.chargeLegs(legs));
@@ -182,6 +184,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   app.use(adminRoutes(ctx));
   app.use(opsRoutes(ctx));
   app.use(dashboardRoutes());
+  methodNotAllowed(app);
   app.use(notFound);
   app.use(errorHandler(logger));
 

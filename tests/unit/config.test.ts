@@ -42,7 +42,7 @@ describe('parseConfig', () => {
     const c = parseConfig({ PROVIDER_KIMI_API_KEY: KEY_A }, tempDir());
     expect(c.port).toBe(8002);
     expect(c.host).toBe('0.0.0.0');
-    expect(c.upstream).toEqual({ baseUrl: 'https://openrouter.ai/api/v1', referer: undefined, title: undefined });
+    expect(c.upstream).toEqual({ baseUrl: 'https://openrouter.ai/api/v1', referer: undefined, title: undefined, maxBodyBytes: 8 * 1024 * 1024 });
     // Every documented default (SPEC §2); fields added later do not break this test.
     expect(c.rotation).toMatchObject({
       cooldownMs: 60_000,
