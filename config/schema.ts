@@ -45,6 +45,8 @@ const trustProxy = z
     return z.NEVER;
   });
 
+const MIN_CLIENT_TOKEN = 16;
+
 export const strategySchema = z.enum(['round-robin', 'failover'], { error: 'round-robin or failover' });
 
 export const globalSchema = z.object({
@@ -70,8 +72,20 @@ export const globalSchema = z.object({
   ORCHE_MAX_UPSTREAM_BYTES: int(1024).default(8 * 1024 * 1024),
   ORCHE_MAX_STREAM_MS: int(1).default(600_000),
   ORCHE_MAX_STREAMS_PER_CLIENT: int(0).default(20),
-  ORCHE_ADMIN_TOKEN: z.string().trim().min(8, 'a token of at least 8 characters').optional(),
-  ORCHE_CLIENT_TOKENS: z.string().optional(),
+  ORCHE_ADMIN_TOKEN: z
+    .string()
+    .trim()
+    .min(8, 'a token of at least 8 characters')
+    .regex(/^\S+$/, 'a token without spaces (a Bearer header cannot carry one)')
+    .optional(),
+  // Client tokens open the chat routes, which spend the keys: a short one can be guessed.
+  ORCHE_CLIENT_TOKENS: z
+    .string()
+    .optional()
+    .refine(
+      (v) => (v ?? '').split(',').map((t) => t.trim()).filter(Boolean).every((t) => t.length >= MIN_CLIENT_TOKEN && !/\s/.test(t)),
+      `comma-separated tokens of at least ${MIN_CLIENT_TOKEN} characters each, without spaces`,
+    ),
   ORCHE_CORS_ORIGINS: z.string().optional(),
   ORCHE_STATE_FILE: z.string().trim().min(1, 'a file path').optional(),
   REDIS_URL: z.string().trim().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').optional(),

@@ -20,6 +20,7 @@ import { dashboardRoutes } from './dashboard';
 import { clientLimitRedis } from './clientLimitStore';
 import { streamLimit } from './clientStreams';
 import { methodNotAllowed, singleQueryValues, verifyJsonDepth } from './requestShape';
+import { safeOrigin } from './exposure';
 import { createLogger, type Logger } from './logger';
 import { Metrics } from './metrics';
 import { clientAuth, errorHandler, notFound, requestId, requestLog } from './middleware';
@@ -214,7 +215,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
     async checkModels() {
       const listed = await client.listModels();
       if (!listed) {
-        logger.warn('model check skipped: the upstream /models did not answer', { base_url: config.upstream.baseUrl });
+        logger.warn('model check skipped: the upstream /models did not answer', { base_url: safeOrigin(config.upstream.baseUrl) });
         return;
       }
       const missing = [...new Set(config.providers.filter((p) => p.keys.length > 0).map((p) => p.model))].filter((m) => !listed.includes(m));
