@@ -2,6 +2,7 @@ import type { RotationConfig } from '../config';
 import { backoffDelay } from './backoff';
 import {
   AllKeysRateLimitedError,
+  EdgeRateLimitedError,
   NoUsableKeysError,
   OrcheError,
   UpstreamError,
@@ -94,7 +95,8 @@ export class Dispatcher {
       const t = now();
       const pick = await this.pool.pick(provider, t, failed);
       if (pick.keyId === null) {
-        const fb = this.fallbackOf(provider, visited);
+        // An edge hold stops every provider on this host alike: a fallback would meet the same edge.
+        const fb = pick.reason === 'edge' ? undefined : this.fallbackOf(provider, visited);
         if (fb) {
           provider = fb;
           continue;
@@ -105,6 +107,7 @@ export class Dispatcher {
           await sleep(wait, signal);
           continue;
         }
+        if (pick.reason === 'edge') throw new EdgeRateLimitedError(provider.config.slug, wait);
         if (pick.reason === 'congested') {
           throw new UpstreamRateLimitedError(provider.config.slug, wait, last && 'message' in last ? last.message : 'model congested upstream');
         }
@@ -133,6 +136,8 @@ export class Dispatcher {
         case 'cool':
         case 'disable':
           continue; // the next usable key at once, no sleep
+        case 'edge':
+          continue; // the next pick sees the host hold: it waits for it or fails with its Retry-After
         case 'congested': {
           const fb = this.fallbackOf(provider, visited);
           if (fb) {
@@ -169,6 +174,8 @@ export class Dispatcher {
       }
       case 'congested':
         return new UpstreamRateLimitedError(slug, Math.max(1000, (last.until ?? this.deps.now() + 5000) - this.deps.now()), last.message);
+      case 'edge':
+        return new EdgeRateLimitedError(slug, Math.max(1000, (last.until ?? this.deps.now() + 5000) - this.deps.now()));
       default:
         return new UpstreamError(slug, last.status, 'message' in last ? last.message : 'upstream failure', attempts);
     }

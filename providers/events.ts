@@ -9,6 +9,8 @@ export interface PoolEvents {
   reactivated: { at: number; keyId: string };
   recovered: { at: number; provider: string; keyId: string };
   congested: { at: number; provider: string; model: string; until: number; reason: string };
+  /** The edge in front of the upstream refused this host: every provider waits until `until`. */
+  edge: { at: number; provider: string; keyId: string; until: number; reason: string };
   account_learned: { at: number; keyId: string; account: string };
   /** One upstream call's verdict; `tokens` is the answer's usage.total_tokens (0 when unknown). */
   outcome: { at: number; provider: string; keyId: string; kind: string; status: number; latencyMs: number };

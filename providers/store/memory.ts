@@ -79,6 +79,8 @@ export class MemoryStore implements StateStore {
 
   /** The decision itself, synchronous so that it is atomic within the process. */
   pickSync(plan: PickPlan, now: number, avoid?: readonly string[]): PickResult {
+    const edge = this.gates.get(gate.host);
+    if (edge && edge.until > now) return { keyId: null, retryAt: edge.until, reason: 'edge' };
     const congested = this.gates.get(gate.model(plan.model));
     if (congested && congested.until > now) return { keyId: null, retryAt: congested.until, reason: 'congested' };
     const { candidates, rotating } = plan;
@@ -165,7 +167,15 @@ export class MemoryStore implements StateStore {
   }
 
   async congest(model: string, until: number, reason: string, _now: number): Promise<void> {
-    const name = gate.model(model);
+    this.hold(gate.model(model), until, reason);
+  }
+
+  async holdHost(until: number, reason: string, _now: number): Promise<void> {
+    this.hold(gate.host, until, reason);
+  }
+
+  /** A gate no key owns (model congestion, the host's edge hold): the later deadline wins, no probe after. */
+  private hold(name: string, until: number, reason: string): void {
     const g = this.gates.get(name);
     if (g && g.until >= until) return;
     this.gates.set(name, { until, reason, probing: false, probeUntil: 0 });
@@ -229,6 +239,11 @@ export class MemoryStore implements StateStore {
 
   async congestedUntil(model: string, now: number): Promise<number> {
     const g = this.gates.get(gate.model(model));
+    return g && g.until > now ? g.until : 0;
+  }
+
+  async hostHeldUntil(now: number): Promise<number> {
+    const g = this.gates.get(gate.host);
     return g && g.until > now ? g.until : 0;
   }
 

@@ -2,7 +2,7 @@ import Redis from 'ioredis';
 import { MemoryStore } from './memory';
 import { defineScripts, type StoreScripts } from './redisScripts';
 import type { StoreLog } from './snapshot';
-import type { CoolRequest, KeyInspection, KeyView, PickPlan, PickResult, StateStore, StoreHealth } from './types';
+import { gate, type CoolRequest, type KeyInspection, type KeyView, type PickPlan, type PickResult, type StateStore, type StoreHealth } from './types';
 
 export interface RedisStoreOptions {
   url: string;
@@ -154,7 +154,22 @@ export class RedisStore implements StateStore {
 
   async congest(model: string, until: number, reason: string, now: number): Promise<void> {
     await this.local.congest(model, until, reason, now);
-    await this.shared(async () => void (await this.redis.orcheCongest(this.prefix, now, model, until, reason, GATE_MARGIN_MS)), async () => {});
+    await this.shared(async () => void (await this.redis.orcheCongest(this.prefix, now, gate.model(model), until, reason, GATE_MARGIN_MS)), async () => {});
+  }
+
+  async holdHost(until: number, reason: string, now: number): Promise<void> {
+    await this.local.holdHost(until, reason, now);
+    await this.shared(async () => void (await this.redis.orcheCongest(this.prefix, now, gate.host, until, reason, GATE_MARGIN_MS)), async () => {});
+  }
+
+  async hostHeldUntil(now: number): Promise<number> {
+    return this.shared(
+      async () => {
+        const until = Number((await this.redis.hget(`${this.prefix}g:${gate.host}`, 'u')) ?? 0);
+        return until > now ? until : 0;
+      },
+      () => this.local.hostHeldUntil(now),
+    );
   }
 
   async succeed(view: KeyView, now: number): Promise<void> {
