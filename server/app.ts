@@ -171,6 +171,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   app.use(metrics.middleware(now));
   app.use(securityHeaders);
   app.use(corsPolicy(config.corsOrigins));
+  app.use(methodNotAllowed(app));
   app.use(STATUS_PATHS, statusAuth(config));
   const limiter = clientLimiter(config, limiterRedis?.store);
   app.use(CHAT_PATHS, clientAuth(config.clientTokens), limiter.middleware);
@@ -186,7 +187,6 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   app.use(adminRoutes(ctx));
   app.use(opsRoutes(ctx));
   app.use(dashboardRoutes());
-  methodNotAllowed(app);
   app.use(notFound);
   app.use(errorHandler(logger));
 

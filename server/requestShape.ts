@@ -42,22 +42,18 @@ export const singleQueryValues: RequestHandler = (req, _res, next) => {
 };
 
 interface Layer {
-  route?: { path: string | string[]; methods: Record<string, boolean> };
+  route?: { methods: Record<string, boolean> };
   handle?: { stack?: Layer[] };
+  match?(path: string): unknown;
 }
 
-/** Every route path the app serves and its methods, read from the router (routers mounted at "/"). */
-function routeMethods(app: Express): Map<string, Set<string>> {
-  const out = new Map<string, Set<string>>();
+/** The route layers of the app (routers mounted at "/" included), each with the path matcher the router uses. */
+function routeLayers(app: Express): Layer[] {
+  const out: Layer[] = [];
   const walk = (stack: Layer[]) => {
     for (const layer of stack) {
-      if (layer.route) {
-        for (const path of ([] as string[]).concat(layer.route.path)) {
-          const methods = out.get(path) ?? new Set<string>();
-          for (const [m, on] of Object.entries(layer.route.methods)) if (on && m !== '_all') methods.add(m.toUpperCase());
-          out.set(path, methods);
-        }
-      } else if (layer.handle?.stack) walk(layer.handle.stack);
+      if (layer.route) out.push(layer);
+      else if (layer.handle?.stack) walk(layer.handle.stack);
     }
   };
   walk((app as unknown as { router: { stack: Layer[] } }).router.stack);
@@ -65,15 +61,24 @@ function routeMethods(app: Express): Map<string, Set<string>> {
 }
 
 /**
- * Registered after every route: a known path asked with a method it does not serve is a 405 with
- * `Allow`, not a 404 (HEAD comes with GET; OPTIONS is answered by CORS).
+ * A known path asked with a method it does not serve is a 405 with `Allow`, not a 404 (HEAD comes
+ * with GET; OPTIONS is answered by CORS before). Registered before the body is read, so a wrong
+ * method is told as such whatever the body; the routes are read from the router on first use, so
+ * a route added later gets it too.
  */
-export function methodNotAllowed(app: Express): void {
-  for (const [path, methods] of routeMethods(app)) {
+export function methodNotAllowed(app: Express): RequestHandler {
+  let layers: Layer[] | undefined;
+  return (req, _res, next) => {
+    layers ??= routeLayers(app);
+    const methods = new Set<string>();
+    for (const layer of layers) {
+      if (!layer.match!(req.path)) continue;
+      for (const [m, on] of Object.entries(layer.route!.methods)) if (on && m !== '_all') methods.add(m.toUpperCase());
+    }
+    if (methods.size === 0) return next();
     if (methods.has('GET')) methods.add('HEAD');
+    if (methods.has(req.method) || req.method === 'OPTIONS') return next();
     const allow = [...methods].sort((a, b) => a.localeCompare(b)).join(', ');
-    app.all(path, (req) => {
-      throw new OrcheError(405, 'method_not_allowed', `${req.method} is not allowed here; use ${allow}`, { allow: [...methods] }, { Allow: allow });
-    });
-  }
+    throw new OrcheError(405, 'method_not_allowed', `${req.method} is not allowed here; use ${allow}`, { allow: [...methods] }, { Allow: allow });
+  };
 }
