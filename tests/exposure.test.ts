@@ -5,12 +5,14 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { connect, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { parseConfig } from '../config';
 import { createApp } from '../server/app';
+import { freePort } from './helpers/child';
 import { describeRedis, dropPrefix, REDIS_URL, uniquePrefix } from './helpers/redis';
 import { postSse } from './helpers/sse';
 import { hi, LogCapture, startStack, TEST_ENV, type Stack } from './helpers/stack';
@@ -67,6 +69,41 @@ describeRedis('per-client limits with Redis (hole 1)', () => {
     } finally {
       await a.close();
       await b.close();
+      await dropPrefix(prefix);
+    }
+  });
+
+  test('Redis down at start, then up: the limit holds once it is reachable (no failed script load kept for good)', async () => {
+    const prefix = uniquePrefix('client-rpm-late');
+    const port = await freePort();
+    const redis = new URL(REDIS_URL);
+    const env = { PROVIDER_KIMI_API_KEY: K, ORCHE_CLIENT_RPM: '3', REDIS_URL: `redis://127.0.0.1:${port}`, ORCHE_REDIS_PREFIX: prefix };
+    stack = await startStack(env, { keys: [{ key: K }] });
+    // Nothing listens yet: the request passes (an outage never fails requests).
+    expect((await stack.http.post('/api/chat').send(chatBody)).status).toBe(200);
+    // Redis "comes back": a TCP relay to the real one appears on the configured port.
+    const relay = createNetServer((client) => {
+      const upstream = connect(Number(redis.port || 6379), redis.hostname);
+      client.pipe(upstream).pipe(client);
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+    });
+    await new Promise<void>((r) => relay.listen(port, '127.0.0.1', r));
+    try {
+      // ioredis reconnects on its own schedule; once the limiter counts, the policy header shows.
+      let counted = false;
+      for (let i = 0; i < 100 && !counted; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        counted = (await stack.http.get('/health')) && !!(await stack.http.post('/api/chat').send(chatBody)).headers['ratelimit-policy'];
+      }
+      expect(counted).toBe(true);
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) statuses.push((await stack.http.post('/api/chat').send(chatBody)).status);
+      expect(statuses).toContain(429);
+    } finally {
+      await stack.close();
+      stack = undefined as never;
+      relay.close();
       await dropPrefix(prefix);
     }
   });
