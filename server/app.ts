@@ -173,7 +173,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   app.use(corsPolicy(config.corsOrigins));
   app.use(methodNotAllowed(app));
   app.use(STATUS_PATHS, statusAuth(config));
-  const limiter = clientLimiter(config, limiterRedis?.store);
+  const limiter = clientLimiter(config, limiterRedis?.store, logger);
   app.use(CHAT_PATHS, clientAuth(config.clientTokens), limiter.middleware);
   app.use(singleQueryValues);
   app.use(express.json({ limit: config.bodyLimit, verify: verifyJsonDepth }));

@@ -4,6 +4,7 @@ import { MemoryStore, rateLimit, type Store } from 'express-rate-limit';
 import type { Config } from '../config';
 import { OrcheError } from '../providers/errors';
 import { clientIdentity } from './clientIdentity';
+import type { Logger } from './logger';
 import { bearerMatches, sendError } from './middleware';
 
 /** Headers for an API that serves JSON to browsers; the dashboard sets its own CSP. */
@@ -56,6 +57,17 @@ function clientRateLimited(config: Config, retryAfterS: number): OrcheError {
   }, { 'Retry-After': String(retryAfterS) });
 }
 
+/** The limiter's store errors as one warn line a minute (not one per request, not on stderr). */
+function outageLog(log: Logger | undefined): { error: (e: unknown, m?: string) => void; warn: (e: unknown, m?: string) => void } {
+  let last = -Infinity;
+  const say = (e: unknown) => {
+    if (Date.now() - last < WINDOW_MS) return;
+    last = Date.now();
+    log?.warn('client limit store unavailable: requests pass without per-client limits until it is back', { error: e instanceof Error ? e.message : String(e) });
+  };
+  return { error: say, warn: say };
+}
+
 export interface ClientLimiter {
   /** Counts one request per call on the chat routes (before the body is read). */
   middleware: RequestHandler;
@@ -71,7 +83,7 @@ export interface ClientLimiter {
  * `RateLimit` headers (draft-8) and a 429 in the SPEC's error shape. `store` shares counts across
  * instances (Redis); each fan-out leg counts as one request (SPEC §7).
  */
-export function clientLimiter(config: Config, sharedStore?: Store): ClientLimiter {
+export function clientLimiter(config: Config, sharedStore?: Store, log?: Logger): ClientLimiter {
   const pass: RequestHandler = (_req, _res, next) => next();
   if (!config.clientRpm) return { middleware: pass, chargeLegs: () => pass };
   const store = sharedStore ?? new MemoryStore();
@@ -85,6 +97,7 @@ export function clientLimiter(config: Config, sharedStore?: Store): ClientLimite
     store,
     // A store outage (Redis gone) must not fail requests: they pass, unlimited, until it is back.
     passOnStoreError: true,
+    logger: outageLog(log),
     validate: { ip: false, keyGeneratorIpFallback: false },
     handler: (_req, res, _next, options) => {
       sendError(res, clientRateLimited(config, Number(res.getHeader('Retry-After')) || Math.ceil(options.windowMs / 1000)));
