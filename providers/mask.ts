@@ -9,8 +9,8 @@ export const REDACTED = '[REDACTED]';
 /** Relayed upstream messages (errors, stream error chunks) are cut to this many characters. */
 export const MAX_RELAYED_CHARS = 500;
 
-/** Key-shaped text: OpenRouter (`sk-or-v1-…`) and other `sk-…` keys, and any Bearer credential. */
-const KEY_SHAPED = /\bsk-[A-Za-z0-9_-]{16,}|\bBearer\s+[A-Za-z0-9._~+/=-]{6,}/gi;
+/** Key-shaped text: OpenRouter (`sk-or-v1-…`) and other `sk-…` keys, and a Bearer credential of 16+ characters (not the words "Bearer tokens" in an answer). */
+const KEY_SHAPED = /\bsk-[A-Za-z0-9_-]{16,}|\bBearer\s+[A-Za-z0-9._~+/=-]{16,}/gi;
 /** Characters a key or token is made of: a run of them may be a key cut by a chunk boundary. */
 const TOKEN_CHAR = /[A-Za-z0-9._~+/=-]/;
 /** Beyond this a run is not a key; it is released (masked) so memory stays bounded. */

@@ -7,7 +7,8 @@ describe('maskSecrets', () => {
   test.each([
     ['an OpenRouter key', `bad key ${KEY}.`, `bad key ${REDACTED}.`],
     ['another sk- key', 'key sk-ant-api03-AbCdEf0123456789xyz here', `key ${REDACTED} here`],
-    ['a Bearer credential', 'Authorization: Bearer abcdef.123456', `Authorization: Bearer ${REDACTED}`],
+    ['a Bearer credential', 'Authorization: Bearer abcdef.123456.XYZ_9', `Authorization: Bearer ${REDACTED}`],
+    ['prose about Bearer tokens is left alone', 'Send a Bearer token in the header', 'Send a Bearer token in the header'],
     ["the attempt's key, whatever its shape", `echo ${PLAIN}!`, `echo ${REDACTED}!`],
     ['text without secrets', 'The model is overloaded (sk-short)', 'The model is overloaded (sk-short)'],
   ])('%s', (_name, input, expected) => {
