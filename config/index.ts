@@ -77,7 +77,8 @@ export interface Config {
   protectStatus: boolean;
   bodyLimit: string;
   stateFile?: string;
-  redis?: { url: string; prefix: string };
+  /** `required`: a start with Redis unreachable fails instead of serving from local state. */
+  redis?: { url: string; prefix: string; required: boolean };
   log: { level: string; format: 'json' | 'pretty' };
   ops: OpsConfig;
   providers: ProviderConfig[];
@@ -252,7 +253,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     protectStatus: g.ORCHE_PROTECT_STATUS,
     bodyLimit: g.ORCHE_BODY_LIMIT,
     stateFile: g.ORCHE_STATE_FILE,
-    redis: g.REDIS_URL ? { url: g.REDIS_URL, prefix: g.ORCHE_REDIS_PREFIX } : undefined,
+    redis: g.REDIS_URL ? { url: g.REDIS_URL, prefix: g.ORCHE_REDIS_PREFIX, required: g.ORCHE_REDIS_REQUIRED } : undefined,
     log: { level: g.LOG_LEVEL, format: g.LOG_FORMAT },
     ops: {
       probeIntervalMs: g.ORCHE_PROBE_INTERVAL_MS,

@@ -90,6 +90,7 @@ export const globalSchema = z.object({
   ORCHE_STATE_FILE: z.string().trim().min(1, 'a file path').optional(),
   REDIS_URL: z.string().trim().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').optional(),
   ORCHE_REDIS_PREFIX: z.string().trim().min(1, 'a key prefix such as orche:').default('orche:'),
+  ORCHE_REDIS_REQUIRED: bool.default(false),
   ORCHE_FREE_RPM: int(1).optional(),
   ORCHE_FREE_RPD: int(1).optional(),
   ORCHE_PROVIDERS: z.string().optional(),

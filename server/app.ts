@@ -13,6 +13,7 @@ import { KeyProber, type ProbeSummary } from '../providers/keyProbe';
 import { OpenRouterClient } from '../providers/openrouterClient';
 import { RotationHistory } from '../providers/rotationHistory';
 import { createStore } from '../providers/store';
+import { RedisStore } from '../providers/store/redis';
 import type { StateStore } from '../providers/store/types';
 import { Alerts } from './alerts';
 import type { AppContext } from './context';
@@ -107,6 +108,18 @@ function subscribeLogs(pool: KeyPool, logger: Logger): void {
 }
 
 /** The composition root: everything is built here from a parsed config; no module-level state. */
+/** host:port of a Redis URL, never its credentials. */
+function redisHost(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
+/** How long a start with ORCHE_REDIS_REQUIRED=true waits for Redis. */
+const REDIS_REQUIRED_WAIT_MS = 5000;
+
 export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   const now = deps.now ?? Date.now;
   const logger = deps.logger ?? createLogger({ ...config.log, stream: deps.logStream });
@@ -222,6 +235,11 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
     app,
     ctx,
     async start() {
+      // A deployment that requires its shared state fails to start without it (SPEC §7), rather
+      // than serving from a local state no other instance sees.
+      if (config.redis?.required && store instanceof RedisStore && !(await store.connected(REDIS_REQUIRED_WAIT_MS))) {
+        throw new Error(`redis at ${redisHost(config.redis.url)} did not answer within ${REDIS_REQUIRED_WAIT_MS / 1000} s (ORCHE_REDIS_REQUIRED=true)`);
+      }
       if (config.ops.probeIntervalMs <= 0) return;
       await probeNow();
       prober.schedule(config.ops.probeIntervalMs, logProbe, background('key probe'));

@@ -66,6 +66,6 @@ async function main(): Promise<void> {
 // A failed start exits non-zero at once with one line (SPEC §7): never left to the rejection handler,
 // which would keep a process up that does not listen (a Redis connection holds the event loop).
 main().catch((err: unknown) => {
-  console.error(`orche: failed to start: ${err instanceof StartError || !(err instanceof Error) ? String(err instanceof Error ? err.message : err) : err.stack ?? err.message}`);
+  console.error(`orche: failed to start: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });

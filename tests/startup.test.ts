@@ -64,6 +64,19 @@ describe('a failed start', () => {
     expect(failureLines(proc)).toHaveLength(1);
   });
 
+  test('ORCHE_REDIS_REQUIRED=true and no Redis answers: exits non-zero within seconds, naming the host but no password', async () => {
+    const dead = (busy = createServer((socket) => socket.destroy()));
+    await new Promise<void>((r) => dead.listen(0, '127.0.0.1', () => r()));
+    const port = (dead.address() as { port: number }).port;
+    const { code, ms, proc } = await runToExit({ REDIS_URL: `redis://:s3cret-pass@127.0.0.1:${port}`, ORCHE_REDIS_REQUIRED: 'true' }, 12_000);
+    expect(code).toBe(1);
+    expect(ms).toBeLessThan(10_000);
+    const lines = failureLines(proc);
+    expect(lines).toHaveLength(1);
+    expect(String(lines[0].message)).toBe(`orche: failed to start: redis at 127.0.0.1:${port} did not answer within 5 s (ORCHE_REDIS_REQUIRED=true)`);
+    expect(JSON.stringify(proc.lines)).not.toContain('s3cret-pass');
+  });
+
   test('bad configuration: exits 2 with one configuration error line', async () => {
     const { code, proc } = await runToExit({ ORCHE_MAX_ATTEMPTS: 'many' });
     expect(code).toBe(2);
