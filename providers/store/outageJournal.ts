@@ -1,12 +1,17 @@
+import { randomBytes } from 'node:crypto';
 import type Redis from 'ioredis';
 import type { StoreScripts } from './redisScripts';
 import { counterKey, DAY_MS, dayWindow, MINUTE_MS, minuteWindow, type CoolRequest, type KeyView } from './types';
 
 /**
- * What changed locally while Redis was away, in order, to be merged into Redis when it returns
- * (SPEC §7): the later deadline wins, the later admin action wins, counters add up. A change that
- * no longer matters by then (a deadline past) is dropped. An admin reset of cooldowns during the
- * outage is not replayed: it would clear cooldowns other instances set meanwhile.
+ * What changed locally while Redis was away, to be merged into Redis when it returns (SPEC §7): the
+ * later deadline wins, the later admin action wins, counters add up. A change that no longer matters
+ * by then (a deadline past) is dropped. An admin reset of cooldowns during the outage is not
+ * replayed: it would clear cooldowns other instances set meanwhile.
+ *
+ * Bounded: picks that never reached Redis are summed per counter (a long outage costs a few entries
+ * per key, not one per request); at most MAX_CHANGES other changes are kept, the oldest dropped first
+ * (their deadlines are the likeliest to be past).
  */
 export type Change =
   /** `req.until` is the deadline the local store settled on. */
@@ -16,76 +21,109 @@ export type Change =
   | { kind: 'disabled'; keyId: string; reason: string | null; at: number }
   | { kind: 'account'; account: string; learned: string; at: number }
   | { kind: 'succeed'; view: KeyView; now: number }
-  /** One pick: its budget counters (`account` already resolved), and its id (see rules.ts pickIdMs). */
-  | { kind: 'pick'; id: string; keyId: string; account: string; model: string; free: boolean; now: number };
+  /**
+   * A pick sent to Redis whose reply never came: its script may have run. Its id (rules.ts pickIdMs)
+   * lets Redis tell whether it already counted it.
+   */
+  | { kind: 'pick'; id: string; counters: Counted[] };
+
+/** A pick's budget counter: its name, window and window length, and how many picks it counts. */
+export type Counted = [name: string, window: number, windowMs: number, count: number];
+
+/** The counters one pick moves (`account` already resolved). */
+export function pickCounters(keyId: string, account: string, model: string, free: boolean, now: number): Counted[] {
+  const out: Counted[] = [
+    [counterKey.keyMinute(keyId, model), minuteWindow(now), MINUTE_MS, 1],
+    [counterKey.keyDay(keyId, model), dayWindow(now), DAY_MS, 1],
+  ];
+  if (free) out.push([counterKey.accountMinute(account), minuteWindow(now), MINUTE_MS, 1], [counterKey.accountDay(account), dayWindow(now), DAY_MS, 1]);
+  return out;
+}
+
+export const MAX_CHANGES = 10_000;
 
 export class OutageJournal {
   private changes: Change[] = [];
+  /** Picks made while Redis was known to be away, summed per counter and window. */
+  private counts = new Map<string, Counted>();
+  /** The id of the summed picks' entry: kept until Redis took it, so a lost reply cannot add it twice. */
+  private countsId: string | null = null;
+  dropped = 0;
 
   get size(): number {
-    return this.changes.length;
+    return this.changes.length + this.counts.size;
   }
 
   record(change: Change): void {
     this.changes.push(change);
+    if (this.changes.length > MAX_CHANGES) {
+      this.changes.shift();
+      this.dropped++;
+    }
+  }
+
+  /** A pick that never reached Redis. */
+  count(counters: Counted[]): void {
+    for (const [name, window, windowMs, n] of counters) {
+      const k = `${name}:${window}`;
+      const c = this.counts.get(k);
+      if (c) c[3] += n;
+      else this.counts.set(k, [name, window, windowMs, n]);
+    }
   }
 
   /**
-   * Applies every change to Redis, oldest first; a change is dropped only once Redis took it, so a
-   * merge cut by a new failure resumes where it stopped. A run of picks goes in one script.
+   * Applies every change to Redis, oldest first, then the summed picks; a change is dropped only once
+   * Redis took it, so a merge cut by a new failure resumes where it stopped.
    */
   async mergeInto(redis: Redis & StoreScripts, prefix: string, now: number): Promise<number> {
     let merged = 0;
     while (this.changes.length > 0) {
-      const batch = this.changes[0].kind === 'pick' ? this.takePicks() : [this.changes[0]];
-      await this.apply(redis, prefix, batch, now);
-      this.changes.splice(0, batch.length);
-      merged += batch.length;
+      const c = this.changes[0];
+      await apply(redis, prefix, c, now);
+      this.changes.shift();
+      merged++;
+    }
+    if (this.counts.size > 0) {
+      this.countsId ??= `merge:${randomBytes(8).toString('hex')}`;
+      const counted = [...this.counts.values()].map((c): Counted => [...c]);
+      await redis.orcheAddCounts(prefix, now, this.countsId, counted.length, ...counted.flat());
+      // Picks counted locally during the await join the next entry, under a new id.
+      for (const [name, window, , n] of counted) {
+        const k = `${name}:${window}`;
+        const left = this.counts.get(k)![3] - n;
+        if (left > 0) this.counts.get(k)![3] = left;
+        else this.counts.delete(k);
+      }
+      this.countsId = null;
+      merged += counted.length;
     }
     return merged;
   }
+}
 
-  /** The leading run of picks (taken off the journal only after Redis added them). */
-  private takePicks(): Change[] {
-    let n = 0;
-    while (n < this.changes.length && this.changes[n].kind === 'pick') n++;
-    return this.changes.slice(0, n);
-  }
-
-  private async apply(redis: Redis & StoreScripts, prefix: string, batch: Change[], now: number): Promise<void> {
-    const c = batch[0];
-    switch (c.kind) {
-      case 'cool': {
-        const r = c.req;
-        if (r.until <= now) return;
-        await redis.orcheCool(prefix, c.now, r.keyId, r.account, r.model, r.scope, r.until, r.reason, r.baseMs, r.maxMs, r.strike === false ? 0 : 1);
-        return;
-      }
-      case 'hold':
-        if (c.until > now) await redis.orcheCongest(prefix, c.now, c.gate, c.until, c.reason);
-        return;
-      case 'disabled':
-        await redis.orcheMergeDisabled(prefix, now, c.keyId, c.reason ?? '', c.at);
-        return;
-      case 'account':
-        await redis.orcheMergeAccount(prefix, now, c.account, c.learned, c.at);
-        return;
-      case 'succeed':
-        await redis.orcheSucceed(prefix, c.now, c.view.keyId, c.view.account, c.view.model, c.view.free ? '1' : '0');
-        return;
-      case 'pick': {
-        const args: Array<string | number> = [];
-        for (const p of batch as Array<Extract<Change, { kind: 'pick' }>>) {
-          const counters: Array<[string, number, number]> = [
-            [counterKey.keyMinute(p.keyId, p.model), minuteWindow(p.now), MINUTE_MS],
-            [counterKey.keyDay(p.keyId, p.model), dayWindow(p.now), DAY_MS],
-          ];
-          if (p.free) counters.push([counterKey.accountMinute(p.account), minuteWindow(p.now), MINUTE_MS], [counterKey.accountDay(p.account), dayWindow(p.now), DAY_MS]);
-          args.push(p.id, counters.length, ...counters.flat());
-        }
-        await redis.orcheAddCounts(prefix, now, ...args);
-        return;
-      }
+async function apply(redis: Redis & StoreScripts, prefix: string, c: Change, now: number): Promise<void> {
+  switch (c.kind) {
+    case 'cool': {
+      const r = c.req;
+      if (r.until <= now) return;
+      await redis.orcheCool(prefix, c.now, r.keyId, r.account, r.model, r.scope, r.until, r.reason, r.baseMs, r.maxMs, r.strike === false ? 0 : 1);
+      return;
     }
+    case 'hold':
+      if (c.until > now) await redis.orcheCongest(prefix, c.now, c.gate, c.until, c.reason);
+      return;
+    case 'disabled':
+      await redis.orcheMergeDisabled(prefix, now, c.keyId, c.reason ?? '', c.at);
+      return;
+    case 'account':
+      await redis.orcheMergeAccount(prefix, now, c.account, c.learned, c.at);
+      return;
+    case 'succeed':
+      await redis.orcheSucceed(prefix, c.now, c.view.keyId, c.view.account, c.view.model, c.view.free ? '1' : '0');
+      return;
+    case 'pick':
+      await redis.orcheAddCounts(prefix, now, c.id, c.counters.length, ...c.counters.flat());
+      return;
   }
 }

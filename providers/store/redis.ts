@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import { MemoryStore } from './memory';
-import { OutageJournal } from './outageJournal';
+import { OutageJournal, pickCounters } from './outageJournal';
 import { defineScripts, type StoreScripts } from './redisScripts';
 import { EXPIRY } from './rules';
 import type { StoreLog } from './snapshot';
@@ -95,7 +95,9 @@ export class RedisStore implements StateStore {
 
   private becomeUp(merged: number): void {
     if (this.closed) return;
-    if (this.state === 'down') this.logger.info('redis is back: shared state again', { store: 'redis', merged_changes: merged });
+    const dropped = this.journal.dropped;
+    this.journal.dropped = 0;
+    if (this.state === 'down') this.logger.info('redis is back: shared state again', { store: 'redis', merged_changes: merged, ...(dropped ? { dropped_changes: dropped } : {}) });
     else this.logger.info('redis connected', { store: 'redis', prefix: this.prefix, ...(merged ? { merged_changes: merged } : {}) });
     this.state = 'up';
   }
@@ -144,13 +146,14 @@ export class RedisStore implements StateStore {
   }
 
   /** Redis when it is up, else (or when the call fails) the local store. */
-  private async shared<T>(remote: () => Promise<T>, local: () => Promise<T>): Promise<T> {
-    if (this.state !== 'up') return local();
+  private async shared<T>(remote: () => Promise<T>, local: (sent: boolean) => Promise<T>): Promise<T> {
+    if (this.state !== 'up') return local(false);
     try {
       return await remote();
     } catch (err) {
       this.markDown((err as Error).message);
-      return local();
+      // `sent`: the command went to Redis and may have run there (a timeout, a dropped connection).
+      return local(true);
     }
   }
 
@@ -168,11 +171,12 @@ export class RedisStore implements StateStore {
         const retryAt = Number(r[1]);
         return { keyId: null, retryAt: retryAt < 0 ? null : retryAt, reason: r[2] };
       },
-      async () => {
+      async (sent) => {
         const r = await this.local.pick(plan, now, avoid);
         if (r.keyId !== null) {
-          const c = plan.candidates[r.index];
-          this.journal.record({ kind: 'pick', id, keyId: r.keyId, account: this.local.resolve(c.account, now), model: plan.model, free: plan.free, now: clockMs(now) });
+          const counters = pickCounters(r.keyId, this.local.resolve(plan.candidates[r.index].account, now), plan.model, plan.free, clockMs(now));
+          if (sent) this.journal.record({ kind: 'pick', id, counters });
+          else this.journal.count(counters);
         }
         return r;
       },

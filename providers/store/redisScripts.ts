@@ -306,9 +306,10 @@ return 1
 `;
 
 /**
- * ARGV: P, now, then per pick: pick id, counter count n, then n × (counter name, window, window ms).
- * Picks made while Redis was away add up; a pick Redis already counted (its script ran, its reply
- * timed out) or an earlier merge already added is skipped by its id.
+ * ARGV: P, now, then per entry: its id, a counter count n, then n × (counter name, window, window ms,
+ * count). An entry is one pick, or the picks of an outage summed. They add up, except an entry Redis
+ * has already counted (a pick whose script ran while its reply timed out, or an earlier merge whose
+ * reply was lost): its id is known and it is skipped.
  */
 const ADD_COUNTS = `
 local i = 3
@@ -318,17 +319,17 @@ while i <= #ARGV do
   if redis.call('SET', id, '1', 'NX', 'PX', PICK_ID_MS) then
     added = added + 1
     for j = 0, n - 1 do
-      local b = i + 2 + j * 3
+      local b = i + 2 + j * 4
       local window, windowMs = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
       local ends = (window + 1) * windowMs
       if ends > now then
         local k = counter(ARGV[b], window)
-        redis.call('INCR', k)
+        redis.call('INCRBY', k, ARGV[b + 3])
         redis.call('PEXPIRE', k, num(ends - now + COUNTER_MARGIN_MS))
       end
     end
   end
-  i = i + 2 + n * 3
+  i = i + 2 + n * 4
 end
 return added
 `;
