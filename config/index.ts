@@ -43,6 +43,8 @@ export interface RotationConfig {
   requestTimeoutMs: number;
   /** The whole request, every attempt and wait included. */
   deadlineMs: number;
+  /** A stream is ended (error chunk, [DONE]) after this long, however busy (ORCHE_MAX_STREAM_MS). */
+  maxStreamMs?: number;
 }
 
 /** Operations: key probing, shutdown, alerts (issue 6). */
@@ -59,13 +61,18 @@ export interface OpsConfig {
 export interface Config {
   port: number;
   host: string;
-  upstream: { baseUrl: string; referer?: string; title?: string };
+  /** maxBodyBytes: an upstream JSON body over this is refused (ORCHE_MAX_UPSTREAM_BYTES). */
+  upstream: { baseUrl: string; referer?: string; title?: string; maxBodyBytes: number };
   rotation: RotationConfig;
   budgets: { freeRpm?: number; freeRpd?: number };
   adminToken?: string;
   clientTokens: string[];
   /** Requests per minute per client (token, else IP) on the chat routes; undefined: no limit. */
   clientRpm?: number;
+  /** Express "trust proxy": which hops' X-Forwarded-For decides the client's address (false: none). */
+  trustProxy: false | number | string[];
+  /** Concurrent streams per client identity (fan-out legs count one each); 0: unlimited. */
+  maxStreamsPerClient: number;
   corsOrigins: string[];
   protectStatus: boolean;
   bodyLimit: string;
@@ -223,7 +230,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
   return {
     port: g.PORT,
     host: g.HOST,
-    upstream: { baseUrl: g.OPENROUTER_BASE_URL, referer: g.OPENROUTER_REFERER, title: g.OPENROUTER_TITLE },
+    upstream: { baseUrl: g.OPENROUTER_BASE_URL, referer: g.OPENROUTER_REFERER, title: g.OPENROUTER_TITLE, maxBodyBytes: g.ORCHE_MAX_UPSTREAM_BYTES },
     rotation: {
       cooldownMs: g.ORCHE_COOLDOWN_MS,
       maxCooldownMs: g.ORCHE_MAX_COOLDOWN_MS,
@@ -233,11 +240,14 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
       backoffMaxMs: Math.max(g.ORCHE_BACKOFF_MAX_MS, g.ORCHE_BACKOFF_BASE_MS),
       requestTimeoutMs: g.ORCHE_REQUEST_TIMEOUT_MS,
       deadlineMs: Math.max(g.ORCHE_REQUEST_DEADLINE_MS, g.ORCHE_REQUEST_TIMEOUT_MS),
+      maxStreamMs: g.ORCHE_MAX_STREAM_MS,
     },
     budgets: { freeRpm: g.ORCHE_FREE_RPM, freeRpd: g.ORCHE_FREE_RPD },
     adminToken: g.ORCHE_ADMIN_TOKEN,
     clientTokens: splitList(g.ORCHE_CLIENT_TOKENS),
     clientRpm: g.ORCHE_CLIENT_RPM,
+    trustProxy: g.ORCHE_TRUST_PROXY,
+    maxStreamsPerClient: g.ORCHE_MAX_STREAMS_PER_CLIENT,
     corsOrigins: splitList(g.ORCHE_CORS_ORIGINS),
     protectStatus: g.ORCHE_PROTECT_STATUS,
     bodyLimit: g.ORCHE_BODY_LIMIT,

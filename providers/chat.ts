@@ -72,7 +72,11 @@ export class ChatService {
         outcome = classifyResponse(reply.status, reply.headers, reply.body, this.deps.now());
         return { outcome, value: reply.body };
       } catch (err) {
-        if (err instanceof UpstreamFailure) return { outcome: failureOutcome(err.reason === 'timeout' ? 'timeout' : 'network', err.message) };
+        if (err instanceof UpstreamFailure) {
+          // An answer over the cap would be as large from any key: not retried, and no key is at fault.
+          if (err.reason === 'too_large') return { outcome: { kind: 'client_error', status: 502, reason: 'upstream_too_large', message: err.message, body: undefined } };
+          return { outcome: failureOutcome(err.reason === 'timeout' ? 'timeout' : 'network', err.message) };
+        }
         throw err;
       }
     };
@@ -89,9 +93,10 @@ export class ChatService {
 
   /** Relays an opened stream to its sink, then records on the key what only the stream's end can tell: usage, or a failure. */
   async relayStream(opened: DispatchResult<UpstreamStream>, sink: StreamSink, signal?: AbortSignal): Promise<RelayEnd> {
-    const end = await relayStream(opened.value, sink, { signal, idleTimeoutMs: this.rotation.requestTimeoutMs, now: this.deps.now });
+    const end = await relayStream(opened.value, sink, { signal, idleTimeoutMs: this.rotation.requestTimeoutMs, maxDurationMs: this.rotation.maxStreamMs, now: this.deps.now });
     if (end.usage) this.pool.recordTokens(opened.provider, opened.keyId, end.usage, this.deps.now());
-    if (end.kind === 'failed') await this.pool.recordStreamFailure(opened.provider, opened.keyId, end.outcome, this.deps.now());
+    // A stream orche itself ended (ORCHE_MAX_STREAM_MS) is no failure of the key.
+    if (end.kind === 'failed' && end.outcome.kind !== 'client_error') await this.pool.recordStreamFailure(opened.provider, opened.keyId, end.outcome, this.deps.now());
     return end;
   }
 

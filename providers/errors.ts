@@ -1,3 +1,5 @@
+import { relayedText } from './mask';
+
 /**
  * The errors orche answers with. Route handlers and the dispatcher throw these; one Express handler
  * turns them into the SPEC's error body `{error:{code,type,message,...extra}}`.
@@ -23,7 +25,9 @@ export class ValidationError extends OrcheError {
 
 export class UnknownProviderError extends OrcheError {
   constructor(name: string, valid: string[]) {
-    super(404, 'unknown_provider', `Unknown provider "${name}". Valid providers: ${valid.join(', ')}`, { provider: name, valid_providers: valid });
+    // A client's unknown name is named back only in part.
+    const shown = name.length > 64 ? `${name.slice(0, 64)}…` : name;
+    super(404, 'unknown_provider', `Unknown provider "${shown}". Valid providers: ${valid.join(', ')}`, { provider: shown, valid_providers: valid });
   }
 }
 
@@ -49,7 +53,7 @@ export class UpstreamRateLimitedError extends OrcheError {
       429,
       'upstream_rate_limited',
       `The model of ${provider} is rate-limited upstream (no key is at fault); retry in ${Math.ceil(retryAfterMs / 1000)} s`,
-      { provider, retry_after_ms: retryAfterMs, upstream_message: upstreamMessage },
+      { provider, retry_after_ms: retryAfterMs, upstream_message: relayedText(upstreamMessage) },
       retryHeaders(retryAfterMs),
     );
   }
@@ -86,7 +90,7 @@ export class UpstreamError extends OrcheError {
     super(502, 'upstream_error', `${provider} failed after ${attempts} attempt(s): upstream answered ${upstreamStatus}`, {
       provider,
       upstream_status: upstreamStatus,
-      upstream_message: upstreamMessage,
+      upstream_message: relayedText(upstreamMessage),
       attempts,
     });
   }
@@ -94,13 +98,19 @@ export class UpstreamError extends OrcheError {
 
 export class UpstreamTimeoutError extends OrcheError {
   constructor(provider: string, attempts: number, message: string) {
-    super(504, 'upstream_timeout', `${provider} did not answer in time after ${attempts} attempt(s)`, { provider, attempts, upstream_message: message });
+    super(504, 'upstream_timeout', `${provider} did not answer in time after ${attempts} attempt(s)`, { provider, attempts, upstream_message: relayedText(message) });
   }
 }
 
-/** The upstream refused the request itself (bad request, moderation, unknown model): the client's to fix. */
+/** Error types that keep their outcome's reason; any other rejection is `upstream_rejected`. */
+const OWN_TYPES = new Set(['moderation', 'upstream_too_large']);
+
+/**
+ * The upstream refused the request itself (bad request, moderation, unknown model): the client's to
+ * fix; or answered more than ORCHE_MAX_UPSTREAM_BYTES (502 upstream_too_large), which no retry fixes.
+ */
 export class UpstreamRejectedError extends OrcheError {
   constructor(provider: string, status: number, reason: string, upstreamMessage: string) {
-    super(status, reason === 'moderation' ? 'moderation' : 'upstream_rejected', `${provider}: ${upstreamMessage}`, { provider });
+    super(status, OWN_TYPES.has(reason) ? reason : 'upstream_rejected', `${provider}: ${relayedText(upstreamMessage)}`, { provider });
   }
 }

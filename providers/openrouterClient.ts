@@ -1,12 +1,16 @@
 import http from 'node:http';
 import https from 'node:https';
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable, Transform } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
+import { maskSecrets, SecretMasker } from './mask';
 import type { Headers } from './rateLimit';
 
 export interface ClientOptions {
   baseUrl: string;
   referer?: string;
   title?: string;
+  /** A JSON body over this many bytes is refused and its connection cut (ORCHE_MAX_UPSTREAM_BYTES). */
+  maxBodyBytes?: number;
 }
 
 export interface UpstreamReply {
@@ -24,7 +28,8 @@ export interface StreamReply {
 
 /** The call got no answer: the timeout fired, or the network failed. */
 export class UpstreamFailure extends Error {
-  constructor(readonly reason: 'timeout' | 'network' | 'aborted', message: string) {
+  /** too_large: the answer came but was over ORCHE_MAX_UPSTREAM_BYTES; it was not read further. */
+  constructor(readonly reason: 'timeout' | 'network' | 'aborted' | 'too_large', message: string) {
     super(message);
   }
 }
@@ -54,7 +59,28 @@ interface Call {
   accept?: string;
 }
 
-const MAX_BODY_BYTES = 64 * 1024 * 1024;
+const MAX_BODY_BYTES = 8 * 1024 * 1024;
+
+/**
+ * The upstream's stream with key material masked (SPEC §7): every event, comment and error chunk a
+ * client or a log line may see comes through here. Destroying either end destroys both.
+ */
+function maskedStream(res: Readable, keys: string[]): Readable {
+  const decoder = new StringDecoder('utf8');
+  const masker = new SecretMasker(keys);
+  const out = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      const text = masker.push(decoder.write(chunk));
+      done(null, text ? Buffer.from(text, 'utf8') : undefined);
+    },
+    flush(done) {
+      const text = masker.push(decoder.end()) + masker.end();
+      done(null, text ? Buffer.from(text, 'utf8') : undefined);
+    },
+  });
+  pipeline(res, out, () => undefined);
+  return out;
+}
 
 /**
  * One upstream call per method, on node:http(s) over keep-alive agents; no retries here (the
@@ -67,8 +93,10 @@ export class OpenRouterClient {
   private readonly transport: typeof http | typeof https;
   private readonly agent: http.Agent;
   private readonly headers: Record<string, string>;
+  private readonly maxBodyBytes: number;
 
   constructor(options: ClientOptions) {
+    this.maxBodyBytes = options.maxBodyBytes ?? MAX_BODY_BYTES;
     this.base = new URL(options.baseUrl);
     this.basePath = this.base.pathname.replace(/\/+$/, '');
     const secure = this.base.protocol === 'https:';
@@ -113,16 +141,20 @@ export class OpenRouterClient {
           }
           const chunks: Buffer[] = [];
           let size = 0;
+          // Over the cap the connection is cut (fail destroys the request): nothing more is read or held.
+          const tooLarge = () => new UpstreamFailure('too_large', `The upstream answer is larger than ORCHE_MAX_UPSTREAM_BYTES (${this.maxBodyBytes} bytes)`);
+          if (Number(res.headers['content-length']) > this.maxBodyBytes) return fail(tooLarge());
           res.on('data', (c: Buffer) => {
             size += c.length;
-            if (size > MAX_BODY_BYTES) fail(new UpstreamFailure('network', `upstream body over ${MAX_BODY_BYTES} bytes`));
+            if (size > this.maxBodyBytes) fail(tooLarge());
             else chunks.push(c);
           });
           res.on('end', () => {
             if (settled) return;
             settled = true;
             cleanup();
-            resolve({ res, text: Buffer.concat(chunks).toString('utf8') });
+            // The one place a whole upstream body becomes text: key material goes here (SPEC §7).
+            resolve({ res, text: maskSecrets(Buffer.concat(chunks).toString('utf8'), call.key ? [call.key] : []) });
           });
           // A connection reset mid-body: the response errors or closes before its end.
           res.on('error', () => fail(new UpstreamFailure('network', 'the upstream connection broke mid-body')));
@@ -168,7 +200,7 @@ export class OpenRouterClient {
         res.once('close', () => signal.removeEventListener('abort', onAbort));
       }
     }
-    return { status: res.statusCode ?? 0, headers: res.headers as Headers, stream: res };
+    return { status: res.statusCode ?? 0, headers: res.headers as Headers, stream: maskedStream(res, [key]) };
   }
 
   get(path: string, key: string | undefined, opts: CallOptions): Promise<UpstreamReply> {

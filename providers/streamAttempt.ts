@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Attempt } from './dispatcher';
 import { type OpenRouterClient, parseBody, UpstreamFailure } from './openrouterClient';
 import { classifyResponse, failureOutcome, type Headers, type Outcome } from './rateLimit';
+import { HeldEvents } from './heldEvents';
 import { readSseEvents, type SseEvent } from './sse';
 import { isCommitting } from './streamCommit';
 
@@ -74,13 +75,16 @@ export function streamAttempt(client: OpenRouterClient, body: Record<string, unk
         return { outcome: { ...outcome, kind: 'retry', status: 502, reason: 'not_a_stream', message: 'Upstream answered a stream request with plain JSON' } };
       }
       const events = readSseEvents(reply.stream)[Symbol.asyncIterator]();
-      const head: SseEvent[] = [];
+      // What is read before the commit point is held, within a bound (SPEC §7).
+      const held = new HeldEvents();
       for (;;) {
         const next = await events.next();
         if (next.done) return { outcome: { kind: 'retry', status: 502, reason: 'empty_stream', message: 'Upstream stream ended before any data' } };
-        head.push(next.value);
         const data = next.value.data;
-        if (data === undefined) continue; // `: OPENROUTER PROCESSING` keep-alives
+        if (data === undefined) {
+          held.hold(next.value); // `: OPENROUTER PROCESSING` keep-alives; beyond the bound, dropped
+          continue;
+        }
         // An error before the stream commits is treated like its status: a 429 chunk rotates like a 429 answer.
         const chunk = data === '[DONE]' ? {} : parseBody(data);
         const outcome = classifyResponse(200, reply.headers, chunk, opts.now());
@@ -88,8 +92,10 @@ export function streamAttempt(client: OpenRouterClient, body: Record<string, unk
           abort();
           return { outcome };
         }
-        // The empty role delta commits nothing: held, and replayed to the client with what follows.
-        if (data !== '[DONE]' && !isCommitting(chunk)) continue;
+        // The empty role delta commits nothing: held, and replayed to the client with what follows —
+        // unless the held events reach the bound: then it commits here rather than being held without end.
+        if (data !== '[DONE]' && !isCommitting(chunk) && held.hold(next.value)) continue;
+        const head = held.commit(next.value);
         return { outcome, value: { head, rest: events, abort, release: () => release(events, abort) } };
       }
     } catch (err) {

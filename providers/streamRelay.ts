@@ -1,3 +1,4 @@
+import { relayedText, relayedValue } from './mask';
 import { carriedError, classifyResponse, failureOutcome, type Outcome } from './rateLimit';
 import type { SseEvent, StreamError } from './sse';
 import type { UpstreamStream } from './streamAttempt';
@@ -34,6 +35,8 @@ export interface RelayOptions {
   signal?: AbortSignal;
   /** The longest silence allowed between two upstream events. */
   idleTimeoutMs: number;
+  /** The longest a relay may last, however busy the stream (ORCHE_MAX_STREAM_MS); none when unset. */
+  maxDurationMs?: number;
   now: () => number;
 }
 
@@ -75,6 +78,12 @@ export async function relayStream(up: UpstreamStream, sink: StreamSink, opts: Re
   signal?.addEventListener('abort', onAbort, { once: true });
   const seen: Seen = {};
   const head = [...up.head];
+  const endsAt = opts.maxDurationMs === undefined ? Infinity : opts.now() + opts.maxDurationMs;
+  // Ended by orche's bound, not by the upstream or the key: recorded as nobody's failure.
+  const tooLong = () => {
+    const message = `The stream reached ORCHE_MAX_STREAM_MS (${opts.maxDurationMs} ms) and was ended`;
+    return failed({ code: 504, message, metadata: { reason: 'max_stream_duration' } }, { kind: 'client_error', status: 504, reason: 'max_stream_duration', message, body: undefined });
+  };
   const gone = (): RelayEnd => {
     up.abort();
     return { kind: 'client_gone', ...seen };
@@ -87,11 +96,14 @@ export async function relayStream(up: UpstreamStream, sink: StreamSink, opts: Re
   try {
     for (;;) {
       if (signal?.aborted) return gone();
+      const left = endsAt - opts.now();
+      if (left <= 0) return await tooLong();
       let ev: SseEvent | undefined;
       try {
-        ev = head.shift() ?? (await nextWithin(up, opts.idleTimeoutMs));
+        ev = head.shift() ?? (await nextWithin(up, Math.min(opts.idleTimeoutMs, left)));
       } catch (err) {
         if (signal?.aborted) return gone();
+        if (err instanceof IdleTimeout && left < opts.idleTimeoutMs) return await tooLong();
         if (err instanceof IdleTimeout) {
           const message = `Upstream sent nothing for ${opts.idleTimeoutMs} ms`;
           return await failed({ code: 504, message, metadata: { reason: 'timeout' } }, failureOutcome('timeout', message));
@@ -112,9 +124,11 @@ export async function relayStream(up: UpstreamStream, sink: StreamSink, opts: Re
       const error = carriedError(chunk);
       if (error) {
         const outcome = classifyResponse(200, {}, chunk, opts.now());
-        const message = typeof error.message === 'string' ? error.message : 'Upstream error';
-        const code = typeof error.code === 'number' || typeof error.code === 'string' ? error.code : outcome.status;
-        return await failed({ code, message, metadata: error.metadata }, outcome);
+        // The upstream's own words go to the client: masked and capped like every relayed message.
+        const message = typeof error.message === 'string' ? relayedText(error.message) : 'Upstream error';
+        const code = typeof error.code === 'number' || (typeof error.code === 'string' && error.code.length <= 64) ? error.code : outcome.status;
+        const metadata = relayedValue(error.metadata) as Record<string, unknown> | undefined;
+        return await failed({ code, message, ...(metadata && typeof metadata === 'object' ? { metadata } : {}) }, outcome);
       }
       if (chunk?.usage && typeof chunk.usage === 'object') seen.usage = chunk.usage;
       if (typeof chunk?.model === 'string') seen.model = chunk.model;

@@ -3,8 +3,6 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { Duplex, Writable } from 'node:stream';
 import express, { type Express } from 'express';
-import Redis from 'ioredis';
-import { RedisStore as RateLimitRedisStore } from 'rate-limit-redis';
 import type { Config } from '../config';
 import { OrcheError } from '../providers/errors';
 import { sleep as realSleep } from '../providers/backoff';
@@ -19,6 +17,10 @@ import type { StateStore } from '../providers/store/types';
 import { Alerts } from './alerts';
 import type { AppContext } from './context';
 import { dashboardRoutes } from './dashboard';
+import { clientLimitRedis } from './clientLimitStore';
+import { streamLimit } from './clientStreams';
+import { methodNotAllowed, singleQueryValues, verifyJsonDepth } from './requestShape';
+import { safeOrigin } from './exposure';
 import { createLogger, type Logger } from './logger';
 import { Metrics } from './metrics';
 import { clientAuth, errorHandler, notFound, requestId, requestLog } from './middleware';
@@ -31,6 +33,7 @@ import { v1Routes } from './routes/v1';
 import { clientLimiter, corsPolicy, securityHeaders, STATUS_PATHS, statusAuth } from './security';
 import { drainServer, InFlight } from './shutdown';
 import { UsageTracker } from './usage';
+import { LIMITS } from './validation';
 
 import { version as VERSION } from '../package.json';
 
@@ -82,6 +85,14 @@ function answerMalformed(err: NodeJS.ErrnoException, socket: Duplex): void {
 
 /** The routes that spend keys: client tokens and per-client limits apply here. */
 const CHAT_PATHS = ['/api/chat', '/v1/chat'];
+const FANOUT_PATH = '/api/chat/fanout';
+
+/** How many upstream calls a fan-out body asks for: its distinct providers, else every configured one. */
+function fanoutLegs(body: unknown, pool: KeyPool): number {
+  const providers = (body as { providers?: unknown } | undefined)?.providers;
+  if (Array.isArray(providers)) return Math.min(new Set(providers.map((p) => String(p).toLowerCase())).size, LIMITS.fanoutProviders);
+  return pool.list().filter((p) => p.keys.size > 0).length;
+}
 
 function subscribeLogs(pool: KeyPool, logger: Logger): void {
   const iso = (t: number) => new Date(t).toISOString();
@@ -147,32 +158,29 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   };
 
   // Per-client limits are shared across instances through Redis when there is one.
-  const limiterRedis =
-    config.redis && config.clientRpm
-      ? new Redis(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000 })
-      : undefined;
-  limiterRedis?.on('error', () => undefined); // outages are handled by passOnStoreError; the store reports health
-  const limiterStore = limiterRedis
-    ? new RateLimitRedisStore({
-        prefix: `${config.redis!.prefix}client-rl:`,
-        sendCommand: (command: string, ...args: string[]) => limiterRedis.call(command, ...args) as Promise<number>,
-      })
-    : undefined;
+  const limiterRedis = config.redis && config.clientRpm ? clientLimitRedis(config.redis.url, `${config.redis.prefix}client-rl:`) : undefined;
 
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  app.set('trust proxy', 'loopback');
+  app.set('trust proxy', config.trustProxy);
   app.use(inflight.middleware);
   app.use(requestId);
   app.use(requestLog(logger, now));
   app.use(metrics.middleware(now));
   app.use(securityHeaders);
   app.use(corsPolicy(config.corsOrigins));
+  app.use(methodNotAllowed(app));
   app.use(STATUS_PATHS, statusAuth(config));
-  app.use(CHAT_PATHS, clientAuth(config.clientTokens), clientLimiter(config, limiterStore));
-  app.use(express.json({ limit: config.bodyLimit }));
+  const limiter = clientLimiter(config, limiterRedis?.store, logger);
+  app.use(CHAT_PATHS, clientAuth(config.clientTokens), limiter.middleware);
+  app.use(singleQueryValues);
+  app.use(express.json({ limit: config.bodyLimit, verify: verifyJsonDepth }));
+  // A fan-out makes one upstream call per leg: each counts against the client's limits (SPEC §7).
+  const legs = (req: express.Request) => ((req.baseUrl + req.path).replace(/\/+$/, '') === FANOUT_PATH ? fanoutLegs(req.body, pool) : 1);
+  app.post(FANOUT_PATH, limiter.chargeLegs(legs));
+  app.use(CHAT_PATHS, streamLimit(config.maxStreamsPerClient, config.clientTokens, legs));
   app.use(statusRoutes(ctx));
   app.use(chatRoutes(ctx));
   app.use(v1Routes(ctx));
@@ -208,7 +216,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
     async checkModels() {
       const listed = await client.listModels();
       if (!listed) {
-        logger.warn('model check skipped: the upstream /models did not answer', { base_url: config.upstream.baseUrl });
+        logger.warn('model check skipped: the upstream /models did not answer', { base_url: safeOrigin(config.upstream.baseUrl) });
         return;
       }
       const missing = [...new Set(config.providers.filter((p) => p.keys.length > 0).map((p) => p.model))].filter((m) => !listed.includes(m));

@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from '../config';
 import { createApp } from './app';
+import { warnExposure } from './exposure';
 import { installProcessSafety } from './processSafety';
 
 /** The entry point: read the environment, build the app, listen, handle signals. */
@@ -16,6 +17,7 @@ async function main(): Promise<void> {
   }
   const orche = createApp(config, { loadConfig: () => loadConfig() });
   const log = orche.ctx.logger;
+  warnExposure(config, log);
   installProcessSafety(log, () => orche.ctx.processErrors++);
   // Keys the upstream rejects are disabled before the first request can reach them.
   await orche.start();

@@ -2,6 +2,7 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { OrcheError } from '../providers/errors';
 import type { Logger } from './logger';
+import { tooDeepError } from './requestShape';
 
 const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -62,6 +63,7 @@ export function errorHandler(logger: Logger) {
     void _next;
     if (err instanceof OrcheError) return sendError(res, err);
     const e = err as { type?: string; status?: number; statusCode?: number; limit?: number };
+    if (e?.type === 'entity.too.deep') return sendError(res, tooDeepError());
     if (e?.type === 'entity.parse.failed') return sendError(res, new OrcheError(400, 'invalid_json', 'The request body is not valid JSON'));
     if (e?.type === 'entity.too.large') {
       return sendError(res, new OrcheError(413, 'payload_too_large', `The request body is larger than the limit (${e.limit} bytes)`));
@@ -75,8 +77,10 @@ export function errorHandler(logger: Logger) {
   };
 }
 
+/** An unknown path is named back only in part: a client's 5 KB path is not echoed at full length. */
 export const notFound: RequestHandler = (req) => {
-  throw new OrcheError(404, 'not_found', `No route for ${req.method} ${req.path}`);
+  const path = req.path.length > 64 ? `${req.path.slice(0, 64)}…` : req.path;
+  throw new OrcheError(404, 'not_found', `No route for ${req.method} ${path}`);
 };
 
 function digest(s: string): Buffer {

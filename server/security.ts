@@ -1,9 +1,10 @@
-import { createHash } from 'node:crypto';
 import cors from 'cors';
-import type { RequestHandler } from 'express';
-import { ipKeyGenerator, rateLimit, type Store } from 'express-rate-limit';
+import type { Request, RequestHandler } from 'express';
+import { MemoryStore, rateLimit, type Store } from 'express-rate-limit';
 import type { Config } from '../config';
 import { OrcheError } from '../providers/errors';
+import { clientIdentity } from './clientIdentity';
+import type { Logger } from './logger';
 import { bearerMatches, sendError } from './middleware';
 
 /** Headers for an API that serves JSON to browsers; the dashboard sets its own CSP. */
@@ -31,6 +32,8 @@ export function corsPolicy(origins: string[]): RequestHandler {
   });
 }
 
+const WINDOW_MS = 60_000;
+
 /** Routes that show key state; private with ORCHE_PROTECT_STATUS=true (liveness and readiness stay open). */
 export const STATUS_PATHS = ['/status', '/api/key-status', '/api/models', '/api/rotations', '/api/usage', '/metrics'];
 
@@ -48,37 +51,71 @@ export function statusAuth(config: Config): RequestHandler {
   };
 }
 
-/** Who a client is for its rate limit: its token (hashed, never stored in clear), else its IP. */
-function clientKey(authorization: string | undefined, ip: string | undefined): string {
-  const m = authorization ? /^Bearer\s+(\S+)/i.exec(authorization) : null;
-  if (m) return `t:${createHash('sha256').update(m[1]).digest('hex').slice(0, 24)}`;
-  return `ip:${ipKeyGenerator(ip ?? 'unknown')}`;
+function clientRateLimited(config: Config, retryAfterS: number): OrcheError {
+  return new OrcheError(429, 'client_rate_limited', `Too many requests from this client: the limit is ${config.clientRpm} per minute`, {
+    retry_after_ms: retryAfterS * 1000,
+  }, { 'Retry-After': String(retryAfterS) });
+}
+
+/** The limiter's store errors as one warn line a minute (not one per request, not on stderr). */
+function outageLog(log: Logger | undefined): { error: (e: unknown, m?: string) => void; warn: (e: unknown, m?: string) => void } {
+  let last = -Infinity;
+  const say = (e: unknown) => {
+    if (Date.now() - last < WINDOW_MS) return;
+    last = Date.now();
+    log?.warn('client limit store unavailable: requests pass without per-client limits until it is back', { error: e instanceof Error ? e.message : String(e) });
+  };
+  return { error: say, warn: say };
+}
+
+export interface ClientLimiter {
+  /** Counts one request per call on the chat routes (before the body is read). */
+  middleware: RequestHandler;
+  /**
+   * After the body is read: a request that makes `legs` upstream calls (a fan-out) is charged the
+   * legs beyond the one already counted, and refused when that passes the limit.
+   */
+  chargeLegs(legs: (req: Request) => number): RequestHandler;
 }
 
 /**
- * ORCHE_CLIENT_RPM requests per minute per client on the chat routes, with the IETF `RateLimit`
- * headers (draft-8) and a 429 in the SPEC's error shape. `store` shares counts across instances (Redis).
+ * ORCHE_CLIENT_RPM requests per minute per client identity on the chat routes, with the IETF
+ * `RateLimit` headers (draft-8) and a 429 in the SPEC's error shape. `store` shares counts across
+ * instances (Redis); each fan-out leg counts as one request (SPEC §7).
  */
-export function clientLimiter(config: Config, store?: Store): RequestHandler {
-  if (!config.clientRpm) return (_req, _res, next) => next();
-  return rateLimit({
-    windowMs: 60_000,
+export function clientLimiter(config: Config, sharedStore?: Store, log?: Logger): ClientLimiter {
+  const pass: RequestHandler = (_req, _res, next) => next();
+  if (!config.clientRpm) return { middleware: pass, chargeLegs: () => pass };
+  const store = sharedStore ?? new MemoryStore();
+  const key = (req: Request) => clientIdentity(req, config.clientTokens);
+  const middleware = rateLimit({
+    windowMs: WINDOW_MS,
     limit: config.clientRpm,
     standardHeaders: 'draft-8',
     legacyHeaders: false,
-    keyGenerator: (req) => clientKey(req.get('authorization'), req.ip),
+    keyGenerator: key,
     store,
     // A store outage (Redis gone) must not fail requests: they pass, unlimited, until it is back.
     passOnStoreError: true,
+    logger: outageLog(log),
     validate: { ip: false, keyGeneratorIpFallback: false },
     handler: (_req, res, _next, options) => {
-      const retryAfter = Number(res.getHeader('Retry-After')) || Math.ceil(options.windowMs / 1000);
-      sendError(
-        res,
-        new OrcheError(429, 'client_rate_limited', `Too many requests from this client: the limit is ${config.clientRpm} per minute`, {
-          retry_after_ms: retryAfter * 1000,
-        }, { 'Retry-After': String(retryAfter) }),
-      );
+      sendError(res, clientRateLimited(config, Number(res.getHeader('Retry-After')) || Math.ceil(options.windowMs / 1000)));
     },
   });
+  const chargeLegs = (legs: (req: Request) => number): RequestHandler => async (req, _res, next) => {
+    const extra = Math.max(0, legs(req) - 1);
+    let hits: { totalHits: number; resetTime?: Date } | undefined;
+    try {
+      for (let i = 0; i < extra; i++) hits = await store.increment(key(req));
+    } catch {
+      return next(); // as above: an outage lets the request pass
+    }
+    if (hits && hits.totalHits > config.clientRpm!) {
+      const retryAfter = Math.max(1, Math.ceil(((hits.resetTime?.getTime() ?? Date.now() + WINDOW_MS) - Date.now()) / 1000));
+      return next(clientRateLimited(config, retryAfter));
+    }
+    next();
+  };
+  return { middleware, chargeLegs };
 }

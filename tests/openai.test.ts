@@ -96,13 +96,13 @@ test('bad bodies are 400s the client maps to BadRequestError; an unknown model i
 });
 
 test('with ORCHE_CLIENT_TOKENS the Bearer token is checked on /v1 and /api chat routes', async () => {
-  const s = await kimiStack({ ORCHE_CLIENT_TOKENS: 'client-token-1,client-token-2' });
+  const s = await kimiStack({ ORCHE_CLIENT_TOKENS: 'client-token-one-1,client-token-two-2' });
   const wrong = await client(s, 'nope').chat.completions.create({ model: 'kimi', messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
   expect(wrong).toBeInstanceOf(OpenAI.PermissionDeniedError);
-  const ok = await client(s, 'client-token-2').chat.completions.create({ model: 'kimi', messages: [{ role: 'user', content: 'hi' }] });
+  const ok = await client(s, 'client-token-two-2').chat.completions.create({ model: 'kimi', messages: [{ role: 'user', content: 'hi' }] });
   expect(ok.choices[0].message.content).toMatch(/Hello from/);
   expect((await s.http.post('/api/chat').send({ provider: 'kimi', messages: hi })).status).toBe(401);
   expect((await s.http.post('/api/chat/fanout').send({ messages: hi })).status).toBe(401);
-  expect((await s.http.post('/api/chat').set('Authorization', 'Bearer client-token-1').send({ provider: 'kimi', messages: hi })).status).toBe(200);
+  expect((await s.http.post('/api/chat').set('Authorization', 'Bearer client-token-one-1').send({ provider: 'kimi', messages: hi })).status).toBe(200);
   expect(s.sim.calls).toHaveLength(2);
 });

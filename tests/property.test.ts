@@ -54,8 +54,17 @@ const jsonish = fc.oneof(
   fc.record({ messages: fc.constant(hi), providers: fc.anything(), timeout_ms: fc.anything() }, { requiredKeys: [] }),
 );
 
+/** JSON nested `depth` levels (arrays, objects or both), inside an otherwise plausible chat body. */
+const deepJson = fc.record({ depth: fc.integer({ min: 1, max: 20_000 }), kind: fc.constantFrom('array', 'object', 'mixed'), field: fc.constantFrom('x', 'messages', 'tools', 'provider') }).map(({ depth, kind, field }) => {
+  const open = kind === 'array' ? '[' : kind === 'object' ? '{"a":' : '[{"a":';
+  const close = kind === 'array' ? ']' : kind === 'object' ? '}' : '}]';
+  const reps = kind === 'mixed' ? Math.ceil(depth / 2) : depth;
+  return { depth: kind === 'mixed' ? reps * 2 : depth, text: `{"provider":"kimi","model":"kimi","messages":[{"role":"user","content":"hi"}],"${field}":${open.repeat(reps)}${kind === 'array' ? '' : '1'}${close.repeat(reps)}}` };
+});
+
 const body = fc.oneof(
   jsonish.map((v) => Buffer.from(JSON.stringify(v) ?? 'null')),
+  deepJson.map((d) => Buffer.from(d.text)),
   fc.string({ maxLength: 200 }).map((s) => Buffer.from(s)),
   fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
   fc.constant(undefined),
@@ -107,6 +116,48 @@ test('no input yields a 5xx, every error has the error shape, the process lives,
   expect((await stack.http.get('/health')).status).toBe(200);
   expect(await keyStates()).toBe(before);
 }, 120_000);
+
+test('JSON nested past 64 levels is a 400 too_deep on every JSON route, whatever the shape; never a 5xx', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.constantFrom('/api/chat', '/api/chat/fanout', '/v1/chat/completions', '/api/keys/reset'), deepJson.filter((d) => d.depth > 66), async (path, d) => {
+      const res = await send({ method: 'POST', path, headers: { 'content-type': 'application/json', authorization: 'Bearer wrong' }, body: Buffer.from(d.text) });
+      // The admin route checks its token first; the body is still never a 5xx.
+      if (path === '/api/keys/reset') return void expect(res.status).toBeLessThan(500);
+      expect([path, d.depth, res.status, JSON.parse(res.text).error.type]).toEqual([path, d.depth, 400, 'too_deep']);
+    }),
+    { numRuns: 60 },
+  );
+}, 60_000);
+
+/** Every route and the methods it serves (HEAD comes with GET). */
+const ROUTES: Record<string, string[]> = {
+  '/health': ['GET', 'HEAD'],
+  '/ready': ['GET', 'HEAD'],
+  '/status': ['GET', 'HEAD'],
+  '/api/key-status': ['GET', 'HEAD'],
+  '/api/key-status/kimi': ['GET', 'HEAD'],
+  '/api/models': ['GET', 'HEAD'],
+  '/api/rotations': ['GET', 'HEAD'],
+  '/api/chat': ['POST'],
+  '/api/chat/fanout': ['POST'],
+  '/v1/chat/completions': ['POST'],
+  '/v1/models': ['GET', 'HEAD'],
+  '/api/keys/reset': ['POST'],
+  '/api/keys/abc/disable': ['POST'],
+  '/api/keys/abc/reactivate': ['POST'],
+};
+
+test('a known path asked with a method it does not serve is a 405 with Allow naming the ones it does', async () => {
+  const wrong = fc.constantFrom(...Object.keys(ROUTES)).chain((path) => fc.tuple(fc.constant(path), fc.constantFrom(...['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD'].filter((m) => !ROUTES[path].includes(m)))));
+  await fc.assert(
+    fc.asyncProperty(wrong, body, async ([path, method], b) => {
+      const res = await send({ method, path, headers: { 'content-type': 'application/json' }, body: b });
+      expect([method, path, res.status, res.headers.allow]).toEqual([method, path, 405, ROUTES[path].join(', ')]);
+      if (method !== 'HEAD') expect(JSON.parse(res.text).error.type).toBe('method_not_allowed');
+    }),
+    { numRuns: 150 },
+  );
+});
 
 test('malformed HTTP gets a 400 in the error shape from the server itself', async () => {
   const net = await import('node:net');

@@ -10,26 +10,26 @@ const start = (env: Record<string, string> = {}) => startStack({ PROVIDER_KIMI_A
 const chatBody = { provider: 'kimi', messages: hi };
 
 test('ORCHE_CLIENT_TOKENS: chat routes need a token: 401 without, 403 wrong, 200 right; status routes stay open', async () => {
-  await start({ ORCHE_CLIENT_TOKENS: 'tok-alpha-123, tok-beta-456' });
+  await start({ ORCHE_CLIENT_TOKENS: 'tok-alpha-123-client, tok-beta-456-client' });
   const none = await stack.http.post('/api/chat').send(chatBody);
   expect(none.status).toBe(401);
   expect(none.body.error).toMatchObject({ code: 401, type: 'unauthorized' });
   const wrong = await stack.http.post('/api/chat').set('Authorization', 'Bearer tok-gamma').send(chatBody);
   expect(wrong.status).toBe(403);
   expect(wrong.body.error.type).toBe('forbidden');
-  expect((await stack.http.post('/api/chat').set('Authorization', 'Bearer tok-beta-456').send(chatBody)).status).toBe(200);
+  expect((await stack.http.post('/api/chat').set('Authorization', 'Bearer tok-beta-456-client').send(chatBody)).status).toBe(200);
   expect((await stack.http.post('/api/chat/fanout').send({ messages: hi })).status).toBe(401);
   expect((await stack.http.get('/api/key-status')).status).toBe(200);
   expect(stack.sim.calls).toHaveLength(1);
 });
 
 test('ORCHE_PROTECT_STATUS=true: status routes need a client or admin token; /health and /ready stay open', async () => {
-  await start({ ORCHE_PROTECT_STATUS: 'true', ORCHE_CLIENT_TOKENS: 'tok-alpha-123', ORCHE_ADMIN_TOKEN: 'admin-token-xyz' });
+  await start({ ORCHE_PROTECT_STATUS: 'true', ORCHE_CLIENT_TOKENS: 'tok-alpha-123-client', ORCHE_ADMIN_TOKEN: 'admin-token-xyz' });
   for (const path of ['/status', '/api/key-status', '/api/key-status/kimi', '/api/models', '/api/rotations']) {
     const res = await stack.http.get(path);
     expect([path, res.status, res.body.error?.type]).toEqual([path, 401, 'unauthorized']);
   }
-  expect((await stack.http.get('/status').set('Authorization', 'Bearer tok-alpha-123')).status).toBe(200);
+  expect((await stack.http.get('/status').set('Authorization', 'Bearer tok-alpha-123-client')).status).toBe(200);
   expect((await stack.http.get('/api/key-status').set('Authorization', 'Bearer admin-token-xyz')).status).toBe(200);
   expect((await stack.http.get('/api/key-status').set('Authorization', 'Bearer nope')).status).toBe(403);
   expect((await stack.http.get('/health')).status).toBe(200);
@@ -61,18 +61,18 @@ test('security headers on every response', async () => {
 });
 
 test('ORCHE_CLIENT_RPM: per token, with RateLimit headers and a 429 in the error shape', async () => {
-  await start({ ORCHE_CLIENT_RPM: '3', ORCHE_CLIENT_TOKENS: 'tok-one-1111,tok-two-2222' });
+  await start({ ORCHE_CLIENT_RPM: '3', ORCHE_CLIENT_TOKENS: 'tok-one-1111-client,tok-two-2222-client' });
   const as = (t: string) => stack.http.post('/api/chat').set('Authorization', `Bearer ${t}`).send(chatBody);
-  const first = await as('tok-one-1111');
+  const first = await as('tok-one-1111-client');
   expect(first.headers['ratelimit-policy']).toMatch(/q=3; w=60/);
   expect(first.headers['ratelimit']).toMatch(/r=2/);
-  await as('tok-one-1111');
-  await as('tok-one-1111');
-  const over = await as('tok-one-1111');
+  await as('tok-one-1111-client');
+  await as('tok-one-1111-client');
+  const over = await as('tok-one-1111-client');
   expect(over.status).toBe(429);
   expect(over.body.error).toMatchObject({ code: 429, type: 'client_rate_limited' });
   expect(Number(over.headers['retry-after'])).toBeGreaterThan(0);
-  expect((await as('tok-two-2222')).status).toBe(200);
+  expect((await as('tok-two-2222-client')).status).toBe(200);
   expect(stack.sim.calls).toHaveLength(4);
 });
 

@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { MemoryStore, type MemoryState } from './memory';
 import type { StateSection, StoreHealth } from './types';
@@ -131,14 +132,26 @@ export class SnapshotStore extends MemoryStore {
     const sections: Record<string, unknown> = { ...this.savedSections };
     for (const [name, s] of this.sections) sections[name] = s.save();
     const file: SnapshotFile = { format: FORMAT, version: VERSION, saved_at: this.now(), state: this.exportState(this.now()), sections };
-    const tmp = `${this.path}.${process.pid}.tmp`;
+    // Never through a link (SPEC §7): a fresh unguessable temp name, created exclusively (O_EXCL fails
+    // on any existing name, a planted link included), readable by orche's user only; the rename then
+    // replaces the file's name itself. A folder orche creates is private too.
+    const tmp = `${this.path}.${randomBytes(8).toString('hex')}.tmp`;
+    let created = false;
     try {
-      mkdirSync(dirname(this.path), { recursive: true });
-      await writeFile(tmp, JSON.stringify(file));
+      mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+      const fh = await open(tmp, 'wx', 0o600);
+      created = true;
+      try {
+        await fh.writeFile(JSON.stringify(file));
+      } finally {
+        await fh.close();
+      }
       await rename(tmp, this.path);
+      created = false;
       if (this.lastError) this.logger.info('state snapshot written again', { path: this.path });
       this.lastError = undefined;
     } catch (err) {
+      if (created) await unlink(tmp).catch(() => undefined);
       const message = (err as Error).message;
       // One line per kind of failure, not one per change.
       if (message !== this.lastError) this.logger.warn('state snapshot could not be written', { path: this.path, error: message });

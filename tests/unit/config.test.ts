@@ -42,7 +42,7 @@ describe('parseConfig', () => {
     const c = parseConfig({ PROVIDER_KIMI_API_KEY: KEY_A }, tempDir());
     expect(c.port).toBe(8002);
     expect(c.host).toBe('0.0.0.0');
-    expect(c.upstream).toEqual({ baseUrl: 'https://openrouter.ai/api/v1', referer: undefined, title: undefined });
+    expect(c.upstream).toEqual({ baseUrl: 'https://openrouter.ai/api/v1', referer: undefined, title: undefined, maxBodyBytes: 8 * 1024 * 1024 });
     // Every documented default (SPEC §2); fields added later do not break this test.
     expect(c.rotation).toMatchObject({
       cooldownMs: 60_000,
@@ -76,6 +76,14 @@ describe('parseConfig', () => {
     ['PROVIDER_KIMI_FALLBACK', 'nope'],
     ['PORT', '99999'],
     ['LOG_FORMAT', 'xml'],
+    // SPEC §7: guessable client tokens and admin tokens with spaces are refused at start-up.
+    ['ORCHE_CLIENT_TOKENS', 'tok-alpha-123'],
+    ['ORCHE_CLIENT_TOKENS', 'a-long-enough-client-token,short-one'],
+    ['ORCHE_ADMIN_TOKEN', 'admin token with spaces'],
+    ['ORCHE_TRUST_PROXY', 'true'],
+    ['ORCHE_TRUST_PROXY', '10.0.0.0/99'],
+    ['ORCHE_MAX_UPSTREAM_BYTES', '10'],
+    ['ORCHE_MAX_STREAMS_PER_CLIENT', '-1'],
   ])('bad value %s=%s → ConfigError naming the variable, without any key', (variable, value) => {
     const err = configError({ PROVIDER_KIMI_API_KEY: SECRET, PROVIDER_GLM45_BACKUP_KEYS: `team1:${SECRET}x`, [variable]: value });
     expect(err).toBeInstanceOf(ConfigError);
@@ -83,6 +91,25 @@ describe('parseConfig', () => {
     expect(err.message.startsWith(`${variable}: expected `)).toBe(true);
     expect(err.message).not.toContain(SECRET);
     expect(err.message).not.toContain('sk-or-');
+  });
+
+  test('a refused token is never echoed in the message', () => {
+    expect(configError({ PROVIDER_KIMI_API_KEY: KEY_A, ORCHE_CLIENT_TOKENS: 'short-secret-1' }).message).not.toContain('short-secret-1');
+    expect(configError({ PROVIDER_KIMI_API_KEY: KEY_A, ORCHE_ADMIN_TOKEN: 'adm secret 99' }).message).not.toContain('adm secret 99');
+  });
+
+  test.each([
+    ['false', false],
+    ['2', 2],
+    ['loopback', ['loopback']],
+    ['10.0.0.0/8, 192.168.1.7, fd00::/8', ['10.0.0.0/8', '192.168.1.7', 'fd00::/8']],
+  ])('ORCHE_TRUST_PROXY=%s', (value, expected) => {
+    expect(parseConfig({ PROVIDER_KIMI_API_KEY: KEY_A, ORCHE_TRUST_PROXY: value }).trustProxy).toEqual(expected);
+  });
+
+  test('exposure defaults: no proxy trusted, 8 MiB upstream bodies, 10-minute streams, 20 streams per client', () => {
+    const c = parseConfig({ PROVIDER_KIMI_API_KEY: KEY_A });
+    expect([c.trustProxy, c.upstream.maxBodyBytes, c.rotation.maxStreamMs, c.maxStreamsPerClient]).toEqual([false, 8 * 1024 * 1024, 600_000, 20]);
   });
 
   test('a fallback to the provider itself → ConfigError naming the variable', () => {

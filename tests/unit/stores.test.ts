@@ -2,7 +2,7 @@
  * Every state store against the same contract, then what only one of them does: the snapshot's file,
  * Redis's expiry and key names, and Redis's local fallback.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
@@ -182,4 +182,30 @@ test('RedisStore with no Redis serves from local state, says so once, and report
   await new Promise((r) => setTimeout(r, 400)); // a few reconnect attempts
   expect(log.lines.filter((l) => l.level === 'warn')).toHaveLength(1);
   await store.close();
+});
+
+describe('SnapshotStore writes without following links (SPEC §7)', () => {
+  test('a link planted at the old temp name or at any name next to the file is not followed; file 0600, new folder 0700', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'orche-state-'));
+    dirs.push(root);
+    const victim = join(root, 'victim.txt');
+    writeFileSync(victim, 'do not touch');
+    const folder = join(root, 'state');
+    const path = join(folder, 'state.json');
+    const store = new SnapshotStore(path, { logger: recordingLog(), now: () => T });
+    await store.setDisabled('c', 'invalid_key');
+    await store.flush();
+    expect(statSync(folder).mode & 0o777).toBe(0o700);
+    // An attacker who can write in the folder plants links where the next write may go.
+    symlinkSync(victim, `${path}.${process.pid}.tmp`);
+    for (let i = 0; i < 8; i++) symlinkSync(victim, join(folder, `planted-${i}`));
+    await store.setDisabled('d', 'invalid_key');
+    await store.close();
+    expect(readFileSync(victim, 'utf8')).toBe('do not touch');
+    expect(lstatSync(path).isSymbolicLink()).toBe(false);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(path, 'utf8')).state.disabled).toMatchObject({ c: 'invalid_key', d: 'invalid_key' });
+    // No temp file is left behind.
+    expect(readdirSync(folder).filter((f) => f.endsWith('.tmp') && !lstatSync(join(folder, f)).isSymbolicLink())).toEqual([]);
+  });
 });
