@@ -2,6 +2,9 @@
  * Reading OpenRouter's answers: a pure function from (status, headers, body, now) to what must happen.
  * The scope of a 429 decides what cools (OPENROUTER.md, "429 bodies seen in real use").
  */
+import { nextMinute, nextUtcMidnight, nextUtcMonday, nextUtcMonth, resetsInMessage } from './limitWindows';
+
+export { resetsInMessage } from './limitWindows';
 
 export type CoolScope =
   /** The key alone. */
@@ -51,8 +54,6 @@ interface ErrorObject {
   metadata?: Record<string, unknown>;
   availability?: Record<string, unknown>;
 }
-
-const MINUTE = 60_000;
 
 function header(headers: Headers | Record<string, unknown> | undefined, name: string): string | undefined {
   if (!headers) return undefined;
@@ -182,35 +183,6 @@ function statusOf(error: ErrorObject, fallback: number): number {
     if (typeof code === 'number' && Number.isInteger(code) && code >= 400 && code <= 599) return code;
   }
   return fallback;
-}
-
-function nextMinute(now: number): number {
-  return (Math.floor(now / MINUTE) + 1) * MINUTE;
-}
-
-function nextUtcMidnight(now: number): number {
-  const d = new Date(now);
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1);
-}
-
-/** OpenRouter's key-limit weeks run Monday to Sunday, UTC. */
-function nextUtcMonday(now: number): number {
-  const d = new Date(now);
-  const daysToMonday = ((8 - d.getUTCDay()) % 7) || 7;
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + daysToMonday);
-}
-
-function nextUtcMonth(now: number): number {
-  const d = new Date(now);
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
-}
-
-/** "… resets 2025-08-04T00:00:00Z" / "resets at <date>" / "resets on <date>" in a message: that date, if it parses and is ahead. */
-export function resetsInMessage(message: string, now: number): number | undefined {
-  const m = /\bresets?\s+(?:at\s+|on\s+)?(.+?)(?:\.(?:\s|$)|[;)\n]|$)/i.exec(message);
-  if (!m) return undefined;
-  const t = Date.parse(m[1].trim());
-  return Number.isNaN(t) || t <= now ? undefined : t;
 }
 
 /** Cloudflare's own rate limit in front of the host ("error code: 1015", or its HTML page). */
