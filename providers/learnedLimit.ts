@@ -1,0 +1,75 @@
+/**
+ * Learned limits (SPEC §7): a 429 that carries `X-RateLimit-Limit` and a reset teaches its scope's
+ * limit — so many calls per window — and orche then counts calls per scope and window and stops at
+ * it, as it does for configured budgets. Pure decisions only; the stores keep and count them.
+ */
+import type { CoolScope, Outcome } from './rateLimit';
+
+/** A learned limit lasts a day; a new 429 of the same scope relearns it. */
+export const LEARNED_TTL_MS = 86_400_000;
+
+/** Window lengths a limit can have, shortest first: OpenRouter's minute and day, and the shorter ones simulations compress to. */
+const WINDOWS = [1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 60_000, 3_600_000, 86_400_000];
+
+/**
+ * The window a reset implies: the shortest window length that reaches from now to the reset and on
+ * whose boundary the reset falls (limits count per whole clock window: a per-minute reset falls on
+ * the next whole minute, a daily one on 00:00 UTC). `previous` is the window already learned for the
+ * scope: a window only lengthens (a reset seen early in a long window can look like a short one).
+ * Undefined when the reset is in the past or fits none.
+ */
+export function windowFromReset(resetAt: number, now: number, previous?: number): number | undefined {
+  const ahead = resetAt - now;
+  if (!(ahead > 0)) return undefined;
+  const found = WINDOWS.find((w) => w >= ahead && resetAt % w === 0);
+  if (found === undefined) return previous;
+  return previous !== undefined && previous > found ? previous : found;
+}
+
+export interface LearnedLimit {
+  limit: number;
+  windowMs: number;
+  /** '429' or 'key_probe'. */
+  source: string;
+  learnedAt: number;
+}
+
+/** What a store keeps per scope: its learned limits by window length. */
+export type LearnedSet = Record<string, LearnedLimit>;
+
+/** What an outcome teaches: the scope of its limit, the limit and the reset it carried. */
+export interface Lesson {
+  scope: CoolScope;
+  limit: number;
+  resetAt: number;
+}
+
+/** A rate-limited answer with `X-RateLimit-Limit` and a reset teaches the limit of the scope that cooled. */
+export function lessonOf(outcome: Outcome, now: number): Lesson | undefined {
+  if (outcome.kind !== 'cool' || outcome.status !== 429) return undefined;
+  const limit = outcome.rate?.limit;
+  const resetAt = outcome.rate?.resetAt ?? outcome.until;
+  if (limit === undefined || !Number.isInteger(limit) || limit < 1 || resetAt === undefined || resetAt <= now) return undefined;
+  return { scope: outcome.scope, limit, resetAt };
+}
+
+/** Only limits learned within a day count. */
+export function isLive(l: LearnedLimit, now: number): boolean {
+  return now - l.learnedAt < LEARNED_TTL_MS;
+}
+
+/** `"10s"`, `"1m"`, `"1h"`, `"1d"` or a number of seconds → milliseconds (GET /key's rate_limit.interval). */
+export function parseInterval(value: unknown): number | undefined {
+  if (typeof value === 'number' && value > 0) return value * 1000;
+  if (typeof value !== 'string') return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(value);
+  if (!m) return undefined;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
+  const ms = Number(m[1]) * unit;
+  return ms > 0 ? ms : undefined;
+}
+
+/** Counter name of a learned limit's window, beside the budget counters (`counterKey`). */
+export function learnedCounter(gateName: string, windowMs: number): string {
+  return `l:${gateName}|${windowMs}`;
+}
