@@ -4,6 +4,7 @@ import { PoolEmitter } from './events';
 import type { CoolScope, Outcome } from './rateLimit';
 import { emptyStats, type KeyStats, type SavedStats, statsFrom, totalTokens } from './keyStats';
 import { describeKeys, type KeyStatus } from './keyStatus';
+import { lessonOf, windowFromReset } from './learnedLimit';
 import type { KeyView, PickPlan, PickResult, StateStore } from './store/types';
 
 export type { KeyStats } from './keyStats';
@@ -169,6 +170,11 @@ export class KeyPool {
     }
     this.events.emit('outcome', { at: now, provider: slug, keyId, kind: outcome.kind, status: outcome.status, latencyMs });
     await this.apply(provider, view, outcome, now, probe);
+    // OpenRouter counts only the calls it served: one it answered with a 429 or a 5xx stops counting
+    // against the learned limits (a timeout may have been served, so it still counts).
+    if (outcome.kind === 'cool' || outcome.kind === 'congested' || (outcome.kind === 'retry' && outcome.status >= 500)) {
+      await this.store.refund(view, now - latencyMs);
+    }
   }
 
   /** What an outcome does to the key's state, and the counter it moves. */
@@ -191,6 +197,7 @@ export class KeyPool {
         totals.rateLimited++;
         if (outcome.scope === 'account_free' && !provider.plan.free) this.learnFreeTier(provider);
         await this.cool(provider, view, outcome.scope, outcome.until, outcome.reason, now);
+        await this.learnLimit(provider, view, outcome, now);
         break;
       }
       case 'congested': {
@@ -225,6 +232,27 @@ export class KeyPool {
     if (outcome.rate?.remaining === 0 && outcome.rate.resetAt && outcome.rate.resetAt > now) {
       await this.cool(provider, view, provider.plan.free ? 'account_free' : 'account', outcome.rate.resetAt, 'remaining_zero', now, false);
     }
+  }
+
+  /** A 429 with `X-RateLimit-Limit` and a reset teaches its scope's limit (SPEC §7). */
+  private async learnLimit(provider: ProviderRuntime, view: KeyView, outcome: Outcome, now: number): Promise<void> {
+    const lesson = lessonOf(outcome, now);
+    if (!lesson) return;
+    const windowMs = windowFromReset(lesson.resetAt, now);
+    if (windowMs === undefined) return;
+    await this.learnFor(provider, view, lesson.scope, lesson.limit, windowMs, lesson.resetAt, '429', now);
+  }
+
+  /** GET /key told a limit of this key's scope (its `rate_limit`, the account's free-model day). */
+  async learnFromProbe(provider: ProviderRuntime, keyId: string, scope: CoolScope, limit: number, windowMs: number, now: number): Promise<void> {
+    const view = provider.views.get(keyId);
+    if (!view || !Number.isInteger(limit) || limit < 1 || !(windowMs > 0)) return;
+    await this.learnFor(provider, view, scope, limit, windowMs, (Math.floor(now / windowMs) + 1) * windowMs, 'key_probe', now);
+  }
+
+  private async learnFor(provider: ProviderRuntime, view: KeyView, scope: CoolScope, limit: number, windowMs: number, resetAt: number, source: string, now: number): Promise<void> {
+    await this.store.learnLimit({ keyId: view.keyId, account: view.account, model: view.model, scope, limit, windowMs, resetAt, source }, now);
+    this.events.emit('limit_learned', { at: now, provider: provider.config.slug, keyId: view.keyId, scope, limit, windowMs });
   }
 
   /** Tokens a call used, from its `usage` (a stream's arrives in its last chunk, long after the report). */

@@ -8,22 +8,45 @@ import type { CoolScope, Outcome } from './rateLimit';
 /** A learned limit lasts a day; a new 429 of the same scope relearns it. */
 export const LEARNED_TTL_MS = 86_400_000;
 
-/** Window lengths a limit can have, shortest first: OpenRouter's minute and day, and the shorter ones simulations compress to. */
-const WINDOWS = [1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 60_000, 3_600_000, 86_400_000];
+/**
+ * Window lengths a limit can have, shortest first: OpenRouter's minute and day, and the shorter ones
+ * simulations compress to. The Redis store's Lua keeps the same list (redisScripts.ts).
+ */
+export const WINDOWS = [1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 60_000, 3_600_000, 86_400_000];
 
 /**
  * The window a reset implies: the shortest window length that reaches from now to the reset and on
  * whose boundary the reset falls (limits count per whole clock window: a per-minute reset falls on
- * the next whole minute, a daily one on 00:00 UTC). `previous` is the window already learned for the
- * scope: a window only lengthens (a reset seen early in a long window can look like a short one).
- * Undefined when the reset is in the past or fits none.
+ * the next whole minute, a daily one on 00:00 UTC).
+ * Undefined when the reset is in the past or fits none. A window guessed too short is lengthened by
+ * `relearnedWindow` when the next 429 comes.
  */
-export function windowFromReset(resetAt: number, now: number, previous?: number): number | undefined {
+export function windowFromReset(resetAt: number, now: number): number | undefined {
   const ahead = resetAt - now;
   if (!(ahead > 0)) return undefined;
-  const found = WINDOWS.find((w) => w >= ahead && resetAt % w === 0);
-  if (found === undefined) return previous;
-  return previous !== undefined && previous > found ? previous : found;
+  return WINDOWS.find((w) => w >= ahead && resetAt % w === 0);
+}
+
+/** Limits of up to a minute and longer ones (hour, day) are two limits of one scope. */
+export function sameKind(a: number, b: number): boolean {
+  return (a <= 60_000) === (b <= 60_000);
+}
+
+/**
+ * The window in force after a relearn. `current` was learned earlier for the same kind of limit;
+ * if it was learned in an earlier window than the one this 429 fell in, counting by it did not
+ * prevent the 429: it is too short, and becomes the next length on whose boundary the reset falls
+ * (never past a minute for a minute-class limit). A 429 in the same window (concurrent calls) keeps it.
+ */
+export function relearnedWindow(inferred: number, current: LearnedLimit | undefined, resetAt: number, now: number): number {
+  if (current === undefined || !isLive(current, now) || !sameKind(current.windowMs, inferred)) return inferred;
+  let w = Math.max(inferred, current.windowMs);
+  if (current.learnedAt < Math.floor(now / current.windowMs) * current.windowMs) {
+    const cap = current.windowMs <= 60_000 ? 60_000 : 86_400_000;
+    const longer = WINDOWS.find((x) => x > current.windowMs && x <= cap && resetAt % x === 0);
+    if (longer !== undefined) w = Math.max(w, longer);
+  }
+  return w;
 }
 
 export interface LearnedLimit {

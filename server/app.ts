@@ -86,6 +86,7 @@ const CHAT_PATHS = ['/api/chat', '/v1/chat'];
 function subscribeLogs(pool: KeyPool, logger: Logger): void {
   const iso = (t: number) => new Date(t).toISOString();
   pool.events.on('rotated', (e) => logger.info('rotation', { provider: e.provider, from: e.from, to: e.to, reason: e.reason }));
+  pool.events.on('limit_learned', (e) => logger.info('limit learned', { provider: e.provider, key_id: e.keyId, scope: e.scope, limit: e.limit, window_ms: e.windowMs }));
   pool.events.on('cooled', (e) => logger.info('key cooling', { provider: e.provider, key_id: e.keyId, scope: e.scope, until: iso(e.until), reason: e.reason }));
   pool.events.on('disabled', (e) => logger.warn('key disabled', { provider: e.provider, key_id: e.keyId, reason: e.reason }));
   pool.events.on('recovered', (e) => logger.info('key recovered', { provider: e.provider, key_id: e.keyId }));

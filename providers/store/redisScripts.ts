@@ -7,6 +7,8 @@
  *   P d:<keyId>       disabled reason          P s:<keyId>      strikes (doubling)
  *   P al:<account>    learned account          P pos:<provider> rotation position
  *   P n:<counter>:<window>                     budget counter for one minute or UTC day
+ *   P l:<gate>        hash <windowMs> → "<limit>|<learnedAt>|<source>": learned limits (a day);
+ *                     counted in P n:l:<gate>|<windowMs>:<window>
  * Every key expires: gates some time after their deadline, counters after their window,
  * the rest after a long TTL refreshed on write. Time is always the caller's `now` (ARGV[2]),
  * so that an injected clock and Redis agree.
@@ -37,6 +39,22 @@ end
 local MINUTE, DAY = 60000, 86400000
 local minute = math.floor(now / MINUTE)
 local day = math.floor(now / DAY)
+-- Learned limits (providers/learnedLimit.ts): live for a day, by window length.
+local LEARNED_TTL = DAY
+local function learnedOf(name)
+  local h = redis.call('HGETALL', P .. 'l:' .. name)
+  local out = {}
+  for i = 1, #h, 2 do
+    local lim, at, src = string.match(h[i + 1], '^([^|]+)|([^|]+)|(.*)$')
+    if lim and now - tonumber(at) < LEARNED_TTL then
+      out[#out + 1] = { w = tonumber(h[i]), limit = tonumber(lim), at = tonumber(at), src = src }
+    end
+  end
+  return out
+end
+local function learnedName(name, w)
+  return 'l:' .. name .. '|' .. num(w)
+end
 `;
 
 /**
@@ -74,6 +92,17 @@ local function budgetBlock(keyId, account)
   return untilT
 end
 
+local function learnedBlock(gs)
+  local untilT = 0
+  for _, name in ipairs(gs) do
+    for _, l in ipairs(learnedOf(name)) do
+      local win = math.floor(now / l.w)
+      if count(learnedName(name, l.w), win) >= l.limit then untilT = math.max(untilT, (win + 1) * l.w) end
+    end
+  end
+  return untilT
+end
+
 local function bump(name, window, windowMs)
   local k = counter(name, window)
   if redis.call('INCR', k) == 1 then redis.call('PEXPIRE', k, num((window + 1) * windowMs - now + MINUTE)) end
@@ -93,7 +122,8 @@ local function choose(useAvoid)
       anyEnabled = true
       local account = resolve(ARGV[base + 2 + index * 2])
       local blocked, probe, probing = 0, false, {}
-      for _, name in ipairs(gatesOf(keyId, account, model, free)) do
+      local gs = gatesOf(keyId, account, model, free)
+      for _, name in ipairs(gs) do
         local g = redis.call('HMGET', P .. 'g:' .. name, 'u', 'p', 'q')
         if g[1] then
           local u = tonumber(g[1])
@@ -108,7 +138,7 @@ local function choose(useAvoid)
       if blocked > 0 then
         hold(blocked)
       else
-        local b = budgetBlock(keyId, account)
+        local b = math.max(budgetBlock(keyId, account), learnedBlock(gs))
         if b > 0 then
           budgetBound = true
           hold(b)
@@ -124,6 +154,9 @@ local function choose(useAvoid)
           if free then
             bump('am:' .. account, minute, MINUTE)
             bump('ad:' .. account, day, DAY)
+          end
+          for _, name in ipairs(gs) do
+            for _, l in ipairs(learnedOf(name)) do bump(learnedName(name, l.w), math.floor(now / l.w), l.w) end
           end
           if index < rotating then redis.call('SET', P .. 'pos:' .. provider, num(index + 1), 'PX', num(posTtl)) end
           return {1, keyId, index, probe and 1 or 0}
@@ -175,6 +208,62 @@ redis.call('PEXPIRE', k, num(math.max(untilT - now, 0) + tonumber(ARGV[11])))
 return num(untilT)
 `;
 
+/**
+ * ARGV: P, now, keyId, account, model, scope, limit, windowMs, resetAt, source.
+ * MemoryStore.learnLimit's rule: the limit of the same kind is replaced, its window only lengthens.
+ */
+const LEARN = `
+local keyId, model, scope = ARGV[3], ARGV[5], ARGV[6]
+local limit, windowMs, resetAt = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local account = resolve(ARGV[4])
+local name
+if scope == 'key' then name = 'k:' .. keyId
+elseif scope == 'account' then name = 'a:' .. account
+elseif scope == 'account_free' then name = 'f:' .. account
+else name = 'm:' .. account .. '|' .. model end
+local k = P .. 'l:' .. name
+-- providers/learnedLimit.ts WINDOWS
+local WINDOWS = { 1000, 2000, 5000, 10000, 15000, 20000, 30000, 60000, 3600000, 86400000 }
+local h = redis.call('HGETALL', k)
+local w = windowMs
+for i = 1, #h, 2 do
+  local cw = tonumber(h[i])
+  local _, at = string.match(h[i + 1], '^([^|]+)|([^|]+)|')
+  at = tonumber(at or '0')
+  if now - at >= LEARNED_TTL then
+    redis.call('HDEL', k, h[i])
+  elseif (cw <= MINUTE) == (windowMs <= MINUTE) then
+    w = math.max(w, cw)
+    -- Learned in an earlier window than this 429's: counting by it was too short (relearnedWindow).
+    if at < math.floor(now / cw) * cw then
+      local cap = DAY
+      if cw <= MINUTE then cap = MINUTE end
+      for _, x in ipairs(WINDOWS) do
+        if x > cw and x <= cap and resetAt % x == 0 then
+          w = math.max(w, x)
+          break
+        end
+      end
+    end
+    redis.call('HDEL', k, h[i])
+  end
+end
+redis.call('HSET', k, num(w), num(limit) .. '|' .. num(now) .. '|' .. ARGV[10])
+redis.call('PEXPIRE', k, LEARNED_TTL)
+return num(w)
+`;
+
+/** ARGV: P, pickedAt (as now), keyId, account, model, free. A call upstream did not serve stops counting. */
+const REFUND = `
+for _, name in ipairs(gatesOf(ARGV[3], resolve(ARGV[4]), ARGV[5], ARGV[6] == '1')) do
+  for _, l in ipairs(learnedOf(name)) do
+    local c = counter(learnedName(name, l.w), math.floor(now / l.w))
+    if tonumber(redis.call('GET', c) or '0') > 0 then redis.call('DECR', c) end
+  end
+end
+return 1
+`;
+
 /** ARGV: P, now, model, until, reason, gateMarginMs. */
 const CONGEST = `
 local k = P .. 'g:c:' .. ARGV[3]
@@ -220,7 +309,8 @@ return 1
 
 /**
  * ARGV: P, now, then keyId, account, model, free per view.
- * Returns per view {disabled|'', cooldownUntil, reason|'', account, recovering, minuteCount, dayCount}.
+ * Returns per view {disabled|'', cooldownUntil, reason|'', account, recovering, minuteCount, dayCount,
+ * learned: flat gate, windowMs, limit, learnedAt, source, used per learned limit}.
  */
 const INSPECT = `
 local out = {}
@@ -228,7 +318,12 @@ for i = 3, #ARGV, 4 do
   local keyId, model = ARGV[i], ARGV[i + 2]
   local account = resolve(ARGV[i + 1])
   local cooldown, reason, recovering = 0, '', 0
+  local learned = {}
   for _, name in ipairs(gatesOf(keyId, account, model, ARGV[i + 3] == '1')) do
+    for _, l in ipairs(learnedOf(name)) do
+      local used = count(learnedName(name, l.w), math.floor(now / l.w))
+      for _, v in ipairs({ name, num(l.w), num(l.limit), num(l.at), l.src, num(used) }) do learned[#learned + 1] = v end
+    end
     local g = redis.call('HMGET', P .. 'g:' .. name, 'u', 'r', 'p')
     if g[1] then
       local u = tonumber(g[1])
@@ -241,7 +336,7 @@ for i = 3, #ARGV, 4 do
   end
   out[#out + 1] = {
     redis.call('GET', P .. 'd:' .. keyId) or '', num(cooldown), reason, account, recovering,
-    count('km:' .. keyId .. '|' .. model, minute), count('kd:' .. keyId .. '|' .. model, day),
+    count('km:' .. keyId .. '|' .. model, minute), count('kd:' .. keyId .. '|' .. model, day), learned,
   }
 end
 return out
@@ -257,7 +352,9 @@ export interface StoreScripts {
   orcheSucceed(...args: Arg[]): Promise<number>;
   orcheRelease(...args: Arg[]): Promise<number>;
   orcheReset(...args: Arg[]): Promise<number>;
-  orcheInspect(...args: Arg[]): Promise<Array<[string, string, string, string, number, number, number]>>;
+  orcheInspect(...args: Arg[]): Promise<Array<[string, string, string, string, number, number, number, string[]]>>;
+  orcheLearn(...args: Arg[]): Promise<string>;
+  orcheRefund(...args: Arg[]): Promise<number>;
 }
 
 const SCRIPTS: Record<keyof StoreScripts, string> = {
@@ -268,6 +365,8 @@ const SCRIPTS: Record<keyof StoreScripts, string> = {
   orcheRelease: RELEASE,
   orcheReset: RESET,
   orcheInspect: INSPECT,
+  orcheLearn: LEARN,
+  orcheRefund: REFUND,
 };
 
 export function defineScripts(redis: Redis): Redis & StoreScripts {
