@@ -66,6 +66,8 @@ export interface Config {
   clientTokens: string[];
   /** Requests per minute per client (token, else IP) on the chat routes; undefined: no limit. */
   clientRpm?: number;
+  /** Express "trust proxy": which hops' X-Forwarded-For decides the client's address (false: none). */
+  trustProxy: false | number | string[];
   corsOrigins: string[];
   protectStatus: boolean;
   bodyLimit: string;
@@ -238,6 +240,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     adminToken: g.ORCHE_ADMIN_TOKEN,
     clientTokens: splitList(g.ORCHE_CLIENT_TOKENS),
     clientRpm: g.ORCHE_CLIENT_RPM,
+    trustProxy: g.ORCHE_TRUST_PROXY,
     corsOrigins: splitList(g.ORCHE_CORS_ORIGINS),
     protectStatus: g.ORCHE_PROTECT_STATUS,
     bodyLimit: g.ORCHE_BODY_LIMIT,

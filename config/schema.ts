@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /** Every variable is named here once; an error names the variable and the form expected. */
@@ -15,6 +16,34 @@ const bool = z
   .toLowerCase()
   .refine((v) => ['true', 'false', '1', '0', 'yes', 'no'].includes(v), 'true or false')
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+/** An address or CIDR (v4 or v6), or one of Express's names for address ranges. */
+const PROXY_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+function isProxyAddress(entry: string): boolean {
+  if (PROXY_NAMES.includes(entry)) return true;
+  const [addr, bits, ...rest] = entry.split('/');
+  const family = isIP(addr);
+  if (family === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+/**
+ * Express "trust proxy": false (X-Forwarded-For never counts), a hop count, or the proxies' addresses.
+ * `true` (trust every hop, so the left-most, client-written address) is refused: it is spoofable.
+ */
+const trustProxy = z
+  .string()
+  .trim()
+  .transform((v, ctx): false | number | string[] => {
+    const lower = v.toLowerCase();
+    if (['false', '0', 'no'].includes(lower)) return false;
+    if (/^\d+$/.test(v) && Number(v) <= 32) return Number(v);
+    const list = v.split(',').map((s) => s.trim()).filter(Boolean);
+    if (list.length > 0 && list.every(isProxyAddress)) return list;
+    ctx.addIssue({ code: 'custom', message: 'false, a hop count from 1 to 32, or comma-separated proxy addresses/CIDRs (loopback, 10.0.0.0/8, …)' });
+    return z.NEVER;
+  });
 
 export const strategySchema = z.enum(['round-robin', 'failover'], { error: 'round-robin or failover' });
 
@@ -37,6 +66,7 @@ export const globalSchema = z.object({
   ORCHE_REQUEST_TIMEOUT_MS: int(1).default(60000),
   ORCHE_REQUEST_DEADLINE_MS: int(1).default(120000),
   ORCHE_CLIENT_RPM: int(1).optional(),
+  ORCHE_TRUST_PROXY: trustProxy.default(false),
   ORCHE_ADMIN_TOKEN: z.string().trim().min(8, 'a token of at least 8 characters').optional(),
   ORCHE_CLIENT_TOKENS: z.string().optional(),
   ORCHE_CORS_ORIGINS: z.string().optional(),

@@ -1,3 +1,5 @@
+import { relayedText } from './mask';
+
 /**
  * The errors orche answers with. Route handlers and the dispatcher throw these; one Express handler
  * turns them into the SPEC's error body `{error:{code,type,message,...extra}}`.
@@ -49,7 +51,7 @@ export class UpstreamRateLimitedError extends OrcheError {
       429,
       'upstream_rate_limited',
       `The model of ${provider} is rate-limited upstream (no key is at fault); retry in ${Math.ceil(retryAfterMs / 1000)} s`,
-      { provider, retry_after_ms: retryAfterMs, upstream_message: upstreamMessage },
+      { provider, retry_after_ms: retryAfterMs, upstream_message: relayedText(upstreamMessage) },
       retryHeaders(retryAfterMs),
     );
   }
@@ -73,7 +75,7 @@ export class UpstreamError extends OrcheError {
     super(502, 'upstream_error', `${provider} failed after ${attempts} attempt(s): upstream answered ${upstreamStatus}`, {
       provider,
       upstream_status: upstreamStatus,
-      upstream_message: upstreamMessage,
+      upstream_message: relayedText(upstreamMessage),
       attempts,
     });
   }
@@ -81,13 +83,13 @@ export class UpstreamError extends OrcheError {
 
 export class UpstreamTimeoutError extends OrcheError {
   constructor(provider: string, attempts: number, message: string) {
-    super(504, 'upstream_timeout', `${provider} did not answer in time after ${attempts} attempt(s)`, { provider, attempts, upstream_message: message });
+    super(504, 'upstream_timeout', `${provider} did not answer in time after ${attempts} attempt(s)`, { provider, attempts, upstream_message: relayedText(message) });
   }
 }
 
 /** The upstream refused the request itself (bad request, moderation, unknown model): the client's to fix. */
 export class UpstreamRejectedError extends OrcheError {
   constructor(provider: string, status: number, reason: string, upstreamMessage: string) {
-    super(status, reason === 'moderation' ? 'moderation' : 'upstream_rejected', `${provider}: ${upstreamMessage}`, { provider });
+    super(status, reason === 'moderation' ? 'moderation' : 'upstream_rejected', `${provider}: ${relayedText(upstreamMessage)}`, { provider });
   }
 }

@@ -1,6 +1,8 @@
 import http from 'node:http';
 import https from 'node:https';
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable, Transform } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
+import { maskSecrets, SecretMasker } from './mask';
 import type { Headers } from './rateLimit';
 
 export interface ClientOptions {
@@ -55,6 +57,27 @@ interface Call {
 }
 
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The upstream's stream with key material masked (SPEC §7): every event, comment and error chunk a
+ * client or a log line may see comes through here. Destroying either end destroys both.
+ */
+function maskedStream(res: Readable, keys: string[]): Readable {
+  const decoder = new StringDecoder('utf8');
+  const masker = new SecretMasker(keys);
+  const out = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      const text = masker.push(decoder.write(chunk));
+      done(null, text ? Buffer.from(text, 'utf8') : undefined);
+    },
+    flush(done) {
+      const text = masker.push(decoder.end()) + masker.end();
+      done(null, text ? Buffer.from(text, 'utf8') : undefined);
+    },
+  });
+  pipeline(res, out, () => undefined);
+  return out;
+}
 
 /**
  * One upstream call per method, on node:http(s) over keep-alive agents; no retries here (the
@@ -122,7 +145,8 @@ export class OpenRouterClient {
             if (settled) return;
             settled = true;
             cleanup();
-            resolve({ res, text: Buffer.concat(chunks).toString('utf8') });
+            // The one place a whole upstream body becomes text: key material goes here (SPEC §7).
+            resolve({ res, text: maskSecrets(Buffer.concat(chunks).toString('utf8'), call.key ? [call.key] : []) });
           });
           // A connection reset mid-body: the response errors or closes before its end.
           res.on('error', () => fail(new UpstreamFailure('network', 'the upstream connection broke mid-body')));
@@ -168,7 +192,7 @@ export class OpenRouterClient {
         res.once('close', () => signal.removeEventListener('abort', onAbort));
       }
     }
-    return { status: res.statusCode ?? 0, headers: res.headers as Headers, stream: res };
+    return { status: res.statusCode ?? 0, headers: res.headers as Headers, stream: maskedStream(res, [key]) };
   }
 
   get(path: string, key: string | undefined, opts: CallOptions): Promise<UpstreamReply> {

@@ -21,57 +21,98 @@ export class SseTooLargeError extends Error {
 
 export const DEFAULT_MAX_EVENT_CHARS = 4 * 1024 * 1024;
 
-/** Splits text into events as it arrives; a pure state machine over strings. */
+/**
+ * Splits text into events as it arrives; a pure state machine over strings. Only new text is
+ * scanned: an unfinished line is kept as pieces and joined once its end arrives, so a long line
+ * costs its length, not its length times the number of chunks it came in.
+ */
 export class SseParser {
-  private buffer = '';
+  /** The unfinished line, in the pieces it came in. */
+  private partial: string[] = [];
+  private partialChars = 0;
+  /** The unfinished line ended with "\r": its terminator is "\r\n" if the next text starts with "\n". */
+  private pendingCr = false;
   private raw = '';
   private data: string[] = [];
   private event: string | undefined;
   private lines = 0;
+  /** Characters examined while looking for line ends: the parser's work, for the test that it stays linear. */
+  scannedChars = 0;
 
   constructor(private readonly maxEventChars = DEFAULT_MAX_EVENT_CHARS) {}
 
   /** Feeds text; returns the events it completed. */
   push(text: string): SseEvent[] {
-    this.buffer += text;
     const out: SseEvent[] = [];
     let start = 0;
-    for (;;) {
-      const nl = this.lineEnd(start);
-      if (nl === null) break;
-      const line = this.buffer.slice(start, nl.at);
-      const terminator = this.buffer.slice(nl.at, nl.next);
-      start = nl.next;
-      if (line === '') {
-        const ev = this.dispatch(terminator);
-        if (ev) out.push(ev);
-        continue;
-      }
-      this.field(line, terminator);
+    if (this.pendingCr && text.length > 0) {
+      this.pendingCr = false;
+      const lf = text.charCodeAt(0) === 10;
+      this.line(this.takePartial(''), lf ? '\r\n' : '\r', out);
+      start = lf ? 1 : 0;
     }
-    this.buffer = this.buffer.slice(start);
-    if (this.raw.length + this.buffer.length > this.maxEventChars) throw new SseTooLargeError(this.maxEventChars);
+    for (;;) {
+      const nl = this.lineEnd(text, start);
+      if (nl === null) break;
+      if (nl.next < 0) {
+        // A "\r" at the very end: whether "\n" follows is for the next text to tell.
+        this.keep(text.slice(start, nl.at));
+        this.pendingCr = true;
+        start = text.length;
+        break;
+      }
+      this.line(this.takePartial(text.slice(start, nl.at)), text.slice(nl.at, nl.next), out);
+      start = nl.next;
+    }
+    if (start < text.length) this.keep(text.slice(start));
+    if (this.raw.length + this.partialChars > this.maxEventChars) throw new SseTooLargeError(this.maxEventChars);
     return out;
   }
 
   /** The stream ended: a last event without its blank line still counts when it carries data. */
   end(): SseEvent[] {
-    const out = this.push(this.buffer.endsWith('\r') ? '\n' : '');
-    if (this.buffer !== '') this.field(this.buffer, '\n');
-    this.buffer = '';
+    const out = this.pendingCr ? this.push('\n') : [];
+    const rest = this.takePartial('');
+    if (rest !== '') this.field(rest, '\n');
     const ev = this.dispatch('\n');
     if (ev && ev.data !== undefined) out.push(ev);
     return out;
   }
 
-  /** Where the next line ends: "\r\n", "\n" or "\r"; a trailing "\r" waits for the next chunk. */
-  private lineEnd(from: number): { at: number; next: number } | null {
-    for (let i = from; i < this.buffer.length; i++) {
-      const c = this.buffer.charCodeAt(i);
+  private keep(piece: string): void {
+    if (piece === '') return;
+    this.partial.push(piece);
+    this.partialChars += piece.length;
+  }
+
+  /** The unfinished line's pieces and `tail`, as one string; the pieces are then forgotten. */
+  private takePartial(tail: string): string {
+    if (this.partial.length === 0) return tail;
+    this.partial.push(tail);
+    const line = this.partial.join('');
+    this.partial = [];
+    this.partialChars = 0;
+    return line;
+  }
+
+  private line(line: string, terminator: string, out: SseEvent[]): void {
+    if (line === '') {
+      const ev = this.dispatch(terminator);
+      if (ev) out.push(ev);
+      return;
+    }
+    this.field(line, terminator);
+  }
+
+  /** Where the next line ends in `text`: "\r\n", "\n" or "\r"; `next` -1 for a "\r" at the very end. */
+  private lineEnd(text: string, from: number): { at: number; next: number } | null {
+    for (let i = from; i < text.length; i++) {
+      this.scannedChars++;
+      const c = text.charCodeAt(i);
       if (c === 10) return { at: i, next: i + 1 };
       if (c === 13) {
-        if (i + 1 >= this.buffer.length) return null;
-        return { at: i, next: this.buffer.charCodeAt(i + 1) === 10 ? i + 2 : i + 1 };
+        if (i + 1 >= text.length) return { at: i, next: -1 };
+        return { at: i, next: text.charCodeAt(i + 1) === 10 ? i + 2 : i + 1 };
       }
     }
     return null;

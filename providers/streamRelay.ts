@@ -1,3 +1,4 @@
+import { relayedText, relayedValue } from './mask';
 import { carriedError, classifyResponse, failureOutcome, type Outcome } from './rateLimit';
 import type { SseEvent, StreamError } from './sse';
 import type { UpstreamStream } from './streamAttempt';
@@ -112,9 +113,11 @@ export async function relayStream(up: UpstreamStream, sink: StreamSink, opts: Re
       const error = carriedError(chunk);
       if (error) {
         const outcome = classifyResponse(200, {}, chunk, opts.now());
-        const message = typeof error.message === 'string' ? error.message : 'Upstream error';
-        const code = typeof error.code === 'number' || typeof error.code === 'string' ? error.code : outcome.status;
-        return await failed({ code, message, metadata: error.metadata }, outcome);
+        // The upstream's own words go to the client: masked and capped like every relayed message.
+        const message = typeof error.message === 'string' ? relayedText(error.message) : 'Upstream error';
+        const code = typeof error.code === 'number' || (typeof error.code === 'string' && error.code.length <= 64) ? error.code : outcome.status;
+        const metadata = relayedValue(error.metadata) as Record<string, unknown> | undefined;
+        return await failed({ code, message, ...(metadata && typeof metadata === 'object' ? { metadata } : {}) }, outcome);
       }
       if (chunk?.usage && typeof chunk.usage === 'object') seen.usage = chunk.usage;
       if (typeof chunk?.model === 'string') seen.model = chunk.model;

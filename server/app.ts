@@ -3,8 +3,6 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { Duplex, Writable } from 'node:stream';
 import express, { type Express } from 'express';
-import Redis from 'ioredis';
-import { RedisStore as RateLimitRedisStore } from 'rate-limit-redis';
 import type { Config } from '../config';
 import { OrcheError } from '../providers/errors';
 import { sleep as realSleep } from '../providers/backoff';
@@ -19,6 +17,7 @@ import type { StateStore } from '../providers/store/types';
 import { Alerts } from './alerts';
 import type { AppContext } from './context';
 import { dashboardRoutes } from './dashboard';
+import { clientLimitRedis } from './clientLimitStore';
 import { createLogger, type Logger } from './logger';
 import { Metrics } from './metrics';
 import { clientAuth, errorHandler, notFound, requestId, requestLog } from './middleware';
@@ -147,23 +146,13 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   };
 
   // Per-client limits are shared across instances through Redis when there is one.
-  const limiterRedis =
-    config.redis && config.clientRpm
-      ? new Redis(config.redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000 })
-      : undefined;
-  limiterRedis?.on('error', () => undefined); // outages are handled by passOnStoreError; the store reports health
-  const limiterStore = limiterRedis
-    ? new RateLimitRedisStore({
-        prefix: `${config.redis!.prefix}client-rl:`,
-        sendCommand: (command: string, ...args: string[]) => limiterRedis.call(command, ...args) as Promise<number>,
-      })
-    : undefined;
+  const limiterRedis = config.redis && config.clientRpm ? clientLimitRedis(config.redis.url, `${config.redis.prefix}client-rl:`) : undefined;
 
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  app.set('trust proxy', 'loopback');
+  app.set('trust proxy', config.trustProxy);
   app.use(inflight.middleware);
   app.use(requestId);
   app.use(requestLog(logger, now));
@@ -171,7 +160,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   app.use(securityHeaders);
   app.use(corsPolicy(config.corsOrigins));
   app.use(STATUS_PATHS, statusAuth(config));
-  app.use(CHAT_PATHS, clientAuth(config.clientTokens), clientLimiter(config, limiterStore));
+  app.use(CHAT_PATHS, clientAuth(config.clientTokens), clientLimiter(config, limiterRedis?.store));
   app.use(express.json({ limit: config.bodyLimit }));
   app.use(statusRoutes(ctx));
   app.use(chatRoutes(ctx));

@@ -24,6 +24,7 @@ const VARIABLES: Partial<Record<keyof Config, string>> = {
   adminToken: 'ORCHE_ADMIN_TOKEN',
   clientTokens: 'ORCHE_CLIENT_TOKENS',
   clientRpm: 'ORCHE_CLIENT_RPM',
+  trustProxy: 'ORCHE_TRUST_PROXY',
   corsOrigins: 'ORCHE_CORS_ORIGINS',
   protectStatus: 'ORCHE_PROTECT_STATUS',
   bodyLimit: 'ORCHE_BODY_LIMIT',

@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import cors from 'cors';
 import type { RequestHandler } from 'express';
-import { ipKeyGenerator, rateLimit, type Store } from 'express-rate-limit';
+import { rateLimit, type Store } from 'express-rate-limit';
 import type { Config } from '../config';
 import { OrcheError } from '../providers/errors';
+import { clientIdentity } from './clientIdentity';
 import { bearerMatches, sendError } from './middleware';
 
 /** Headers for an API that serves JSON to browsers; the dashboard sets its own CSP. */
@@ -48,13 +48,6 @@ export function statusAuth(config: Config): RequestHandler {
   };
 }
 
-/** Who a client is for its rate limit: its token (hashed, never stored in clear), else its IP. */
-function clientKey(authorization: string | undefined, ip: string | undefined): string {
-  const m = authorization ? /^Bearer\s+(\S+)/i.exec(authorization) : null;
-  if (m) return `t:${createHash('sha256').update(m[1]).digest('hex').slice(0, 24)}`;
-  return `ip:${ipKeyGenerator(ip ?? 'unknown')}`;
-}
-
 /**
  * ORCHE_CLIENT_RPM requests per minute per client on the chat routes, with the IETF `RateLimit`
  * headers (draft-8) and a 429 in the SPEC's error shape. `store` shares counts across instances (Redis).
@@ -66,7 +59,7 @@ export function clientLimiter(config: Config, store?: Store): RequestHandler {
     limit: config.clientRpm,
     standardHeaders: 'draft-8',
     legacyHeaders: false,
-    keyGenerator: (req) => clientKey(req.get('authorization'), req.ip),
+    keyGenerator: (req) => clientIdentity(req, config.clientTokens),
     store,
     // A store outage (Redis gone) must not fail requests: they pass, unlimited, until it is back.
     passOnStoreError: true,

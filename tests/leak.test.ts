@@ -2,8 +2,14 @@
  * A whole scenario with recognisable keys, at LOG_LEVEL=debug: no key may appear in any response
  * body, response header or log line (SPEC §3: keys are never returned or logged).
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import request from 'supertest';
+import { parseConfig } from '../config';
 import { keyId } from '../providers/keys';
-import { hi, startStack, type Stack } from './helpers/stack';
+import { createApp } from '../server/app';
+import { postSse } from './helpers/sse';
+import { hi, LogCapture, startStack, TEST_ENV, type Stack } from './helpers/stack';
 
 const CANARY = 'LEAKCANARY';
 const keys = {
@@ -88,4 +94,109 @@ test('no key material in any response, header or log line across a rotation-heav
   for (const k of Object.values(keys)) expect(everything).not.toContain(secret(k));
   for (const h of hidden) expect(everything).not.toContain(h);
   expect(everything).not.toContain(CANARY);
+});
+
+/**
+ * A hostile (or careless) upstream that repeats the Authorization header in every place it can
+ * reach: error message, metadata.raw, a 200 body's content, stream chunks and a mid-stream error
+ * chunk. The mode is chosen by the last message's text, so no state is shared between requests.
+ */
+async function startHostileUpstream(): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    let raw = '';
+    req.on('data', (c) => (raw += c));
+    req.on('end', () => {
+      const auth = req.headers.authorization ?? '';
+      const bare = auth.replace(/^Bearer\s+/i, '');
+      const body = JSON.parse(raw || '{}') as { model?: string; stream?: boolean; messages?: Array<{ content?: string }> };
+      const mode = body.messages?.at(-1)?.content ?? '';
+      const echo = `you sent ${auth} (key ${bare}) and ${'x'.repeat(600)}`;
+      const json = (status: number, value: unknown) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(value));
+      };
+      if (mode === 'error500') return json(500, { error: { code: 500, message: echo, metadata: { raw: auth } } });
+      if (mode === 'error400') return json(400, { error: { code: 400, message: echo, metadata: { raw: auth } } });
+      if (mode === 'huge400') return json(400, { error: { code: 400, message: `${bare} ${'y'.repeat(500_000)}` } });
+      if (mode === 'congested') return json(429, { error: { code: 429, message: 'Provider returned error', metadata: { raw: `${bare} is temporarily rate-limited upstream ${auth}`, provider_name: 'X' } } });
+      if (!body.stream) {
+        return json(200, { id: 'gen-1', model: body.model, choices: [{ index: 0, message: { role: 'assistant', content: echo }, finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } });
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const chunk = (content: string) => `data: ${JSON.stringify({ id: 'gen-1', model: body.model, choices: [{ index: 0, delta: { content } }] })}\n\n`;
+      // The key split across writes: a masker that looks at one chunk at a time would miss it.
+      const first = chunk(`hello ${auth}`);
+      const cut = first.indexOf(bare) + 10;
+      res.write(first.slice(0, cut));
+      setTimeout(() => {
+        res.write(first.slice(cut) + `: comment ${auth}\n\n` + chunk(`again ${bare}`));
+        if (mode === 'midstream') {
+          res.end(`data: ${JSON.stringify({ error: { code: 502, message: echo, metadata: { raw: auth } }, choices: [{ index: 0, delta: { content: '' }, finish_reason: 'error' }] })}\n\n`);
+        } else res.end(`${chunk(`bye ${bare}`)}data: [DONE]\n\n`);
+      }, 5);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1`,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+test('a hostile upstream echoing the key everywhere: no key in any response body or log line, upstream messages capped at 500 characters', async () => {
+  const shaped = `sk-or-v1-${CANARY}e5b4a697887766554433221100ffeeddccbbaa11223344`;
+  // The attempt's key is masked even when it does not look like a key.
+  const plain = `plainkey${CANARY}Q7w9Z2x4`;
+  const up = await startHostileUpstream();
+  const logs = new LogCapture();
+  const config = parseConfig({ ...TEST_ENV, OPENROUTER_BASE_URL: up.url, PROVIDER_KIMI_API_KEY: shaped, PROVIDER_QWEN3_API_KEY: plain, ORCHE_MAX_ATTEMPTS: '1' });
+  const orche = createApp(config, { logStream: logs });
+  const { url } = await orche.listen(0, '127.0.0.1');
+  const http = request(url);
+  const seen: string[] = [];
+  const msg = (mode: string) => [{ role: 'user', content: mode }];
+  try {
+    for (const provider of ['kimi', 'qwen3']) {
+      const key = provider === 'kimi' ? shaped : plain;
+      const answers = [];
+      for (const mode of ['error500', 'error400', 'huge400', 'ok']) {
+        answers.push(await http.post('/api/chat').send({ provider, messages: msg(mode) }));
+        answers.push(await http.post('/v1/chat/completions').send({ model: provider, messages: msg(mode) }));
+      }
+      answers.push(await http.post('/api/chat/fanout').send({ providers: [provider], messages: msg('error500') }));
+      answers.push(await http.post('/api/chat/fanout').send({ providers: [provider], messages: msg('ok') }));
+      for (const a of answers) seen.push(a.text);
+      // The cases did reach the client as they should: errors with upstream text, and answers.
+      expect(answers.map((a) => a.status)).toEqual([502, 502, 400, 400, 400, 400, 200, 200, 200, 200]);
+      expect(answers[0].body.error.upstream_message).toContain('you sent Bearer ');
+      expect(answers[0].body.error.upstream_message.length).toBeLessThanOrEqual(500);
+      expect(answers[4].body.error.message.length).toBeLessThanOrEqual(500 + provider.length + 2);
+      expect(answers[6].body.content).toContain('you sent Bearer ');
+      for (const mode of ['ok', 'midstream']) {
+        for (const [path, body] of [
+          ['/api/chat', { provider, messages: msg(mode), stream: true }],
+          ['/v1/chat/completions', { model: provider, messages: msg(mode), stream: true }],
+          ['/api/chat/fanout', { providers: [provider], messages: msg(mode), stream: true }],
+        ] as const) {
+          const s = await postSse(url + path, body);
+          expect(s.status).toBe(200);
+          expect(s.text).toContain('hello');
+          if (mode === 'midstream') expect(s.text).toContain('you sent');
+          seen.push(s.text);
+        }
+      }
+      // Last: a congested model stays congested for a while. Its upstream_message is metadata.raw.
+      const congested = await http.post('/api/chat').send({ provider, messages: msg('congested') });
+      expect(congested.status).toBe(429);
+      expect(congested.body.error.upstream_message).toContain('temporarily rate-limited upstream');
+      seen.push(congested.text, (await http.post('/v1/chat/completions').send({ model: provider, messages: msg('congested') })).text);
+      const everything = [...seen, ...logs.lines].join('\n');
+      expect(everything).not.toContain(key);
+      expect(everything).not.toContain(key.slice(12, -3));
+    }
+    expect([...seen, ...logs.lines].join('\n')).not.toContain(CANARY);
+  } finally {
+    await orche.close();
+    await up.close();
+  }
 });

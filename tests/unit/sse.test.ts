@@ -71,3 +71,23 @@ test('formatSse writes named JSON events; errorChunk is OpenRouter\'s mid-stream
     choices: [{ index: 0, delta: { content: '' }, finish_reason: 'error' }],
   });
 });
+
+test('the work is linear: a 4 MiB line in 16 KiB chunks is scanned about once, not once per chunk', () => {
+  const p = new SseParser(8 * 1024 * 1024);
+  const chunk = 'x'.repeat(16 * 1024);
+  const total = 4 * 1024 * 1024;
+  p.push('data: ');
+  for (let sent = 0; sent < total; sent += chunk.length) expect(p.push(chunk)).toEqual([]);
+  const events = p.push('\n\n');
+  expect(events).toHaveLength(1);
+  expect(events[0].data).toHaveLength(total);
+  // Each character looked at a small constant number of times (quadratic would be ~128 × total).
+  expect(p.scannedChars).toBeLessThan(2 * total + 100);
+});
+
+test('a flood of keep-alive comments in one chunk: each one an event, scanned once', () => {
+  const p = new SseParser();
+  const flood = ':\n\n'.repeat(100_000);
+  expect(p.push(flood)).toHaveLength(100_000);
+  expect(p.scannedChars).toBeLessThanOrEqual(flood.length);
+});

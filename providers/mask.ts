@@ -1,0 +1,90 @@
+/**
+ * Key material out of upstream text (SPEC §7). An upstream — hostile, or only careless — may repeat
+ * the Authorization header anywhere: an error message, `metadata.raw`, a stream chunk, even a 200
+ * body. Every byte an upstream sends passes the masker once, where it enters orche
+ * (OpenRouterClient), so responses, stream events, errors and log lines all see masked text.
+ */
+
+export const REDACTED = '[REDACTED]';
+/** Relayed upstream messages (errors, stream error chunks) are cut to this many characters. */
+export const MAX_RELAYED_CHARS = 500;
+
+/** Key-shaped text: OpenRouter (`sk-or-v1-…`) and other `sk-…` keys, and any Bearer credential. */
+const KEY_SHAPED = /\bsk-[A-Za-z0-9_-]{16,}|\bBearer\s+[A-Za-z0-9._~+/=-]{6,}/gi;
+/** Characters a key or token is made of: a run of them may be a key cut by a chunk boundary. */
+const TOKEN_CHAR = /[A-Za-z0-9._~+/=-]/;
+/** Beyond this a run is not a key; it is released (masked) so memory stays bounded. */
+const MAX_HOLD = 64 * 1024;
+
+/** Replaces the given keys and anything key-shaped; the replacement keeps JSON strings valid. */
+export function maskSecrets(text: string, keys: readonly string[] = []): string {
+  let out = text;
+  for (const key of keys) if (key.length >= 8 && out.includes(key)) out = out.split(key).join(REDACTED);
+  return out.replace(KEY_SHAPED, (m) => (/^bearer/i.test(m) ? `Bearer ${REDACTED}` : REDACTED));
+}
+
+/** An upstream message as a client may see it: masked, and at most MAX_RELAYED_CHARS long. */
+export function relayedText(text: string, keys: readonly string[] = []): string {
+  const masked = maskSecrets(text, keys);
+  return masked.length <= MAX_RELAYED_CHARS ? masked : `${masked.slice(0, MAX_RELAYED_CHARS - 1)}…`;
+}
+
+/** Every string in a small JSON value (stream error `metadata`) relayed as above; depth and width bounded. */
+export function relayedValue(value: unknown, keys: readonly string[] = [], depth = 0): unknown {
+  if (typeof value === 'string') return relayedText(value, keys);
+  if (value === null || typeof value !== 'object') return value;
+  if (depth >= 4) return undefined;
+  if (Array.isArray(value)) return value.slice(0, 20).map((v) => relayedValue(v, keys, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value).slice(0, 20)) out[k.slice(0, 64)] = relayedValue(v, keys, depth + 1);
+  return out;
+}
+
+/**
+ * Masks a text that arrives in pieces. A key may be cut between two pieces, so the trailing run of
+ * token characters (and a `Bearer ` before it) is held back until the next piece shows where it
+ * ends. Each character is scanned a bounded number of times: the work is linear in the input.
+ */
+export class SecretMasker {
+  private held = '';
+  /** The last text released ended inside a key-shaped run: the rest of that run is masked too. */
+  private inSecret = false;
+
+  constructor(private readonly keys: readonly string[] = []) {}
+
+  /** Feeds a piece; returns the text that is safe to release now. */
+  push(piece: string): string {
+    let cut = piece.length;
+    while (cut > 0 && TOKEN_CHAR.test(piece[cut - 1])) cut--;
+    if (cut === 0) {
+      this.held += piece;
+      if (this.held.length <= MAX_HOLD) return '';
+      const out = this.release(this.held.length);
+      // The run goes on in the next piece: if it is key material, so is its continuation.
+      if (/(\bsk-[A-Za-z0-9_-]{16,}|\[REDACTED\])$/.test(out)) this.inSecret = true;
+      return out;
+    }
+    const text = this.held + piece;
+    let at = this.held.length + cut;
+    // `Bearer ` just before the run belongs to it.
+    const before = /Bearer\s+$/i.exec(text.slice(Math.max(0, at - 24), at));
+    if (before) at -= before[0].length;
+    return this.release(at, text);
+  }
+
+  /** The input ended: everything left, masked. */
+  end(): string {
+    return this.release(this.held.length);
+  }
+
+  private release(at: number, text = this.held): string {
+    let out = text.slice(0, at);
+    this.held = text.slice(at);
+    if (this.inSecret) {
+      const run = /^[A-Za-z0-9._~+/=-]*/.exec(out)![0];
+      if (run.length < out.length) this.inSecret = false;
+      out = (run ? REDACTED : '') + out.slice(run.length);
+    }
+    return maskSecrets(out, this.keys);
+  }
+}

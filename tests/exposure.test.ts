@@ -1,0 +1,63 @@
+/**
+ * SPEC §7 "Exposure and bounds" (issue 12): per-client limits that hold, one identity per client,
+ * bounded upstream answers and requests. Each test here failed on the code before its fix.
+ */
+import { describeRedis, dropPrefix, REDIS_URL, uniquePrefix } from './helpers/redis';
+import { hi, startStack, type Stack } from './helpers/stack';
+
+const K = 'sk-or-v1-exposure-test-key-00000001';
+let stack: Stack;
+afterEach(async () => stack?.close());
+const start = (env: Record<string, string> = {}) => startStack({ PROVIDER_KIMI_API_KEY: K, ...env }, { keys: [{ key: K }] }).then((s) => (stack = s));
+const chatBody = { provider: 'kimi', messages: hi };
+
+describe('client identity (hole 2)', () => {
+  test('an invented Bearer token per request never opens its own bucket: the address is the identity', async () => {
+    await start({ ORCHE_CLIENT_RPM: '5' });
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      statuses.push((await stack.http.post('/api/chat').set('Authorization', `Bearer invented-${i}-${Math.random()}`).send(chatBody)).status);
+    }
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
+    expect(stack.sim.calls).toHaveLength(5);
+  });
+
+  test('X-Forwarded-For from loopback is ignored by default (ORCHE_TRUST_PROXY=false): a spoofed address per request is still one client', async () => {
+    await start({ ORCHE_CLIENT_RPM: '3' });
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) statuses.push((await stack.http.post('/api/chat').set('X-Forwarded-For', `203.0.113.${i + 1}`).send(chatBody)).status);
+    expect(statuses).toEqual([200, 200, 200, 429, 429]);
+  });
+
+  test('ORCHE_TRUST_PROXY=1: the address X-Forwarded-For names is the client, one bucket each', async () => {
+    await start({ ORCHE_CLIENT_RPM: '2', ORCHE_TRUST_PROXY: '1' });
+    const as = (ip: string) => stack.http.post('/api/chat').set('X-Forwarded-For', ip).send(chatBody);
+    expect([(await as('203.0.113.1')).status, (await as('203.0.113.1')).status, (await as('203.0.113.1')).status]).toEqual([200, 200, 429]);
+    expect([(await as('203.0.113.2')).status, (await as('203.0.113.2')).status]).toEqual([200, 200]);
+    // Only the hop next to orche counts: an address the client put further left is not trusted.
+    expect((await as('198.51.100.7, 203.0.113.1')).status).toBe(429);
+  });
+});
+
+describeRedis('per-client limits with Redis (hole 1)', () => {
+  test('two instances on one Redis share ORCHE_CLIENT_RPM from the first request: 20 alternating → exactly 10 served, then 429 with RateLimit headers', async () => {
+    const prefix = uniquePrefix('client-rpm');
+    const env = { PROVIDER_KIMI_API_KEY: K, ORCHE_CLIENT_RPM: '10', REDIS_URL, ORCHE_REDIS_PREFIX: prefix };
+    const a = await startStack(env, { keys: [{ key: K }] });
+    const b = await startStack(env, { keys: [{ key: K }] });
+    try {
+      const answers = [];
+      for (let i = 0; i < 20; i++) answers.push(await (i % 2 === 0 ? a : b).http.post('/api/chat').send(chatBody));
+      const statuses = answers.map((r) => r.status);
+      expect(statuses.slice(0, 10)).toEqual(Array(10).fill(200));
+      expect(statuses.slice(10)).toEqual(Array(10).fill(429));
+      for (const r of answers) expect(r.headers['ratelimit-policy']).toMatch(/q=10; w=60/);
+      expect(answers[10].body.error).toMatchObject({ code: 429, type: 'client_rate_limited' });
+      expect(a.sim.calls.length + b.sim.calls.length).toBe(10);
+    } finally {
+      await a.close();
+      await b.close();
+      await dropPrefix(prefix);
+    }
+  });
+});

@@ -1,0 +1,54 @@
+import { MAX_RELAYED_CHARS, maskSecrets, REDACTED, relayedText, SecretMasker } from '../../providers/mask';
+
+const KEY = 'sk-or-v1-0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab';
+const PLAIN = 'plainSecretValue42';
+
+describe('maskSecrets', () => {
+  test.each([
+    ['an OpenRouter key', `bad key ${KEY}.`, `bad key ${REDACTED}.`],
+    ['another sk- key', 'key sk-ant-api03-AbCdEf0123456789xyz here', `key ${REDACTED} here`],
+    ['a Bearer credential', 'Authorization: Bearer abcdef.123456', `Authorization: Bearer ${REDACTED}`],
+    ["the attempt's key, whatever its shape", `echo ${PLAIN}!`, `echo ${REDACTED}!`],
+    ['text without secrets', 'The model is overloaded (sk-short)', 'The model is overloaded (sk-short)'],
+  ])('%s', (_name, input, expected) => {
+    expect(maskSecrets(input, [PLAIN])).toBe(expected);
+  });
+
+  test('inside JSON the replacement keeps the document valid', () => {
+    const body = JSON.stringify({ error: { message: `Bearer ${KEY}`, metadata: { raw: KEY } } });
+    expect(JSON.parse(maskSecrets(body))).toEqual({ error: { message: `Bearer ${REDACTED}`, metadata: { raw: REDACTED } } });
+  });
+
+  test('relayedText caps at 500 characters', () => {
+    expect(relayedText('a'.repeat(10_000))).toHaveLength(MAX_RELAYED_CHARS);
+    expect(relayedText('short')).toBe('short');
+  });
+});
+
+describe('SecretMasker (a text in pieces)', () => {
+  const run = (pieces: string[], keys: string[] = []) => {
+    const m = new SecretMasker(keys);
+    return pieces.map((p) => m.push(p)).join('') + m.end();
+  };
+
+  test('a key cut at every position between two pieces is masked, and nothing else changes', () => {
+    const text = `data: {"content":"hello Bearer ${KEY} and ${PLAIN} bye"}\n\n`;
+    const whole = maskSecrets(text, [PLAIN]);
+    for (let cut = 1; cut < text.length; cut++) {
+      const out = run([text.slice(0, cut), text.slice(cut)], [PLAIN]);
+      expect([cut, out]).toEqual([cut, whole]);
+    }
+  });
+
+  test('a key cut into single characters is masked', () => {
+    expect(run(`x ${KEY} y`.split(''))).toBe(`x ${REDACTED} y`);
+  });
+
+  test('a token run longer than the hold bound is released, and a key at its end stays masked across the release', () => {
+    const long = 'a'.repeat(70 * 1024);
+    const out = run([`${long} ${KEY.slice(0, 40)}`, `${'b'.repeat(70 * 1024)}`, `${KEY.slice(40)} end`]);
+    expect(out).not.toContain(KEY.slice(40));
+    expect(out).not.toContain(KEY.slice(9, 40));
+    expect(out.endsWith(' end')).toBe(true);
+  });
+});
