@@ -28,6 +28,8 @@ export interface PoolOptions {
   probeTtlMs: number;
   /** How long a model stays congested when the upstream gives no retry hint. */
   congestionMs: number;
+  /** The minute of learned per-minute limits (ORCHE_MINUTE_MS). */
+  minuteMs?: number;
 }
 
 /**
@@ -76,6 +78,7 @@ export class KeyPool {
       freeRpd: config.budgets.freeRpd,
       probeTtlMs: config.rotation.requestTimeoutMs,
       congestionMs: 5000,
+      minuteMs: config.pacing.minuteMs,
     };
   }
 
@@ -238,7 +241,7 @@ export class KeyPool {
   private async learnLimit(provider: ProviderRuntime, view: KeyView, outcome: Outcome, now: number): Promise<void> {
     const lesson = lessonOf(outcome, now);
     if (!lesson) return;
-    const windowMs = windowFromReset(lesson.resetAt, now);
+    const windowMs = windowFromReset(lesson.resetAt, now, this.options.minuteMs);
     if (windowMs === undefined) return;
     await this.learnFor(provider, view, lesson.scope, lesson.limit, windowMs, lesson.resetAt, '429', now);
   }

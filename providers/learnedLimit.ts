@@ -15,15 +15,17 @@ export const LEARNED_TTL_MS = 86_400_000;
 export const WINDOWS = [1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 60_000, 3_600_000, 86_400_000];
 
 /**
- * The window a reset implies: the shortest window length that reaches from now to the reset and on
- * whose boundary the reset falls (limits count per whole clock window: a per-minute reset falls on
- * the next whole minute, a daily one on 00:00 UTC).
+ * The window a reset implies. A reset within a minute that falls on a whole minute is a per-minute
+ * limit (OpenRouter's minute limits reset on the next whole minute); `minuteMs` is that minute,
+ * shorter only where a simulation compresses it (ORCHE_MINUTE_MS). Otherwise the shortest window
+ * length that reaches from now to the reset and on whose boundary it falls (an hour, a UTC day, …).
  * Undefined when the reset is in the past or fits none. A window guessed too short is lengthened by
  * `relearnedWindow` when the next 429 comes.
  */
-export function windowFromReset(resetAt: number, now: number): number | undefined {
+export function windowFromReset(resetAt: number, now: number, minuteMs = 60_000): number | undefined {
   const ahead = resetAt - now;
   if (!(ahead > 0)) return undefined;
+  if (ahead <= minuteMs && resetAt % minuteMs === 0) return minuteMs;
   return WINDOWS.find((w) => w >= ahead && resetAt % w === 0);
 }
 

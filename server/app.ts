@@ -8,6 +8,8 @@ import { OrcheError } from '../providers/errors';
 import { sleep as realSleep } from '../providers/backoff';
 import { ChatService } from '../providers/chat';
 import type { DispatchDeps } from '../providers/dispatcher';
+import { realClock } from '../providers/waitRoom';
+import { EndUsers, requestScope } from './endUsers';
 import { KeyPool } from '../providers/keyPool';
 import { KeyProber, type ProbeSummary } from '../providers/keyProbe';
 import { OpenRouterClient } from '../providers/openrouterClient';
@@ -101,11 +103,19 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   const store = deps.store ?? createStore(config, logger, now);
   const pool = new KeyPool(config.providers, store, KeyPool.optionsFrom(config));
   const client = new OpenRouterClient(config.upstream);
-  const chat = new ChatService(pool, client, config.rotation, { now, sleep: deps.sleep ?? realSleep, random: deps.random ?? Math.random });
+  const chat = new ChatService(pool, client, config.rotation, {
+    now,
+    sleep: deps.sleep ?? realSleep,
+    random: deps.random ?? Math.random,
+    // Real, cancellable timers for the wait rooms unless a test drives time through its own sleep.
+    timers: deps.sleep ? undefined : realClock,
+    maxQueue: config.pacing.maxQueue,
+  });
   const history = new RotationHistory(pool.events);
   subscribeLogs(pool, logger);
   const metrics = new Metrics(pool, now);
   const usage = new UsageTracker(pool.events);
+  const endUsers = new EndUsers({ rpm: config.pacing.userRpm, rpd: config.pacing.userRpd });
   const prober = new KeyProber(pool, client, now);
   const alerts = config.ops.alertWebhook
     ? new Alerts(pool, { webhook: config.ops.alertWebhook, intervalMs: config.ops.alertIntervalMs }, logger, now)
@@ -141,6 +151,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
     processErrors: 0,
     metrics,
     usage,
+    endUsers,
     prober,
     reload,
   };
@@ -162,6 +173,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   app.use(STATUS_PATHS, statusAuth(config));
   app.use(CHAT_PATHS, clientAuth(config.clientTokens), clientLimiter(config, limiterRedis?.store));
   app.use(express.json({ limit: config.bodyLimit }));
+  app.use(CHAT_PATHS, requestScope(config, endUsers, now));
   app.use(statusRoutes(ctx));
   app.use(chatRoutes(ctx));
   app.use(v1Routes(ctx));

@@ -50,6 +50,11 @@ export interface RunResult {
   lightShare?: number;
 }
 
+/** How long a request may wait for a key: one whole window and a little (ORCHE_MAX_WAIT_MS). */
+function patience(o: RotationOptions): number {
+  return o.windowMs + 2000;
+}
+
 /** The capacity per window and per account, from the scenario. */
 function capacity(o: RotationOptions): number {
   return ACCOUNTS.length * o.perAccount;
@@ -78,7 +83,7 @@ async function simCalls(simRoot: string, since: number): Promise<SimCall[]> {
 }
 
 /** orche configured for the scenario: one provider on the `:free` model, the five keys with their accounts. */
-export function orcheEnv(simBase: string, windowMs: number, extra: Record<string, string> = {}): Record<string, string> {
+export function orcheEnv(simBase: string, o: RotationOptions, extra: Record<string, string> = {}): Record<string, string> {
   const keys = ACCOUNTS.flatMap((a) => a.keys.map((k) => `${a.id}:${k}`));
   return {
     OPENROUTER_BASE_URL: simBase,
@@ -87,7 +92,9 @@ export function orcheEnv(simBase: string, windowMs: number, extra: Record<string
     PROVIDER_GLM45_BACKUP_KEYS: keys.slice(1).join(','),
     ORCHE_PROBE_INTERVAL_MS: '0',
     // A request may wait out one whole window (the compressed minute), as a client of free keys would.
-    ORCHE_MAX_WAIT_MS: String(windowMs + 2000),
+    ORCHE_MAX_WAIT_MS: String(patience(o)),
+    // The simulator's minute is compressed to the window: orche reads its per-minute 429s so.
+    ORCHE_MINUTE_MS: String(o.windowMs),
     ORCHE_BACKOFF_BASE_MS: '100',
     ORCHE_BACKOFF_MAX_MS: '500',
     ORCHE_CLIENT_TOKENS: 'bench-client-heavy,bench-client-light',
@@ -175,26 +182,28 @@ async function drive(urls: string[], clients: Client[], seconds: number): Promis
 }
 
 /**
- * What the accounts allow: window by window, the backlog of arrivals served up to the accounts'
- * capacity (a fluid model: every request waits as long as it must).
+ * What the accounts allow: window by window, up to the accounts' capacity, the waiting requests
+ * that are still willing to wait (arrived at most `patienceMs` before the window, or during it),
+ * oldest first — the most any gateway could serve to these arrivals.
  */
-export function idealServed(arrivals: number[], windowMs: number, perWindow: number, until: number): number {
+export function idealServed(arrivals: number[], windowMs: number, perWindow: number, patienceMs: number): number {
   if (arrivals.length === 0) return 0;
   const sorted = [...arrivals].sort((a, b) => a - b);
-  let w = Math.floor(sorted[0] / windowMs);
-  let i = 0;
-  let backlog = 0;
-  let served = 0;
-  for (; w * windowMs < until; w++) {
-    while (i < sorted.length && sorted[i] < (w + 1) * windowMs) {
-      backlog++;
-      i++;
+  const served = new Array<boolean>(sorted.length).fill(false);
+  let total = 0;
+  const last = Math.floor((sorted[sorted.length - 1] + patienceMs) / windowMs);
+  for (let w = Math.floor(sorted[0] / windowMs); w <= last; w++) {
+    const start = w * windowMs;
+    const end = start + windowMs;
+    let room = perWindow;
+    for (let i = 0; i < sorted.length && room > 0; i++) {
+      if (served[i] || sorted[i] >= end || sorted[i] + patienceMs < start) continue;
+      served[i] = true;
+      room--;
+      total++;
     }
-    const s = Math.min(perWindow, backlog);
-    served += s;
-    backlog -= s;
   }
-  return served;
+  return total;
 }
 
 /** For each account and each window boundary while demand waited, the delay to its next call. */
@@ -230,7 +239,7 @@ async function measure(name: string, simRoot: string, urls: string[], clients: C
     name,
     requests: run.done.length,
     served: run.done.filter((d) => d.status === 200).length,
-    ideal: idealServed(arrivalsEvery, o.windowMs, capacity(o), Math.max(...run.done.map((d) => d.at))),
+    ideal: idealServed(arrivalsEvery, o.windowMs, capacity(o), patience(o)),
     upstreamCalls: calls.length,
     upstream429,
     upstream5xx: calls.filter((c) => c.status >= 500).length,
@@ -288,7 +297,7 @@ export async function rotationBench(o: RotationOptions, procs: Proc[], log: (lin
   }
 
   log('rotation: orche');
-  const orche = await startOrche(orcheEnv(simBase, o.windowMs));
+  const orche = await startOrche(orcheEnv(simBase, o));
   procs.push(orche);
   results.push(await measure('orche, 1 instance', simRoot, [orche.url], one, o));
 
@@ -305,7 +314,7 @@ export async function rotationBench(o: RotationOptions, procs: Proc[], log: (lin
     const prefix = `orche-bench-rot-${process.pid}-${Date.now()}:`;
     const three: Proc[] = [];
     for (let i = 0; i < 3; i++) {
-      const p = await startOrche(orcheEnv(simBase, o.windowMs, { REDIS_URL: o.redisUrl, ORCHE_REDIS_PREFIX: prefix }));
+      const p = await startOrche(orcheEnv(simBase, o, { REDIS_URL: o.redisUrl, ORCHE_REDIS_PREFIX: prefix }));
       procs.push(p);
       three.push(p);
     }

@@ -4,16 +4,17 @@ import { classifyResponse } from '../../providers/rateLimit';
 
 const at = (h: number, m: number, s: number, ms = 0) => Date.UTC(2026, 10, 22, h, m, s, ms);
 
-describe('windowFromReset: the shortest window that reaches the reset and on whose boundary it falls', () => {
+describe('windowFromReset: a whole minute within a minute is the minute; else the shortest window that reaches the reset on its boundary', () => {
   test.each([
-    ['per-minute reset 50 s ahead', at(12, 31, 0), at(12, 30, 10), 60_000],
-    ['per-minute reset 25 s ahead on a :00 boundary → 30 s (lengthened by the next 429)', at(12, 31, 0), at(12, 30, 35), 30_000],
-    ['compressed 10 s window, 7 s ahead', at(12, 30, 20), at(12, 30, 13), 10_000],
-    ['compressed 10 s window, 3 s ahead on a 5 s boundary → 5 s', at(12, 30, 20), at(12, 30, 17), 5_000],
-    ['daily reset at 00:00 UTC', Date.UTC(2026, 10, 23), at(12, 30, 10), 86_400_000],
-    ['hourly reset', at(13, 0, 0), at(12, 30, 10), 3_600_000],
-  ])('%s', (_name, reset, now, expected) => {
-    expect(windowFromReset(reset, now)).toBe(expected);
+    ['per-minute reset 50 s ahead', at(12, 31, 0), at(12, 30, 10), 60_000, 60_000],
+    ['per-minute reset 2 s ahead', at(12, 31, 0), at(12, 30, 58), 60_000, 60_000],
+    ['compressed minute of 10 s, 7 s ahead', at(12, 30, 20), at(12, 30, 13), 10_000, 10_000],
+    ['compressed minute of 10 s, 3 s ahead', at(12, 30, 20), at(12, 30, 17), 10_000, 10_000],
+    ['a 10 s window with the real minute: the shortest aligned length (5 s, lengthened by the next 429)', at(12, 30, 20), at(12, 30, 17), 60_000, 5_000],
+    ['daily reset at 00:00 UTC', Date.UTC(2026, 10, 23), at(12, 30, 10), 60_000, 86_400_000],
+    ['hourly reset', at(13, 0, 0), at(12, 30, 10), 60_000, 3_600_000],
+  ])('%s', (_name, reset, now, minuteMs, expected) => {
+    expect(windowFromReset(reset, now, minuteMs)).toBe(expected);
   });
 
   test('a reset in the past or off every boundary teaches nothing', () => {
