@@ -24,6 +24,8 @@ export interface UserCounts {
   dayCount: number;
   successes: number;
   failures: number;
+  /** Refused by ORCHE_USER_RPM / ORCHE_USER_RPD. */
+  rateLimited: number;
   lastSeenAt: number;
 }
 
@@ -50,14 +52,19 @@ export class EndUsers {
     const day = Math.floor(now / DAY_MS);
     let u = this.users.get(key);
     if (u) this.users.delete(key); // re-inserted last: most recently seen
-    else u = { minute, minuteCount: 0, day, dayCount: 0, successes: 0, failures: 0, lastSeenAt: now };
+    else u = { minute, minuteCount: 0, day, dayCount: 0, successes: 0, failures: 0, rateLimited: 0, lastSeenAt: now };
     this.users.set(key, u);
     if (this.users.size > this.max) this.users.delete(this.users.keys().next().value!);
     if (u.minute !== minute) Object.assign(u, { minute, minuteCount: 0 });
     if (u.day !== day) Object.assign(u, { day, dayCount: 0 });
     u.lastSeenAt = now;
-    if (this.limits.rpd !== undefined && u.dayCount >= this.limits.rpd) return (day + 1) * DAY_MS - now;
-    if (this.limits.rpm !== undefined && u.minuteCount >= this.limits.rpm) return (minute + 1) * MINUTE_MS - now;
+    let wait = 0;
+    if (this.limits.rpd !== undefined && u.dayCount >= this.limits.rpd) wait = (day + 1) * DAY_MS - now;
+    else if (this.limits.rpm !== undefined && u.minuteCount >= this.limits.rpm) wait = (minute + 1) * MINUTE_MS - now;
+    if (wait > 0) {
+      u.rateLimited++;
+      return wait;
+    }
     u.minuteCount++;
     u.dayCount++;
     return 0;
@@ -76,7 +83,7 @@ export class EndUsers {
   }
 
   /** The tracked users, most recently seen first, with counts for the current minute and day. */
-  view(now: number): Array<{ user: string; calls_this_minute: number; calls_today: number; successes: number; failures: number; last_seen_at: string }> {
+  view(now: number): Array<{ user: string; calls_this_minute: number; calls_today: number; successes: number; failures: number; rate_limited: number; last_seen_at: string }> {
     const minute = Math.floor(now / MINUTE_MS);
     const day = Math.floor(now / DAY_MS);
     return [...this.users.entries()].reverse().map(([user, u]) => ({
@@ -85,6 +92,7 @@ export class EndUsers {
       calls_today: u.day === day ? u.dayCount : 0,
       successes: u.successes,
       failures: u.failures,
+      rate_limited: u.rateLimited,
       last_seen_at: new Date(u.lastSeenAt).toISOString(),
     }));
   }
