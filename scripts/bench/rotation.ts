@@ -14,6 +14,8 @@ import { startOrche, startPrinting, type Proc } from './processes';
 
 export interface RotationOptions {
   seconds: number;
+  /** How long a request may wait for a key (ORCHE_MAX_WAIT_MS); default: a window and 2 s. */
+  patienceMs?: number;
   windowMs: number;
   perAccount: number;
   /** Demand as a multiple of what the accounts allow. */
@@ -52,7 +54,7 @@ export interface RunResult {
 
 /** How long a request may wait for a key: one whole window and a little (ORCHE_MAX_WAIT_MS). */
 function patience(o: RotationOptions): number {
-  return o.windowMs + 2000;
+  return o.patienceMs ?? o.windowMs + 2000;
 }
 
 /** The capacity per window and per account, from the scenario. */
@@ -224,7 +226,9 @@ export function resetDelays(calls: SimCall[], windowMs: number, perAccount: numb
   return delays;
 }
 
-async function measure(name: string, simRoot: string, urls: string[], clients: Client[], o: RotationOptions): Promise<RunResult> {
+async function measure(name: string, simRoot: string, urls: string[], clients: Client[], o: RotationOptions, align = true): Promise<RunResult> {
+  // Start on a fresh window, so that what a previous run used of the current one counts for neither side.
+  if (align) await new Promise((r) => setTimeout(r, o.windowMs - (Date.now() % o.windowMs) + 20));
   await post(`${simRoot}/_sim/reset`, {});
   if (o.errorRate > 0) await post(`${simRoot}/_sim/rules`, { type: 'status', status: 502, probability: o.errorRate });
   const since = (await simCalls(simRoot, 0)).at(-1)?.seq ?? 0;
@@ -308,6 +312,20 @@ export async function rotationBench(o: RotationOptions, procs: Proc[], log: (lin
     { name: 'light', token: 'bench-client-light', perSecond: light },
   ], o));
   await orche.stop();
+
+  // Budgets configured (ORCHE_FREE_RPM): configured budgets count per real minute, so this run's
+  // simulator has minute windows; orche should send no 429 at all.
+  log('rotation: orche with budgets configured (60 s windows)');
+  const minute: RotationOptions = { ...o, windowMs: 60_000, patienceMs: o.windowMs + 2000 };
+  const sim60 = await startPrinting('scripts/simulator.js', ['--port', '0', '--config', simConfig(minute)]);
+  procs.push(sim60);
+  const budgeted = await startOrche(orcheEnv(`${sim60.url}/api/v1`, minute, { ORCHE_FREE_RPM: String(o.perAccount), ORCHE_MINUTE_MS: '60000' }));
+  procs.push(budgeted);
+  const perSecond60 = (o.demand * capacity(minute) * 1000) / minute.windowMs;
+  // A fresh process and simulator: no need to wait for a fresh minute (its ideal counts from the start).
+  results.push(await measure('orche, budgets configured (60 s windows)', sim60.url, [budgeted.url], [{ ...one[0], perSecond: perSecond60 }], minute, false));
+  await budgeted.stop();
+  await sim60.stop();
 
   if (o.redisUrl) {
     log('rotation: orche × 3 on Redis');
