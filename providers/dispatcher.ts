@@ -135,113 +135,113 @@ export class Dispatcher {
       return new AllKeysRateLimitedError(p.config.slug, wait, err.why === 'full' ? 'too many requests waiting' : 'cooling');
     };
     try {
-    while (attempts < this.rotation.maxAttempts) {
-      if (signal?.aborted) throw new ClientGoneError();
-      if (now() >= deadline) throw new UpstreamTimeoutError(provider.config.slug, attempts, `no answer within the request deadline of ${this.rotation.deadlineMs} ms`);
-      if (provider.keys.size === 0) {
-        const fb = this.fallbackOf(provider, visited);
-        if (fb) {
-          provider = fb;
-          continue;
+      while (attempts < this.rotation.maxAttempts) {
+        if (signal?.aborted) throw new ClientGoneError();
+        if (now() >= deadline) throw new UpstreamTimeoutError(provider.config.slug, attempts, `no answer within the request deadline of ${this.rotation.deadlineMs} ms`);
+        if (provider.keys.size === 0) {
+          const fb = this.fallbackOf(provider, visited);
+          if (fb) {
+            provider = fb;
+            continue;
+          }
+          throw new NoUsableKeysError(provider.config.slug, true);
         }
-        throw new NoUsableKeysError(provider.config.slug, true);
-      }
-      // A new request queues behind those already waiting for this provider: arrival order, clients in turn.
-      const room = this.room(provider);
-      if (held === null && attempts === 0 && room.busy) {
-        try {
-          held = { room, ticket: await room.join(client, waitUntil, undefined, signal) };
-        } catch (err) {
-          throw waitFailed(err, provider);
-        }
-        continue;
-      }
-      const t = now();
-      const pick = await this.pool.pick(provider, t, failed);
-      if (pick.keyId === null) {
-        const fb = this.fallbackOf(provider, visited);
-        if (fb) {
-          if (held) held.room.leave(held.ticket);
-          held = null;
-          provider = fb;
-          continue;
-        }
-        if (pick.retryAt === null) throw new NoUsableKeysError(provider.config.slug, false);
-        const wait = Math.max(1, pick.retryAt - t);
-        lastRetryAt = t + wait;
-        if (t + wait <= waitDeadline && t + wait < deadline) {
-          // Wait in line; the room wakes one request at a time at the soonest recovery (or sooner when kicked).
+        // A new request queues behind those already waiting for this provider: arrival order, clients in turn.
+        const room = this.room(provider);
+        if (held === null && attempts === 0 && room.busy) {
           try {
-            if (held) await held.room.retry(held.ticket, t + wait);
-            else held = { room, ticket: await room.join(client, waitUntil, t + wait, signal) };
+            held = { room, ticket: await room.join(client, waitUntil, undefined, signal) };
           } catch (err) {
-            held = null;
             throw waitFailed(err, provider);
           }
           continue;
         }
-        if (pick.reason === 'congested') {
-          throw new UpstreamRateLimitedError(provider.config.slug, wait, last && 'message' in last ? last.message : 'model congested upstream');
-        }
-        throw new AllKeysRateLimitedError(provider.config.slug, wait, pick.reason === 'budget' ? 'budgets spent' : 'cooling');
-      }
-
-      if (held) {
-        held.room.picked(held.ticket);
-        through = held.room;
-        held = null;
-      }
-      if (previous && previous.keyId !== pick.keyId) this.pool.emitRotation(provider, previous.keyId, pick.keyId, previous.reason, t);
-      attempts++;
-      const key = this.pool.secret(provider, pick.keyId);
-      const callStart = now();
-      const timeoutMs = Math.max(1, Math.min(this.rotation.requestTimeoutMs, deadline - callStart));
-      const { outcome, value } = await attempt({ provider, keyId: pick.keyId, key, signal, timeoutMs });
-      const end = now();
-      if (signal?.aborted) {
-        await this.pool.report(provider, pick.keyId, { kind: 'client_error', status: 499, reason: 'client_gone', message: 'client went away', body: undefined }, end - callStart, end, pick.probe);
-        throw new ClientGoneError();
-      }
-      await this.pool.report(provider, pick.keyId, outcome, end - callStart, end, pick.probe);
-      if (through) {
-        // A 429 that taught no limit restarts the slow start; a success widens it.
-        const unknown429 = outcome.kind === 'cool' && lessonOf(outcome, end) === undefined;
-        through.finished(outcome.kind === 'success' ? 'success' : unknown429 ? 'rate_limited_unknown' : 'other');
-        through = null;
-      }
-      if (outcome.kind === 'success') {
-        // A success may have opened a recovering key (its trial call): waiting requests need not wait longer.
-        if (pick.probe) this.room(provider).kick();
-        return { value: value as T, provider, keyId: pick.keyId, attempts, latencyMs: end - started };
-      }
-      last = outcome;
-      previous = { keyId: pick.keyId, reason: outcome.reason };
-
-      switch (outcome.kind) {
-        case 'cool':
-        case 'disable':
-          continue; // the next usable key at once, no sleep
-        case 'congested': {
+        const t = now();
+        const pick = await this.pool.pick(provider, t, failed);
+        if (pick.keyId === null) {
           const fb = this.fallbackOf(provider, visited);
           if (fb) {
-            previous = { keyId: pick.keyId, reason: `fallback:${outcome.reason}` };
+            if (held) held.room.leave(held.ticket);
+            held = null;
             provider = fb;
+            continue;
           }
-          continue; // otherwise the next pick sees the congestion and waits or fails with its hint
+          if (pick.retryAt === null) throw new NoUsableKeysError(provider.config.slug, false);
+          const wait = Math.max(1, pick.retryAt - t);
+          lastRetryAt = t + wait;
+          if (t + wait <= waitDeadline && t + wait < deadline) {
+            // Wait in line; the room wakes one request at a time at the soonest recovery (or sooner when kicked).
+            try {
+              if (held) await held.room.retry(held.ticket, t + wait);
+              else held = { room, ticket: await room.join(client, waitUntil, t + wait, signal) };
+            } catch (err) {
+              held = null;
+              throw waitFailed(err, provider);
+            }
+            continue;
+          }
+          if (pick.reason === 'congested') {
+            throw new UpstreamRateLimitedError(provider.config.slug, wait, last && 'message' in last ? last.message : 'model congested upstream');
+          }
+          throw new AllKeysRateLimitedError(provider.config.slug, wait, pick.reason === 'budget' ? 'budgets spent' : 'cooling');
         }
-        case 'retry':
-          retries++;
-          failed.push(pick.keyId);
-          if (attempts < this.rotation.maxAttempts) {
-            const delay = backoffDelay(retries, this.rotation.backoffBaseMs, this.rotation.backoffMaxMs, random);
-            await sleep(Math.min(delay, Math.max(0, deadline - now())), signal);
+
+        if (held) {
+          held.room.picked(held.ticket);
+          through = held.room;
+          held = null;
+        }
+        if (previous && previous.keyId !== pick.keyId) this.pool.emitRotation(provider, previous.keyId, pick.keyId, previous.reason, t);
+        attempts++;
+        const key = this.pool.secret(provider, pick.keyId);
+        const callStart = now();
+        const timeoutMs = Math.max(1, Math.min(this.rotation.requestTimeoutMs, deadline - callStart));
+        const { outcome, value } = await attempt({ provider, keyId: pick.keyId, key, signal, timeoutMs });
+        const end = now();
+        if (signal?.aborted) {
+          await this.pool.report(provider, pick.keyId, { kind: 'client_error', status: 499, reason: 'client_gone', message: 'client went away', body: undefined }, end - callStart, end, pick.probe);
+          throw new ClientGoneError();
+        }
+        await this.pool.report(provider, pick.keyId, outcome, end - callStart, end, pick.probe);
+        if (through) {
+          // A 429 that taught no limit restarts the slow start; a success widens it.
+          const unknown429 = outcome.kind === 'cool' && lessonOf(outcome, end) === undefined;
+          through.finished(outcome.kind === 'success' ? 'success' : unknown429 ? 'rate_limited_unknown' : 'other');
+          through = null;
+        }
+        if (outcome.kind === 'success') {
+          // A success may have opened a recovering key (its trial call): waiting requests need not wait longer.
+          if (pick.probe) this.room(provider).kick();
+          return { value: value as T, provider, keyId: pick.keyId, attempts, latencyMs: end - started };
+        }
+        last = outcome;
+        previous = { keyId: pick.keyId, reason: outcome.reason };
+
+        switch (outcome.kind) {
+          case 'cool':
+          case 'disable':
+            continue; // the next usable key at once, no sleep
+          case 'congested': {
+            const fb = this.fallbackOf(provider, visited);
+            if (fb) {
+              previous = { keyId: pick.keyId, reason: `fallback:${outcome.reason}` };
+              provider = fb;
+            }
+            continue; // otherwise the next pick sees the congestion and waits or fails with its hint
           }
-          continue;
-        case 'client_error':
-          throw new UpstreamRejectedError(provider.config.slug, outcome.status, outcome.reason, outcome.message);
+          case 'retry':
+            retries++;
+            failed.push(pick.keyId);
+            if (attempts < this.rotation.maxAttempts) {
+              const delay = backoffDelay(retries, this.rotation.backoffBaseMs, this.rotation.backoffMaxMs, random);
+              await sleep(Math.min(delay, Math.max(0, deadline - now())), signal);
+            }
+            continue;
+          case 'client_error':
+            throw new UpstreamRejectedError(provider.config.slug, outcome.status, outcome.reason, outcome.message);
+        }
       }
-    }
-    throw this.exhausted(requested, provider, last!, attempts);
+      throw this.exhausted(requested, provider, last!, attempts);
     } finally {
       if (held) held.room.leave(held.ticket);
       if (through) through.finished('other');
