@@ -1,16 +1,8 @@
 import type { RotationConfig } from '../config';
-import { backoffDelay } from './backoff';
-import {
-  AllKeysRateLimitedError,
-  NoUsableKeysError,
-  OrcheError,
-  UpstreamError,
-  UpstreamRateLimitedError,
-  UpstreamRejectedError,
-  UpstreamTimeoutError,
-} from './errors';
+import { AllKeysRateLimitedError, OrcheError } from './errors';
 import type { KeyPool, ProviderRuntime } from './keyPool';
 import { lessonOf } from './learnedLimit';
+import { type Budget, nextStep } from './nextStep';
 import type { Outcome } from './rateLimit';
 import { fairKey, requestClient } from './requestClient';
 import { type RoomClock, type Ticket, WaitEnded, WaitRoom } from './waitRoom';
@@ -56,8 +48,10 @@ export class ClientGoneError extends OrcheError {
 }
 
 /**
- * The retry loop: pick a key, make one call, report the outcome, then answer, rotate at once,
- * back off, wait for the soonest recovery, or fall back to another provider (SPEC §4).
+ * The retry loop: pick a key, make one call, report the outcome; what comes next (answer, rotate,
+ * back off, wait for the soonest recovery, fall back to another provider, fail) is nextStep's pure
+ * decision (SPEC §4, §7). This loop only does the I/O each step names. A wait happens in the
+ * provider's wait room (waitRoom.ts): in line, clients in turn, released one pick at a time.
  */
 export class Dispatcher {
   /** Requests waiting for a key, per provider (paced recovery and fair sharing, SPEC §7). */
@@ -99,22 +93,20 @@ export class Dispatcher {
     for (const r of this.rooms.values()) r.kick();
   }
 
-  private fallbackOf(provider: ProviderRuntime, visited: Set<string>): ProviderRuntime | undefined {
+  /** The provider's fallback when it has keys and was not visited in this request, else null. */
+  private fallbackOf(provider: ProviderRuntime, visited: Set<string>): string | null {
     const slug = provider.config.fallback;
-    if (!slug || visited.has(slug)) return undefined;
+    if (!slug || visited.has(slug)) return null;
     const fb = this.pool.get(slug);
-    if (!fb || fb.keys.size === 0) return undefined;
-    visited.add(slug);
-    return fb;
+    return fb && fb.keys.size > 0 ? slug : null;
   }
 
   async run<T>(slug: string, attempt: Attempt<T>, signal?: AbortSignal): Promise<DispatchResult<T>> {
-    const { now, sleep, random } = this.deps;
+    const { now, sleep } = this.deps;
+    const r = this.rotation;
     const started = now();
-    const waitDeadline = started + this.rotation.maxWaitMs;
-    const deadline = started + this.rotation.deadlineMs;
     let provider = this.pool.get(slug)!;
-    const requested = provider;
+    const requested = provider.config.slug;
     const visited = new Set([slug]);
     let attempts = 0;
     let retries = 0;
@@ -122,33 +114,41 @@ export class Dispatcher {
     // Keys that failed this request (5xx, timeout): another usable key is preferred for the retry.
     const failed: string[] = [];
     let last: Outcome | null = null;
+    const budget = (): Budget => ({
+      now: now(),
+      attempts,
+      maxAttempts: r.maxAttempts,
+      retries,
+      waitDeadline: started + r.maxWaitMs,
+      deadline: started + r.deadlineMs,
+      deadlineMs: r.deadlineMs,
+      backoffBaseMs: r.backoffBaseMs,
+      backoffMaxMs: r.backoffMaxMs,
+      cooldownMs: r.cooldownMs,
+      random: this.deps.random,
+    });
+
     const client = fairKey(requestClient.getStore());
     // The wait room's turn this request holds, and the room that let its current call through.
     let held: { room: WaitRoom; ticket: Ticket } | null = null;
     let through: WaitRoom | null = null;
-    const waitUntil = Math.min(waitDeadline, deadline - 1);
     let lastRetryAt = 0;
     const waitFailed = (err: unknown, p: ProviderRuntime): Error => {
       if (!(err instanceof WaitEnded)) return err as Error;
       if (err.why === 'aborted') return new ClientGoneError();
-      const wait = Math.max(1000, lastRetryAt - now());
-      return new AllKeysRateLimitedError(p.config.slug, wait, err.why === 'full' ? 'too many requests waiting' : 'cooling');
+      return new AllKeysRateLimitedError(p.config.slug, Math.max(1000, lastRetryAt - now()), err.why === 'full' ? 'too many requests waiting' : 'cooling');
     };
+    const waitUntil = Math.min(started + r.maxWaitMs, started + r.deadlineMs - 1);
+
     try {
-      while (attempts < this.rotation.maxAttempts) {
+      for (;;) {
         if (signal?.aborted) throw new ClientGoneError();
-        if (now() >= deadline) throw new UpstreamTimeoutError(provider.config.slug, attempts, `no answer within the request deadline of ${this.rotation.deadlineMs} ms`);
-        if (provider.keys.size === 0) {
-          const fb = this.fallbackOf(provider, visited);
-          if (fb) {
-            provider = fb;
-            continue;
-          }
-          throw new NoUsableKeysError(provider.config.slug, true);
-        }
-        // A new request queues behind those already waiting for this provider: arrival order, clients in turn.
+        let step = nextStep({ kind: 'start', provider: provider.config.slug, configured: provider.keys.size > 0, fallback: this.fallbackOf(provider, visited) }, budget());
+        let value: T | undefined;
+        let pickedKey: string | null = null;
         const room = this.room(provider);
-        if (held === null && attempts === 0 && room.busy) {
+        if (step.kind === 'pick' && held === null && attempts === 0 && room.busy) {
+          // A new request queues behind those already waiting for this provider: arrival order, clients in turn.
           try {
             held = { room, ticket: await room.join(client, waitUntil, undefined, signal) };
           } catch (err) {
@@ -156,113 +156,83 @@ export class Dispatcher {
           }
           continue;
         }
-        const t = now();
-        const pick = await this.pool.pick(provider, t, failed);
-        if (pick.keyId === null) {
-          const fb = this.fallbackOf(provider, visited);
-          if (fb) {
-            if (held) held.room.leave(held.ticket);
-            held = null;
-            provider = fb;
-            continue;
+        if (step.kind === 'pick') {
+          const pick = await this.pool.pick(provider, now(), failed);
+          if (pick.keyId === null) {
+            if (pick.retryAt !== null) lastRetryAt = pick.retryAt;
+            step = nextStep({ kind: 'no_key', provider: provider.config.slug, requested, pick, fallback: this.fallbackOf(provider, visited), last }, budget());
+          } else {
+            if (held) {
+              // Its turn is used: the next in line may pick at once.
+              held.room.picked(held.ticket);
+              through = held.room;
+              held = null;
+            }
+            pickedKey = pick.keyId;
+            if (previous && previous.keyId !== pick.keyId) this.pool.emitRotation(provider, previous.keyId, pick.keyId, previous.reason, now());
+            attempts++;
+            const key = this.pool.secret(provider, pick.keyId);
+            const callStart = now();
+            const timeoutMs = Math.max(1, Math.min(r.requestTimeoutMs, started + r.deadlineMs - callStart));
+            const result = await attempt({ provider, keyId: pick.keyId, key, signal, timeoutMs });
+            const end = now();
+            if (signal?.aborted) {
+              await this.pool.report(provider, pick.keyId, { kind: 'client_error', status: 499, reason: 'client_gone', message: 'client went away', body: undefined }, end - callStart, end, pick.probe);
+              throw new ClientGoneError();
+            }
+            await this.pool.report(provider, pick.keyId, result.outcome, end - callStart, end, pick.probe);
+            value = result.value;
+            last = result.outcome;
+            if (through) {
+              // A 429 that taught no limit restarts the slow start; a success widens it.
+              const unknown429 = last.kind === 'cool' && lessonOf(last, end) === undefined;
+              through.finished(last.kind === 'success' ? 'success' : unknown429 ? 'rate_limited_unknown' : 'other');
+              through = null;
+            }
+            // A successful trial call opened a recovering key: those waiting need not wait longer.
+            if (last.kind === 'success' && pick.probe) room.kick();
+            if (last.kind !== 'success') previous = { keyId: pick.keyId, reason: last.reason };
+            step = nextStep({ kind: 'outcome', provider: provider.config.slug, requested, outcome: last, fallback: this.fallbackOf(provider, visited) }, budget());
           }
-          if (pick.retryAt === null) throw new NoUsableKeysError(provider.config.slug, false);
-          const wait = Math.max(1, pick.retryAt - t);
-          lastRetryAt = t + wait;
-          if (t + wait <= waitDeadline && t + wait < deadline) {
-            // Wait in line; the room wakes one request at a time at the soonest recovery (or sooner when kicked).
+        }
+
+        switch (step.kind) {
+          case 'answer':
+            return { value: value as T, provider, keyId: pickedKey!, attempts, latencyMs: now() - started };
+          case 'pick':
+            continue;
+          case 'back_off':
+            retries++;
+            failed.push(pickedKey!);
+            await sleep(step.delayMs, signal);
+            continue;
+          case 'wait': {
+            // In line: the room lets one request through at a time at the soonest recovery (or sooner when kicked).
+            const at = now() + step.delayMs;
             try {
-              if (held) await held.room.retry(held.ticket, t + wait);
-              else held = { room, ticket: await room.join(client, waitUntil, t + wait, signal) };
+              if (held) await held.room.retry(held.ticket, at);
+              else held = { room, ticket: await room.join(client, waitUntil, at, signal) };
             } catch (err) {
               held = null;
               throw waitFailed(err, provider);
             }
             continue;
           }
-          if (pick.reason === 'congested') {
-            throw new UpstreamRateLimitedError(provider.config.slug, wait, last && 'message' in last ? last.message : 'model congested upstream');
-          }
-          throw new AllKeysRateLimitedError(provider.config.slug, wait, pick.reason === 'budget' ? 'budgets spent' : 'cooling');
-        }
-
-        if (held) {
-          held.room.picked(held.ticket);
-          through = held.room;
-          held = null;
-        }
-        if (previous && previous.keyId !== pick.keyId) this.pool.emitRotation(provider, previous.keyId, pick.keyId, previous.reason, t);
-        attempts++;
-        const key = this.pool.secret(provider, pick.keyId);
-        const callStart = now();
-        const timeoutMs = Math.max(1, Math.min(this.rotation.requestTimeoutMs, deadline - callStart));
-        const { outcome, value } = await attempt({ provider, keyId: pick.keyId, key, signal, timeoutMs });
-        const end = now();
-        if (signal?.aborted) {
-          await this.pool.report(provider, pick.keyId, { kind: 'client_error', status: 499, reason: 'client_gone', message: 'client went away', body: undefined }, end - callStart, end, pick.probe);
-          throw new ClientGoneError();
-        }
-        await this.pool.report(provider, pick.keyId, outcome, end - callStart, end, pick.probe);
-        if (through) {
-          // A 429 that taught no limit restarts the slow start; a success widens it.
-          const unknown429 = outcome.kind === 'cool' && lessonOf(outcome, end) === undefined;
-          through.finished(outcome.kind === 'success' ? 'success' : unknown429 ? 'rate_limited_unknown' : 'other');
-          through = null;
-        }
-        if (outcome.kind === 'success') {
-          // A success may have opened a recovering key (its trial call): waiting requests need not wait longer.
-          if (pick.probe) this.room(provider).kick();
-          return { value: value as T, provider, keyId: pick.keyId, attempts, latencyMs: end - started };
-        }
-        last = outcome;
-        previous = { keyId: pick.keyId, reason: outcome.reason };
-
-        switch (outcome.kind) {
-          case 'cool':
-          case 'disable':
-            continue; // the next usable key at once, no sleep
-          case 'congested': {
-            const fb = this.fallbackOf(provider, visited);
-            if (fb) {
-              previous = { keyId: pick.keyId, reason: `fallback:${outcome.reason}` };
-              provider = fb;
-            }
-            continue; // otherwise the next pick sees the congestion and waits or fails with its hint
-          }
-          case 'retry':
-            retries++;
-            failed.push(pick.keyId);
-            if (attempts < this.rotation.maxAttempts) {
-              const delay = backoffDelay(retries, this.rotation.backoffBaseMs, this.rotation.backoffMaxMs, random);
-              await sleep(Math.min(delay, Math.max(0, deadline - now())), signal);
-            }
+          case 'fall_back':
+            if (held) held.room.leave(held.ticket);
+            held = null;
+            // A fallback after an outcome names why the rotation left the key; an empty provider does not.
+            if (pickedKey !== null && previous) previous = { keyId: pickedKey, reason: step.reason };
+            visited.add(step.to);
+            provider = this.pool.get(step.to)!;
             continue;
-          case 'client_error':
-            throw new UpstreamRejectedError(provider.config.slug, outcome.status, outcome.reason, outcome.message);
+          case 'fail':
+            throw step.error;
         }
       }
-      throw this.exhausted(requested, provider, last!, attempts);
     } finally {
       if (held) held.room.leave(held.ticket);
       if (through) through.finished('other');
-    }
-  }
-
-  private exhausted(requested: ProviderRuntime, provider: ProviderRuntime, last: Outcome, attempts: number): OrcheError {
-    const slug = provider.config.slug;
-    switch (last.kind) {
-      case 'retry':
-        return last.reason === 'timeout'
-          ? new UpstreamTimeoutError(slug, attempts, last.message)
-          : new UpstreamError(slug, last.status, last.message, attempts);
-      case 'cool': {
-        const wait = Math.max(1000, (last.until ?? this.deps.now() + this.rotation.cooldownMs) - this.deps.now());
-        return new AllKeysRateLimitedError(requested.config.slug, wait, `${attempts} attempts all rate-limited`);
-      }
-      case 'congested':
-        return new UpstreamRateLimitedError(slug, Math.max(1000, (last.until ?? this.deps.now() + 5000) - this.deps.now()), last.message);
-      default:
-        return new UpstreamError(slug, last.status, 'message' in last ? last.message : 'upstream failure', attempts);
     }
   }
 }

@@ -5,6 +5,7 @@ import type { CoolScope, Outcome } from './rateLimit';
 import { emptyStats, type KeyStats, type SavedStats, statsFrom, totalTokens } from './keyStats';
 import { describeKeys, type KeyStatus } from './keyStatus';
 import { lessonOf, windowFromReset } from './learnedLimit';
+import { ACCOUNT_REFRESH_MS } from './store/rules';
 import type { KeyView, PickPlan, PickResult, StateStore } from './store/types';
 
 export type { KeyStats } from './keyStats';
@@ -39,8 +40,11 @@ export interface PoolOptions {
 export class KeyPool {
   readonly events = new PoolEmitter();
   private readonly providers = new Map<string, ProviderRuntime>();
-  /** Accounts already reported to the store, so that each is learned (and announced) once. */
-  private readonly learned = new Map<string, string>();
+  /**
+   * Accounts reported to the store, so that each is announced once and reported again only once a
+   * day (the store forgets a learned account EXPIRY.accountMs after its last report).
+   */
+  private readonly learned = new Map<string, { userId: string; at: number }>();
   /** Tells a persistent store that the per-key counters changed (they are saved with its state). */
   private readonly statsChanged: () => void;
 
@@ -91,6 +95,7 @@ export class KeyPool {
       free,
       candidates: ordered.map((k) => ({ keyId: k.id, account: k.account })),
       rotating: p.strategy === 'round-robin' ? p.keys.filter((k) => k.role !== 'reserve').length : 0,
+      reserves: p.keys.filter((k) => k.role === 'reserve').length,
       keyRpm: p.rpm,
       keyRpd: p.rpd,
       accountRpm: free ? this.options.freeRpm : undefined,
@@ -166,10 +171,13 @@ export class KeyPool {
       stats.remaining = outcome.rate.remaining ?? stats.remaining;
       stats.resetAt = outcome.rate.resetAt ?? stats.resetAt;
     }
-    if (outcome.userId && outcome.userId !== view.account && this.learned.get(view.account) !== outcome.userId) {
-      this.learned.set(view.account, outcome.userId);
-      await this.store.learnAccount(view.account, outcome.userId);
-      this.events.emit('account_learned', { at: now, keyId, account: outcome.userId });
+    if (outcome.userId && outcome.userId !== view.account) {
+      const known = this.learned.get(view.account);
+      if (known?.userId !== outcome.userId || now - known.at >= ACCOUNT_REFRESH_MS) {
+        this.learned.set(view.account, { userId: outcome.userId, at: now });
+        await this.store.learnAccount(view.account, outcome.userId, now);
+        if (known?.userId !== outcome.userId) this.events.emit('account_learned', { at: now, keyId, account: outcome.userId });
+      }
     }
     this.events.emit('outcome', { at: now, provider: slug, keyId, kind: outcome.kind, status: outcome.status, latencyMs });
     await this.apply(provider, view, outcome, now, probe);
@@ -208,28 +216,29 @@ export class KeyPool {
         totals.rateLimited++;
         const until = outcome.until ?? now + this.options.congestionMs;
         await this.store.congest(provider.plan.model, until, outcome.reason, now);
-        await this.store.release(view);
         this.events.emit('congested', { at: now, provider: slug, model: provider.plan.model, until, reason: outcome.reason });
         break;
       }
       case 'disable': {
         stats.failures++;
         totals.failures++;
-        await this.store.setDisabled(keyId, outcome.reason);
+        await this.store.setDisabled(keyId, outcome.reason, now);
         this.events.emit('disabled', { at: now, provider: slug, keyId, reason: outcome.reason });
         break;
       }
       case 'retry': {
         stats.failures++;
         totals.failures++;
-        await this.store.release(view);
         break;
       }
       case 'client_error':
         // The client's request was at fault, not the key: no failure counted against it.
-        await this.store.release(view);
         break;
     }
+    // The trial call's hold on its gates ends with the call, whatever its outcome (SPEC §7): a 401 or
+    // a 429 aimed at the key gate must not leave the account gate held, locking out its other keys.
+    // Outcomes with no verdict on the key release even when the caller did not know it was a trial.
+    if (probe || outcome.kind === 'retry' || outcome.kind === 'client_error' || outcome.kind === 'congested') await this.store.release(view, now);
     // X-RateLimit-Remaining: 0 comes from OpenRouter's account limiter: the account's next call
     // would be refused, so it cools until the reset (SPEC §4), whatever else the answer said.
     if (outcome.rate?.remaining === 0 && outcome.rate.resetAt && outcome.rate.resetAt > now) {
@@ -319,12 +328,12 @@ export class KeyPool {
   }
 
   async setDisabled(keyId: string, reason: string | null, now: number): Promise<void> {
-    await this.store.setDisabled(keyId, reason);
+    await this.store.setDisabled(keyId, reason, now);
     if (reason === null) this.events.emit('reactivated', { at: now, keyId });
     else for (const { provider } of this.findKey(keyId)) this.events.emit('disabled', { at: now, provider: provider.config.slug, keyId, reason });
   }
 
-  async resetCooldowns(provider?: ProviderRuntime): Promise<void> {
-    await this.store.resetCooldowns(provider ? [...provider.views.values()] : undefined);
+  async resetCooldowns(provider: ProviderRuntime | undefined, now: number): Promise<void> {
+    await this.store.resetCooldowns(provider ? [...provider.views.values()] : undefined, now);
   }
 }

@@ -4,9 +4,10 @@
  * it, as it does for configured budgets. Pure decisions only; the stores keep and count them.
  */
 import type { CoolScope, Outcome } from './rateLimit';
+import { EXPIRY } from './store/rules';
 
-/** A learned limit lasts a day; a new 429 of the same scope relearns it. */
-export const LEARNED_TTL_MS = 86_400_000;
+/** A learned limit lasts a day (the rule table's expiry); a new 429 of the same scope relearns it. */
+export const LEARNED_TTL_MS = EXPIRY.learnedMs;
 
 /**
  * Window lengths a limit can have, shortest first: OpenRouter's minute and day, and the shorter ones

@@ -77,9 +77,10 @@ export function parseResetEpoch(value: unknown, now: number): number | undefined
   }
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) return undefined;
-  if (n >= 1e12) return Math.round(n);
-  if (n >= 1e9) return Math.round(n * 1000);
-  return now + Math.round(n * 1000);
+  // Deadlines are whole milliseconds, rounded up (a fraction would reach Redis's PEXPIRE).
+  if (n >= 1e12) return Math.ceil(n);
+  if (n >= 1e9) return Math.ceil(n * 1000);
+  return now + Math.ceil(n * 1000);
 }
 
 function num(value: string | undefined): number | undefined {
@@ -109,8 +110,8 @@ export function resetTime(headers: Headers, error: ErrorObject | undefined, now:
     parseRetryAfter(header(metaHeaders, 'Retry-After'), now),
     parseResetEpoch(header(headers, 'X-RateLimit-Reset'), now),
     parseResetEpoch(header(metaHeaders, 'X-RateLimit-Reset'), now),
-    typeof meta.retry_after_seconds === 'number' ? now + meta.retry_after_seconds * 1000 : undefined,
-    typeof error?.availability?.retry_after === 'number' ? now + (error.availability.retry_after as number) * 1000 : undefined,
+    typeof meta.retry_after_seconds === 'number' ? now + Math.ceil(meta.retry_after_seconds * 1000) : undefined,
+    typeof error?.availability?.retry_after === 'number' ? now + Math.ceil((error.availability.retry_after as number) * 1000) : undefined,
     parseResetEpoch(meta.resets_at, now),
   ].filter((t): t is number => t !== undefined && t > now);
   return candidates.length ? Math.max(...candidates) : undefined;

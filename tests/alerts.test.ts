@@ -108,7 +108,7 @@ test('a webhook that hangs or fails never slows requests; its failure is logged 
     for (const k of [A, B, C]) stack.sim.addRule({ match: { key: k }, type: 'generic-429', retryAfterSeconds: 1, times: 1 });
     await stack.http.post('/api/chat').send({ provider: 'kimi', messages: hi });
     await eventually(async () => receiver!.alerts.length >= 2 * round + 1, 'an alert');
-    await stack.orche.ctx.pool.resetCooldowns();
+    await stack.orche.ctx.pool.resetCooldowns(undefined, Date.now());
     await stack.http.post('/api/chat').send({ provider: 'kimi', messages: hi });
     await eventually(async () => receiver!.alerts.length >= 2 * round + 2, 'a recovery alert');
   }

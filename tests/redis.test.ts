@@ -208,7 +208,7 @@ describeRedis('a failed command on a live connection', () => {
     const admin = new Redis(url);
     try {
       expect(await store.connected()).toBe(true);
-      const plan = { provider: 'kimi', model: 'm', free: false, candidates: [{ keyId: 'k1', account: 'key:k1' }], rotating: 1, probeTtlMs: 1000 };
+      const plan = { provider: 'kimi', model: 'm', free: false, candidates: [{ keyId: 'k1', account: 'key:k1' }], rotating: 1, reserves: 0, probeTtlMs: 1000 };
       // Redis holds every client's commands for 800 ms: the pick times out (200 ms), the connection stays up.
       await admin.call('CLIENT', 'PAUSE', '800', 'ALL');
       expect((await store.pick(plan, Date.now())).keyId).toBe('k1'); // served from local state

@@ -2,6 +2,7 @@ import { isLive, learnedCounter, type LearnedLimit, type LearnedSet, relearnedWi
 import {
   counterKey,
   DAY_MS,
+  deadlineMs,
   MINUTE_MS,
   dayWindow,
   doublingCooldown,
@@ -20,6 +21,7 @@ import {
   type StateStore,
   type StoreHealth,
 } from './types';
+import { EXPIRY } from './rules';
 
 interface Gate {
   until: number;
@@ -34,35 +36,76 @@ interface Counter {
   count: number;
 }
 
+/** A value and when it was last written: the long-lived state expires from `at` (rules.ts). */
+export interface Stamped<T> {
+  value: T;
+  at: number;
+}
+
+/** A disabled flag, or (value null) the record of a reactivation: the later admin action wins. */
+export type DisabledEntry = Stamped<string | null>;
+
 /** The whole state as plain data: what a snapshot file holds. */
 export interface MemoryState {
   gates: Record<string, Gate>;
-  disabled: Record<string, string>;
-  strikes: Record<string, number>;
-  aliases: Record<string, string>;
+  disabled: Record<string, DisabledEntry>;
+  strikes: Record<string, Stamped<number>>;
+  aliases: Record<string, Stamped<string>>;
   counters: Record<string, Counter>;
-  positions: Record<string, number>;
+  positions: Record<string, Stamped<number>>;
   /** Learned limits by gate, then by window length (absent in snapshots written before them). */
   learned?: Record<string, LearnedSet>;
+}
+
+/** A gate still has an effect: cooling, or recovering within its expiry; congestion ends at its deadline. */
+export function gateLive(g: Gate, now: number): boolean {
+  return g.until > now || (g.probing && g.until + EXPIRY.recoveringMs > now);
+}
+
+const fresh = <T>(s: Stamped<T> | undefined, ttlMs: number, now: number): s is Stamped<T> => s !== undefined && now - s.at < ttlMs;
+
+/** A snapshot written before the values were stamped holds bare values: they count from `at`. */
+function stamped<T>(v: unknown, at: number): Stamped<T> {
+  return typeof v === 'object' && v !== null && 'at' in v && 'value' in v ? (v as Stamped<T>) : { value: v as T, at };
 }
 
 /** In-process state: the default store, and the base of the snapshot store. */
 export class MemoryStore implements StateStore {
   readonly kind: StoreHealth['kind'] = 'memory';
   protected gates = new Map<string, Gate>();
-  protected disabled = new Map<string, string>();
-  protected strikes = new Map<string, number>();
-  protected aliases = new Map<string, string>();
+  protected disabled = new Map<string, DisabledEntry>();
+  protected strikes = new Map<string, Stamped<number>>();
+  protected aliases = new Map<string, Stamped<string>>();
   protected counters = new Map<string, Counter>();
-  protected positions = new Map<string, number>();
+  protected positions = new Map<string, Stamped<number>>();
   /** Learned limits by gate name; their counters live in `counters` under `learnedCounter` names. */
   protected learned = new Map<string, LearnedSet>();
 
   /** Called after every change; the snapshot store schedules a write here. */
   protected changed(): void {}
 
-  private resolve(account: string): string {
-    return this.aliases.get(account) ?? account;
+  private resolve(account: string, now: number): string {
+    const a = this.aliases.get(account);
+    return fresh(a, EXPIRY.accountMs, now) ? a.value : account;
+  }
+
+  /** The gate if it still has an effect (an expired one is dropped on the way). */
+  private liveGate(name: string, now: number): Gate | undefined {
+    const g = this.gates.get(name);
+    if (!g) return undefined;
+    if (gateLive(g, now)) return g;
+    this.gates.delete(name);
+    return undefined;
+  }
+
+  private isDisabled(keyId: string, now: number): string | null {
+    const d = this.disabled.get(keyId);
+    return fresh(d, EXPIRY.disabledMs, now) ? d.value : null;
+  }
+
+  private strikeCount(keyId: string, now: number): number {
+    const s = this.strikes.get(keyId);
+    return fresh(s, EXPIRY.strikesMs, now) ? s.value : 0;
   }
 
   private count(key: string, window: number): number {
@@ -77,35 +120,47 @@ export class MemoryStore implements StateStore {
   }
 
   async pick(plan: PickPlan, now: number, avoid?: readonly string[]): Promise<PickResult> {
-    if (avoid && avoid.length > 0) {
-      const other = this.pickSync(plan, now, avoid);
-      if (other.keyId !== null) return other;
-    }
-    return this.pickSync(plan, now);
+    return this.pickSync(plan, now, avoid);
   }
 
-  /** The decision itself, synchronous so that it is atomic within the process. */
+  /**
+   * The decision itself, synchronous so that it is atomic within the process. With keys to avoid,
+   * the tiers are: other non-reserve keys, the avoided non-reserve keys, other reserves, everything.
+   */
   pickSync(plan: PickPlan, now: number, avoid?: readonly string[]): PickResult {
+    if (avoid && avoid.length > 0) {
+      const regular = plan.candidates.length - plan.reserves;
+      for (const [limit, skip] of [[regular, avoid], [regular, undefined], [plan.candidates.length, avoid]] as const) {
+        const r = this.choose(plan, now, limit, skip);
+        if (r.keyId !== null) return r;
+      }
+    }
+    return this.choose(plan, now, plan.candidates.length, undefined);
+  }
+
+  /** The first usable key among the first `limit` candidates (in rotation order), skipping `avoid`. */
+  private choose(plan: PickPlan, now: number, limit: number, avoid: readonly string[] | undefined): PickResult {
     const congested = this.gates.get(gate.model(plan.model));
     if (congested && congested.until > now) return { keyId: null, retryAt: congested.until, reason: 'congested' };
     const { candidates, rotating } = plan;
-    const start = rotating > 0 ? (this.positions.get(plan.provider) ?? 0) % rotating : 0;
+    const pos = this.positions.get(plan.provider);
+    const start = rotating > 0 && fresh(pos, EXPIRY.positionMs, now) ? pos.value % rotating : 0;
     const minute = minuteWindow(now);
     const day = dayWindow(now);
     let soonest = Infinity;
     let anyEnabled = false;
     let budgetBound = false;
-    for (let i = 0; i < candidates.length; i++) {
+    for (let i = 0; i < limit; i++) {
       const index = i < rotating ? (start + i) % rotating : i;
       const c = candidates[index];
-      if (this.disabled.has(c.keyId) || avoid?.includes(c.keyId)) continue;
+      if (this.isDisabled(c.keyId, now) !== null || avoid?.includes(c.keyId)) continue;
       anyEnabled = true;
-      const account = this.resolve(c.account);
+      const account = this.resolve(c.account, now);
       const gates = keyGates(c.keyId, account, plan.model, plan.free);
       let blockedUntil = 0;
       let probe = false;
       for (const name of gates) {
-        const g = this.gates.get(name);
+        const g = this.liveGate(name, now);
         if (!g) continue;
         if (g.until > now) blockedUntil = Math.max(blockedUntil, g.until);
         else if (g.probing) {
@@ -136,7 +191,7 @@ export class MemoryStore implements StateStore {
         this.bump(counterKey.accountDay(account), day);
       }
       for (const [name, l] of this.liveLearned(gates, now)) this.bump(learnedCounter(name, l.windowMs), Math.floor(now / l.windowMs));
-      if (index < rotating) this.positions.set(plan.provider, index + 1);
+      if (index < rotating) this.positions.set(plan.provider, { value: index + 1, at: now });
       this.changed();
       return { keyId: c.keyId, index, probe };
     }
@@ -178,7 +233,7 @@ export class MemoryStore implements StateStore {
   }
 
   async learnLimit(req: LearnRequest, now: number): Promise<void> {
-    const name = scopeGate(req.scope, req.keyId, this.resolve(req.account), req.model);
+    const name = scopeGate(req.scope, req.keyId, this.resolve(req.account, now), req.model);
     const set = this.learned.get(name) ?? {};
     // A limit of the same kind (up to a minute, or longer) is replaced; its window only lengthens.
     let windowMs = req.windowMs;
@@ -196,7 +251,7 @@ export class MemoryStore implements StateStore {
 
   async refund(view: KeyView, pickedAt: number): Promise<void> {
     let dirty = false;
-    for (const [name, l] of this.liveLearned(this.gatesOf(view), pickedAt)) {
+    for (const [name, l] of this.liveLearned(this.gatesOf(view, pickedAt), pickedAt)) {
       const c = this.counters.get(learnedCounter(name, l.windowMs));
       if (c && c.window === Math.floor(pickedAt / l.windowMs) && c.count > 0) {
         c.count--;
@@ -207,11 +262,11 @@ export class MemoryStore implements StateStore {
   }
 
   async cool(req: CoolRequest, now: number): Promise<number> {
-    const strikes = (this.strikes.get(req.keyId) ?? 0) + (req.strike === false ? 0 : 1);
-    if (strikes > 0) this.strikes.set(req.keyId, strikes);
-    const until = req.until ?? now + doublingCooldown(strikes, req.baseMs, req.maxMs);
-    const name = scopeGate(req.scope, req.keyId, this.resolve(req.account), req.model);
-    const g = this.gates.get(name);
+    const strikes = this.strikeCount(req.keyId, now) + (req.strike === false ? 0 : 1);
+    if (req.strike !== false) this.strikes.set(req.keyId, { value: strikes, at: now });
+    const until = deadlineMs(req.until ?? now + doublingCooldown(strikes, req.baseMs, req.maxMs));
+    const name = scopeGate(req.scope, req.keyId, this.resolve(req.account, now), req.model);
+    const g = this.liveGate(name, now);
     if (g && g.until >= until) {
       g.probing = true;
       this.changed();
@@ -222,7 +277,8 @@ export class MemoryStore implements StateStore {
     return until;
   }
 
-  async congest(model: string, until: number, reason: string, _now: number): Promise<void> {
+  async congest(model: string, deadline: number, reason: string, _now: number): Promise<void> {
+    const until = deadlineMs(deadline);
     const name = gate.model(model);
     const g = this.gates.get(name);
     if (g && g.until >= until) return;
@@ -230,13 +286,13 @@ export class MemoryStore implements StateStore {
     this.changed();
   }
 
-  private gatesOf(view: KeyView): string[] {
-    return keyGates(view.keyId, this.resolve(view.account), view.model, view.free);
+  private gatesOf(view: KeyView, now: number): string[] {
+    return keyGates(view.keyId, this.resolve(view.account, now), view.model, view.free);
   }
 
   async succeed(view: KeyView, now: number): Promise<void> {
     let dirty = this.strikes.delete(view.keyId);
-    for (const name of this.gatesOf(view)) {
+    for (const name of this.gatesOf(view, now)) {
       const g = this.gates.get(name);
       // A gate cooled again meanwhile (by another request) stays shut.
       if (g && g.probing && g.until <= now) {
@@ -247,37 +303,36 @@ export class MemoryStore implements StateStore {
     if (dirty) this.changed();
   }
 
-  async release(view: KeyView): Promise<void> {
-    for (const name of this.gatesOf(view)) {
+  async release(view: KeyView, now: number): Promise<void> {
+    for (const name of this.gatesOf(view, now)) {
       const g = this.gates.get(name);
       if (g && g.probing) g.probeUntil = 0;
     }
   }
 
-  async setDisabled(keyId: string, reason: string | null): Promise<void> {
+  async setDisabled(keyId: string, reason: string | null, now: number): Promise<void> {
+    // A reactivation is kept (value null) with its time, so that a merge knows which action came later.
+    this.disabled.set(keyId, { value: reason, at: now });
     if (reason === null) {
-      this.disabled.delete(keyId);
       this.gates.delete(gate.key(keyId));
       this.strikes.delete(keyId);
-    } else {
-      this.disabled.set(keyId, reason);
     }
     this.changed();
   }
 
-  async learnAccount(account: string, learned: string): Promise<void> {
-    if (account === learned || this.aliases.get(account) === learned) return;
-    this.aliases.set(account, learned);
+  async learnAccount(account: string, learned: string, now: number): Promise<void> {
+    if (account === learned) return;
+    this.aliases.set(account, { value: learned, at: now });
     this.changed();
   }
 
-  async resetCooldowns(views?: KeyView[]): Promise<void> {
+  async resetCooldowns(views: KeyView[] | undefined, now: number): Promise<void> {
     if (!views) {
       this.gates.clear();
       this.strikes.clear();
     } else {
       for (const v of views) {
-        for (const name of this.gatesOf(v)) this.gates.delete(name);
+        for (const name of this.gatesOf(v, now)) this.gates.delete(name);
         this.gates.delete(gate.model(v.model));
         this.strikes.delete(v.keyId);
       }
@@ -294,12 +349,12 @@ export class MemoryStore implements StateStore {
     const minute = minuteWindow(now);
     const day = dayWindow(now);
     return views.map((v) => {
-      const account = this.resolve(v.account);
+      const account = this.resolve(v.account, now);
       let cooldownUntil = 0;
       let cooldownReason: string | null = null;
       let recovering = false;
       for (const name of keyGates(v.keyId, account, v.model, v.free)) {
-        const g = this.gates.get(name);
+        const g = this.liveGate(name, now);
         if (!g) continue;
         if (g.until > now && g.until > cooldownUntil) {
           cooldownUntil = g.until;
@@ -314,7 +369,7 @@ export class MemoryStore implements StateStore {
       }));
       return {
         learned,
-        disabled: this.disabled.get(v.keyId) ?? null,
+        disabled: this.isDisabled(v.keyId, now),
         cooldownUntil,
         cooldownReason,
         account,
@@ -339,37 +394,40 @@ export class MemoryStore implements StateStore {
 
   async close(): Promise<void> {}
 
-  /** Plain data for a snapshot; expired gates and old windows are left out. */
+  /** Plain data for a snapshot (and the Redis merge); expired state and old windows are left out. */
   exportState(now: number): MemoryState {
     const day = dayWindow(now);
     const minute = minuteWindow(now);
     const gates: Record<string, Gate> = {};
-    for (const [k, g] of this.gates) if (g.until > now || g.probing) gates[k] = { ...g, probeUntil: 0 };
+    for (const [k, g] of this.gates) if (gateLive(g, now)) gates[k] = { ...g, probeUntil: 0 };
     const counters: Record<string, Counter> = {};
     for (const [k, c] of this.counters) if (c.window === day || c.window === minute || isCurrentLearned(k, c, now)) counters[k] = { ...c };
     const learned: Record<string, LearnedSet> = {};
     for (const [name, set] of this.learned) {
-      const live = Object.fromEntries(Object.entries(set).filter(([, l]) => isLive(l, now)));
-      if (Object.keys(live).length > 0) learned[name] = live;
+      const liveSet = Object.fromEntries(Object.entries(set).filter(([, l]) => isLive(l, now)));
+      if (Object.keys(liveSet).length > 0) learned[name] = liveSet;
     }
+    const live = <T>(m: Map<string, Stamped<T>>, ttl: number) => Object.fromEntries([...m].filter(([, s]) => fresh(s, ttl, now)));
     return {
       gates,
-      disabled: Object.fromEntries(this.disabled),
-      strikes: Object.fromEntries(this.strikes),
-      aliases: Object.fromEntries(this.aliases),
+      disabled: live(this.disabled, EXPIRY.disabledMs),
+      strikes: live(this.strikes, EXPIRY.strikesMs),
+      aliases: live(this.aliases, EXPIRY.accountMs),
       counters,
-      positions: Object.fromEntries(this.positions),
+      positions: live(this.positions, EXPIRY.positionMs),
       learned,
     };
   }
 
-  importState(state: MemoryState): void {
+  /** `savedAt` stamps the bare values of a snapshot written before values carried their time. */
+  importState(state: MemoryState, savedAt: number): void {
+    const stampAll = <T>(r: Record<string, unknown>) => new Map(Object.entries(r).map(([k, v]) => [k, stamped<T>(v, savedAt)]));
     this.gates = new Map(Object.entries(state.gates));
-    this.disabled = new Map(Object.entries(state.disabled));
-    this.strikes = new Map(Object.entries(state.strikes));
-    this.aliases = new Map(Object.entries(state.aliases));
+    this.disabled = stampAll<string | null>(state.disabled);
+    this.strikes = stampAll<number>(state.strikes);
+    this.aliases = stampAll<string>(state.aliases);
     this.counters = new Map(Object.entries(state.counters));
-    this.positions = new Map(Object.entries(state.positions));
+    this.positions = stampAll<number>(state.positions);
     this.learned = new Map(Object.entries(state.learned ?? {}));
   }
 }

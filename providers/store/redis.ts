@@ -1,8 +1,9 @@
 import Redis from 'ioredis';
 import { MemoryStore } from './memory';
 import { defineScripts, type StoreScripts } from './redisScripts';
+import { EXPIRY } from './rules';
 import type { StoreLog } from './snapshot';
-import type { CoolRequest, KeyInspection, KeyView, LearnedView, LearnRequest, PickPlan, PickResult, StateStore, StoreHealth } from './types';
+import { clockMs, deadlineMs, type CoolRequest, type KeyInspection, type KeyView, type LearnedView, type LearnRequest, type PickPlan, type PickResult, type StateStore, type StoreHealth } from './types';
 
 export interface RedisStoreOptions {
   url: string;
@@ -13,13 +14,6 @@ export interface RedisStoreOptions {
   timeoutMs?: number;
 }
 
-const HOUR_MS = 3_600_000;
-/** How long a gate outlives its deadline: the recovering (probe-first) state lasts at most this. */
-const GATE_MARGIN_MS = HOUR_MS;
-const STRIKE_TTL_MS = 24 * HOUR_MS;
-/** Positions, learned accounts and disabled flags: long-lived, refreshed on every write. */
-const POSITION_TTL_MS = 7 * 24 * HOUR_MS;
-const LONG_TTL_MS = 30 * 24 * HOUR_MS;
 
 const viewArgs = (views: KeyView[]) => views.flatMap((v) => [v.keyId, v.account, v.model, v.free ? '1' : '0']);
 const budget = (n: number | undefined) => (n === undefined ? -1 : n);
@@ -128,9 +122,9 @@ export class RedisStore implements StateStore {
     return this.shared(
       async () => {
         const r = await this.redis.orchePick(
-          this.prefix, now, plan.provider, plan.model, plan.free ? '1' : '0', plan.rotating,
+          this.prefix, clockMs(now), plan.provider, plan.model, plan.free ? '1' : '0', plan.rotating,
           budget(plan.keyRpm), budget(plan.keyRpd), budget(plan.accountRpm), budget(plan.accountRpd),
-          plan.probeTtlMs, GATE_MARGIN_MS, POSITION_TTL_MS,
+          plan.probeTtlMs, plan.reserves,
           avoid.length, ...avoid, ...plan.candidates.flatMap((c) => [c.keyId, c.account]),
         );
         if (r[0] === 1) return { keyId: r[1], index: r[2], probe: r[3] === 1 };
@@ -146,7 +140,7 @@ export class RedisStore implements StateStore {
     return this.shared(
       async () =>
         Number(
-          await this.redis.orcheCool(this.prefix, now, req.keyId, req.account, req.model, req.scope, req.until ?? -1, req.reason, req.baseMs, req.maxMs, GATE_MARGIN_MS, STRIKE_TTL_MS, req.strike === false ? 0 : 1),
+          await this.redis.orcheCool(this.prefix, clockMs(now), req.keyId, req.account, req.model, req.scope, req.until === undefined ? -1 : deadlineMs(req.until), req.reason, req.baseMs, req.maxMs, req.strike === false ? 0 : 1),
         ),
       async () => local,
     );
@@ -155,55 +149,57 @@ export class RedisStore implements StateStore {
   async learnLimit(req: LearnRequest, now: number): Promise<void> {
     await this.local.learnLimit(req, now);
     await this.shared(
-      async () => void (await this.redis.orcheLearn(this.prefix, now, req.keyId, req.account, req.model, req.scope, req.limit, req.windowMs, req.resetAt, req.source)),
+      async () => void (await this.redis.orcheLearn(this.prefix, clockMs(now), req.keyId, req.account, req.model, req.scope, req.limit, req.windowMs, deadlineMs(req.resetAt), req.source)),
       async () => {},
     );
   }
 
   async refund(view: KeyView, pickedAt: number): Promise<void> {
     await this.local.refund(view, pickedAt);
-    await this.shared(async () => void (await this.redis.orcheRefund(this.prefix, pickedAt, ...viewArgs([view]))), async () => {});
+    await this.shared(async () => void (await this.redis.orcheRefund(this.prefix, clockMs(pickedAt), ...viewArgs([view]))), async () => {});
   }
 
   async congest(model: string, until: number, reason: string, now: number): Promise<void> {
     await this.local.congest(model, until, reason, now);
-    await this.shared(async () => void (await this.redis.orcheCongest(this.prefix, now, model, until, reason, GATE_MARGIN_MS)), async () => {});
+    await this.shared(async () => void (await this.redis.orcheCongest(this.prefix, clockMs(now), model, deadlineMs(until), reason)), async () => {});
   }
 
   async succeed(view: KeyView, now: number): Promise<void> {
     await this.local.succeed(view, now);
-    await this.shared(async () => void (await this.redis.orcheSucceed(this.prefix, now, ...viewArgs([view]))), async () => {});
+    await this.shared(async () => void (await this.redis.orcheSucceed(this.prefix, clockMs(now), ...viewArgs([view]))), async () => {});
   }
 
-  async release(view: KeyView): Promise<void> {
-    await this.local.release(view);
-    await this.shared(async () => void (await this.redis.orcheRelease(this.prefix, 0, ...viewArgs([view]))), async () => {});
+  async release(view: KeyView, now: number): Promise<void> {
+    await this.local.release(view, now);
+    await this.shared(async () => void (await this.redis.orcheRelease(this.prefix, clockMs(now), ...viewArgs([view]))), async () => {});
   }
 
-  async setDisabled(keyId: string, reason: string | null): Promise<void> {
-    await this.local.setDisabled(keyId, reason);
+  async setDisabled(keyId: string, reason: string | null, now: number): Promise<void> {
+    await this.local.setDisabled(keyId, reason, now);
     const p = this.prefix;
+    // A reactivation is kept too ('' and its time): a merge after an outage needs the later action.
+    const entry = `${reason ?? ''}@${clockMs(now)}`;
     await this.shared(
       async () =>
         void (reason === null
-          ? await this.redis.del(`${p}d:${keyId}`, `${p}g:k:${keyId}`, `${p}s:${keyId}`)
-          : await this.redis.set(`${p}d:${keyId}`, reason, 'PX', LONG_TTL_MS)),
+          ? await this.redis.multi().set(`${p}d:${keyId}`, entry, 'PX', EXPIRY.disabledMs).del(`${p}g:k:${keyId}`, `${p}s:${keyId}`).exec()
+          : await this.redis.set(`${p}d:${keyId}`, entry, 'PX', EXPIRY.disabledMs)),
       async () => {},
     );
   }
 
-  async learnAccount(account: string, learned: string): Promise<void> {
+  async learnAccount(account: string, learned: string, now: number): Promise<void> {
     if (account === learned) return;
-    await this.local.learnAccount(account, learned);
-    await this.shared(async () => void (await this.redis.set(`${this.prefix}al:${account}`, learned, 'PX', LONG_TTL_MS)), async () => {});
+    await this.local.learnAccount(account, learned, now);
+    await this.shared(async () => void (await this.redis.set(`${this.prefix}al:${account}`, `${learned}@${clockMs(now)}`, 'PX', EXPIRY.accountMs)), async () => {});
   }
 
-  async resetCooldowns(views?: KeyView[]): Promise<void> {
-    await this.local.resetCooldowns(views);
+  async resetCooldowns(views: KeyView[] | undefined, now: number): Promise<void> {
+    await this.local.resetCooldowns(views, now);
     await this.shared(
       async () => {
         if (views) {
-          await this.redis.orcheReset(this.prefix, 0, ...viewArgs(views));
+          await this.redis.orcheReset(this.prefix, clockMs(now), ...viewArgs(views));
           return;
         }
         for (const kind of ['g:', 's:']) {
@@ -231,7 +227,7 @@ export class RedisStore implements StateStore {
     if (views.length === 0) return [];
     return this.shared(
       async () =>
-        (await this.redis.orcheInspect(this.prefix, now, ...viewArgs(views))).map(([disabled, until, reason, account, recovering, minuteCount, dayCount, learned]) => ({
+        (await this.redis.orcheInspect(this.prefix, clockMs(now), ...viewArgs(views))).map(([disabled, until, reason, account, recovering, minuteCount, dayCount, learned]) => ({
           learned: learnedViews(learned),
           disabled: disabled === '' ? null : disabled,
           cooldownUntil: Number(until),

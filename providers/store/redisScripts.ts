@@ -4,26 +4,50 @@
  *
  * Layout under the prefix P (every name carries key ids, account names and model slugs, never a key):
  *   P g:<gate>        hash u (until ms), r (reason), p (probing 0|1), q (probe in flight until ms)
- *   P d:<keyId>       disabled reason          P s:<keyId>      strikes (doubling)
- *   P al:<account>    learned account          P pos:<provider> rotation position
+ *   P d:<keyId>       "reason@at" (reason '' : reactivated at `at`)     P s:<keyId>  "strikes@at"
+ *   P al:<account>    "learned@at"             P pos:<provider> "index@at"
  *   P n:<counter>:<window>                     budget counter for one minute or UTC day
  *   P l:<gate>        hash <windowMs> → "<limit>|<learnedAt>|<source>": learned limits (a day);
  *                     counted in P n:l:<gate>|<windowMs>:<window>
- * Every key expires: gates some time after their deadline, counters after their window,
- * the rest after a long TTL refreshed on write. Time is always the caller's `now` (ARGV[2]),
- * so that an injected clock and Redis agree.
+ * The expiries are rules.ts's, checked against the caller's `now` (ARGV[2]) so that an injected
+ * clock and Redis agree; Redis's own TTLs (the same lengths) only collect the garbage.
  */
 import type Redis from 'ioredis';
+import { EXPIRY } from './rules';
 
 const PRELUDE = `
 local P = ARGV[1]
 local now = tonumber(ARGV[2])
+local RECOVERING_MS, STRIKES_MS, DISABLED_MS = ${EXPIRY.recoveringMs}, ${EXPIRY.strikesMs}, ${EXPIRY.disabledMs}
+local ACCOUNT_MS, POSITION_MS = ${EXPIRY.accountMs}, ${EXPIRY.positionMs}
+local COUNTER_MARGIN_MS, CONGESTION_MARGIN_MS = ${EXPIRY.counterMarginMs}, ${EXPIRY.congestionMarginMs}
 local function num(n)
   if n == math.floor(n) then return string.format('%d', n) end
   return string.format('%.17g', n)
 end
+-- "value@at": the value and when it was written; a bare value (older orche) counts as written now.
+local function stamped(v)
+  if not v then return nil, nil end
+  local value, at = string.match(v, '^(.*)@(%-?%d+)$')
+  if value then return value, tonumber(at) end
+  return v, now
+end
+local function fresh(key, ttl)
+  local value, at = stamped(redis.call('GET', key))
+  if value and now - at < ttl then return value end
+  return nil
+end
 local function resolve(account)
-  return redis.call('GET', P .. 'al:' .. account) or account
+  return fresh(P .. 'al:' .. account, ACCOUNT_MS) or account
+end
+local function disabled(keyId)
+  local r = fresh(P .. 'd:' .. keyId, DISABLED_MS)
+  if r and r ~= '' then return r end
+  return nil
+end
+-- A gate has an effect while cooling, or recovering within RECOVERING_MS of its deadline.
+local function live(u, p)
+  return u > now or (p == '1' and u + RECOVERING_MS > now)
 end
 local function gatesOf(keyId, account, model, free)
   local g = { 'k:' .. keyId, 'a:' .. account, 'm:' .. account .. '|' .. model }
@@ -40,7 +64,7 @@ local MINUTE, DAY = 60000, 86400000
 local minute = math.floor(now / MINUTE)
 local day = math.floor(now / DAY)
 -- Learned limits (providers/learnedLimit.ts): live for a day, by window length.
-local LEARNED_TTL = DAY
+local LEARNED_TTL = ${EXPIRY.learnedMs}
 local function learnedOf(name)
   local h = redis.call('HGETALL', P .. 'l:' .. name)
   local out = {}
@@ -59,7 +83,7 @@ end
 
 /**
  * ARGV: P, now, provider, model, free, rotating, keyRpm, keyRpd, accountRpm, accountRpd (-1: none),
- * probeTtlMs, gateMarginMs, positionTtlMs, avoid count, avoid ids…, then keyId, account per candidate.
+ * probeTtlMs, reserves, avoid count, avoid ids…, then keyId, account per candidate.
  * Returns {1, keyId, index, probe} or {0, retryAt (-1: none), reason}.
  */
 const PICK = `
@@ -68,18 +92,20 @@ local free = ARGV[5] == '1'
 local rotating = tonumber(ARGV[6])
 local keyRpm, keyRpd = tonumber(ARGV[7]), tonumber(ARGV[8])
 local accRpm, accRpd = tonumber(ARGV[9]), tonumber(ARGV[10])
-local probeTtl, margin, posTtl = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
-local nAvoid = tonumber(ARGV[14])
+local probeTtl = tonumber(ARGV[11])
+local reserves = tonumber(ARGV[12])
+local nAvoid = tonumber(ARGV[13])
 local avoid = {}
-for i = 1, nAvoid do avoid[ARGV[14 + i]] = true end
-local base = 14 + nAvoid
+for i = 1, nAvoid do avoid[ARGV[13 + i]] = true end
+local base = 13 + nAvoid
 local n = (#ARGV - base) / 2
+local regular = n - reserves
 
 local congested = redis.call('HGET', P .. 'g:c:' .. model, 'u')
 if congested and tonumber(congested) > now then return {0, congested, 'congested'} end
 
 local start = 0
-if rotating > 0 then start = tonumber(redis.call('GET', P .. 'pos:' .. provider) or '0') % rotating end
+if rotating > 0 then start = tonumber(fresh(P .. 'pos:' .. provider, POSITION_MS) or '0') % rotating end
 
 local function budgetBlock(keyId, account)
   local untilT = 0
@@ -105,30 +131,30 @@ end
 
 local function bump(name, window, windowMs)
   local k = counter(name, window)
-  if redis.call('INCR', k) == 1 then redis.call('PEXPIRE', k, num((window + 1) * windowMs - now + MINUTE)) end
+  if redis.call('INCR', k) == 1 then redis.call('PEXPIRE', k, num((window + 1) * windowMs - now + COUNTER_MARGIN_MS)) end
 end
 
-local function choose(useAvoid)
+local function choose(useAvoid, limit)
   local soonest = -1
   local anyEnabled, budgetBound = false, false
   local function hold(t)
     if soonest < 0 or t < soonest then soonest = t end
   end
-  for i = 0, n - 1 do
+  for i = 0, limit - 1 do
     local index = i
     if i < rotating then index = (start + i) % rotating end
     local keyId = ARGV[base + 1 + index * 2]
-    if not (useAvoid and avoid[keyId]) and redis.call('EXISTS', P .. 'd:' .. keyId) == 0 then
+    if not (useAvoid and avoid[keyId]) and not disabled(keyId) then
       anyEnabled = true
       local account = resolve(ARGV[base + 2 + index * 2])
       local blocked, probe, probing = 0, false, {}
       local gs = gatesOf(keyId, account, model, free)
       for _, name in ipairs(gs) do
         local g = redis.call('HMGET', P .. 'g:' .. name, 'u', 'p', 'q')
-        if g[1] then
+        if g[1] and live(tonumber(g[1]), g[2]) then
           local u = tonumber(g[1])
           if u > now then blocked = math.max(blocked, u)
-          elseif g[2] == '1' then
+          else
             local q = tonumber(g[3] or '0')
             if q > now then blocked = math.max(blocked, math.min(q, now + 1000)) else probe = true end
             probing[#probing + 1] = P .. 'g:' .. name
@@ -146,7 +172,6 @@ local function choose(useAvoid)
           if probe then
             for _, k in ipairs(probing) do
               redis.call('HSET', k, 'q', num(now + probeTtl))
-              if redis.call('PTTL', k) < probeTtl + margin then redis.call('PEXPIRE', k, num(probeTtl + margin)) end
             end
           end
           bump('km:' .. keyId .. '|' .. model, minute, MINUTE)
@@ -158,7 +183,7 @@ local function choose(useAvoid)
           for _, name in ipairs(gs) do
             for _, l in ipairs(learnedOf(name)) do bump(learnedName(name, l.w), math.floor(now / l.w), l.w) end
           end
-          if index < rotating then redis.call('SET', P .. 'pos:' .. provider, num(index + 1), 'PX', num(posTtl)) end
+          if index < rotating then redis.call('SET', P .. 'pos:' .. provider, num(index + 1) .. '@' .. num(now), 'PX', POSITION_MS) end
           return {1, keyId, index, probe and 1 or 0}
         end
       end
@@ -168,23 +193,26 @@ local function choose(useAvoid)
   return {0, num(soonest), budgetBound and 'budget' or 'cooling'}
 end
 
+-- With keys to avoid: other non-reserve keys, the avoided non-reserve keys, other reserves, everything.
 if nAvoid > 0 then
-  local r = choose(true)
+  local r = choose(true, regular)
+  if r[1] == 1 then return r end
+  r = choose(false, regular)
+  if r[1] == 1 then return r end
+  r = choose(true, n)
   if r[1] == 1 then return r end
 end
-return choose(false)
+return choose(false, n)
 `;
 
-/** ARGV: P, now, keyId, account, model, scope, until (-1: doubling), reason, baseMs, maxMs, gateMarginMs, strikeTtlMs, strike (1|0). */
+/** ARGV: P, now, keyId, account, model, scope, until (-1: doubling), reason, baseMs, maxMs, strike (1|0). */
 const COOL = `
 local keyId, model, scope = ARGV[3], ARGV[5], ARGV[6]
 local sk = P .. 's:' .. keyId
-local strikes
-if ARGV[13] == '0' then
-  strikes = tonumber(redis.call('GET', sk) or '0')
-else
-  strikes = redis.call('INCR', sk)
-  redis.call('PEXPIRE', sk, ARGV[12])
+local strikes = tonumber(fresh(sk, STRIKES_MS) or '0')
+if ARGV[11] == '1' then
+  strikes = strikes + 1
+  redis.call('SET', sk, num(strikes) .. '@' .. num(now), 'PX', STRIKES_MS)
 end
 local untilT = tonumber(ARGV[7])
 if untilT < 0 then
@@ -197,14 +225,15 @@ elseif scope == 'account' then name = 'a:' .. account
 elseif scope == 'account_free' then name = 'f:' .. account
 else name = 'm:' .. account .. '|' .. model end
 local k = P .. 'g:' .. name
-local current = redis.call('HGET', k, 'u')
-if current and tonumber(current) >= untilT then
+local current = redis.call('HMGET', k, 'u', 'p')
+if current[1] and live(tonumber(current[1]), current[2]) and tonumber(current[1]) >= untilT then
   redis.call('HSET', k, 'p', '1')
-  return current
+  redis.call('PEXPIRE', k, num(math.max(tonumber(current[1]) - now, 0) + RECOVERING_MS))
+  return current[1]
 end
 redis.call('DEL', k)
 redis.call('HSET', k, 'u', num(untilT), 'r', ARGV[8], 'p', '1', 'q', '0')
-redis.call('PEXPIRE', k, num(math.max(untilT - now, 0) + tonumber(ARGV[11])))
+redis.call('PEXPIRE', k, num(math.max(untilT - now, 0) + RECOVERING_MS))
 return num(untilT)
 `;
 
@@ -264,7 +293,7 @@ end
 return 1
 `;
 
-/** ARGV: P, now, model, until, reason, gateMarginMs. */
+/** ARGV: P, now, model, until, reason. */
 const CONGEST = `
 local k = P .. 'g:c:' .. ARGV[3]
 local untilT = tonumber(ARGV[4])
@@ -272,7 +301,7 @@ local current = redis.call('HGET', k, 'u')
 if current and tonumber(current) >= untilT then return 0 end
 redis.call('DEL', k)
 redis.call('HSET', k, 'u', ARGV[4], 'r', ARGV[5], 'p', '0', 'q', '0')
-redis.call('PEXPIRE', k, num(math.max(untilT - now, 0) + tonumber(ARGV[6])))
+redis.call('PEXPIRE', k, num(math.max(untilT - now, 0) + CONGESTION_MARGIN_MS))
 return 1
 `;
 
@@ -325,7 +354,7 @@ for i = 3, #ARGV, 4 do
       for _, v in ipairs({ name, num(l.w), num(l.limit), num(l.at), l.src, num(used) }) do learned[#learned + 1] = v end
     end
     local g = redis.call('HMGET', P .. 'g:' .. name, 'u', 'r', 'p')
-    if g[1] then
+    if g[1] and live(tonumber(g[1]), g[3]) then
       local u = tonumber(g[1])
       if u > now and u > cooldown then
         cooldown = u
@@ -335,7 +364,7 @@ for i = 3, #ARGV, 4 do
     end
   end
   out[#out + 1] = {
-    redis.call('GET', P .. 'd:' .. keyId) or '', num(cooldown), reason, account, recovering,
+    disabled(keyId) or '', num(cooldown), reason, account, recovering,
     count('km:' .. keyId .. '|' .. model, minute), count('kd:' .. keyId .. '|' .. model, day), learned,
   }
 end

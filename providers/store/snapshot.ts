@@ -94,7 +94,7 @@ export class SnapshotStore extends MemoryStore {
       return;
     }
     const file = data as SnapshotFile;
-    this.importState(file.state);
+    this.importState(file.state, typeof file.saved_at === 'number' ? file.saved_at : this.now());
     this.savedSections = { ...(file.sections ?? {}) };
     this.logger.info('state restored from snapshot', { path: this.path, saved_at: new Date(file.saved_at).toISOString() });
   }

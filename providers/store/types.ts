@@ -18,6 +18,8 @@ export interface PickPlan {
   candidates: readonly Candidate[];
   /** round-robin: how many leading candidates rotate (the non-reserve ones); failover: 0. */
   rotating: number;
+  /** How many trailing candidates are reserve keys: they serve only when no other key is usable. */
+  reserves: number;
   keyRpm?: number;
   keyRpd?: number;
   accountRpm?: number;
@@ -118,7 +120,8 @@ export interface StateStore {
   readonly kind: StoreHealth['kind'];
   /**
    * Chooses and counts one key. Keys in `avoid` (they failed this request) are taken only when no
-   * other key is usable.
+   * other non-reserve key is usable; they still count as usable for the reserve rule, so a reserve
+   * serves only when every non-reserve key, avoided or not, is unusable (SPEC §7).
    */
   pick(plan: PickPlan, now: number, avoid?: readonly string[]): Promise<PickResult>;
   /** Cools the gate the scope names; the later deadline wins. Returns the deadline in force. */
@@ -127,8 +130,8 @@ export interface StateStore {
   congest(model: string, until: number, reason: string, now: number): Promise<void>;
   /** A success: the key's doubling resets and its recovering gates are open to full traffic again. */
   succeed(view: KeyView, now: number): Promise<void>;
-  /** A probe ended without a verdict (5xx, timeout): let another request probe. */
-  release(view: KeyView): Promise<void>;
+  /** A trial call ended without success: its hold on the gates ends, another request may try. */
+  release(view: KeyView, now: number): Promise<void>;
   /**
    * Keeps a learned limit of the scope's gate (a day; relearning replaces the one of the same kind).
    * The window only lengthens while the limit lives (`relearnedWindow`).
@@ -139,10 +142,11 @@ export interface StateStore {
    * the learned limits of the key's gates — OpenRouter counts only the calls it served.
    */
   refund(view: KeyView, pickedAt: number): Promise<void>;
-  setDisabled(keyId: string, reason: string | null): Promise<void>;
-  learnAccount(account: string, learned: string): Promise<void>;
+  /** Disables a key (reason) or reactivates it (null); `now` orders admin actions (the later wins). */
+  setDisabled(keyId: string, reason: string | null, now: number): Promise<void>;
+  learnAccount(account: string, learned: string, now: number): Promise<void>;
   /** Clears cooldowns of these keys (their key, account and account+model gates), or of everything. */
-  resetCooldowns(views?: KeyView[]): Promise<void>;
+  resetCooldowns(views: KeyView[] | undefined, now: number): Promise<void>;
   /** Model congestion deadline (0 when none). */
   congestedUntil(model: string, now: number): Promise<number>;
   inspect(views: KeyView[], now: number): Promise<KeyInspection[]>;
@@ -155,6 +159,13 @@ export interface StateStore {
   health(): StoreHealth;
   close(): Promise<void>;
 }
+
+/**
+ * Deadlines are whole milliseconds everywhere (a fraction breaks Redis's PEXPIRE): every store rounds
+ * a deadline up at its API, so that it never ends early, and a clock reading down.
+ */
+export const deadlineMs = (t: number): number => Math.ceil(t);
+export const clockMs = (t: number): number => Math.floor(t);
 
 export const MINUTE_MS = 60_000;
 export const DAY_MS = 86_400_000;

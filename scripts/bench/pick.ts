@@ -12,6 +12,7 @@ export function planOf(keys: number): PickPlan {
       return { keyId: id, account: `key:${id}` };
     }),
     rotating: keys,
+    reserves: 0,
     probeTtlMs: 60_000,
   };
 }

@@ -11,7 +11,7 @@ export function adminRoutes(ctx: AppContext): Router {
   r.post('/api/keys/reset', guard, async (req, res) => {
     const name = typeof req.query.provider === 'string' ? req.query.provider : undefined;
     const provider = name ? ctx.chat.resolve(name) : undefined;
-    await ctx.pool.resetCooldowns(provider);
+    await ctx.pool.resetCooldowns(provider, ctx.now());
     ctx.logger.info('cooldowns reset', { provider: provider?.config.slug ?? 'all' });
     res.json({ reset: provider?.config.slug ?? 'all' });
   });

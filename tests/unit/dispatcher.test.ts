@@ -115,6 +115,33 @@ describe('Dispatcher', () => {
     expect(result.value).toBe('kimi:b');
   });
 
+  // SPEC §7: reserve keys serve only when every non-reserve key is unusable; a key this request just
+  // saw fail (5xx, timeout) is still usable for that rule. The retry used to land on the paid reserve.
+  test.each([
+    ['failover', 'failover' as const],
+    ['round-robin', 'round-robin' as const],
+  ])('%s: after a 5xx the retry goes to the same non-reserve key when no other is usable, not to the reserve', async (_name, strategy) => {
+    const a = key('a', { role: 'primary' });
+    const b = key('b');
+    const r = key('r', { role: 'reserve' });
+    const h = harness([provider('kimi', [a, b, r], { strategy })], {}, () => 0.5);
+    await h.pool.report(h.rt('kimi'), b.id, outcome.cool('key', T0 + 600_000), 10, T0);
+    let first = true;
+    const result = await h.dispatcher.run('kimi', h.attempt(() => (first ? ((first = false), outcome.retry(502)) : outcome.success())));
+    expect(h.calls.map((c) => c.key)).toEqual(['a', 'a']);
+    expect(result.value).toBe('kimi:a');
+  });
+
+  test('after a 5xx the retry prefers another non-reserve key over the failed one, and never the reserve', async () => {
+    const a = key('a', { role: 'primary' });
+    const b = key('b');
+    const r = key('r', { role: 'reserve' });
+    const h = harness([provider('kimi', [a, b, r], { strategy: 'failover' })], {}, () => 0.5);
+    const result = await h.dispatcher.run('kimi', h.attempt((k) => (k === 'a' ? outcome.retry(502) : outcome.success())));
+    expect(h.calls.map((c) => c.key)).toEqual(['a', 'b']);
+    expect(result.value).toBe('kimi:b');
+  });
+
   test('every key cooling, soonest recovery within maxWaitMs → sleeps until then and succeeds', async () => {
     const ks = keys('a', 'b');
     const h = harness([provider('kimi', ks)], { maxWaitMs: 3_000 });

@@ -285,6 +285,32 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       expect(await pool.pick(p, T0 + 10_003)).toEqual({ keyId: a.id, index: 0, probe: true });
     });
 
+    // SPEC §7: the trial call's hold on its gates ends with the call, whatever its outcome. An account
+    // gate held by a trial that answered 401 (or a key-level 429) used to lock the account's other keys
+    // out for probeTtlMs (60 s).
+    test.each([
+      ['401 (disable)', outcome.disable('invalid_key')],
+      ['key-level 429 (cool aimed at the key gate)', outcome.cool('key', T0 + 120_000)],
+      ['success', outcome.success()],
+      ['5xx (retry)', outcome.retry(502)],
+      ['client error', outcome.clientError(400)],
+      ['congested', outcome.congested(NEXT_MINUTE - 30_000)],
+    ])('a trial call that ends with %s frees its account gate: a sibling key of the account is usable at once', async (_name, result) => {
+      const a = key('a', { role: 'primary', account: 'team' });
+      const b = key('b', { account: 'team' });
+      const n = namer(a, b);
+      const { pool, rt } = build([provider('kimi', [a, b], { strategy: 'failover' })]);
+      const p = rt('kimi');
+      await pool.report(p, a.id, outcome.cool('account', T0 + 10_000), 10, T0);
+      expect(noKey(await pool.pick(p, T0 + 1))).toEqual({ keyId: null, retryAt: T0 + 10_000, reason: 'cooling' });
+      expect(await pool.pick(p, T0 + 10_000)).toEqual({ keyId: a.id, index: 0, probe: true });
+      await pool.report(p, a.id, result, 10, T0 + 10_050, true);
+      // The congestion holds every key of the model by itself; the rule is about the account gate.
+      const at = result.kind === 'congested' ? NEXT_MINUTE - 30_000 : T0 + 10_100;
+      const next = await pool.pick(p, at);
+      expect(n(next.keyId)).toBe(result.kind === 'disable' || result.kind === 'cool' ? 'b' : 'a');
+    });
+
     test('account_free cooldown blocks every key of the account for every :free provider; other accounts and paid models keep serving', async () => {
       const a1 = key('a1', { role: 'primary', account: 'team1' });
       const a2 = key('a2', { account: 'team1' });

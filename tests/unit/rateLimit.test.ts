@@ -193,6 +193,18 @@ describe('classifyResponse: reset hints', () => {
     expect(classifyResponse(429, { 'Retry-After': '45' }, body, T0)).toMatchObject({ kind: 'cool', until: T0 + 45_000 });
   });
 
+  test('deadlines are whole milliseconds, rounded up: retry_after_seconds 0.3337 (and a fractional Retry-After, reset or resets_at) never gives a fraction', () => {
+    const fractional = [
+      classifyResponse(429, {}, orError(429, 'Rate limit exceeded', { retry_after_seconds: 0.3337 }), T0),
+      classifyResponse(429, { 'Retry-After': '0.0005' }, generic, T0),
+      classifyResponse(429, { 'X-RateLimit-Reset': '1.2345' }, generic, T0),
+      classifyResponse(429, {}, orError(429, 'Rate limit exceeded', { resets_at: (T0 + 777.7) / 1000 }), T0),
+      classifyResponse(429, {}, { error: { code: 429, message: 'Rate limit exceeded', availability: { retry_after: 0.0001 } } }, T0),
+    ];
+    const untils = fractional.map((o) => (o.kind === 'cool' || o.kind === 'congested' ? o.until : undefined));
+    expect(untils).toEqual([T0 + 334, T0 + 1, T0 + 1235, T0 + 778, T0 + 1]);
+  });
+
   test('a reset in the past is ignored (default cooldown)', () => {
     expect(classifyResponse(429, { 'X-RateLimit-Reset': String(T0 - 5_000) }, generic, T0)).toMatchObject({ kind: 'cool', until: undefined });
   });

@@ -3,6 +3,7 @@
  * so that their behaviour cannot drift. MemoryStore is the reference. Clocks are fixed: no sleeps.
  */
 import type { CoolScope } from '../../providers/rateLimit';
+import { EXPIRY, RULES } from '../../providers/store/rules';
 import type { CoolRequest, KeyView, LearnRequest, PickPlan, PickResult, StateStore } from '../../providers/store/types';
 
 // 10 s into a minute, so that "this minute" and "next minute" are exact.
@@ -14,8 +15,10 @@ interface PlanOptions {
   provider?: string;
   model?: string;
   free?: boolean;
-  /** round-robin over this many leading keys; 0 is failover. Default: all keys. */
+  /** round-robin over this many leading keys; 0 is failover. Default: all non-reserve keys. */
   rotating?: number;
+  /** How many trailing keys are reserves. Default 0. */
+  reserves?: number;
   accounts?: Record<string, string>;
   keyRpm?: number;
   keyRpd?: number;
@@ -29,7 +32,8 @@ function planOf(ids: string[], o: PlanOptions = {}): PickPlan {
     model: o.model ?? 'vendor/model',
     free: o.free ?? false,
     candidates: ids.map((id) => ({ keyId: id, account: o.accounts?.[id] ?? `key:${id}` })),
-    rotating: o.rotating ?? ids.length,
+    rotating: o.rotating ?? ids.length - (o.reserves ?? 0),
+    reserves: o.reserves ?? 0,
     keyRpm: o.keyRpm,
     keyRpd: o.keyRpd,
     accountRpm: o.accountRpm,
@@ -63,6 +67,143 @@ function learnOf(view: KeyView, scope: CoolScope, limit: number, windowMs: numbe
 /** A 10 s window boundary after T (T is 12:30:10). */
 const W10 = Date.UTC(2026, 10, 22, 12, 30, 20);
 
+const DAY = 86_400_000;
+
+/**
+ * One check per row of the rule table (providers/store/rules.ts), with an injected clock: each row,
+ * its expiry included, holds on every store. A row without a check fails.
+ */
+const RULE_CHECKS: Record<string, (store: StateStore) => Promise<void>> = {
+  async cool(store) {
+    const p = planOf(['a', 'b'], { rotating: 0 });
+    const a = viewOf(p, 'a');
+    expect(await store.cool(coolOf(a, 'key', T + 5000), T)).toBe(T + 5000);
+    expect(await picks(store, p, 1, T + 4999)).toEqual(['b']);
+    // Without a reset: base × 2^(strikes−1), the first 429 above was strike 1.
+    expect(await store.cool(coolOf(viewOf(p, 'b'), 'key'), T)).toBe(T + 1000);
+    expect(await store.cool(coolOf(viewOf(p, 'b'), 'key'), T + 2000)).toBe(T + 4000);
+  },
+  async 'cool-later-wins'(store) {
+    const a = viewOf(planOf(['a']), 'a');
+    await store.cool(coolOf(a, 'key', T + 9000), T);
+    expect(await store.cool(coolOf(a, 'key', T + 3000), T)).toBe(T + 9000);
+  },
+  async recover(store) {
+    const p = planOf(['a'], { rotating: 0 });
+    await store.cool(coolOf(viewOf(p, 'a'), 'key', T + 1000), T);
+    expect(await store.pick(p, T + 1000)).toEqual({ keyId: 'a', index: 0, probe: true });
+    expect((await store.pick(p, T + 1000)).keyId).toBeNull();
+    // The trial's hold lasts probeTtlMs (5 s) at most.
+    expect(await store.pick(p, T + 6000)).toEqual({ keyId: 'a', index: 0, probe: true });
+  },
+  async 'trial-success'(store) {
+    const p = planOf(['a'], { rotating: 0 });
+    const a = viewOf(p, 'a');
+    await store.cool(coolOf(a, 'key'), T);
+    await store.cool(coolOf(a, 'key'), T);
+    expect((await store.pick(p, T + 2000)).keyId).toBe('a');
+    await store.succeed(a, T + 2000);
+    expect(await store.pick(p, T + 2000)).toEqual({ keyId: 'a', index: 0, probe: false });
+    expect(await store.cool(coolOf(a, 'key'), T + 3000)).toBe(T + 4000);
+  },
+  async 'trial-ends'(store) {
+    const p = planOf(['a', 'b'], { rotating: 0, accounts: { a: 'team', b: 'team' } });
+    const a = viewOf(p, 'a');
+    await store.cool(coolOf(a, 'account', T + 1000), T);
+    expect(await store.pick(p, T + 1000)).toEqual({ keyId: 'a', index: 0, probe: true });
+    await store.cool(coolOf(a, 'key', T + 60_000), T + 1000);
+    await store.release(a, T + 1000);
+    expect((await store.pick(p, T + 1001)).keyId).toBe('b');
+  },
+  async 'recovering-expires'(store) {
+    const p = planOf(['a'], { rotating: 0 });
+    const a = viewOf(p, 'a');
+    await store.cool(coolOf(a, 'key', T + 1000), T);
+    const end = T + 1000 + EXPIRY.recoveringMs;
+    expect((await store.inspect([a], end - 1))[0].recovering).toBe(true);
+    expect((await store.inspect([a], end))[0].recovering).toBe(false);
+    expect(await store.pick(p, end)).toEqual({ keyId: 'a', index: 0, probe: false });
+  },
+  async 'strikes-expire'(store) {
+    const a = viewOf(planOf(['a']), 'a');
+    await store.cool(coolOf(a, 'key'), T);
+    expect(await store.cool(coolOf(a, 'key'), T + EXPIRY.strikesMs - 1)).toBe(T + EXPIRY.strikesMs - 1 + 2000);
+    const later = T + EXPIRY.strikesMs - 1 + EXPIRY.strikesMs;
+    expect(await store.cool(coolOf(a, 'key'), later)).toBe(later + 1000);
+  },
+  async disable(store) {
+    const p = planOf(['a', 'b'], { rotating: 0 });
+    await store.setDisabled('a', 'invalid_key', T);
+    expect(await picks(store, p, 1, T + EXPIRY.disabledMs - 1)).toEqual(['b']);
+    expect((await store.inspect([viewOf(p, 'a')], T + EXPIRY.disabledMs - 1))[0].disabled).toBe('invalid_key');
+    expect((await store.inspect([viewOf(p, 'a')], T + EXPIRY.disabledMs))[0].disabled).toBeNull();
+    expect(await picks(store, p, 1, T + EXPIRY.disabledMs)).toEqual(['a']);
+  },
+  async reactivate(store) {
+    const p = planOf(['a'], { rotating: 0 });
+    const a = viewOf(p, 'a');
+    await store.cool(coolOf(a, 'key', T + 60_000), T);
+    await store.setDisabled('a', 'manual', T);
+    await store.setDisabled('a', null, T + 1);
+    expect(await store.pick(p, T + 1)).toEqual({ keyId: 'a', index: 0, probe: false });
+    await store.setDisabled('a', 'manual', T + 2);
+    expect((await store.inspect([a], T + 2))[0].disabled).toBe('manual');
+  },
+  async congest(store) {
+    const p = planOf(['a']);
+    await store.congest(p.model, T + 4000, 'upstream', T);
+    expect(await store.pick(p, T + 3999)).toEqual(none(T + 4000, 'congested'));
+    expect((await store.pick(p, T + 4000)).keyId).toBe('a');
+  },
+  async count(store) {
+    const p = planOf(['a'], { keyRpm: 1 });
+    expect(await picks(store, p, 2, T)).toEqual(['a', '-']);
+    expect((await store.inspect([viewOf(p, 'a')], MINUTE_END))[0]).toMatchObject({ minuteCount: 0, dayCount: 1 });
+    expect((await store.inspect([viewOf(p, 'a')], DAY_END))[0]).toMatchObject({ minuteCount: 0, dayCount: 0 });
+  },
+  async 'learn-account'(store) {
+    const p = planOf(['x', 'y'], { rotating: 0 });
+    await store.learnAccount('key:x', 'user_1', T);
+    await store.learnAccount('key:y', 'user_1', T);
+    await store.cool(coolOf(viewOf(p, 'x'), 'account', T + 3 * DAY), T);
+    expect(await store.pick(p, T + 1)).toEqual(none(T + 3 * DAY, 'cooling'));
+    const lapse = T + EXPIRY.accountMs;
+    expect((await store.inspect([viewOf(p, 'y')], lapse - 1))[0].account).toBe('user_1');
+    expect((await store.inspect([viewOf(p, 'y')], lapse))[0].account).toBe('key:y');
+  },
+  async 'learn-limit'(store) {
+    const p = planOf(['a'], { free: true, accounts: { a: 'acc' } });
+    const v = viewOf(p, 'a');
+    await store.learnLimit(learnOf(v, 'account_free', 1, 10_000, W10), T);
+    expect((await store.inspect([v], T))[0].learned).toEqual([{ gate: 'f:acc', limit: 1, windowMs: 10_000, learnedAt: T, source: '429', used: 0 }]);
+    // A 429 in a later window: the window was too short and lengthens (W10 + 10 s falls on 20 s).
+    await store.learnLimit(learnOf(v, 'account_free', 1, 10_000, W10 + 20_000), W10 + 5_000);
+    expect((await store.inspect([v], W10 + 5_000))[0].learned).toMatchObject([{ windowMs: 20_000, learnedAt: W10 + 5_000 }]);
+    expect((await store.inspect([v], W10 + 5_000 + EXPIRY.learnedMs - 1))[0].learned).toHaveLength(1);
+    expect((await store.inspect([v], W10 + 5_000 + EXPIRY.learnedMs))[0].learned).toEqual([]);
+  },
+  async 'learned-count'(store) {
+    const p = planOf(['a'], { free: true, accounts: { a: 'acc' } });
+    await store.learnLimit(learnOf(viewOf(p, 'a'), 'account_free', 2, 10_000, W10), T);
+    expect(await picks(store, p, 2, T + 1)).toEqual(['a', 'a']);
+    expect(await store.pick(p, T + 2)).toEqual(none(W10, 'budget'));
+    expect(await picks(store, p, 1, W10)).toEqual(['a']);
+  },
+  async 'learned-refund'(store) {
+    const p = planOf(['a'], { free: true, accounts: { a: 'acc' } });
+    await store.learnLimit(learnOf(viewOf(p, 'a'), 'account_free', 1, 10_000, W10), T);
+    expect(await picks(store, p, 2, T + 1)).toEqual(['a', '-']);
+    await store.refund(viewOf(p, 'a'), T + 1);
+    expect(await picks(store, p, 2, T + 2)).toEqual(['a', '-']);
+  },
+  async position(store) {
+    const p = planOf(['a', 'b', 'c']);
+    expect(await picks(store, p, 1, T)).toEqual(['a']);
+    expect(await picks(store, p, 1, T + EXPIRY.positionMs - 1)).toEqual(['b']);
+    expect(await picks(store, p, 1, T + EXPIRY.positionMs - 1 + EXPIRY.positionMs)).toEqual(['a']);
+  },
+};
+
 export function describeStoreContract(name: string, makeStore: () => Promise<StateStore>, cleanup?: (store: StateStore) => Promise<void>): void {
   describe(`StateStore contract: ${name}`, () => {
     let store: StateStore;
@@ -72,6 +213,14 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
     afterEach(async () => {
       if (cleanup) await cleanup(store);
       else await store.close();
+    });
+
+    describe('the rule table (providers/store/rules.ts)', () => {
+      test.each(RULES.map((r) => [r.id, r] as const))('%s', async (id, rule) => {
+        const check = RULE_CHECKS[id];
+        if (!check) throw new Error(`rule ${id} (${rule.state} —${rule.event}→ ${rule.next}) has no check`);
+        await check(store);
+      });
     });
 
     describe('pick', () => {
@@ -97,12 +246,12 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
       });
 
       test('reserve keys serve only when every other key is unusable, and do not move the rotation', async () => {
-        const p = planOf(['a', 'b', 'r'], { rotating: 2 });
+        const p = planOf(['a', 'b', 'r'], { reserves: 1 });
         expect(await picks(store, p, 3, T)).toEqual(['a', 'b', 'a']);
         await store.cool(coolOf(viewOf(p, 'a'), 'key', T + 1000), T);
         await store.cool(coolOf(viewOf(p, 'b'), 'key', T + 1000), T);
         expect(await store.pick(p, T)).toEqual({ keyId: 'r', index: 2, probe: false });
-        await store.resetCooldowns();
+        await store.resetCooldowns(undefined, T);
         expect(await picks(store, p, 2, T)).toEqual(['b', 'a']);
       });
 
@@ -114,6 +263,17 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
         expect(await picks(store, p, 1, T, ['a'])).toEqual(['a']);
         const [a, b] = await store.inspect([viewOf(p, 'a'), viewOf(p, 'b')], T);
         expect([a.minuteCount, b.minuteCount]).toEqual([2, 1]);
+      });
+
+      test('an avoided key still counts as usable for the reserve rule: reserves serve only when every non-reserve key is unusable', async () => {
+        const p = planOf(['a', 'b', 'r', 's'], { rotating: 0, reserves: 2 });
+        expect(await picks(store, p, 1, T, ['a'])).toEqual(['b']);
+        await store.cool(coolOf(viewOf(p, 'b'), 'key', T + 1000), T);
+        expect(await picks(store, p, 1, T, ['a'])).toEqual(['a']);
+        await store.cool(coolOf(viewOf(p, 'a'), 'key', T + 1000), T);
+        expect(await picks(store, p, 1, T, ['a', 'r'])).toEqual(['s']);
+        expect(await picks(store, p, 1, T, ['a', 'r', 's'])).toEqual(['r']);
+        expect(await picks(store, p, 1, T)).toEqual(['r']);
       });
 
       test('concurrent picks are atomic: 30 at once over 3 keys land 10 on each', async () => {
@@ -154,7 +314,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
         // The probe is in flight: nobody else may use the key; ask again within a second.
         expect(await store.pick(solo, T + 1000)).toEqual(none(T + 2000, 'cooling'));
         expect((await store.inspect([a], T + 1000))[0]).toMatchObject({ cooldownUntil: 0, recovering: true });
-        await store.release(a);
+        await store.release(a, T + 1000);
         expect(await store.pick(solo, T + 1000)).toEqual({ keyId: 'a', index: 0, probe: true });
         // A probe left hanging expires after probeTtlMs.
         expect(await store.pick(solo, T + 6000)).toEqual({ keyId: 'a', index: 0, probe: true });
@@ -191,8 +351,8 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
 
       test('learned aliases join accounts: a key that reported the same user_id is held too', async () => {
         const p = planOf(['x', 'y', 'z'], { rotating: 0 });
-        await store.learnAccount('key:x', 'user_1');
-        await store.learnAccount('key:y', 'user_1');
+        await store.learnAccount('key:x', 'user_1', T);
+        await store.learnAccount('key:y', 'user_1', T);
         await store.cool(coolOf(viewOf(p, 'x'), 'account', T + 3000), T);
         expect(await picks(store, p, 1, T)).toEqual(['z']);
         const seen = await store.inspect(['x', 'y', 'z'].map((id) => viewOf(p, id)), T);
@@ -223,6 +383,17 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
       expect(await store.congestedUntil('vendor/other', T)).toBe(0);
       expect(await store.congestedUntil(p.model, T + 4000)).toBe(0);
       expect((await store.pick(p, T + 4000)).keyId).toBe('a');
+    });
+
+    test('deadlines are whole milliseconds: a fractional deadline is rounded up, stored, and the store stays up', async () => {
+      const p = planOf(['a', 'b']);
+      const a = viewOf(p, 'a');
+      await store.congest(p.model, T + 333.69, 'upstream', T + 0.5);
+      expect(await store.congestedUntil(p.model, T)).toBe(T + 334);
+      expect(await store.pick(p, T)).toEqual(none(T + 334, 'congested'));
+      expect(await store.cool(coolOf(a, 'key', T + 1000.25), T + 0.5)).toBe(T + 1001);
+      expect((await store.inspect([a], T + 400))[0].cooldownUntil).toBe(T + 1001);
+      expect(store.health().ok).toBe(true);
     });
 
     describe('budgets', () => {
@@ -256,11 +427,11 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
       const p = planOf(['a', 'b']);
       const a = viewOf(p, 'a');
       await store.cool(coolOf(a, 'key', T + 9000), T);
-      await store.setDisabled('a', 'invalid_key');
+      await store.setDisabled('a', 'invalid_key', T);
       expect((await store.inspect([a], T))[0].disabled).toBe('invalid_key');
-      await store.setDisabled('b', 'manual');
+      await store.setDisabled('b', 'manual', T);
       expect(await store.pick(p, T)).toEqual(none(null, 'disabled'));
-      await store.setDisabled('a', null);
+      await store.setDisabled('a', null, T);
       // Reactivation also clears the key's own cooldown and its doubling.
       expect((await store.inspect([a], T))[0]).toMatchObject({ disabled: null, cooldownUntil: 0 });
       expect(await picks(store, p, 2, T)).toEqual(['a', 'a']);
@@ -273,14 +444,14 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
       await store.cool(coolOf(a, 'key'), T);
       await store.cool(coolOf(a, 'key'), T);
       await store.cool(coolOf(b, 'account', T + 9000), T);
-      await store.resetCooldowns([a]);
+      await store.resetCooldowns([a], T);
       expect(await store.pick(p, T)).toEqual({ keyId: 'a', index: 0, probe: false });
       expect(await store.cool(coolOf(a, 'key'), T)).toBe(T + 1000);
       await store.congest(p.model, T + 9000, 'upstream', T);
-      await store.resetCooldowns([a]);
+      await store.resetCooldowns([a], T);
       expect(await store.congestedUntil(p.model, T)).toBe(0);
       expect((await store.inspect([b], T))[0].cooldownUntil).toBe(T + 9000);
-      await store.resetCooldowns();
+      await store.resetCooldowns(undefined, T);
       expect((await store.inspect([b], T))[0].cooldownUntil).toBe(0);
     });
 

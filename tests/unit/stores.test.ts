@@ -56,6 +56,7 @@ const plan: PickPlan = {
     { keyId: 'c', account: 'key:c' },
   ],
   rotating: 3,
+  reserves: 0,
   probeTtlMs: 5000,
 };
 const viewA = { keyId: 'a', account: 'team', model: plan.model, free: true };
@@ -69,8 +70,8 @@ describe('SnapshotStore', () => {
     await first.pick(plan, T);
     await first.pick(plan, T);
     await first.cool({ ...viewA, scope: 'key', until: T + 60_000, reason: 'rate_limited', baseMs: 1000, maxMs: 8000 }, T);
-    await first.setDisabled('c', 'invalid_key');
-    await first.learnAccount('key:b', 'user_9');
+    await first.setDisabled('c', 'invalid_key', T);
+    await first.learnAccount('key:b', 'user_9', T);
     await first.close();
 
     const log = recordingLog();
@@ -94,10 +95,10 @@ describe('SnapshotStore', () => {
   test('a change is on disk within a second, without a flush, written by rename (no temp file left)', async () => {
     const path = tempFile();
     const store = new SnapshotStore(path, { logger: recordingLog(), now: () => T });
-    await store.setDisabled('a', 'manual');
+    await store.setDisabled('a', 'manual', T);
     const started = Date.now();
     while (!existsSync(path) && Date.now() - started < 1000) await new Promise((r) => setTimeout(r, 20));
-    expect(JSON.parse(readFileSync(path, 'utf8'))).toMatchObject({ format: 'orche-state', version: 1, state: { disabled: { a: 'manual' } } });
+    expect(JSON.parse(readFileSync(path, 'utf8'))).toMatchObject({ format: 'orche-state', version: 1, state: { disabled: { a: { value: 'manual', at: T } } } });
     expect(readdirSync(join(path, '..'))).toEqual(['state.json']);
     await store.close();
   });
@@ -134,8 +135,8 @@ describeRedis('RedisStore in Redis', () => {
     await store.cool({ ...view, scope: 'key', until: T + 1000, reason: 'rate_limited', baseMs: 1000, maxMs: 8000 }, T);
     await store.cool({ ...view, scope: 'account_free', reason: 'free', baseMs: 1000, maxMs: 8000 }, T);
     await store.congest(plan.model, T + 5000, 'upstream', T);
-    await store.setDisabled(id, 'manual');
-    await store.learnAccount(`key:${id}`, 'user_1');
+    await store.setDisabled(id, 'manual', T);
+    await store.learnAccount(`key:${id}`, 'user_1', T);
     const r = new Redis(REDIS_URL);
     try {
       const keys = await r.keys(`${prefix}*`);

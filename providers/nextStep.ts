@@ -1,0 +1,123 @@
+import { backoffDelay } from './backoff';
+import {
+  AllKeysRateLimitedError,
+  NoUsableKeysError,
+  type OrcheError,
+  UpstreamError,
+  UpstreamRateLimitedError,
+  UpstreamRejectedError,
+  UpstreamTimeoutError,
+} from './errors';
+import type { Outcome } from './rateLimit';
+import type { PickResult } from './store/types';
+
+/**
+ * The dispatcher's decisions, as one pure function (SPEC §4, §7): given what just happened (a pick
+ * found no key, or a call ended with an outcome), the attempt budget and the deadlines, what to do
+ * next. The dispatcher's loop only does the I/O each step names. Time is an argument; no clock here.
+ */
+
+/** What the loop knows about the request so far. */
+export interface Budget {
+  now: number;
+  /** Calls made so far, and the most the request may make (ORCHE_MAX_ATTEMPTS). */
+  attempts: number;
+  maxAttempts: number;
+  /** Retry outcomes (5xx, timeout) before this one: the backoff doubles with them. */
+  retries: number;
+  /** Waiting for a recovery must end by here (ORCHE_MAX_WAIT_MS after the start). */
+  waitDeadline: number;
+  /** The request's whole deadline (ORCHE_DEADLINE_MS after the start). */
+  deadline: number;
+  deadlineMs: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  /** Default cooldown, for the Retry-After of a request whose every call was rate-limited. */
+  cooldownMs: number;
+  /** [0, 1) for the backoff's jitter, injected like the clock. */
+  random: () => number;
+}
+
+export type Situation =
+  /** About to pick a key for the provider. */
+  | { kind: 'start'; provider: string; configured: boolean; fallback: string | null }
+  /** The pick found no usable key. */
+  | { kind: 'no_key'; provider: string; requested: string; pick: Extract<PickResult, { keyId: null }>; fallback: string | null; last: Outcome | null }
+  /** One call ended. `requested` is the provider the client asked for (fallbacks may differ). */
+  | { kind: 'outcome'; provider: string; requested: string; outcome: Outcome; fallback: string | null };
+
+export type Step =
+  /** Pick (again) at once: the first pick, or after a cooldown or a disabled key. */
+  | { kind: 'pick' }
+  /** Return the call's value to the client. */
+  | { kind: 'answer' }
+  /** Count a retry, avoid the failed key (5xx, timeout), sleep, then pick again. */
+  | { kind: 'back_off'; delayMs: number }
+  /** Sleep until the soonest recovery, then pick again. */
+  | { kind: 'wait'; delayMs: number }
+  /** Go on with another provider. */
+  | { kind: 'fall_back'; to: string; reason: string }
+  | { kind: 'fail'; error: OrcheError };
+
+export function nextStep(s: Situation, b: Budget): Step {
+  switch (s.kind) {
+    case 'start':
+      if (b.now >= b.deadline) return { kind: 'fail', error: new UpstreamTimeoutError(s.provider, b.attempts, `no answer within the request deadline of ${b.deadlineMs} ms`) };
+      if (s.configured) return { kind: 'pick' };
+      if (s.fallback) return { kind: 'fall_back', to: s.fallback, reason: 'no_keys' };
+      return { kind: 'fail', error: new NoUsableKeysError(s.provider, true) };
+    case 'no_key':
+      return noKey(s, b);
+    case 'outcome':
+      return afterOutcome(s, b);
+  }
+}
+
+function noKey(s: Extract<Situation, { kind: 'no_key' }>, b: Budget): Step {
+  const { pick } = s;
+  if (s.fallback) return { kind: 'fall_back', to: s.fallback, reason: pick.reason };
+  if (pick.retryAt === null) return { kind: 'fail', error: new NoUsableKeysError(s.provider, false) };
+  const wait = Math.max(1, pick.retryAt - b.now);
+  if (b.now + wait <= b.waitDeadline && b.now + wait < b.deadline) return { kind: 'wait', delayMs: wait };
+  if (pick.reason === 'congested') {
+    const message = s.last && 'message' in s.last ? s.last.message : 'model congested upstream';
+    return { kind: 'fail', error: new UpstreamRateLimitedError(s.provider, wait, message) };
+  }
+  return { kind: 'fail', error: new AllKeysRateLimitedError(s.provider, wait, pick.reason === 'budget' ? 'budgets spent' : 'cooling') };
+}
+
+function afterOutcome(s: Extract<Situation, { kind: 'outcome' }>, b: Budget): Step {
+  const o = s.outcome;
+  if (o.kind === 'success') return { kind: 'answer' };
+  if (o.kind === 'client_error') return { kind: 'fail', error: new UpstreamRejectedError(s.provider, o.status, o.reason, o.message) };
+  if (b.attempts >= b.maxAttempts) return { kind: 'fail', error: exhausted(s, b) };
+  switch (o.kind) {
+    case 'cool':
+    case 'disable':
+      return { kind: 'pick' }; // the next usable key at once, no sleep
+    case 'congested':
+      // Otherwise the next pick sees the congestion and waits or fails with its hint.
+      return s.fallback ? { kind: 'fall_back', to: s.fallback, reason: `fallback:${o.reason}` } : { kind: 'pick' };
+    case 'retry': {
+      const delay = backoffDelay(b.retries + 1, b.backoffBaseMs, b.backoffMaxMs, b.random);
+      return { kind: 'back_off', delayMs: Math.min(delay, Math.max(0, b.deadline - b.now)) };
+    }
+  }
+}
+
+/** Every attempt spent: the error says what the last one was. */
+function exhausted(s: Extract<Situation, { kind: 'outcome' }>, b: Budget): OrcheError {
+  const last = s.outcome;
+  switch (last.kind) {
+    case 'retry':
+      return last.reason === 'timeout' ? new UpstreamTimeoutError(s.provider, b.attempts, last.message) : new UpstreamError(s.provider, last.status, last.message, b.attempts);
+    case 'cool': {
+      const wait = Math.max(1000, (last.until ?? b.now + b.cooldownMs) - b.now);
+      return new AllKeysRateLimitedError(s.requested, wait, `${b.attempts} attempts all rate-limited`);
+    }
+    case 'congested':
+      return new UpstreamRateLimitedError(s.provider, Math.max(1000, (last.until ?? b.now + 5000) - b.now), last.message);
+    default:
+      return new UpstreamError(s.provider, last.status, 'message' in last ? last.message : 'upstream failure', b.attempts);
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The dispatcher's decision table: (situation, attempt budget, deadlines) → next step. Pure: the clock
+ * and the jitter are arguments.
+ */
+import { type Budget, nextStep, type Situation, type Step } from '../../providers/nextStep';
+import { outcome, T0 } from './poolFixtures';
+
+const budget = (over: Partial<Budget> = {}): Budget => ({
+  now: T0,
+  attempts: 1,
+  maxAttempts: 4,
+  retries: 0,
+  waitDeadline: T0 + 3_000,
+  deadline: T0 + 120_000,
+  deadlineMs: 120_000,
+  backoffBaseMs: 1_000,
+  backoffMaxMs: 10_000,
+  cooldownMs: 60_000,
+  random: () => 0.5,
+  ...over,
+});
+
+const start = (configured: boolean, fallback: string | null = null): Situation => ({ kind: 'start', provider: 'kimi', configured, fallback });
+const noKey = (retryAt: number | null, reason: 'cooling' | 'budget' | 'congested' | 'disabled', fallback: string | null = null): Situation => ({
+  kind: 'no_key',
+  provider: 'kimi',
+  requested: 'kimi',
+  pick: { keyId: null, retryAt, reason },
+  fallback,
+  last: null,
+});
+const after = (o: ReturnType<(typeof outcome)[keyof typeof outcome]>, fallback: string | null = null, provider = 'kimi'): Situation => ({
+  kind: 'outcome',
+  provider,
+  requested: 'kimi',
+  outcome: o,
+  fallback,
+});
+
+/** A step as plain data: a failure by its status, type and Retry-After. */
+function plain(step: Step): unknown {
+  if (step.kind !== 'fail') return step;
+  return { kind: 'fail', status: step.error.status, type: step.error.type, retryAfter: step.error.headers?.['Retry-After'] };
+}
+
+const fail = (status: number, type: string, retryAfter?: string) => ({ kind: 'fail', status, type, retryAfter });
+
+describe('nextStep', () => {
+  test.each<[string, Situation, Partial<Budget>, unknown]>([
+    // Before a pick
+    ['keys configured → pick', start(true), {}, { kind: 'pick' }],
+    ['no keys, a fallback → fall back', start(false, 'qwen'), {}, { kind: 'fall_back', to: 'qwen', reason: 'no_keys' }],
+    ['no keys, no fallback → 503 provider_unconfigured', start(false), {}, fail(503, 'provider_unconfigured')],
+    ['past the request deadline → 504 timeout', start(true), { now: T0 + 120_000 }, fail(504, 'upstream_timeout')],
+
+    // The pick found no key
+    ['cooling, recovery within the wait → wait until then', noKey(T0 + 2_500, 'cooling'), {}, { kind: 'wait', delayMs: 2_500 }],
+    ['cooling, recovery exactly at the wait deadline → wait', noKey(T0 + 3_000, 'cooling'), {}, { kind: 'wait', delayMs: 3_000 }],
+    ['cooling, recovery due now → wait at least 1 ms', noKey(T0, 'cooling'), {}, { kind: 'wait', delayMs: 1 }],
+    ['cooling beyond the wait → 429 all_keys_rate_limited, Retry-After rounded up', noKey(T0 + 30_500, 'cooling'), {}, fail(429, 'all_keys_rate_limited', '31')],
+    ['recovery within the wait but past the request deadline → 429', noKey(T0 + 2_000, 'cooling'), { deadline: T0 + 2_000 }, fail(429, 'all_keys_rate_limited', '2')],
+    ['budgets spent beyond the wait → 429 all_keys_rate_limited', noKey(T0 + 50_000, 'budget'), {}, fail(429, 'all_keys_rate_limited', '50')],
+    ['congested beyond the wait → 429 upstream_rate_limited', noKey(T0 + 10_000, 'congested'), {}, fail(429, 'upstream_rate_limited', '10')],
+    ['every key disabled → 503 no_usable_keys', noKey(null, 'disabled'), {}, fail(503, 'no_usable_keys')],
+    ['no key but a fallback → fall back at once, no wait', noKey(T0 + 1_000, 'cooling', 'qwen'), {}, { kind: 'fall_back', to: 'qwen', reason: 'cooling' }],
+
+    // A call ended
+    ['success → answer', after(outcome.success()), {}, { kind: 'answer' }],
+    ['success on the last attempt → answer', after(outcome.success()), { attempts: 4 }, { kind: 'answer' }],
+    ['key cooled → pick the next key at once', after(outcome.cool('key', T0 + 30_000)), {}, { kind: 'pick' }],
+    ['key disabled → pick the next key at once', after(outcome.disable()), {}, { kind: 'pick' }],
+    ['5xx, first retry → back off base/2..base (jitter 0.5)', after(outcome.retry(502)), {}, { kind: 'back_off', delayMs: 750 }],
+    ['5xx, third retry → back off doubled twice', after(outcome.retry(502)), { retries: 2, attempts: 3 }, { kind: 'back_off', delayMs: 3_000 }],
+    ['5xx, backoff capped at the max', after(outcome.retry(502)), { retries: 10, attempts: 3, maxAttempts: 20 }, { kind: 'back_off', delayMs: 7_500 }],
+    ['5xx, backoff cut at the request deadline', after(outcome.retry(502)), { deadline: T0 + 200 }, { kind: 'back_off', delayMs: 200 }],
+    ['congested with a fallback → fall back', after(outcome.congested(T0 + 5_000), 'qwen'), {}, { kind: 'fall_back', to: 'qwen', reason: 'fallback:upstream_rate_limited' }],
+    ['congested, no fallback → pick (the pick sees the congestion)', after(outcome.congested(T0 + 5_000)), {}, { kind: 'pick' }],
+    ['client error → the upstream status, no retry', after(outcome.clientError(400)), {}, fail(400, 'upstream_rejected')],
+    ['client error on the last attempt → still the client error', after(outcome.clientError(404)), { attempts: 4 }, fail(404, 'upstream_rejected')],
+
+    // The attempt budget is spent
+    ['last attempt 5xx → 502 upstream_error', after(outcome.retry(502)), { attempts: 4 }, fail(502, 'upstream_error')],
+    ['last attempt timed out → 504 upstream_timeout', after({ kind: 'retry', status: 504, reason: 'timeout', message: 'no answer' }), { attempts: 4 }, fail(504, 'upstream_timeout')],
+    ['last attempt cooled with a reset → 429, Retry-After from the reset', after(outcome.cool('key', T0 + 20_000)), { attempts: 4 }, fail(429, 'all_keys_rate_limited', '20')],
+    ['last attempt cooled, no reset → 429, Retry-After the default cooldown', after(outcome.cool('key')), { attempts: 4 }, fail(429, 'all_keys_rate_limited', '60')],
+    ['last attempt congested → 429 upstream_rate_limited', after(outcome.congested(T0 + 7_000), 'qwen'), { attempts: 4 }, fail(429, 'upstream_rate_limited', '7')],
+    ['last attempt disabled → 502 upstream_error', after(outcome.disable()), { attempts: 4 }, fail(502, 'upstream_error')],
+  ])('%s', (_name, situation, over, expected) => {
+    expect(plain(nextStep(situation, budget(over)))).toEqual(expected);
+  });
+
+  test('the 429 of a request whose every call was rate-limited names the provider the client asked for', () => {
+    const step = nextStep({ ...(after(outcome.cool('key', T0 + 5_000), null, 'qwen') as Extract<Situation, { kind: 'outcome' }>) }, budget({ attempts: 4 }));
+    expect(step.kind === 'fail' && step.error.extra).toMatchObject({ provider: 'kimi' });
+  });
+});
