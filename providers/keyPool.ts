@@ -183,7 +183,7 @@ export class KeyPool {
     await this.apply(provider, view, outcome, now, probe);
     // OpenRouter counts only the calls it served: one it answered with a 429 or a 5xx stops counting
     // against the learned limits (a timeout may have been served, so it still counts).
-    if (outcome.kind === 'cool' || outcome.kind === 'congested' || (outcome.kind === 'retry' && outcome.status >= 500)) {
+    if (outcome.kind === 'cool' || outcome.kind === 'congested' || (outcome.kind === 'retry' && outcome.reason !== 'timeout' && outcome.reason !== 'network')) {
       await this.store.refund(view, now - latencyMs);
     }
   }
