@@ -107,13 +107,19 @@ test('end users: X-Orche-User or OpenAI user share turns and have their own limi
   expect(third.body.error.type).toBe('user_rate_limited');
   expect(third.headers['retry-after']).toBe('50');
   expect((await ask({ field: 'bob' })).status).toBe(200);
+  // /api/chat takes the same field, and passes it upstream as OpenAI's `user`.
+  const viaApi = await s.http.post('/api/chat').send({ provider: 'glm45', messages: hi, user: 'alice' });
+  expect(viaApi.status).toBe(429);
+  expect((await s.http.post('/api/chat').send({ provider: 'glm45', messages: hi, user: 'carol' })).status).toBe(200);
+  expect((s.sim.calls.at(-1)!.body as { user?: string }).user).toBe('carol');
   // Requests that name no user are not limited per user.
   for (let i = 0; i < 3; i++) expect((await ask({})).status).toBe(200);
-  expect(s.sim.calls).toHaveLength(6);
+  expect(s.sim.calls).toHaveLength(7);
   const usage = await s.http.get('/api/usage');
-  expect(usage.body.end_users).toMatchObject({ tracked: 2, max_tracked: 10_000 });
+  expect(usage.body.end_users).toMatchObject({ tracked: 3, max_tracked: 10_000 });
   expect(usage.body.end_users.users.map((u: { user: string; calls_this_minute: number; successes: number; failures: number; rate_limited: number }) => [u.user, u.calls_this_minute, u.successes, u.failures, u.rate_limited])).toEqual([
+    ['carol', 1, 1, 0, 0],
+    ['alice', 2, 2, 0, 2],
     ['bob', 1, 1, 0, 0],
-    ['alice', 2, 2, 0, 1],
   ]);
 });
