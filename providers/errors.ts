@@ -57,6 +57,19 @@ export class UpstreamRateLimitedError extends OrcheError {
   }
 }
 
+/** The edge (Cloudflare) in front of the upstream limits this host: no key and no fallback would help. */
+export class EdgeRateLimitedError extends OrcheError {
+  constructor(provider: string, retryAfterMs: number) {
+    super(
+      429,
+      'upstream_edge_rate_limited',
+      `The upstream's edge is rate-limiting this host (every provider waits, no key is at fault); retry in ${Math.ceil(retryAfterMs / 1000)} s`,
+      { provider, retry_after_ms: retryAfterMs },
+      retryHeaders(retryAfterMs),
+    );
+  }
+}
+
 export class NoUsableKeysError extends OrcheError {
   constructor(provider: string, unconfigured: boolean) {
     super(

@@ -9,6 +9,8 @@ export interface PoolEvents {
   reactivated: { at: number; keyId: string };
   recovered: { at: number; provider: string; keyId: string };
   congested: { at: number; provider: string; model: string; until: number; reason: string };
+  /** The edge in front of the upstream refused this host: every provider waits until `until`. */
+  edge: { at: number; provider: string; keyId: string; until: number; reason: string };
   account_learned: { at: number; keyId: string; account: string };
   /** A 429 (or GET /key) taught the limit of a scope: `limit` calls per `windowMs`. */
   limit_learned: { at: number; provider: string; keyId: string; scope: CoolScope; limit: number; windowMs: number };

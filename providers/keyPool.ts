@@ -31,7 +31,12 @@ export interface PoolOptions {
   congestionMs: number;
   /** The minute of learned per-minute limits (ORCHE_MINUTE_MS). */
   minuteMs?: number;
+  /** How long every provider backs off after an edge (Cloudflare) 429 that names no Retry-After (default 5 s). */
+  edgeMs?: number;
 }
+
+/** Cloudflare's 1015 blocks last seconds to minutes and rarely say how long: a short pause, then a retry. */
+export const DEFAULT_EDGE_MS = 5000;
 
 /**
  * Key states and picking for every provider, over a state store. Pure decisions live in the store's
@@ -83,6 +88,7 @@ export class KeyPool {
       probeTtlMs: config.rotation.requestTimeoutMs,
       congestionMs: 5000,
       minuteMs: config.pacing.minuteMs,
+      edgeMs: DEFAULT_EDGE_MS,
     };
   }
 
@@ -143,6 +149,11 @@ export class KeyPool {
 
   congestedUntil(provider: ProviderRuntime, now: number): Promise<number> {
     return this.store.congestedUntil(provider.plan.model, now);
+  }
+
+  /** Until when the edge holds every provider on this host back (0 when it does not). */
+  edgeUntil(now: number): Promise<number> {
+    return this.store.hostHeldUntil(now);
   }
 
   /** The secret itself, for the one upstream call; never for a response or a log line. */
@@ -219,11 +230,21 @@ export class KeyPool {
         this.events.emit('congested', { at: now, provider: slug, model: provider.plan.model, until, reason: outcome.reason });
         break;
       }
+      case 'edge': {
+        // No key is at fault: the edge in front of the upstream refuses this host, whatever the key.
+        stats.rateLimited++;
+        totals.rateLimited++;
+        const until = outcome.until ?? now + (this.options.edgeMs ?? DEFAULT_EDGE_MS);
+        await this.store.holdHost(until, outcome.reason, now);
+        this.events.emit('edge', { at: now, provider: slug, keyId, until, reason: outcome.reason });
+        break;
+      }
       case 'disable': {
         stats.failures++;
         totals.failures++;
         await this.store.setDisabled(keyId, outcome.reason, now);
         this.events.emit('disabled', { at: now, provider: slug, keyId, reason: outcome.reason });
+        if (outcome.accountWide) await this.disableAccount(view, outcome.reason, now);
         break;
       }
       case 'retry': {
@@ -238,11 +259,37 @@ export class KeyPool {
     // The trial call's hold on its gates ends with the call, whatever its outcome (SPEC §7): a 401 or
     // a 429 aimed at the key gate must not leave the account gate held, locking out its other keys.
     // Outcomes with no verdict on the key release even when the caller did not know it was a trial.
-    if (probe || outcome.kind === 'retry' || outcome.kind === 'client_error' || outcome.kind === 'congested') await this.store.release(view, now);
-    // X-RateLimit-Remaining: 0 comes from OpenRouter's account limiter: the account's next call
-    // would be refused, so it cools until the reset (SPEC §4), whatever else the answer said.
-    if (outcome.rate?.remaining === 0 && outcome.rate.resetAt && outcome.rate.resetAt > now) {
-      await this.cool(provider, view, provider.plan.free ? 'account_free' : 'account', outcome.rate.resetAt, 'remaining_zero', now, false);
+    if (probe || outcome.kind === 'retry' || outcome.kind === 'client_error' || outcome.kind === 'congested' || outcome.kind === 'edge') await this.store.release(view, now);
+    // X-RateLimit-Remaining: 0: the limit that answered refuses the next call until its reset. A 429 names
+    // its limit, and only that scope cools (a per-model cap never cools the account's other :free
+    // models, SPEC §7); an answer that names none is read as the account's limiter (SPEC §4). The
+    // upstream provider's or the edge's limits are not ours: those answers cool no key.
+    const notOurs = outcome.kind === 'congested' || outcome.kind === 'edge';
+    if (!notOurs && outcome.rate?.remaining === 0 && outcome.rate.resetAt && outcome.rate.resetAt > now) {
+      const scope: CoolScope = outcome.kind === 'cool' ? outcome.scope : provider.plan.free ? 'account_free' : 'account';
+      await this.cool(provider, view, scope, outcome.rate.resetAt, 'remaining_zero', now, false);
+    }
+  }
+
+  /**
+   * Disables every key of the key's account, in every provider: a 402 for the account's credits fails
+   * each of them alike, so none should spend a call to find out (SPEC §7). The account is the one in
+   * force (learned from `user_id` where known).
+   */
+  private async disableAccount(view: KeyView, reason: string, now: number): Promise<void> {
+    const all = this.list().flatMap((p) => [...p.views.values()].map((v) => ({ provider: p, view: v })));
+    const others = all.filter((x) => x.view.keyId !== view.keyId);
+    if (others.length === 0) return;
+    const [mine, ...theirs] = await this.store.inspect([view, ...others.map((x) => x.view)], now);
+    const done = new Set([view.keyId]);
+    for (let i = 0; i < others.length; i++) {
+      const { provider, view: v } = others[i];
+      if (theirs[i].account !== mine.account || theirs[i].disabled !== null) continue;
+      if (!done.has(v.keyId)) {
+        done.add(v.keyId);
+        await this.store.setDisabled(v.keyId, reason, now);
+      }
+      this.events.emit('disabled', { at: now, provider: provider.config.slug, keyId: v.keyId, reason });
     }
   }
 
@@ -284,7 +331,7 @@ export class KeyPool {
   async recordStreamFailure(provider: ProviderRuntime, keyId: string, outcome: Outcome, now: number): Promise<void> {
     const view = provider.views.get(keyId);
     if (!view) return;
-    if (outcome.kind === 'cool' || outcome.kind === 'congested' || outcome.kind === 'disable') {
+    if (outcome.kind === 'cool' || outcome.kind === 'congested' || outcome.kind === 'disable' || outcome.kind === 'edge') {
       await this.apply(provider, view, outcome, now, false);
       return;
     }

@@ -1,6 +1,7 @@
 import { backoffDelay } from './backoff';
 import {
   AllKeysRateLimitedError,
+  EdgeRateLimitedError,
   NoUsableKeysError,
   type OrcheError,
   UpstreamError,
@@ -75,10 +76,12 @@ export function nextStep(s: Situation, b: Budget): Step {
 
 function noKey(s: Extract<Situation, { kind: 'no_key' }>, b: Budget): Step {
   const { pick } = s;
-  if (s.fallback) return { kind: 'fall_back', to: s.fallback, reason: pick.reason };
+  // An edge hold stops every provider on this host alike: a fallback would meet the same edge.
+  if (s.fallback && pick.reason !== 'edge') return { kind: 'fall_back', to: s.fallback, reason: pick.reason };
   if (pick.retryAt === null) return { kind: 'fail', error: new NoUsableKeysError(s.provider, false) };
   const wait = Math.max(1, pick.retryAt - b.now);
   if (b.now + wait <= b.waitDeadline && b.now + wait < b.deadline) return { kind: 'wait', delayMs: wait };
+  if (pick.reason === 'edge') return { kind: 'fail', error: new EdgeRateLimitedError(s.provider, wait) };
   if (pick.reason === 'congested') {
     const message = s.last && 'message' in s.last ? s.last.message : 'model congested upstream';
     return { kind: 'fail', error: new UpstreamRateLimitedError(s.provider, wait, message) };
@@ -95,6 +98,8 @@ function afterOutcome(s: Extract<Situation, { kind: 'outcome' }>, b: Budget): St
     case 'cool':
     case 'disable':
       return { kind: 'pick' }; // the next usable key at once, no sleep
+    case 'edge':
+      return { kind: 'pick' }; // the next pick sees the host hold: it waits for it or fails with its Retry-After
     case 'congested':
       // Otherwise the next pick sees the congestion and waits or fails with its hint.
       return s.fallback ? { kind: 'fall_back', to: s.fallback, reason: `fallback:${o.reason}` } : { kind: 'pick' };
@@ -117,6 +122,8 @@ function exhausted(s: Extract<Situation, { kind: 'outcome' }>, b: Budget): Orche
     }
     case 'congested':
       return new UpstreamRateLimitedError(s.provider, Math.max(1000, (last.until ?? b.now + 5000) - b.now), last.message);
+    case 'edge':
+      return new EdgeRateLimitedError(s.provider, Math.max(1000, (last.until ?? b.now + 5000) - b.now));
     default:
       return new UpstreamError(s.provider, last.status, 'message' in last ? last.message : 'upstream failure', b.attempts);
   }

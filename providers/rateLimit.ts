@@ -26,11 +26,16 @@ interface OutcomeBase {
   rate?: RateInfo;
 }
 
+export type DisableReason = 'invalid_key' | 'insufficient_credits' | 'key_limit';
+
 export type Outcome =
   | (OutcomeBase & { kind: 'success'; body: unknown })
   | (OutcomeBase & { kind: 'cool'; scope: CoolScope; until?: number; reason: string; message: string })
   | (OutcomeBase & { kind: 'congested'; until?: number; reason: string; message: string })
-  | (OutcomeBase & { kind: 'disable'; reason: 'invalid_key' | 'insufficient_credits'; message: string })
+  /** An edge (Cloudflare) limit on this host: no key is at fault; every provider backs off together. */
+  | (OutcomeBase & { kind: 'edge'; until?: number; reason: string; message: string })
+  /** `accountWide`: every key of the key's account is disabled with it (402: the account's credits are gone). */
+  | (OutcomeBase & { kind: 'disable'; reason: DisableReason; message: string; accountWide?: boolean })
   | (OutcomeBase & { kind: 'retry'; reason: string; message: string })
   | (OutcomeBase & { kind: 'client_error'; reason: string; message: string; body: unknown });
 
@@ -39,6 +44,9 @@ export type Headers = Record<string, string | string[] | undefined>;
 
 interface ErrorObject {
   code?: unknown;
+  /** Some answers carry the status here instead of in `code`. */
+  http_status?: unknown;
+  status?: unknown;
   message?: unknown;
   metadata?: Record<string, unknown>;
   availability?: Record<string, unknown>;
@@ -127,21 +135,53 @@ function text(value: unknown): string {
   }
 }
 
-/** The error an answer carries: top-level `error`, or `choices[0].error` with finish_reason "error". */
-export function carriedError(body: unknown): ErrorObject | undefined {
-  if (!body || typeof body !== 'object') return undefined;
-  const b = body as { error?: unknown; choices?: unknown };
-  if (b.error && typeof b.error === 'object') return b.error as ErrorObject;
-  if (Array.isArray(b.choices) && b.choices.length > 0) {
-    const c = b.choices[0] as { finish_reason?: unknown; error?: unknown };
-    if (c && c.finish_reason === 'error' && c.error && typeof c.error === 'object') return c.error as ErrorObject;
+/** How deep `{"error":{"error":{…}}}` is unwrapped; real answers nest once or twice. */
+const MAX_NESTING = 4;
+
+/** `{"error":{"error":{…}}}` → the innermost error object; a bare string becomes `{message}`. */
+function errorFrom(value: unknown): ErrorObject | undefined {
+  let v = value;
+  for (let depth = 0; depth < MAX_NESTING; depth++) {
+    if (typeof v === 'string') return v.trim() ? { message: v } : undefined;
+    if (!v || typeof v !== 'object' || Array.isArray(v)) return undefined;
+    const e = v as ErrorObject & { error?: unknown };
+    if (e.error !== undefined && e.error !== null && e.message === undefined) {
+      v = e.error;
+      continue;
+    }
+    return e;
   }
   return undefined;
 }
 
+/**
+ * The error an answer carries: a top-level `error` (an object, nested objects, or a bare string), or
+ * `choices[0].error`; a choice that ended with `finish_reason` / `native_finish_reason` "error" and no
+ * error object is a failure too (SPEC §7).
+ */
+export function carriedError(body: unknown): ErrorObject | undefined {
+  if (!body || typeof body !== 'object') return undefined;
+  const b = body as { error?: unknown; choices?: unknown };
+  if (b.error !== undefined && b.error !== null) {
+    const e = errorFrom(b.error);
+    if (e) return e;
+  }
+  if (Array.isArray(b.choices) && b.choices.length > 0) {
+    const c = b.choices[0] as { finish_reason?: unknown; native_finish_reason?: unknown; error?: unknown };
+    if (c && (c.finish_reason === 'error' || c.native_finish_reason === 'error')) {
+      return errorFrom(c.error) ?? { message: 'Upstream ended the answer with finish_reason "error"' };
+    }
+  }
+  return undefined;
+}
+
+/** The status an error carries: `code`, else `http_status`, else `status`, as a number or a string. */
 function statusOf(error: ErrorObject, fallback: number): number {
-  const code = typeof error.code === 'string' ? Number(error.code) : error.code;
-  return typeof code === 'number' && Number.isInteger(code) && code >= 400 && code <= 599 ? code : fallback;
+  for (const value of [error.code, error.http_status, error.status]) {
+    const code = typeof value === 'string' && /^\d{3}$/.test(value.trim()) ? Number(value) : value;
+    if (typeof code === 'number' && Number.isInteger(code) && code >= 400 && code <= 599) return code;
+  }
+  return fallback;
 }
 
 function nextMinute(now: number): number {
@@ -153,12 +193,45 @@ function nextUtcMidnight(now: number): number {
   return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1);
 }
 
-function classify429(error: ErrorObject, headers: Headers, base: OutcomeBase, now: number): Outcome {
+/** OpenRouter's key-limit weeks run Monday to Sunday, UTC. */
+function nextUtcMonday(now: number): number {
+  const d = new Date(now);
+  const daysToMonday = ((8 - d.getUTCDay()) % 7) || 7;
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + daysToMonday);
+}
+
+function nextUtcMonth(now: number): number {
+  const d = new Date(now);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+}
+
+/** "… resets 2025-08-04T00:00:00Z" / "resets at <date>" / "resets on <date>" in a message: that date, if it parses and is ahead. */
+export function resetsInMessage(message: string, now: number): number | undefined {
+  const m = /\bresets?\s+(?:at\s+|on\s+)?(.+?)(?:\.(?:\s|$)|[;)\n]|$)/i.exec(message);
+  if (!m) return undefined;
+  const t = Date.parse(m[1].trim());
+  return Number.isNaN(t) || t <= now ? undefined : t;
+}
+
+/** Cloudflare's own rate limit in front of the host ("error code: 1015", or its HTML page). */
+const EDGE_TEXT = /error(?: code:?)?\s*1015\b/i;
+const UPSTREAM_CONGESTED = /temporarily rate-limited upstream/i;
+
+function isEdgePage(body: unknown): boolean {
+  return typeof body === 'string' && (EDGE_TEXT.test(body) || /^\s*</.test(body));
+}
+
+function classify429(error: ErrorObject, headers: Headers, body: unknown, base: OutcomeBase, now: number): Outcome {
   const message = text(error.message) || 'Rate limit exceeded';
   const meta = error.metadata ?? {};
   const source = text(meta.limit_source);
-  const raw = text(meta.raw);
   const until = resetTime(headers, error, now);
+  // Not JSON at all (an HTML page, "error code: 1015"), or OpenRouter relaying that text as its own
+  // message: the edge in front of this host limits every key alike (SPEC §7). The same text inside a
+  // provider's `raw` is that provider's edge, handled as upstream congestion below.
+  if (isEdgePage(body) || (EDGE_TEXT.test(message) && meta.provider_name == null)) {
+    return { ...base, kind: 'edge', until, reason: 'edge_rate_limited', message: EDGE_TEXT.test(message) ? message : 'Upstream edge answered 429 (rate limited)' };
+  }
   const free = /free-models-per-(min|day(-high-balance)?)/.exec(message);
   if (free || source === 'openrouter_free_tier_daily') {
     const reason = free ? free[0] : 'free-models-per-day';
@@ -166,34 +239,65 @@ function classify429(error: ErrorObject, headers: Headers, base: OutcomeBase, no
     const known = reason === 'free-models-per-min' ? nextMinute(now) : nextUtcMidnight(now);
     return { ...base, kind: 'cool', scope: 'account_free', until: until ?? known, reason, message };
   }
-  if (/limit_rp[md]\//.test(message) || source === 'openrouter_shared_capacity') {
-    return { ...base, kind: 'cool', scope: 'account_model', until, reason: 'model_cap', message };
+  const perModel = /limit_rp([md])\//.exec(message);
+  if (perModel || source === 'openrouter_shared_capacity') {
+    // With no reset sent, the cap's own window: a day (limit_rpd, "daily limit") ends at 00:00 UTC,
+    // a minute (limit_rpm, or a shared-capacity cap that names no window) at the next whole minute.
+    const daily = perModel?.[1] === 'd' || /daily limit/i.test(message);
+    return { ...base, kind: 'cool', scope: 'account_model', until: until ?? (daily ? nextUtcMidnight(now) : nextMinute(now)), reason: 'model_cap', message };
   }
   const availability = (error.availability ?? meta.availability) as Record<string, unknown> | undefined;
   if (availability?.code === 'capacity_exhausted' || /at capacity/i.test(message) || source === 'capacity_exhausted') {
     return { ...base, kind: 'congested', until, reason: 'capacity_exhausted', message };
   }
-  const upstream =
-    source === 'upstream_provider_shared_pool' ||
-    /rate-limited upstream/i.test(raw) ||
-    (/provider returned error/i.test(message) && meta.provider_name != null);
-  if (upstream) return { ...base, kind: 'congested', until, reason: 'upstream_rate_limited', message: raw || message };
+  if (/provider returned error/i.test(message) && meta.provider_name != null) {
+    return { ...base, kind: 'congested', until, reason: 'upstream_rate_limited', message: text(meta.raw) || message };
+  }
   return { ...base, kind: 'cool', scope: 'key', until, reason: 'rate_limited', message };
 }
+
+/**
+ * The key's own credit cap ("Key limit exceeded (total|daily|weekly|monthly limit)", OpenRouter's
+ * per-key `limit` and `limit_reset`): total → disabled; a resetting one → cooling until its reset.
+ */
+function keyLimit(message: string, headers: Headers, error: ErrorObject, base: OutcomeBase, now: number): Outcome {
+  const window = /\((daily|weekly|monthly|total) limit\)|\b(daily|weekly|monthly) limit\b/i.exec(message);
+  const kind = (window?.[1] ?? window?.[2])?.toLowerCase();
+  const until =
+    resetsInMessage(message, now) ??
+    resetTime(headers, error, now) ??
+    (kind === 'daily' ? nextUtcMidnight(now) : kind === 'weekly' ? nextUtcMonday(now) : kind === 'monthly' ? nextUtcMonth(now) : undefined);
+  if (until === undefined) return { ...base, kind: 'disable', reason: 'key_limit', message };
+  return { ...base, kind: 'cool', scope: 'key', until, reason: 'key_cap', message };
+}
+
+const KEY_LIMIT = /key limit exceeded|create a key with a higher/i;
 
 function classifyError(status: number, error: ErrorObject, headers: Headers, body: unknown, base: OutcomeBase, now: number): Outcome {
   const message = text(error.message) || `Upstream answered ${status}`;
   const meta = error.metadata ?? {};
   const source = text(meta.limit_source);
-  if (status === 429) return classify429(error, headers, base, now);
+  // The provider behind OpenRouter is out of capacity, whatever status and field carry it: no key is at fault.
+  if (source === 'upstream_provider_shared_pool' || UPSTREAM_CONGESTED.test(message) || UPSTREAM_CONGESTED.test(text(meta.raw))) {
+    return { ...base, kind: 'congested', until: resetTime(headers, error, now), reason: 'upstream_rate_limited', message: UPSTREAM_CONGESTED.test(message) ? message : text(meta.raw) || message };
+  }
+  if (status === 429) return classify429(error, headers, body, base, now);
   if (status === 401) return { ...base, kind: 'disable', reason: 'invalid_key', message };
   if (status === 402) {
     // OpenRouter's in-flight budget: a 402 with Retry-After is "too much spending in flight", not empty credits.
-    if (header(headers, 'Retry-After') !== undefined || source === 'openrouter_in_flight_budget') {
+    const inFlight = source === 'openrouter_in_flight_budget' || meta.reason === 'in_flight_budget_exhausted' || /in-flight requests/i.test(message);
+    if (header(headers, 'Retry-After') !== undefined || inFlight) {
       return { ...base, kind: 'cool', scope: 'account', until: resetTime(headers, error, now), reason: 'in_flight_budget', message };
     }
-    return { ...base, kind: 'disable', reason: 'insufficient_credits', message };
+    if (KEY_LIMIT.test(message)) return keyLimit(message, headers, error, base, now);
+    // "…requires more credits, or fewer max_tokens … can only afford 92985": credits remain, this request
+    // is too big for them; the client can ask for less. Nothing is disabled.
+    const afford = /can only afford (\d+)/i.exec(message);
+    if (afford && Number(afford[1]) > 0) return { ...base, kind: 'client_error', reason: 'request_exceeds_credits', message, body };
+    // The account's credits are gone: every key of the account fails alike, so all are disabled at once.
+    return { ...base, kind: 'disable', reason: 'insufficient_credits', message, accountWide: true };
   }
+  if (status === 403 && KEY_LIMIT.test(message)) return keyLimit(message, headers, error, base, now);
   if (status === 403 && source) {
     return { ...base, kind: 'cool', scope: 'key', until: resetTime(headers, error, now), reason: 'key_cap', message };
   }

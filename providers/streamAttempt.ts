@@ -3,10 +3,11 @@ import type { Attempt } from './dispatcher';
 import { type OpenRouterClient, parseBody, UpstreamFailure } from './openrouterClient';
 import { classifyResponse, failureOutcome, type Headers, type Outcome } from './rateLimit';
 import { readSseEvents, type SseEvent } from './sse';
+import { isCommitting } from './streamCommit';
 
 /** An upstream stream whose first data event was a good one: from here on it belongs to the client. */
 export interface UpstreamStream {
-  /** What was read to know that: keep-alive comments, then the first data event. */
+  /** What was read to know that: keep-alive comments and empty deltas, then the first committing event. */
   head: SseEvent[];
   /** The events after the head, as they arrive. */
   rest: AsyncIterator<SseEvent>;
@@ -80,12 +81,15 @@ export function streamAttempt(client: OpenRouterClient, body: Record<string, unk
         head.push(next.value);
         const data = next.value.data;
         if (data === undefined) continue; // `: OPENROUTER PROCESSING` keep-alives
-        // An error in the first chunk is treated like its status: a 429 chunk rotates like a 429 answer.
-        const outcome = classifyResponse(200, reply.headers, data === '[DONE]' ? {} : parseBody(data), opts.now());
+        // An error before the stream commits is treated like its status: a 429 chunk rotates like a 429 answer.
+        const chunk = data === '[DONE]' ? {} : parseBody(data);
+        const outcome = classifyResponse(200, reply.headers, chunk, opts.now());
         if (outcome.kind !== 'success') {
           abort();
           return { outcome };
         }
+        // The empty role delta commits nothing: held, and replayed to the client with what follows.
+        if (data !== '[DONE]' && !isCommitting(chunk)) continue;
         return { outcome, value: { head, rest: events, abort, release: () => release(events, abort) } };
       }
     } catch (err) {

@@ -9,7 +9,7 @@ import { startSimulator } from './simulator';
 
 async function main(): Promise<void> {
   const simPort = Number(process.env.SIM_PORT ?? 8787);
-  const sim = await startSimulator({ port: simPort, latencyMs: Number(process.env.SIM_LATENCY_MS ?? 40), stream: { chunkDelayMs: 60, chunks: 8 } }).catch(() =>
+  const sim = await startSimulator({ port: simPort, latencyMs: Number(process.env.SIM_LATENCY_MS ?? 40), stream: { chunkDelayMs: 60, chunks: 8, roleDelta: true } }).catch(() =>
     startSimulator({ port: 0, latencyMs: 40 }),
   );
   const world = demoWorld(sim.baseUrl);
@@ -43,7 +43,11 @@ Try:
   # make the simulator rate-limit kimi's first key once, then watch orche rotate:
   curl -s -X POST ${sim.baseUrl.replace('/api/v1', '')}/_sim/rules -H 'Content-Type: application/json' \\
     -d '{"match":{"model":"moonshotai/kimi-k2"},"type":"free-per-min","times":1}'
-  npm run test:rotation -- --url ${local} --sim ${sim.baseUrl.replace('/api/v1', '')}
+  # real OpenRouter shapes (SPEC §7): type edge-1015 (with "retryAfterSeconds"), stream-open-error,
+  # upstream-429-message, model-cap-daily, key-limit-403 (with "keyLimit":"total|daily|weekly|monthly"), no-credits
+  curl -s -X POST ${sim.baseUrl.replace('/api/v1', '')}/_sim/rules -H 'Content-Type: application/json' \\
+    -d '{"type":"edge-1015","retryAfterSeconds":10,"times":1}'   # then: curl -s ${local}/status
+  npm run test:rotation -- --url ${local} --sim ${sim.baseUrl.replace('/api/v1', '')} --admin-token ${DEMO_ADMIN_TOKEN}
   # admin routes use the demo token:
   curl -s -X POST ${local}/api/keys/reset -H 'Authorization: Bearer ${DEMO_ADMIN_TOKEN}'
 

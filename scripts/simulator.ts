@@ -59,6 +59,7 @@ class SimulatorServer implements Simulator, Core, ControlTarget {
       chunks: opts.stream?.chunks ?? 5,
       chunkDelayMs: opts.stream?.chunkDelayMs ?? 0,
       processingComment: opts.stream?.processingComment ?? true,
+      roleDelta: opts.stream?.roleDelta ?? false,
     };
     this.now = opts.now ?? Date.now;
     this.latencyMs = opts.latencyMs ?? 0;

@@ -92,6 +92,7 @@ function subscribeLogs(pool: KeyPool, logger: Logger): void {
   pool.events.on('disabled', (e) => logger.warn('key disabled', { provider: e.provider, key_id: e.keyId, reason: e.reason }));
   pool.events.on('recovered', (e) => logger.info('key recovered', { provider: e.provider, key_id: e.keyId }));
   pool.events.on('congested', (e) => logger.info('model congested upstream', { provider: e.provider, model: e.model, until: iso(e.until), reason: e.reason }));
+  pool.events.on('edge', (e) => logger.warn('upstream edge rate-limits this host: every provider waits', { provider: e.provider, key_id: e.keyId, until: iso(e.until), reason: e.reason }));
   pool.events.on('account_learned', (e) => logger.info('account learned', { key_id: e.keyId, account: e.account }));
   pool.events.on('reactivated', (e) => logger.info('key reactivated', { key_id: e.keyId }));
 }

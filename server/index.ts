@@ -2,6 +2,9 @@ import { ConfigError, loadConfig } from '../config';
 import { createApp } from './app';
 import { installProcessSafety } from './processSafety';
 
+/** A start-up failure with a message meant for the operator as it is. */
+class StartError extends Error {}
+
 /** The entry point: read the environment, build the app, listen, handle signals. */
 async function main(): Promise<void> {
   let config;
@@ -19,7 +22,10 @@ async function main(): Promise<void> {
   installProcessSafety(log, () => orche.ctx.processErrors++);
   // Keys the upstream rejects are disabled before the first request can reach them.
   await orche.start();
-  const { url } = await orche.listen();
+  const { url } = await orche.listen().catch((err: NodeJS.ErrnoException) => {
+    const why = err.code === 'EADDRINUSE' ? 'address already in use (EADDRINUSE)' : err.code === 'EACCES' ? 'permission denied (EACCES)' : err.message;
+    throw new StartError(`cannot listen on ${config.host}:${config.port}: ${why}`);
+  });
   log.info('orche listening', { url, providers: config.providers.filter((p) => p.keys.length > 0).map((p) => p.slug) });
   void orche.checkModels();
 
@@ -55,4 +61,9 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
-void main();
+// A failed start exits non-zero at once with one line (SPEC §7): never left to the rejection handler,
+// which would keep a process up that does not listen (a Redis connection holds the event loop).
+main().catch((err: unknown) => {
+  console.error(`orche: failed to start: ${err instanceof StartError || !(err instanceof Error) ? String(err instanceof Error ? err.message : err) : err.stack ?? err.message}`);
+  process.exit(1);
+});

@@ -1,14 +1,21 @@
 import type { Logger } from './logger';
 
 /**
- * No unhandled rejection or exception stops the server: each is logged and counted. A bug that
- * reaches here is still a bug; the count on /status (and the metrics) makes it visible.
+ * An unhandled rejection is logged and counted (the count on /status and the metrics makes the bug
+ * visible) and the server goes on: the promise's work is lost, not the process's state. An uncaught
+ * exception is different: it left some operation half done, so continuing is not safe (SPEC §7).
+ * It is logged and the process exits non-zero; a supervisor restarts it, and the rotation state
+ * survives in the snapshot or in Redis.
  */
-export function installProcessSafety(logger: Logger, count: () => void): void {
-  const report = (kind: string) => (err: unknown) => {
+export function installProcessSafety(logger: Logger, count: () => void, exit: (code: number) => void = (code) => process.exit(code)): void {
+  const describe = (err: unknown) => ({ error: err instanceof Error ? err.message : String(err), stack: err instanceof Error ? err.stack : undefined });
+  process.on('unhandledRejection', (err) => {
     count();
-    logger.error(kind, { error: err instanceof Error ? err.message : String(err), stack: err instanceof Error ? err.stack : undefined });
-  };
-  process.on('unhandledRejection', report('unhandled rejection'));
-  process.on('uncaughtException', report('uncaught exception'));
+    logger.error('unhandled rejection', describe(err));
+  });
+  process.on('uncaughtException', (err) => {
+    count();
+    logger.error('uncaught exception', { ...describe(err), exiting: true });
+    exit(1);
+  });
 }

@@ -27,6 +27,7 @@ function field(kind: string): number | null {
       return SUCCESSES;
     case 'cool':
     case 'congested':
+    case 'edge':
       return RATE_LIMITED;
     case 'disable':
     case 'retry':

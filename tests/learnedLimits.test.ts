@@ -8,6 +8,13 @@ import { join } from 'node:path';
 import type { Env } from '../config';
 import { describeRedis, dropPrefix, REDIS_URL, uniquePrefix } from './helpers/redis';
 import { hi, startStack, type Stack } from './helpers/stack';
+import { RedisStore } from '../providers/store/redis';
+
+/** A Redis store must be connected before the test: until then orche serves from its local state. */
+async function storeUp(s: Stack): Promise<void> {
+  const store = s.orche.ctx.pool.store;
+  if (store instanceof RedisStore) expect(await store.connected()).toBe(true);
+}
 
 const K1 = 'sk-or-v1-learned-key-one-0001';
 const K2 = 'sk-or-v1-learned-key-two-0002';
@@ -39,6 +46,7 @@ function learnedLimitStopsTheNextCall(storeEnv: () => Env): void {
       now: () => now, windowMs: W, accounts: [{ id: 'user_acc', freeRpm: 3, freeRpd: 1000 }], keys: [{ key: K1, account: 'user_acc' }, { key: K2, account: 'user_acc' }],
     }, { now: () => now });
     const s = stack;
+    await storeUp(s);
     expect([await chat(s), await chat(s), await chat(s), await chat(s)]).toEqual([200, 200, 200, 429]);
     expect(upstream429(s)).toBe(1);
 
@@ -56,6 +64,7 @@ function learnedLimitStopsTheNextCall(storeEnv: () => Env): void {
     now = T0 + 2 * W;
     expect(await chat(s)).toBe(200);
     expect(upstream429(s)).toBe(1);
+    expect(s.orche.ctx.pool.store.health().ok).toBe(true);
   });
 
   test('a 5xx the upstream did not serve does not use up the learned limit', async () => {
@@ -64,6 +73,7 @@ function learnedLimitStopsTheNextCall(storeEnv: () => Env): void {
       now: () => now, windowMs: W, accounts: [{ id: 'user_acc', freeRpm: 2, freeRpd: 1000 }], keys: [{ key: K1, account: 'user_acc' }, { key: K2, account: 'user_acc' }],
     }, { now: () => now });
     const s = stack;
+    await storeUp(s);
     expect([await chat(s), await chat(s), await chat(s)]).toEqual([200, 200, 429]);
     now = T0 + W + 1;
     s.sim.addRule({ type: 'status', status: 502, times: 1 });

@@ -9,6 +9,13 @@ import { join } from 'node:path';
 import type { Env } from '../config';
 import { describeRedis, dropPrefix, REDIS_URL, uniquePrefix } from './helpers/redis';
 import { hi, startStack, type Stack } from './helpers/stack';
+import { RedisStore } from '../providers/store/redis';
+
+/** A Redis store must be connected before the test: until then orche serves from its local state. */
+async function storeUp(s: Stack): Promise<void> {
+  const store = s.orche.ctx.pool.store;
+  if (store instanceof RedisStore) expect(await store.connected()).toBe(true);
+}
 
 const KEY = 'sk-or-v1-pacing-key-one-0001';
 const MODEL = 'z-ai/glm-4.5:free';
@@ -43,6 +50,7 @@ function rules(storeEnv: () => Env): void {
       { now },
     );
     const s = stack;
+    await storeUp(s);
     const send = (token: string) => s.http.post('/v1/chat/completions').set('Authorization', `Bearer ${token}`).send({ model: 'glm45', messages: hi });
     // The window's two calls, then a third: upstream's 429 teaches the limit; that request waits.
     expect((await send(HEAVY)).status).toBe(200);

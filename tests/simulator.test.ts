@@ -403,6 +403,96 @@ describe('streaming', () => {
     expect(sim.calls.map((c) => c.outcome)).toEqual(['ok', 'stream-error']);
   });
 
+  test('stream.roleDelta opens every stream with the empty assistant delta, as OpenRouter does', async () => {
+    const sim = await start({ keys: [{ key: 'k' }], stream: { chunks: 2, roleDelta: true } });
+    const events = sseEvents(await (await ask(sim, 'k', FREE, { stream: true })).text());
+    expect(events[0]).toBe(': OPENROUTER PROCESSING');
+    expect(JSON.parse(events[1].slice(6)).choices).toEqual([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null, native_finish_reason: null }]);
+    expect(JSON.parse(events[2].slice(6)).choices[0].delta.content).not.toBe('');
+  });
+
+  test('stream-open-error: keep-alive, the empty role delta, then an error chunk; non-streaming calls pass the rule by', async () => {
+    const sim = await start({ keys: [{ key: 'k', account: 'u' }] });
+    sim.addRule({ type: 'stream-open-error', metadata: { error_type: 'rate_limit_exceeded' } });
+    expect((await ask(sim, 'k', FREE)).status).toBe(200);
+    const res = await ask(sim, 'k', FREE, { stream: true });
+    expect(res.status).toBe(200);
+    const events = sseEvents(await res.text());
+    expect(events[0]).toBe(': OPENROUTER PROCESSING');
+    const [role, error] = events.slice(1).map((e) => JSON.parse(e.slice(6)));
+    expect(role.choices).toEqual([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null, native_finish_reason: null }]);
+    expect(error.error).toEqual({ code: 429, message: 'Rate limit exceeded', metadata: { error_type: 'rate_limit_exceeded' } });
+    expect(error.choices[0].finish_reason).toBe('error');
+    expect(events).toHaveLength(3);
+    expect(sim.calls.map((c) => c.outcome)).toEqual(['ok', 'stream-open-error']);
+  });
+
+  test('upstream-429-message: JSON 429 with only the message, or in a stream an error chunk after the role delta', async () => {
+    const sim = await start({ keys: [{ key: 'k', account: 'u' }], stream: { processingComment: false } });
+    sim.addRule({ type: 'upstream-429-message', times: 2 });
+    const text = `${FREE} is temporarily rate-limited upstream. Please retry shortly, or add your own key to accumulate your rate limits: https://openrouter.ai/settings/integrations`;
+    const plain = await ask(sim, 'k', FREE);
+    expect(plain.status).toBe(429);
+    expect(await json(plain)).toEqual({ error: { code: 429, message: text }, user_id: 'u' });
+    const res = await ask(sim, 'k', FREE, { stream: true });
+    expect(res.status).toBe(200);
+    const events = sseEvents(await res.text()).map((e) => JSON.parse(e.slice(6)));
+    expect(events[0].choices[0].delta).toEqual({ role: 'assistant', content: '' });
+    expect(events[1].error).toEqual({ code: 429, message: text });
+  });
+});
+
+describe('real answers orche once misread (issue 10)', () => {
+  test('model-cap-daily: limit_rpd, "Daily limit reached", limit and remaining 0, no reset', async () => {
+    const sim = await start({ keys: [{ key: 'k', account: 'u' }] });
+    sim.addRule({ type: 'model-cap-daily', times: 1 });
+    const res = await ask(sim, 'k', FREE);
+    expect(res.status).toBe(429);
+    expect(res.headers.get('x-ratelimit-remaining')).toBe('0');
+    expect(res.headers.get('x-ratelimit-reset')).toBeNull();
+    const body = await json(res);
+    expect(body.error.message).toMatch(/^Rate limit exceeded: limit_rpd\/z-ai\/glm-4\.5\/[0-9a-f]{8}\. Daily limit reached for z-ai\/glm-4\.5:free via SimUpstream\.$/);
+    expect(body.error.metadata).toEqual({ headers: { 'X-RateLimit-Limit': '5000', 'X-RateLimit-Remaining': '0' }, limit_source: 'openrouter_shared_capacity' });
+  });
+
+  test.each(['total', 'daily', 'weekly', 'monthly'] as const)('key-limit-403 (%s): message and code only, no limit_source', async (window) => {
+    const sim = await start({ keys: [{ key: 'k' }] });
+    sim.addRule({ type: 'key-limit-403', keyLimit: window, times: 1 });
+    const res = await ask(sim, 'k', PAID);
+    expect(res.status).toBe(403);
+    expect(await json(res)).toEqual({ error: { message: `Key limit exceeded (${window} limit). Manage it using https://openrouter.ai/settings/keys`, code: 403 } });
+  });
+
+  test('error-form: a 200 carrying the error as http_status, nested, a bare string, or finish_reason "error" alone', async () => {
+    const sim = await start({ keys: [{ key: 'k', account: 'u' }] });
+    for (const form of ['http_status', 'nested', 'bare', 'finish-error'] as const) sim.addRule({ type: 'error-form', form, times: 1 });
+    const bodies = [];
+    for (let i = 0; i < 4; i++) {
+      const res = await ask(sim, 'k', PAID);
+      expect(res.status).toBe(200);
+      bodies.push(await json(res));
+    }
+    expect(bodies[0]).toEqual({ error: { message: 'Rate limit exceeded', http_status: 429 }, user_id: 'u' });
+    expect(bodies[1]).toEqual({ error: { error: { message: 'Rate limit exceeded', code: 429 } }, user_id: 'u' });
+    expect(bodies[2]).toEqual({ error: 'Rate limit exceeded' });
+    expect(bodies[3].choices).toEqual([{ index: 0, finish_reason: 'error', native_finish_reason: 'error', message: { role: 'assistant', content: '' } }]);
+    expect(bodies[3].error).toBeUndefined();
+  });
+
+  test('edge-1015: a plain-text 429 "error code: 1015", Retry-After when asked for, streams too', async () => {
+    const sim = await start({ keys: [{ key: 'k' }] });
+    sim.addRule({ type: 'edge-1015', retryAfterSeconds: 12, times: 2 });
+    const res = await ask(sim, 'k', PAID);
+    expect(res.status).toBe(429);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(res.headers.get('retry-after')).toBe('12');
+    expect(await res.text()).toBe('error code: 1015');
+    expect((await ask(sim, 'k', PAID, { stream: true })).status).toBe(429);
+    expect(sim.calls.map((c) => [c.outcome, c.status])).toEqual([['edge-1015', 429], ['edge-1015', 429]]);
+  });
+});
+
+describe('streaming, client side', () => {
   test('a client closing mid-stream is recorded closedByClient', async () => {
     const sim = await start({ keys: [{ key: 'k' }], stream: { chunks: 50, chunkDelayMs: 10 } });
     const res = await ask(sim, 'k', FREE, { stream: true });

@@ -140,6 +140,8 @@ export class MemoryStore implements StateStore {
 
   /** The first usable key among the first `limit` candidates (in rotation order), skipping `avoid`. */
   private choose(plan: PickPlan, now: number, limit: number, avoid: readonly string[] | undefined): PickResult {
+    const edge = this.gates.get(gate.host);
+    if (edge && edge.until > now) return { keyId: null, retryAt: edge.until, reason: 'edge' };
     const congested = this.gates.get(gate.model(plan.model));
     if (congested && congested.until > now) return { keyId: null, retryAt: congested.until, reason: 'congested' };
     const { candidates, rotating } = plan;
@@ -277,9 +279,16 @@ export class MemoryStore implements StateStore {
     return until;
   }
 
-  async congest(model: string, deadline: number, reason: string, _now: number): Promise<void> {
-    const until = deadlineMs(deadline);
-    const name = gate.model(model);
+  async congest(model: string, until: number, reason: string, _now: number): Promise<void> {
+    this.hold(gate.model(model), deadlineMs(until), reason);
+  }
+
+  async holdHost(until: number, reason: string, _now: number): Promise<void> {
+    this.hold(gate.host, deadlineMs(until), reason);
+  }
+
+  /** A gate no key owns (model congestion, the host's edge hold): the later deadline wins, no probe after. */
+  private hold(name: string, until: number, reason: string): void {
     const g = this.gates.get(name);
     if (g && g.until >= until) return;
     this.gates.set(name, { until, reason, probing: false, probeUntil: 0 });
@@ -342,6 +351,11 @@ export class MemoryStore implements StateStore {
 
   async congestedUntil(model: string, now: number): Promise<number> {
     const g = this.gates.get(gate.model(model));
+    return g && g.until > now ? g.until : 0;
+  }
+
+  async hostHeldUntil(now: number): Promise<number> {
+    const g = this.gates.get(gate.host);
     return g && g.until > now ? g.until : 0;
   }
 

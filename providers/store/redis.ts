@@ -3,7 +3,7 @@ import { MemoryStore } from './memory';
 import { defineScripts, type StoreScripts } from './redisScripts';
 import { EXPIRY } from './rules';
 import type { StoreLog } from './snapshot';
-import { clockMs, deadlineMs, type CoolRequest, type KeyInspection, type KeyView, type LearnedView, type LearnRequest, type PickPlan, type PickResult, type StateStore, type StoreHealth } from './types';
+import { clockMs, deadlineMs, gate, type CoolRequest, type KeyInspection, type KeyView, type LearnedView, type LearnRequest, type PickPlan, type PickResult, type StateStore, type StoreHealth } from './types';
 
 export interface RedisStoreOptions {
   url: string;
@@ -161,7 +161,22 @@ export class RedisStore implements StateStore {
 
   async congest(model: string, until: number, reason: string, now: number): Promise<void> {
     await this.local.congest(model, until, reason, now);
-    await this.shared(async () => void (await this.redis.orcheCongest(this.prefix, clockMs(now), model, deadlineMs(until), reason)), async () => {});
+    await this.shared(async () => void (await this.redis.orcheCongest(this.prefix, clockMs(now), gate.model(model), deadlineMs(until), reason)), async () => {});
+  }
+
+  async holdHost(until: number, reason: string, now: number): Promise<void> {
+    await this.local.holdHost(until, reason, now);
+    await this.shared(async () => void (await this.redis.orcheCongest(this.prefix, clockMs(now), gate.host, deadlineMs(until), reason)), async () => {});
+  }
+
+  async hostHeldUntil(now: number): Promise<number> {
+    return this.shared(
+      async () => {
+        const until = Number((await this.redis.hget(`${this.prefix}g:${gate.host}`, 'u')) ?? 0);
+        return until > now ? until : 0;
+      },
+      () => this.local.hostHeldUntil(now),
+    );
   }
 
   async succeed(view: KeyView, now: number): Promise<void> {

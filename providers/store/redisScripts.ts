@@ -3,7 +3,8 @@
  * They follow MemoryStore's rules exactly (tests/unit/storeContract.ts runs the same tests on both).
  *
  * Layout under the prefix P (every name carries key ids, account names and model slugs, never a key):
- *   P g:<gate>        hash u (until ms), r (reason), p (probing 0|1), q (probe in flight until ms)
+ *   P g:<gate>        hash u (until ms), r (reason), p (probing 0|1), q (probe in flight until ms);
+ *                     gates are k:<keyId>, a:<account>, f:<account>, m:<account>|<model>, c:<model>, h:edge
  *   P d:<keyId>       "reason@at" (reason '' : reactivated at `at`)     P s:<keyId>  "strikes@at"
  *   P al:<account>    "learned@at"             P pos:<provider> "index@at"
  *   P n:<counter>:<window>                     budget counter for one minute or UTC day
@@ -101,6 +102,8 @@ local base = 13 + nAvoid
 local n = (#ARGV - base) / 2
 local regular = n - reserves
 
+local edge = redis.call('HGET', P .. 'g:h:edge', 'u')
+if edge and tonumber(edge) > now then return {0, edge, 'edge'} end
 local congested = redis.call('HGET', P .. 'g:c:' .. model, 'u')
 if congested and tonumber(congested) > now then return {0, congested, 'congested'} end
 
@@ -293,9 +296,9 @@ end
 return 1
 `;
 
-/** ARGV: P, now, model, until, reason. */
+/** ARGV: P, now, gate (c:<model>, or h:edge for the host), until, reason. */
 const CONGEST = `
-local k = P .. 'g:c:' .. ARGV[3]
+local k = P .. 'g:' .. ARGV[3]
 local untilT = tonumber(ARGV[4])
 local current = redis.call('HGET', k, 'u')
 if current and tonumber(current) >= untilT then return 0 end
@@ -375,7 +378,7 @@ type Arg = string | number;
 
 /** The scripts as ioredis commands (EVALSHA, falling back to EVAL after a Redis restart). */
 export interface StoreScripts {
-  orchePick(...args: Arg[]): Promise<[1, string, number, number] | [0, string | number, 'cooling' | 'budget' | 'congested' | 'disabled']>;
+  orchePick(...args: Arg[]): Promise<[1, string, number, number] | [0, string | number, 'cooling' | 'budget' | 'congested' | 'disabled' | 'edge']>;
   orcheCool(...args: Arg[]): Promise<string>;
   orcheCongest(...args: Arg[]): Promise<number>;
   orcheSucceed(...args: Arg[]): Promise<number>;

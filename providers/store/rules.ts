@@ -66,6 +66,7 @@ export const RULES: readonly Rule[] = [
   { id: 'disable', state: 'any', event: '401, 402, total key limit, admin disable', next: 'disabled (never picked)', expiry: `${EXPIRY.disabledMs / DAY} days after it was set` },
   { id: 'reactivate', state: 'disabled', event: 'admin reactivation or a passing /key check', next: "active; the key's own gate and strikes cleared", expiry: 'the later admin action wins' },
   { id: 'congest', state: 'model', event: 'upstream congestion', next: 'no key of the model until the deadline (the later wins)', expiry: 'the deadline' },
+  { id: 'edge', state: 'host', event: 'an edge 429 (HTML page, error code 1015)', next: 'no key of any provider until the deadline (the later wins)', expiry: 'the deadline' },
   { id: 'count', state: 'budget counters', event: 'each pick', next: '+1 in the minute and the UTC day', expiry: 'the end of the window' },
   { id: 'learn-account', state: 'account', event: 'an answer reports user_id', next: "the key joins that account's gates and budgets", expiry: `${EXPIRY.accountMs / DAY} days after last reported` },
   { id: 'learn-limit', state: 'scope (key, account, account+model)', event: 'a 429 with X-RateLimit-Limit and a reset, or GET /key', next: 'N calls per window (what the reset implies); a 429 in a later window lengthens the window', expiry: `${EXPIRY.learnedMs / DAY} day after it was learned; a new 429 relearns` },

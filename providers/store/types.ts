@@ -34,7 +34,7 @@ export type PickResult =
       keyId: null;
       /** The soonest time a key may be usable again; null when every key is disabled. */
       retryAt: number | null;
-      reason: 'cooling' | 'budget' | 'congested' | 'disabled';
+      reason: 'cooling' | 'budget' | 'congested' | 'disabled' | 'edge';
     };
 
 export interface CoolRequest {
@@ -128,6 +128,13 @@ export interface StateStore {
   cool(req: CoolRequest, now: number): Promise<number>;
   /** Marks a model congested upstream: no key is at fault. */
   congest(model: string, until: number, reason: string, now: number): Promise<void>;
+  /**
+   * Holds every provider on this host (an edge limit: Cloudflare in front of the upstream refuses this
+   * host, whatever the key); pick answers 'edge' until then. The later deadline wins.
+   */
+  holdHost(until: number, reason: string, now: number): Promise<void>;
+  /** The host hold's deadline (0 when none). */
+  hostHeldUntil(now: number): Promise<number>;
   /** A success: the key's doubling resets and its recovering gates are open to full traffic again. */
   succeed(view: KeyView, now: number): Promise<void>;
   /** A trial call ended without success: its hold on the gates ends, another request may try. */
@@ -193,6 +200,8 @@ export const gate = {
   accountFree: (account: string) => `f:${account}`,
   accountModel: (account: string, model: string) => `m:${account}|${model}`,
   model: (model: string) => `c:${model}`,
+  /** The edge hold of this host: one gate for every provider (SPEC §7). */
+  host: 'h:edge',
 };
 
 export function scopeGate(scope: CoolScope, keyId: string, account: string, model: string): string {

@@ -13,7 +13,7 @@ export interface Core {
   readonly models: ReadonlySet<string>;
   readonly accountLimits: 'free' | 'all' | 'off';
   readonly retryAfter: boolean;
-  readonly stream: { chunks: number; chunkDelayMs: number; processingComment: boolean };
+  readonly stream: { chunks: number; chunkDelayMs: number; processingComment: boolean; roleDelta: boolean };
   readonly latencyMs: number;
   /** True once close() began: sockets it destroys were not closed by the client. */
   readonly closing: boolean;

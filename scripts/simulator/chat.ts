@@ -2,12 +2,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isFreeModel, keyId } from '../../providers/keys';
 import { Call, type Core } from './call';
-import { faultReply, isTransportFault } from './faults';
+import { EDGE_1015_TEXT, faultReply, isTransportFault, upstreamCongestionMessage } from './faults';
 import { countServed, findLimitHit } from './limits';
 import type { KeyState } from './registry';
 import {
   chunkHead, completionTokens, contentEvent, contentFor, DONE_EVENT, errorEvent, errorReply, finishEvent, GARBAGE_HTML,
-  limitReply, PROCESSING_COMMENT, PROVIDER, promptTokens, type Reply, retryAfterSeconds, splitContent, successBody, usageEvent,
+  limitReply, PROCESSING_COMMENT, PROVIDER, promptTokens, type Reply, retryAfterSeconds, roleEvent, splitContent, successBody, usageEvent,
 } from './responses';
 import type { CallRecord, FaultRule } from './types';
 
@@ -135,6 +135,7 @@ function streamEvents(call: Call, created: number, content: string, prompt: numb
   const head = chunkHead(rec.seq, rec.model, created);
   const events: string[] = [];
   if (core.stream.processingComment) events.push(PROCESSING_COMMENT);
+  if (core.stream.roleDelta) events.push(roleEvent(head));
   const pieces = splitContent(content, chunks);
   const sent = failure === undefined ? pieces.length : Math.min(failure.afterChunks, pieces.length);
   for (let i = 0; i < sent; i++) events.push(contentEvent(head, pieces[i]));
@@ -149,6 +150,11 @@ function streamEvents(call: Call, created: number, content: string, prompt: numb
 /** A matching rule replaces normal processing (and is not counted against limits). */
 function applyRule(call: Call, key: KeyState, rule: FaultRule, now: number): void {
   const { core, rec } = call;
+  // In a stream, OpenRouter often says "temporarily rate-limited upstream" in a chunk after the role delta.
+  if (rule.type === 'upstream-429-message' && rec.stream) {
+    openThenFail(call, rule, now, 429, rule.message ?? upstreamCongestionMessage(rec.model), rule.metadata);
+    return;
+  }
   if (!isTransportFault(rule.type)) {
     call.answer(faultReply(rule, { model: rec.model, account: key.account, now, retryAfter: core.retryAfter }));
     return;
@@ -171,6 +177,19 @@ function applyRule(call: Call, key: KeyState, rule: FaultRule, now: number): voi
     case 'delay':
       call.later(rule.delayMs ?? 0, () => serve(call, key, core.now(), rule));
       return;
+    case 'edge-1015': {
+      const headers: Record<string, string | number> = { 'Content-Type': 'text/plain; charset=UTF-8', 'Content-Length': Buffer.byteLength(EDGE_1015_TEXT) };
+      if (rule.retryAfterSeconds !== undefined) headers['Retry-After'] = String(rule.retryAfterSeconds);
+      call.afterLatency(() => {
+        rec.status = 429;
+        call.res.writeHead(429, headers);
+        call.res.end(EDGE_1015_TEXT);
+      });
+      return;
+    }
+    case 'stream-open-error':
+      openThenFail(call, rule, now, rule.status ?? 429, rule.message ?? 'Rate limit exceeded', rule.metadata);
+      return;
     case 'stream-error': {
       const failure: StreamFailure = {
         afterChunks: rule.afterChunks ?? 1,
@@ -185,4 +204,15 @@ function applyRule(call: Call, key: KeyState, rule: FaultRule, now: number): voi
       return;
     }
   }
+}
+
+/** A stream that opens as real ones do (keep-alive, empty role delta), then fails in its next chunk. */
+function openThenFail(call: Call, rule: FaultRule, now: number, code: number, message: string, metadata: Record<string, unknown> | undefined): void {
+  const { core, rec } = call;
+  rec.outcome = rule.type;
+  const head = chunkHead(rec.seq, rec.model, Math.floor(now / 1000));
+  const events: string[] = [];
+  if (core.stream.processingComment) events.push(PROCESSING_COMMENT);
+  events.push(roleEvent(head), errorEvent(head, code, message, metadata));
+  call.afterLatency(() => call.sendEvents(events, rule.chunkDelayMs ?? core.stream.chunkDelayMs));
 }

@@ -6,8 +6,11 @@ import { errorBody, type Headers, limitReply, rateLimitHeaders, type Reply, retr
 import type { FaultRule, FaultType } from './types';
 
 /** Faults answered by the transport rather than by a JSON error body. */
-export type TransportFault = 'hang' | 'garbage' | 'truncated' | 'reset' | 'delay' | 'stream-error';
-const TRANSPORT: ReadonlySet<FaultType> = new Set<FaultType>(['hang', 'garbage', 'truncated', 'reset', 'delay', 'stream-error']);
+export type TransportFault = 'hang' | 'garbage' | 'truncated' | 'reset' | 'delay' | 'stream-error' | 'stream-open-error' | 'edge-1015';
+const TRANSPORT: ReadonlySet<FaultType> = new Set<FaultType>(['hang', 'garbage', 'truncated', 'reset', 'delay', 'stream-error', 'stream-open-error', 'edge-1015']);
+
+/** Faults that exist only for streams; other calls pass the rule by. */
+const STREAM_ONLY: ReadonlySet<FaultType> = new Set<FaultType>(['stream-error', 'stream-open-error']);
 
 export function isTransportFault(type: FaultType): type is TransportFault {
   return TRANSPORT.has(type);
@@ -42,7 +45,7 @@ export class RuleBook {
         if (m.model !== undefined && m.model !== model) continue;
       }
       // A mid-stream error only exists for streams; other calls pass the rule by.
-      if (rule.type === 'stream-error' && !stream) continue;
+      if (STREAM_ONLY.has(rule.type) && !stream) continue;
       // A random fault: the rule applies to this share of the calls it matches.
       if (rule.probability !== undefined && Math.random() >= rule.probability) continue;
       active.remaining--;
@@ -74,6 +77,18 @@ const DEFAULT_MESSAGES: Record<number, string> = {
   524: 'Provider timed out',
   529: 'Provider returned error',
 };
+
+/** OpenRouter's text for a provider out of capacity (OPENROUTER.md 429 #4), here as the error's own message. */
+export function upstreamCongestionMessage(model: string): string {
+  return `${model} is temporarily rate-limited upstream. Please retry shortly, or add your own key to accumulate your rate limits: https://openrouter.ai/settings/integrations`;
+}
+
+export function keyLimitMessage(window: 'total' | 'daily' | 'weekly' | 'monthly'): string {
+  return `Key limit exceeded (${window} limit). Manage it using https://openrouter.ai/settings/keys`;
+}
+
+/** What Cloudflare answers an API client it rate-limits (its "1015"), as plain text. */
+export const EDGE_1015_TEXT = 'error code: 1015';
 
 export function defaultMessage(status: number): string {
   return DEFAULT_MESSAGES[status] ?? 'Provider returned error';
@@ -159,6 +174,19 @@ function baseFaultReply(rule: FaultRule, ctx: FaultContext): Reply {
       const metadata = { limit_source: 'key_daily_cap', resets_at: new Date(nextUtcDay(now)).toISOString() };
       return reply(403, rule, 'Key limit exceeded (daily cap). Try again after the reset.', metadata, ctx);
     }
+    case 'upstream-429-message':
+      return reply(429, rule, upstreamCongestionMessage(model), undefined, ctx);
+    case 'model-cap-daily': {
+      // As real captures show it: limit and remaining sent, no reset; the cap is the model's, per day.
+      const headers: Headers = { 'X-RateLimit-Limit': '5000', 'X-RateLimit-Remaining': '0' };
+      const message = `Rate limit exceeded: limit_rpd/${model.replace(/:free$/, '')}/${randomUUID().slice(0, 8)}. Daily limit reached for ${model} via SimUpstream.`;
+      return reply(429, rule, message, { headers: { ...headers }, limit_source: 'openrouter_shared_capacity' }, ctx, headers);
+    }
+    case 'key-limit-403':
+      // gptme/gptme#1449, MCPJam/inspector#1287, hermes-agent#93979: message and code only.
+      return { status: 403, headers: {}, body: JSON.stringify({ error: { message: rule.message ?? keyLimitMessage(rule.keyLimit ?? 'total'), code: 403 } }), outcome: rule.type };
+    case 'error-form':
+      return { status: 200, headers: {}, body: JSON.stringify(errorForm(rule, ctx)), outcome: rule.type };
     case 'moderation-403': {
       const metadata = { reasons: ['harassment'], flagged_input: '...', provider_name: 'SimModerator', model_slug: model };
       return reply(403, rule, 'Your input was flagged', metadata, ctx);
@@ -177,5 +205,27 @@ function baseFaultReply(rule: FaultRule, ctx: FaultContext): Reply {
     }
     default:
       throw new Error(`not a JSON fault: ${rule.type}`);
+  }
+}
+
+/** The error forms SPEC §7 lists, inside a 200 body: what orche must still read as the error they carry. */
+function errorForm(rule: FaultRule, ctx: FaultContext): unknown {
+  const code = rule.status ?? 429;
+  const message = rule.message ?? defaultMessage(code);
+  switch (rule.form ?? 'http_status') {
+    case 'http_status':
+      return { error: { message, http_status: code }, user_id: ctx.account.id };
+    case 'nested':
+      return { error: { error: { message, code } }, user_id: ctx.account.id };
+    case 'bare':
+      return { error: message };
+    case 'finish-error':
+      return {
+        id: `gen-${randomUUID()}`,
+        object: 'chat.completion',
+        created: Math.floor(ctx.now / 1000),
+        model: ctx.model,
+        choices: [{ index: 0, finish_reason: 'error', native_finish_reason: 'error', message: { role: 'assistant', content: '' } }],
+      };
   }
 }

@@ -125,6 +125,11 @@ export function contentEvent(head: ChunkHead, piece: string): string {
   return event({ ...head, choices: [{ index: 0, delta: { role: 'assistant', content: piece }, finish_reason: null }] });
 }
 
+/** Real OpenRouter streams open with an empty assistant delta before any content. */
+export function roleEvent(head: ChunkHead): string {
+  return event({ ...head, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null, native_finish_reason: null }] });
+}
+
 export function finishEvent(head: ChunkHead): string {
   return event({
     ...head,
@@ -138,10 +143,10 @@ export function usageEvent(head: ChunkHead, prompt: number, completion: number):
 }
 
 /** A mid-stream failure: the status is already 200, so the error rides in a final chunk. */
-export function errorEvent(head: ChunkHead, code: number, message: string, metadata: Record<string, unknown>): string {
+export function errorEvent(head: ChunkHead, code: number, message: string, metadata: Record<string, unknown> | undefined): string {
   return event({
     ...head,
-    error: { code, message, metadata },
+    error: metadata === undefined ? { code, message } : { code, message, metadata },
     choices: [{ index: 0, delta: { content: '' }, finish_reason: 'error' }],
   });
 }

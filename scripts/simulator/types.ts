@@ -45,7 +45,8 @@ export interface SimulatorOptions {
   windowMs?: number;
   /** Injectable clock (default Date.now), used for all windows and reset times. */
   now?: () => number;
-  stream?: { chunks?: number; chunkDelayMs?: number; processingComment?: boolean };
+  /** roleDelta: open every stream with the empty `{"role":"assistant","content":""}` delta, as real OpenRouter streams do (default false). */
+  stream?: { chunks?: number; chunkDelayMs?: number; processingComment?: boolean; roleDelta?: boolean };
   /** Keep at most this many call records (oldest dropped in batches); default 100000. */
   maxCalls?: number;
 }
@@ -77,7 +78,20 @@ export type FaultType =
   | 'truncated'
   | 'reset'
   | 'delay'
-  | 'stream-error';
+  | 'stream-error'
+  // Real answers orche once misread (issue 10, SPEC §7):
+  /** 429 whose message itself says "<model> is temporarily rate-limited upstream" (no raw, no provider_name); in a stream, an error chunk after the empty role delta. */
+  | 'upstream-429-message'
+  /** 429 `limit_rpd/<model>/…` "Daily limit reached", X-RateLimit-Remaining 0 and no reset. */
+  | 'model-cap-daily'
+  /** 403 "Key limit exceeded (<keyLimit> limit)", no limit_source. */
+  | 'key-limit-403'
+  /** 429 from the edge in front of the host: plain text "error code: 1015" (Retry-After when retryAfterSeconds is set). */
+  | 'edge-1015'
+  /** A stream that opens with the empty `{"role":"assistant","content":""}` delta, then an error chunk (status default 429). */
+  | 'stream-open-error'
+  /** A 200 carrying an error in one of the forms SPEC §7 lists (`form`); the carried status is `status` (default 429). */
+  | 'error-form';
 
 export interface FaultRule {
   /** `key` matches the key itself or its keyId; `model` is an exact slug. */
@@ -96,6 +110,13 @@ export interface FaultRule {
   afterChunks?: number;
   /** Per-rule streaming delay override. */
   chunkDelayMs?: number;
+  /** key-limit-403: which of the key's caps ran out (default 'total'). */
+  keyLimit?: 'total' | 'daily' | 'weekly' | 'monthly';
+  /**
+   * error-form: `http_status` (the status in error.http_status), `nested` ({"error":{"error":{…}}}),
+   * `bare` ({"error":"<message>"}), `finish-error` (finish_reason and native_finish_reason "error", no error object).
+   */
+  form?: 'http_status' | 'nested' | 'bare' | 'finish-error';
 }
 
 export interface Simulator {

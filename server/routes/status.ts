@@ -6,19 +6,27 @@ function iso(t: number | null | undefined): string | null {
   return t ? new Date(t).toISOString() : null;
 }
 
+/** The edge hold (SPEC §7): every provider waits until `until`, whatever its keys. */
+async function edgeView(ctx: AppContext) {
+  const now = ctx.now();
+  const until = await ctx.pool.edgeUntil(now);
+  return { limited: until > 0, until: iso(until), remaining_ms: until > 0 ? until - now : 0 };
+}
+
 export function statusRoutes(ctx: AppContext): Router {
   const r = Router();
 
   r.get('/health', async (_req, res) => {
-    const sums = await Promise.all(ctx.pool.list().map((p) => summarize(ctx, p)));
+    const [sums, edge] = await Promise.all([Promise.all(ctx.pool.list().map((p) => summarize(ctx, p))), edgeView(ctx)]);
     const store = ctx.pool.store.health();
-    const available = sums.filter((s) => s.available).length;
+    const available = edge.limited ? 0 : sums.filter((s) => s.available).length;
     const configured = sums.filter((s) => s.counts.total > 0).length;
     res.json({
       status: store.ok && available === configured ? 'ok' : 'degraded',
       uptime_s: Math.round((ctx.now() - ctx.startedAt) / 1000),
       providers: { total: sums.length, configured, available },
       store: { kind: store.kind, ok: store.ok },
+      edge_limited_until: edge.until,
     });
   });
 
@@ -35,7 +43,7 @@ export function statusRoutes(ctx: AppContext): Router {
   });
 
   r.get('/status', async (_req, res) => {
-    const sums = await Promise.all(ctx.pool.list().map((p) => summarize(ctx, p)));
+    const [sums, edge] = await Promise.all([Promise.all(ctx.pool.list().map((p) => summarize(ctx, p))), edgeView(ctx)]);
     res.json({
       service: 'orche',
       version: ctx.version,
@@ -44,6 +52,7 @@ export function statusRoutes(ctx: AppContext): Router {
       store: ctx.pool.store.health(),
       models_check: ctx.modelCheck,
       process_errors: ctx.processErrors,
+      edge,
       providers: sums.map((s) => {
         const { config, totals } = s.provider;
         return {
@@ -54,7 +63,7 @@ export function statusRoutes(ctx: AppContext): Router {
           strategy: config.strategy,
           fallback: config.fallback ?? null,
           configured: s.counts.total > 0,
-          available: s.available,
+          available: s.available && !edge.limited,
           congested_until: iso(s.congestedUntil),
           keys: s.counts,
           requests: totals.requests,

@@ -27,6 +27,18 @@ export interface OrcheProcess {
 }
 
 export async function startOrcheProcess(envFile: string, env: Record<string, string>): Promise<OrcheProcess> {
+  const proc = launchOrche(envFile, env);
+  try {
+    const listening = await proc.waitForLine((l) => l.message === 'orche listening', 10_000);
+    return { ...proc, url: String(listening.url) };
+  } catch (err) {
+    await proc.close();
+    throw err;
+  }
+}
+
+/** The process, started, without waiting for it to listen (start-up failure tests). */
+export function launchOrche(envFile: string, env: Record<string, string>): OrcheProcess {
   if (!existsSync(ENTRY)) throw new Error(`${ENTRY} is missing: run \`npm run build\` first (\`npm test\` does)`);
   const dir = mkdtempSync(join(tmpdir(), 'orche-child-'));
   writeFileSync(join(dir, 'orche.env'), envFile);
@@ -98,13 +110,7 @@ export async function startOrcheProcess(envFile: string, env: Record<string, str
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  try {
-    const listening = await waitForLine((l) => l.message === 'orche listening', 10_000);
-    return { ...proc, url: String(listening.url) };
-  } catch (err) {
-    await proc.close();
-    throw err;
-  }
+  return proc;
 }
 
 /** orche as `npm start` runs it, configured by the environment only (an empty orche.env), with the tests' quick defaults. */

@@ -7,7 +7,7 @@ import type { KeyConfig, KeyRole, ProviderConfig, RotationConfig } from '../../c
 import { KeyPool, type PoolOptions, type ProviderRuntime } from '../../providers/keyPool';
 import type { PoolEvents } from '../../providers/events';
 import { keyId, keyPreview } from '../../providers/keys';
-import type { CoolScope, Outcome, RateInfo } from '../../providers/rateLimit';
+import { classifyResponse, type CoolScope, type Outcome, type RateInfo } from '../../providers/rateLimit';
 import type { PickResult, StateStore } from '../../providers/store/types';
 
 /** A fixed clock 10 s into a minute, so "the next whole minute" is exact. */
@@ -88,7 +88,7 @@ type Recorded = { [E in keyof PoolEvents]: PoolEvents[E][] };
 
 /** Every event the pool announces, by name, in order. */
 export function recordEvents(pool: KeyPool): Recorded {
-  const rec: Recorded = { rotated: [], cooled: [], disabled: [], reactivated: [], recovered: [], congested: [], account_learned: [], limit_learned: [], outcome: [], tokens: [] };
+  const rec: Recorded = { rotated: [], cooled: [], disabled: [], reactivated: [], recovered: [], congested: [], edge: [], account_learned: [], limit_learned: [], outcome: [], tokens: [] };
   for (const name of Object.keys(rec) as Array<keyof PoolEvents>) {
     pool.events.on(name, (payload) => (rec[name] as unknown[]).push(payload));
   }
@@ -560,8 +560,8 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       expect(n((await pool.pick(rt('qwen3'), T0 + 1)).keyId)).toBe('a1');
     });
 
-    test('X-RateLimit-Remaining 0 on any response (here a key-scoped 429) cools the account until the reset', async () => {
-      // SPEC §4: "X-RateLimit-Remaining: 0 on any response cools the key's account until its reset."
+    test('X-RateLimit-Remaining 0 on a key-scoped 429 cools only the key: the limit that answered (SPEC §7)', async () => {
+      // SPEC §7 refines §4: "X-RateLimit-Remaining: 0 cools the scope of the limit that answered".
       const a1 = key('a1', { role: 'primary', account: 'team1' });
       const a2 = key('a2', { account: 'team1' });
       const b = key('b', { account: 'team2' });
@@ -578,13 +578,95 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
         rate: { limit: 10, remaining: 0, resetAt: T0 + 50_000 },
       };
       await pool.report(p, a1.id, limited, 10, T0);
-      expect(await pickNames(pool, p, 3, T0 + 1, n)).toEqual(['b', 'b', 'b']);
+      expect(await pickNames(pool, p, 4, T0 + 1, n)).toEqual(['a2', 'b', 'a2', 'b']);
       const statuses = await pool.keyStatuses(p, T0 + 1);
       expect(statuses.map((s) => [n(s.id), s.state])).toEqual([
         ['a1', 'cooling'],
-        ['a2', 'cooling'],
+        ['a2', 'active'],
         ['b', 'active'],
       ]);
+    });
+
+    test("X-RateLimit-Remaining 0 on a per-model cap cools that account+model pair only, never the account's other :free models (SPEC §7)", async () => {
+      // OPENROUTER.md, 429 bodies seen in real use, 3: OpenRouter's cap on one model, headers copied into metadata.
+      const body = {
+        error: {
+          code: 429,
+          message: `Rate limit exceeded: limit_rpm/${FREE_MODEL}/4c1c2f5a-6b3e-4bb4-9a0e-2f6d1e0c9a11. High demand for ${FREE_MODEL} on OpenRouter - limited to 8 requests per minute. Please retry shortly.`,
+          metadata: { headers: { 'X-RateLimit-Limit': '8', 'X-RateLimit-Remaining': '0', 'X-RateLimit-Reset': String(NEXT_MINUTE) }, provider_name: null, limit_source: 'openrouter_shared_capacity' },
+        },
+      };
+      const a1 = key('a1', { role: 'primary', account: 'team1' });
+      const b = key('b', { account: 'team2' });
+      const n = namer(a1, b);
+      const { pool, rt } = build([provider('kimi', [a1, b], { model: FREE_MODEL }), provider('glm', [a1], { model: FREE_MODEL_2 })]);
+      await pool.report(rt('kimi'), a1.id, classifyResponse(429, {}, body, T0), 10, T0);
+      expect(n((await pool.pick(rt('kimi'), T0 + 1)).keyId)).toBe('b');
+      expect(n((await pool.pick(rt('kimi'), T0 + 2)).keyId)).toBe('b');
+      // Another :free model of the same account is untouched.
+      expect(n((await pool.pick(rt('glm'), T0 + 3)).keyId)).toBe('a1');
+      expect(n((await pool.pick(rt('kimi'), NEXT_MINUTE)).keyId)).not.toBeNull();
+    });
+
+    test('X-RateLimit-Remaining 0 carried by an upstream congestion or an edge answer cools no key: the limit that answered is not ours (SPEC §7)', async () => {
+      const a1 = key('a1', { role: 'primary', account: 'team1' });
+      const a2 = key('a2', { account: 'team1' });
+      const n = namer(a1, a2);
+      const { pool, rt, events } = build([provider('kimi', [a1, a2], { model: FREE_MODEL })]);
+      const rate = { limit: 10, remaining: 0, resetAt: T0 + 50_000 };
+      await pool.report(rt('kimi'), a1.id, { kind: 'congested', status: 429, until: T0 + 1_000, reason: 'upstream_rate_limited', message: 'Provider returned error', rate }, 10, T0);
+      await pool.report(rt('kimi'), a2.id, { kind: 'edge', status: 429, until: T0 + 1_000, reason: 'edge_rate_limited', message: 'error code: 1015', rate }, 10, T0);
+      expect(events.cooled).toEqual([]);
+      expect(await pickNames(pool, rt('kimi'), 2, T0 + 1_000, n)).toEqual(['a1', 'a2']);
+    });
+
+    test('an edge 429 (Cloudflare 1015) cools no key and holds every provider until Retry-After, else 5 s (SPEC §7)', async () => {
+      const a = key('a', { role: 'primary' });
+      const b = key('b');
+      const g = key('g', { role: 'primary' });
+      const n = namer(a, b, g);
+      const { pool, rt, events } = build([provider('kimi', [a, b], { model: FREE_MODEL }), provider('glm', [g], { model: PAID_MODEL_2 })]);
+      // The text Cloudflare answers API clients with (https://github.com/BerriAI/litellm/issues/8448, 2025-02-11), as the host's own 429.
+      await pool.report(rt('kimi'), a.id, classifyResponse(429, { 'retry-after': '20' }, 'error code: 1015', T0), 10, T0);
+      expect(noKey(await pool.pick(rt('kimi'), T0 + 1))).toEqual({ keyId: null, retryAt: T0 + 20_000, reason: 'edge' });
+      expect(noKey(await pool.pick(rt('glm'), T0 + 1))).toEqual({ keyId: null, retryAt: T0 + 20_000, reason: 'edge' });
+      expect(await pool.edgeUntil(T0 + 1)).toBe(T0 + 20_000);
+      expect(events.cooled).toEqual([]);
+      expect(events.edge).toEqual([{ at: T0, provider: 'kimi', keyId: a.id, until: T0 + 20_000, reason: 'edge_rate_limited' }]);
+      expect((await pool.keyStatuses(rt('kimi'), T0 + 1)).map((s) => [n(s.id), s.state])).toEqual([['a', 'active'], ['b', 'active']]);
+      // The hold ends by itself; every key is usable at once, none probes.
+      expect(await pool.pick(rt('kimi'), T0 + 20_000)).toMatchObject({ keyId: expect.any(String), probe: false });
+      expect(n((await pool.pick(rt('glm'), T0 + 20_000)).keyId)).toBe('g');
+      // Without Retry-After: the short default.
+      await pool.report(rt('glm'), g.id, classifyResponse(429, {}, 'error code: 1015', T0 + 30_000), 10, T0 + 30_000);
+      expect(await pool.edgeUntil(T0 + 30_000)).toBe(T0 + 35_000);
+    });
+
+    test('a 402 for the account\'s credits disables every key of that account, in every provider, learned aliases included (SPEC §7)', async () => {
+      // https://github.com/Alishahryar1/free-claude-code/issues/772 (2026-06-11), "Upstream error:" as pasted.
+      const body = {
+        error: {
+          message: 'Insufficient credits. This account never purchased credits. Make sure your key is on the correct account or org, and if so, purchase more at https://openrouter.ai/settings/credits',
+          code: 402,
+        },
+      };
+      const a1 = key('a1', { role: 'primary', account: 'team1' });
+      const a2 = key('a2', { account: 'team1' });
+      const c = key('c'); // configured on its own account; OpenRouter's user_id tells it is team1's
+      const b = key('b', { account: 'team2' });
+      const n = namer(a1, a2, c, b);
+      const { pool, rt, events } = build([provider('kimi', [a1, a2, b], { model: PAID_MODEL }), provider('glm', [c, a2], { model: PAID_MODEL_2 })]);
+      await pool.report(rt('glm'), c.id, outcome.success(undefined, 'team1'), 10, T0);
+      await pool.report(rt('kimi'), a1.id, classifyResponse(402, {}, body, T0 + 1), 10, T0 + 1);
+      expect((await pool.keyStatuses(rt('kimi'), T0 + 2)).map((s) => [n(s.id), s.state, s.reason])).toEqual([
+        ['a1', 'disabled', 'insufficient_credits'],
+        ['a2', 'disabled', 'insufficient_credits'],
+        ['b', 'active', null],
+      ]);
+      expect((await pool.keyStatuses(rt('glm'), T0 + 2)).map((s) => [n(s.id), s.state])).toEqual([['c', 'disabled'], ['a2', 'disabled']]);
+      expect(new Set(events.disabled.map((e) => n(e.keyId)))).toEqual(new Set(['a1', 'a2', 'c']));
+      expect(await pickNames(pool, rt('kimi'), 2, T0 + 3, n)).toEqual(['b', 'b']);
+      expect(noKey(await pool.pick(rt('glm'), T0 + 3))).toEqual({ keyId: null, retryAt: null, reason: 'disabled' });
     });
 
     test('a success resets the doubling even when it carries X-RateLimit-Remaining 0: the next 429 without a reset cools for the base cooldown', async () => {

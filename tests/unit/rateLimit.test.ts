@@ -2,7 +2,7 @@
  * classifyResponse(status, headers, body, now): every answer OpenRouter gives (OPENROUTER.md), classified
  * exactly, with a fixed clock.
  */
-import { classifyResponse, failureOutcome, parseResetEpoch, parseRetryAfter } from '../../providers/rateLimit';
+import { carriedError, classifyResponse, failureOutcome, parseResetEpoch, parseRetryAfter, resetsInMessage } from '../../providers/rateLimit';
 import { NEXT_MIDNIGHT, NEXT_MINUTE, T0 } from './poolFixtures';
 
 const USER = 'user_2zKqE8mVb3Xh9PaYr7TnWd4Lc1s';
@@ -339,5 +339,175 @@ describe('classifyResponse: other statuses', () => {
   test('failureOutcome: timeout → retry 504, network → retry 502', () => {
     expect(failureOutcome('timeout', 'took too long')).toEqual({ kind: 'retry', status: 504, reason: 'timeout', message: 'took too long' });
     expect(failureOutcome('network', 'ECONNRESET')).toEqual({ kind: 'retry', status: 502, reason: 'network', message: 'ECONNRESET' });
+  });
+});
+
+/**
+ * Real answers orche misread before issue 10 (SPEC §7). Each body is as published at the source named
+ * beside it; where the source showed only part of the answer, the comment says what was filled in.
+ */
+describe('classifyResponse: real answers (SPEC §7)', () => {
+  // https://github.com/gptme/gptme/issues/1449 (2026-02-23): `Error code: 403 - {'error': {...}}`, the body as printed.
+  const monthly = { error: { message: 'Key limit exceeded (monthly limit). Manage it using https://openrouter.ai/settings/keys', code: 403 } };
+  // https://github.com/MCPJam/inspector/issues/1287 (2026-01-26): the message as relayed; body shape as in gptme#1449.
+  const total = { error: { message: 'Key limit exceeded (total limit). Manage it using https://openrouter.ai/settings/keys', code: 403 } };
+  // https://github.com/NousResearch/hermes-agent/issues/93979 (2026-08-24): "HTTP 403 containing `Key limit exceeded (daily limit)`";
+  // the rest of the message and the body shape as in gptme#1449.
+  const daily = { error: { message: 'Key limit exceeded (daily limit). Manage it using https://openrouter.ai/settings/keys', code: 403 } };
+  // https://github.com/RooCodeInc/Roo-Code/issues/515 (2025-01-23), title: "403 Key limit exceeded. Manage it using https://openrouter.ai/keys".
+  const plain = { error: { message: 'Key limit exceeded. Manage it using https://openrouter.ai/keys', code: 403 } };
+
+  test.each([
+    ['total limit → disabled key_limit (MCPJam/inspector#1287)', total, { kind: 'disable', reason: 'key_limit', status: 403 }],
+    ['no window named (older form) → disabled key_limit (Roo-Code#515)', plain, { kind: 'disable', reason: 'key_limit', status: 403 }],
+    ['daily limit → the key cools until 00:00 UTC (hermes-agent#93979)', daily, { kind: 'cool', scope: 'key', until: NEXT_MIDNIGHT, status: 403 }],
+    ['monthly limit → the key cools until the 1st of next month, 00:00 UTC (gptme#1449)', monthly, { kind: 'cool', scope: 'key', until: Date.UTC(2026, 11, 1), status: 403 }],
+  ])('403 Key limit exceeded without limit_source: %s', (_name, body, expected) => {
+    expect(classifyResponse(403, { 'content-type': 'application/json' }, body, T0)).toMatchObject(expected);
+  });
+
+  test('resetsInMessage: "resets <date>" in a message, as SPEC §7 names it (parser only, no published sample yet)', () => {
+    expect(resetsInMessage('Key limit exceeded (weekly limit). Resets 2026-11-30T00:00:00Z. Manage it', T0)).toBe(Date.UTC(2026, 10, 30));
+    expect(resetsInMessage('limit reached, resets at 2026-11-23T00:00:00.000Z', T0)).toBe(NEXT_MIDNIGHT);
+    expect(resetsInMessage('resets on Mon, 23 Nov 2026 00:00:00 GMT', T0)).toBe(NEXT_MIDNIGHT);
+    expect(resetsInMessage('resets 2026-11-01T00:00:00Z', T0)).toBeUndefined(); // in the past
+    expect(resetsInMessage('Key limit exceeded (total limit).', T0)).toBeUndefined();
+  });
+
+  test('402 in-flight budget named only in its text (no Retry-After published) cools the account, default cooldown (corpus 402-in-flight-budget)', () => {
+    // tests/fixtures/openrouter/402-in-flight-budget.json: https://github.com/aiosbrain/aios-team-brain/pull/658 (2026-08-26).
+    const body = {
+      error: {
+        message: 'This request would exceed your available credits given your current in-flight requests. Retry after in-flight requests settle, or add credits.',
+        code: 402,
+        metadata: { reason: 'in_flight_budget_exhausted', remedy_hint: 'Retry after your in-flight requests settle (see the Retry-After header).' },
+      },
+    };
+    expect(classifyResponse(402, { 'content-type': 'application/json' }, body, T0)).toMatchObject({ kind: 'cool', scope: 'account', until: undefined, reason: 'in_flight_budget' });
+  });
+
+  test('402 for the account\'s credits → disabled insufficient_credits, account-wide (free-claude-code#772)', () => {
+    // https://github.com/Alishahryar1/free-claude-code/issues/772 (2026-06-11), "Upstream error:" as pasted.
+    const body = {
+      error: {
+        message: 'Insufficient credits. This account never purchased credits. Make sure your key is on the correct account or org, and if so, purchase more at https://openrouter.ai/settings/credits',
+        code: 402,
+      },
+    };
+    expect(classifyResponse(402, {}, body, T0)).toMatchObject({ kind: 'disable', reason: 'insufficient_credits', accountWide: true, status: 402 });
+  });
+
+  test('402 "can only afford 0 … create a key with a higher monthly limit" is the key\'s own monthly cap (anomalyco/opencode#12219)', () => {
+    // https://github.com/anomalyco/opencode/issues/12219 (2026-02-05): the message as shown; body shape as in free-claude-code#772.
+    const body = {
+      error: {
+        message: 'This request requires more credits, or fewer max_tokens. You requested up to 32000 tokens, but can only afford 0. To increase, visit https://openrouter.ai/settings/keys and create a key with a higher monthly limit',
+        code: 402,
+      },
+    };
+    expect(classifyResponse(402, {}, body, T0)).toMatchObject({ kind: 'cool', scope: 'key', until: Date.UTC(2026, 11, 1), status: 402 });
+  });
+
+  test('402 "can only afford <N>" with N above 0 is this request being too big for the balance: the client\'s to fix, nothing disabled (qwen-code#73)', () => {
+    // https://github.com/QwenLM/qwen-code/issues/73 (2025-07-23): the message as logged; body shape as in free-claude-code#772.
+    const body = {
+      error: {
+        message: 'This request requires more credits, or fewer max_tokens. You requested up to 225702 tokens, but can only afford 92985. To increase, visit https://openrouter.ai/settings/credits and add more credits',
+        code: 402,
+      },
+    };
+    expect(classifyResponse(402, {}, body, T0)).toMatchObject({ kind: 'client_error', status: 402 });
+  });
+
+  test('a 403 that is not a key limit stays the client\'s error (moderation), returned as is', () => {
+    // https://github.com/crmne/ruby_llm/pull/431 (2025-09-25): a provider refusing the request's region.
+    const body = {
+      error: {
+        message: 'Provider returned error',
+        code: 403,
+        metadata: {
+          raw: '{"error":{"code":"unsupported_country_region_territory","message":"Country, region, or territory not supported","param":null,"type":"request_forbidden"}}',
+          provider_name: 'OpenAI',
+        },
+      },
+      user_id: 'user_2',
+    };
+    expect(classifyResponse(403, {}, body, T0)).toMatchObject({ kind: 'client_error', status: 403 });
+  });
+
+  test('a 429 whose body is Cloudflare\'s "error code: 1015" is an edge limit on this host: no key cools', () => {
+    // The text Cloudflare answers API clients with, as quoted in https://github.com/BerriAI/litellm/issues/8448
+    // (2025-02-11); filled in: a 429 from the host itself, body as plain text.
+    const o = classifyResponse(429, { 'content-type': 'text/plain' }, 'error code: 1015', T0);
+    expect(o).toMatchObject({ kind: 'edge', status: 429, reason: 'edge_rate_limited', until: undefined });
+    expect(classifyResponse(429, { 'content-type': 'text/plain', 'retry-after': '20' }, 'error code: 1015', T0)).toMatchObject({ kind: 'edge', until: T0 + 20_000 });
+  });
+
+  test('a 429 with Cloudflare\'s 1015 block page is an edge limit too', () => {
+    // The text of Cloudflare's 1015 page as a user pasted it, https://github.com/cloudflare/cloudflare-docs/issues/29602
+    // (2026-04-06); filled in: a 429 from this host with that text as its body.
+    const page = [
+      'Error 1015 Ray ID: 9e7c8f741a2c1c63 • 2026-04-06 00:08:50 UTC',
+      'You are being rate limited',
+      'What happened?',
+      'The owner of this website (www.paypal.com) has banned you temporarily from accessing this website.',
+    ].join('\n');
+    expect(classifyResponse(429, { 'content-type': 'text/html' }, page, T0)).toMatchObject({ kind: 'edge', status: 429 });
+  });
+
+  test('"error code: 1015" inside a provider\'s raw is that provider\'s edge: upstream congestion, not ours (litellm#8448)', () => {
+    // https://github.com/BerriAI/litellm/issues/8448 (2025-02-11): a 200 carrying the error, as logged.
+    const body = { error: { message: 'Provider returned error', code: 429, metadata: { raw: 'error code: 1015', provider_name: 'Kluster' } }, user_id: 'user_redacted' };
+    expect(classifyResponse(200, {}, body, T0)).toMatchObject({ kind: 'congested', status: 429 });
+  });
+});
+
+/** Samples of the corpus (tests/fixtures/openrouter/<id>.json, with their sources there), for the rules they decide. */
+describe('classifyResponse: corpus samples for the SPEC §7 rules', () => {
+  test('429-upstream-message-itself: "temporarily rate-limited upstream" as the message itself → congested, no key cools', () => {
+    // https://github.com/anomalyco/opencode/issues/24534 (2026-04-26).
+    const body = {
+      error: {
+        message: '[DeepSeek] deepseek/deepseek-v4-pro is temporarily rate-limited upstream. Please retry shortly, or add your own key to accumulate your rate limits: https://openrouter.ai/settings/integrations',
+        code: 429,
+      },
+    };
+    expect(classifyResponse(429, { 'content-type': 'application/json' }, body, T0)).toMatchObject({ kind: 'congested', status: 429, until: undefined, reason: 'upstream_rate_limited' });
+    // The same text in a stream chunk (a 200 carrying it) is the same congestion.
+    expect(classifyResponse(200, {}, body, T0)).toMatchObject({ kind: 'congested', status: 429 });
+  });
+
+  test('402-key-max-tokens-limit: the key\'s own limit → this key disabled (key_limit), not the account', () => {
+    // https://github.com/cline/cline/issues/940 (2024-12-18).
+    const body = { error: { message: 'max_tokens limit exceeded: 100000 > 9577. To increase, visit https://openrouter.ai/keys and create a key with a higher limit', code: 402 } };
+    const o = classifyResponse(402, {}, body, T0);
+    expect(o).toMatchObject({ kind: 'disable', reason: 'key_limit' });
+    expect(o.kind === 'disable' && o.accountWide).toBeFalsy();
+  });
+
+  test('429-google-resource-exhausted-relayed: a non-numeric error.status is not a status; the 429 cools the key', () => {
+    // https://github.com/RooCodeInc/Roo-Code/issues/2000 (2025-03-26).
+    const body = { error: { code: 429, message: 'You exceeded your current quota, please check your plan and billing details.', status: 'RESOURCE_EXHAUSTED' } };
+    expect(classifyResponse(429, {}, body, T0)).toMatchObject({ kind: 'cool', scope: 'key', status: 429 });
+  });
+});
+
+/**
+ * carriedError: the error forms SPEC §7 lists. No published OpenRouter answer of these forms is in the
+ * corpus yet, so these are parser cases over the forms as SPEC §7 names them, not samples.
+ */
+describe('carriedError: the forms SPEC §7 names', () => {
+  test.each([
+    ['status as http_status', { error: { message: 'Rate limit exceeded', http_status: 429 } }, 429],
+    ['status as a string code', { error: { message: 'Rate limit exceeded', code: '429' } }, 429],
+    ['doubly nested', { error: { error: { message: 'Rate limit exceeded', code: 429 } } }, 429],
+    ['a bare string', { error: 'Rate limit exceeded' }, 502],
+    ['finish_reason "error" without an error object', { choices: [{ index: 0, finish_reason: 'error', message: { role: 'assistant', content: '' } }] }, 502],
+    ['native_finish_reason "error" without an error object', { choices: [{ index: 0, finish_reason: 'stop', native_finish_reason: 'error', message: { role: 'assistant', content: '' } }] }, 502],
+  ])('%s is an error, with the status it carries (else 502)', (_name, body, status) => {
+    expect(carriedError(body)).toBeDefined();
+    const o = classifyResponse(200, {}, body, T0);
+    expect(o.kind).not.toBe('success');
+    expect(o.status).toBe(status);
   });
 });

@@ -155,6 +155,15 @@ const RULE_CHECKS: Record<string, (store: StateStore) => Promise<void>> = {
     expect(await store.pick(p, T + 3999)).toEqual(none(T + 4000, 'congested'));
     expect((await store.pick(p, T + 4000)).keyId).toBe('a');
   },
+  async edge(store) {
+    const p = planOf(['a']);
+    const other = planOf(['b'], { provider: 'qwen', model: 'vendor/other' });
+    await store.holdHost(T + 3000, 'edge_rate_limited', T);
+    await store.holdHost(T + 1000, 'edge_rate_limited', T);
+    expect(await store.pick(p, T + 2999)).toEqual(none(T + 3000, 'edge'));
+    expect(await store.pick(other, T + 2999)).toEqual(none(T + 3000, 'edge'));
+    expect((await store.pick(p, T + 3000)).keyId).toBe('a');
+  },
   async count(store) {
     const p = planOf(['a'], { keyRpm: 1 });
     expect(await picks(store, p, 2, T)).toEqual(['a', '-']);
