@@ -142,8 +142,10 @@ export function startNaive(simBase: string): Promise<{ url: string; close(): Pro
 interface Client { name: string; token: string; perSecond: number }
 
 /** Open-loop arrivals for each client, spread over the targets in turn; resolves when every answer is in. */
-async function drive(urls: string[], clients: Client[], seconds: number): Promise<{ started: number; lastArrival: number; done: Array<{ client: string; at: number; status: number }>; sent: Record<string, number> }> {
-  const done: Array<{ client: string; at: number; status: number }> = [];
+interface Done { client: string; sentAt: number; at: number; status: number }
+
+async function drive(urls: string[], clients: Client[], seconds: number): Promise<{ started: number; lastArrival: number; done: Done[]; sent: Record<string, number> }> {
+  const done: Done[] = [];
   const sent: Record<string, number> = {};
   const inflight: Promise<void>[] = [];
   const started = Date.now();
@@ -158,7 +160,8 @@ async function drive(urls: string[], clients: Client[], seconds: number): Promis
       if (at >= end) break;
       const wait = at - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      lastArrival = Math.max(lastArrival, Date.now());
+      const sentAt = Date.now();
+      lastArrival = Math.max(lastArrival, sentAt);
       sent[c.name]++;
       const url = urls[turn++ % urls.length];
       inflight.push(
@@ -170,10 +173,10 @@ async function drive(urls: string[], clients: Client[], seconds: number): Promis
         }).then(
           async (r) => {
             await r.arrayBuffer();
-            done.push({ client: c.name, at: Date.now(), status: r.status });
+            done.push({ client: c.name, sentAt, at: Date.now(), status: r.status });
           },
           () => {
-            done.push({ client: c.name, at: Date.now(), status: 0 });
+            done.push({ client: c.name, sentAt, at: Date.now(), status: 0 });
           },
         ),
       );
@@ -251,14 +254,22 @@ async function measure(name: string, simRoot: string, urls: string[], clients: C
     clients: clientsOut,
   };
   if (clients.length === 2) {
-    // The lighter client's share of what was served while it still sent requests.
-    const until = run.lastArrival;
-    const light = run.done.filter((d) => d.client === clients[1].name && d.status === 200 && d.at <= until).length;
-    const all = run.done.filter((d) => d.status === 200 && d.at <= until).length;
-    result.lightShare = all === 0 ? 0 : light / all;
+    result.lightShare = lightShare(run.done, clients[1].name);
   }
   await fetch(`${simRoot}/_sim/rules`, { method: 'DELETE' });
   return result;
+}
+
+/**
+ * The lighter client's share of what was served while it wanted more: its own successes, against
+ * those plus the other client's successes answered while one of its requests was waiting.
+ */
+export function lightShare(done: Done[], light: string): number {
+  const mine = done.filter((d) => d.client === light);
+  const wanting = (t: number) => mine.some((d) => d.sentAt <= t && d.at >= t);
+  const served = mine.filter((d) => d.status === 200).length;
+  const others = done.filter((d) => d.client !== light && d.status === 200 && wanting(d.at)).length;
+  return served + others === 0 ? 0 : served / (served + others);
 }
 
 function sum(r: Record<string, number>): number {
