@@ -131,3 +131,22 @@ test('end users: X-Orche-User or OpenAI user share turns and have their own limi
     ['bob', 1, 1, 0, 0],
   ]);
 });
+
+test('a cooldown reset wakes the line at once: a waiting request is served without waiting for the old deadline', async () => {
+  // A fixed clock: nothing but the reset can end this wait before the test times out.
+  const now = () => Date.UTC(2026, 10, 22, 12, 30, 10);
+  stack = await startStack(
+    { PROVIDER_GLM45_MODEL: MODEL, PROVIDER_GLM45_API_KEY: KEY, ORCHE_MAX_WAIT_MS: '5000', ORCHE_ADMIN_TOKEN: 'admin-token-for-pacing' },
+    { now, keys: [{ key: KEY, rpm: 1 }] },
+    { now },
+  );
+  const s = stack;
+  expect((await s.http.post('/v1/chat/completions').send({ model: 'glm45', messages: hi })).status).toBe(200);
+  s.sim.addRule({ type: 'generic-429', times: 1, retryAfterSeconds: 3 });
+  s.sim.resetCounters();
+  const waiting = s.http.post('/v1/chat/completions').send({ model: 'glm45', messages: hi }).then((r) => r.status);
+  await new Promise((r) => setTimeout(r, 100));
+  expect((await s.http.post('/api/keys/reset').set('Authorization', 'Bearer admin-token-for-pacing')).status).toBe(200);
+  expect(await waiting).toBe(200);
+  expect(s.sim.calls.map((c) => c.status)).toEqual([200, 429, 200]);
+}, 4_000);
