@@ -4,7 +4,6 @@ import type { KeyPool, ProviderRuntime } from './keyPool';
 import { lessonOf } from './learnedLimit';
 import { type Budget, nextStep } from './nextStep';
 import type { Outcome } from './rateLimit';
-import { fairKey, requestClient } from './requestClient';
 import { type RoomClock, type Ticket, WaitEnded, WaitRoom } from './waitRoom';
 
 export interface AttemptContext {
@@ -101,7 +100,8 @@ export class Dispatcher {
     return fb && fb.keys.size > 0 ? slug : null;
   }
 
-  async run<T>(slug: string, attempt: Attempt<T>, signal?: AbortSignal): Promise<DispatchResult<T>> {
+  /** `client`: who the request is for (requestClient.ts's fairKey), for fair turns in the wait room. */
+  async run<T>(slug: string, attempt: Attempt<T>, signal?: AbortSignal, client = 'anonymous'): Promise<DispatchResult<T>> {
     const { now, sleep } = this.deps;
     const r = this.rotation;
     const started = now();
@@ -128,7 +128,6 @@ export class Dispatcher {
       random: this.deps.random,
     });
 
-    const client = fairKey(requestClient.getStore());
     // The wait room's turn this request holds, and the room that let its current call through.
     let held: { room: WaitRoom; ticket: Ticket } | null = null;
     let through: WaitRoom | null = null;

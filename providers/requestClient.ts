@@ -1,17 +1,14 @@
 /**
- * Who a request is for, carried with it through the dispatch without threading a parameter through
- * every call: the client identity (per-client limits, server/clientIdentity.ts) and, when a
- * frontend names one, its end user. The wait room shares capacity by `fairKey`.
+ * Who a request is for: the client identity (per-client limits, server/clientIdentity.ts) and, when
+ * a frontend names one, its end user. The wait room shares capacity by `fairKey`, which the chat
+ * routes pass down to the dispatcher (explicitly: AsyncLocalStorage would slow every promise).
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 
 export interface RequestClient {
   client: string;
   /** The end user the client named (OpenAI `user` or X-Orche-User), if any. */
   user?: string;
 }
-
-export const requestClient = new AsyncLocalStorage<RequestClient>();
 
 /** The unit of fair sharing: the end user when named (within its client), else the client. */
 export function fairKey(c: RequestClient | undefined): string {

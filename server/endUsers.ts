@@ -7,7 +7,7 @@
 import type { RequestHandler } from 'express';
 import type { Config } from '../config';
 import { OrcheError } from '../providers/errors';
-import { type RequestClient, requestClient } from '../providers/requestClient';
+import { fairKey, type RequestClient } from '../providers/requestClient';
 import { clientIdentity } from './clientIdentity';
 
 const MINUTE_MS = 60_000;
@@ -106,7 +106,7 @@ export function userName(key: string): string {
 
 /**
  * On the chat routes, after the body is parsed: who the request is for (client identity, end user)
- * travels with it (requestClient), and the per-user limits apply.
+ * goes on `res.locals.fairKey` for the wait room, and the per-user limits apply.
  */
 export function requestScope(config: Config, users: EndUsers, now: () => number): RequestHandler {
   return (req, res, next) => {
@@ -121,6 +121,7 @@ export function requestScope(config: Config, users: EndUsers, now: () => number)
       }
       res.on('finish', () => users.settle(key, res.statusCode < 400));
     }
-    requestClient.run(who, next);
+    res.locals.fairKey = fairKey(who);
+    next();
   };
 }
