@@ -47,6 +47,16 @@ export interface RotationConfig {
   maxStreamMs?: number;
 }
 
+export interface PacingConfig {
+  /** The minute of per-minute limits learned from 429s; shorter only where a simulation compresses it. */
+  minuteMs: number;
+  /** Requests waiting for a key, per provider, beyond which a request fails at once with 429. */
+  maxQueue: number;
+  /** Requests per minute / per UTC day per end user (OpenAI `user` or X-Orche-User); undefined: no limit. */
+  userRpm?: number;
+  userRpd?: number;
+}
+
 /** Operations: key probing, shutdown, alerts (issue 6). */
 export interface OpsConfig {
   /** GET /key for every distinct key at start and then this often; 0: never. */
@@ -65,6 +75,8 @@ export interface Config {
   upstream: { baseUrl: string; referer?: string; title?: string; maxBodyBytes: number };
   rotation: RotationConfig;
   budgets: { freeRpm?: number; freeRpd?: number };
+  /** Learned limits, the wait queue and end users (SPEC §7). */
+  pacing: PacingConfig;
   adminToken?: string;
   clientTokens: string[];
   /** Requests per minute per client (token, else IP) on the chat routes; undefined: no limit. */
@@ -244,6 +256,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
       maxStreamMs: g.ORCHE_MAX_STREAM_MS,
     },
     budgets: { freeRpm: g.ORCHE_FREE_RPM, freeRpd: g.ORCHE_FREE_RPD },
+    pacing: { minuteMs: g.ORCHE_MINUTE_MS, maxQueue: g.ORCHE_MAX_QUEUE, userRpm: g.ORCHE_USER_RPM, userRpd: g.ORCHE_USER_RPD },
     adminToken: g.ORCHE_ADMIN_TOKEN,
     clientTokens: splitList(g.ORCHE_CLIENT_TOKENS),
     clientRpm: g.ORCHE_CLIENT_RPM,

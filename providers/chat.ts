@@ -82,13 +82,14 @@ export class ChatService {
     };
   }
 
-  complete(slug: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<DispatchResult<unknown>> {
-    return this.dispatcher.run(slug, this.jsonAttempt(body), signal);
+  /** `client`: who the request is for (fair turns while waiting for a key). */
+  complete(slug: string, body: Record<string, unknown>, signal?: AbortSignal, client?: string): Promise<DispatchResult<unknown>> {
+    return this.dispatcher.run(slug, this.jsonAttempt(body), signal, client);
   }
 
   /** A streaming call up to its first good data event, with rotation and retries before it (SPEC §4). */
-  openStream(slug: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<DispatchResult<UpstreamStream>> {
-    return this.dispatcher.run(slug, streamAttempt(this.client, body, { now: this.deps.now }), signal);
+  openStream(slug: string, body: Record<string, unknown>, signal?: AbortSignal, client?: string): Promise<DispatchResult<UpstreamStream>> {
+    return this.dispatcher.run(slug, streamAttempt(this.client, body, { now: this.deps.now }), signal, client);
   }
 
   /** Relays an opened stream to its sink, then records on the key what only the stream's end can tell: usage, or a failure. */
@@ -101,13 +102,13 @@ export class ChatService {
   }
 
   /** The same messages to several providers at once; one provider's failure never fails the others. */
-  async fanout(slugs: string[], body: Record<string, unknown>, timeoutMs: number | undefined, signal?: AbortSignal): Promise<FanoutResult[]> {
+  async fanout(slugs: string[], body: Record<string, unknown>, timeoutMs: number | undefined, signal?: AbortSignal, client?: string): Promise<FanoutResult[]> {
     return Promise.all(
       slugs.map(async (slug): Promise<FanoutResult> => {
         const provider = this.pool.get(slug)!;
         const started = this.deps.now();
         try {
-          const r = await this.complete(slug, body, legSignal(signal, timeoutMs));
+          const r = await this.complete(slug, body, legSignal(signal, timeoutMs), client);
           const c = contentOf(r.value);
           return { provider: r.provider.config.slug, model: c.model ?? r.provider.config.model, ok: true, content: c.content, latency_ms: r.latencyMs, attempts: r.attempts, key_id: r.keyId };
         } catch (err) {

@@ -1,8 +1,10 @@
 import type { RotationConfig } from '../config';
-import { OrcheError } from './errors';
+import { AllKeysRateLimitedError, OrcheError } from './errors';
 import type { KeyPool, ProviderRuntime } from './keyPool';
+import { lessonOf } from './learnedLimit';
 import { type Budget, nextStep, reportedOutcome } from './nextStep';
 import type { Outcome } from './rateLimit';
+import { type RoomClock, type Ticket, WaitEnded, WaitRoom } from './waitRoom';
 
 export interface AttemptContext {
   provider: ProviderRuntime;
@@ -28,6 +30,13 @@ export interface DispatchDeps {
   now: () => number;
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   random: () => number;
+  /**
+   * Cancellable timers for the wait rooms (real, unref'd, in the server). Without them the rooms
+   * wait with `sleep`, so a fake clock that `sleep` advances drives them too.
+   */
+  timers?: Pick<RoomClock, 'setTimer' | 'clearTimer'>;
+  /** Requests waiting per provider before one fails at once (ORCHE_MAX_QUEUE); default 1000. */
+  maxQueue?: number;
 }
 
 /** The client went away while we were working for it. */
@@ -40,14 +49,48 @@ export class ClientGoneError extends OrcheError {
 /**
  * The retry loop: pick a key, make one call, report the outcome; what comes next (answer, rotate,
  * back off, wait for the soonest recovery, fall back to another provider, fail) is nextStep's pure
- * decision (SPEC §4, §7). This loop only does the I/O each step names.
+ * decision (SPEC §4, §7). This loop only does the I/O each step names. A wait happens in the
+ * provider's wait room (waitRoom.ts): in line, clients in turn, released one pick at a time.
  */
 export class Dispatcher {
+  /** Requests waiting for a key, per provider (paced recovery and fair sharing, SPEC §7). */
+  private readonly rooms = new Map<string, WaitRoom>();
+  private readonly roomClock: RoomClock;
+
   constructor(
     private readonly pool: KeyPool,
     private readonly rotation: RotationConfig,
     private readonly deps: DispatchDeps,
-  ) {}
+  ) {
+    const sleepTimers: RoomClock['setTimer'] = (fn, ms) => {
+      const token = { cancelled: false };
+      void deps.sleep(ms).then(() => {
+        if (!token.cancelled) fn();
+      });
+      return token;
+    };
+    this.roomClock = {
+      now: deps.now,
+      setTimer: deps.timers?.setTimer ?? sleepTimers,
+      clearTimer: deps.timers?.clearTimer ?? ((t) => void ((t as { cancelled: boolean }).cancelled = true)),
+    };
+  }
+
+  /** The wait room of a provider. */
+  room(provider: ProviderRuntime): WaitRoom {
+    const slug = provider.config.slug;
+    let r = this.rooms.get(slug);
+    if (!r) {
+      r = new WaitRoom(this.deps.maxQueue ?? 1000, this.roomClock);
+      this.rooms.set(slug, r);
+    }
+    return r;
+  }
+
+  /** Something may have freed keys of every provider (an admin reset): waiting requests try again now. */
+  kickAll(): void {
+    for (const r of this.rooms.values()) r.kick();
+  }
 
   /** The provider's fallback when it has keys and was not visited in this request, else null. */
   private fallbackOf(provider: ProviderRuntime, visited: Set<string>): string | null {
@@ -57,7 +100,8 @@ export class Dispatcher {
     return fb && fb.keys.size > 0 ? slug : null;
   }
 
-  async run<T>(slug: string, attempt: Attempt<T>, signal?: AbortSignal): Promise<DispatchResult<T>> {
+  /** `client`: who the request is for (requestClient.ts's fairKey), for fair turns in the wait room. */
+  async run<T>(slug: string, attempt: Attempt<T>, signal?: AbortSignal, client = 'anonymous'): Promise<DispatchResult<T>> {
     const { now, sleep } = this.deps;
     const r = this.rotation;
     const started = now();
@@ -84,56 +128,108 @@ export class Dispatcher {
       random: this.deps.random,
     });
 
-    for (;;) {
-      if (signal?.aborted) throw new ClientGoneError();
-      let step = nextStep({ kind: 'start', provider: provider.config.slug, configured: provider.keys.size > 0, fallback: this.fallbackOf(provider, visited) }, budget());
-      let value: T | undefined;
-      let pickedKey: string | null = null;
-      if (step.kind === 'pick') {
-        const pick = await this.pool.pick(provider, now(), failed);
-        if (pick.keyId === null) {
-          step = nextStep({ kind: 'no_key', provider: provider.config.slug, requested, pick, fallback: this.fallbackOf(provider, visited), last }, budget());
-        } else {
-          pickedKey = pick.keyId;
-          if (previous && previous.keyId !== pick.keyId) this.pool.emitRotation(provider, previous.keyId, pick.keyId, previous.reason, now());
-          attempts++;
-          const key = this.pool.secret(provider, pick.keyId);
-          const callStart = now();
-          const timeoutMs = Math.max(1, Math.min(r.requestTimeoutMs, started + r.deadlineMs - callStart));
-          const result = await attempt({ provider, keyId: pick.keyId, key, signal, timeoutMs });
-          const end = now();
-          const gone = signal?.aborted === true;
-          await this.pool.report(provider, pick.keyId, reportedOutcome(result.outcome, gone), end - callStart, end, pick.trial);
-          if (gone) throw new ClientGoneError();
-          value = result.value;
-          last = result.outcome;
-          if (last.kind !== 'success') previous = { keyId: pick.keyId, reason: last.reason };
-          step = nextStep({ kind: 'outcome', provider: provider.config.slug, requested, outcome: last, fallback: this.fallbackOf(provider, visited) }, budget());
+    // The wait room's turn this request holds, and the room that let its current call through.
+    let held: { room: WaitRoom; ticket: Ticket } | null = null;
+    let through: WaitRoom | null = null;
+    let lastRetryAt = 0;
+    const waitFailed = (err: unknown, p: ProviderRuntime): Error => {
+      if (!(err instanceof WaitEnded)) return err as Error;
+      if (err.why === 'aborted') return new ClientGoneError();
+      return new AllKeysRateLimitedError(p.config.slug, Math.max(1000, lastRetryAt - now()), err.why === 'full' ? 'too many requests waiting' : 'cooling');
+    };
+    const waitUntil = Math.min(started + r.maxWaitMs, started + r.deadlineMs - 1);
+
+    try {
+      for (;;) {
+        if (signal?.aborted) throw new ClientGoneError();
+        let step = nextStep({ kind: 'start', provider: provider.config.slug, configured: provider.keys.size > 0, fallback: this.fallbackOf(provider, visited) }, budget());
+        let value: T | undefined;
+        let pickedKey: string | null = null;
+        const room = this.room(provider);
+        if (step.kind === 'pick' && held === null && attempts === 0 && room.busy) {
+          // A new request queues behind those already waiting for this provider: arrival order, clients in turn.
+          try {
+            held = { room, ticket: await room.join(client, waitUntil, undefined, signal) };
+          } catch (err) {
+            throw waitFailed(err, provider);
+          }
+          continue;
+        }
+        if (step.kind === 'pick') {
+          const pick = await this.pool.pick(provider, now(), failed);
+          if (pick.keyId === null) {
+            if (pick.retryAt !== null) lastRetryAt = pick.retryAt;
+            step = nextStep({ kind: 'no_key', provider: provider.config.slug, requested, pick, fallback: this.fallbackOf(provider, visited), last }, budget());
+          } else {
+            if (held) {
+              // Its turn is used: the next in line may pick at once.
+              held.room.picked(held.ticket);
+              through = held.room;
+              held = null;
+            }
+            pickedKey = pick.keyId;
+            if (previous && previous.keyId !== pick.keyId) this.pool.emitRotation(provider, previous.keyId, pick.keyId, previous.reason, now());
+            attempts++;
+            const key = this.pool.secret(provider, pick.keyId);
+            const callStart = now();
+            const timeoutMs = Math.max(1, Math.min(r.requestTimeoutMs, started + r.deadlineMs - callStart));
+            const result = await attempt({ provider, keyId: pick.keyId, key, signal, timeoutMs });
+            const end = now();
+            const gone = signal?.aborted === true;
+            await this.pool.report(provider, pick.keyId, reportedOutcome(result.outcome, gone), end - callStart, end, pick.trial);
+            if (gone) throw new ClientGoneError();
+            value = result.value;
+            last = result.outcome;
+            if (through) {
+              // A 429 that taught no limit restarts the slow start; a success widens it.
+              const unknown429 = last.kind === 'cool' && lessonOf(last, end) === undefined;
+              through.finished(last.kind === 'success' ? 'success' : unknown429 ? 'rate_limited_unknown' : 'other');
+              through = null;
+            }
+            // A successful trial call opened a recovering key: those waiting need not wait longer.
+            if (last.kind === 'success' && pick.trial) room.kick();
+            if (last.kind !== 'success') previous = { keyId: pick.keyId, reason: last.reason };
+            step = nextStep({ kind: 'outcome', provider: provider.config.slug, requested, outcome: last, fallback: this.fallbackOf(provider, visited) }, budget());
+          }
+        }
+
+        switch (step.kind) {
+          case 'answer':
+            return { value: value as T, provider, keyId: pickedKey!, attempts, latencyMs: now() - started };
+          case 'pick':
+            continue;
+          case 'back_off':
+            retries++;
+            failed.push(pickedKey!);
+            await sleep(step.delayMs, signal);
+            continue;
+          case 'wait': {
+            // In line: the room lets one request through at a time at the soonest recovery (or sooner when kicked).
+            const at = now() + step.delayMs;
+            try {
+              if (held) await held.room.retry(held.ticket, at);
+              else held = { room, ticket: await room.join(client, waitUntil, at, signal) };
+            } catch (err) {
+              held = null;
+              throw waitFailed(err, provider);
+            }
+            continue;
+          }
+          case 'fall_back':
+            if (held) held.room.leave(held.ticket);
+            held = null;
+            // A fallback after an outcome names why the rotation left the key; an empty provider does not.
+            if (pickedKey !== null && previous) previous = { keyId: pickedKey, reason: step.reason };
+            visited.add(step.to);
+            provider = this.pool.get(step.to)!;
+            continue;
+          case 'fail':
+            throw step.error;
         }
       }
-
-      switch (step.kind) {
-        case 'answer':
-          return { value: value as T, provider, keyId: pickedKey!, attempts, latencyMs: now() - started };
-        case 'pick':
-          continue;
-        case 'back_off':
-          retries++;
-          failed.push(pickedKey!);
-          await sleep(step.delayMs, signal);
-          continue;
-        case 'wait':
-          await sleep(step.delayMs, signal);
-          continue;
-        case 'fall_back':
-          // A fallback after an outcome names why the rotation left the key; an empty provider does not.
-          if (pickedKey !== null && previous) previous = { keyId: pickedKey, reason: step.reason };
-          visited.add(step.to);
-          provider = this.pool.get(step.to)!;
-          continue;
-        case 'fail':
-          throw step.error;
-      }
+    } finally {
+      if (held) held.room.leave(held.ticket);
+      if (through) through.finished('other');
     }
   }
 }

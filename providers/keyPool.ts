@@ -4,6 +4,7 @@ import { PoolEmitter } from './events';
 import type { CoolScope, Outcome } from './rateLimit';
 import { emptyStats, type KeyStats, type SavedStats, statsFrom, totalTokens } from './keyStats';
 import { describeKeys, type KeyStatus } from './keyStatus';
+import { lessonOf, windowFromReset } from './learnedLimit';
 import { ACCOUNT_REFRESH_MS } from './store/rules';
 import type { KeyView, PickPlan, PickResult, StateStore } from './store/types';
 
@@ -28,6 +29,8 @@ export interface PoolOptions {
   trialTtlMs: number;
   /** How long a model stays congested when the upstream gives no retry hint. */
   congestionMs: number;
+  /** The minute of learned per-minute limits (ORCHE_MINUTE_MS). */
+  minuteMs?: number;
   /** How long every provider backs off after an edge (Cloudflare) 429 that names no Retry-After (default 5 s). */
   edgeMs?: number;
 }
@@ -84,6 +87,7 @@ export class KeyPool {
       freeRpd: config.budgets.freeRpd,
       trialTtlMs: config.rotation.requestTimeoutMs,
       congestionMs: 5000,
+      minuteMs: config.pacing.minuteMs,
       edgeMs: DEFAULT_EDGE_MS,
     };
   }
@@ -188,6 +192,11 @@ export class KeyPool {
     }
     this.events.emit('outcome', { at: now, provider: slug, keyId, kind: outcome.kind, status: outcome.status, latencyMs });
     await this.apply(provider, view, outcome, now, trial);
+    // OpenRouter counts only the calls it served: one it answered with a 429 or a 5xx stops counting
+    // against the learned limits (a timeout may have been served, so it still counts).
+    if (outcome.kind === 'cool' || outcome.kind === 'congested' || (outcome.kind === 'retry' && outcome.reason !== 'timeout' && outcome.reason !== 'network')) {
+      await this.store.refund(view, now - latencyMs);
+    }
   }
 
   /** What an outcome does to the key's state, and the counter it moves. */
@@ -210,6 +219,7 @@ export class KeyPool {
         totals.rateLimited++;
         if (outcome.scope === 'account_free' && !provider.plan.free) this.learnFreeTier(provider);
         await this.cool(provider, view, outcome.scope, outcome.until, outcome.reason, now);
+        await this.learnLimit(provider, view, outcome, now);
         break;
       }
       case 'congested': {
@@ -281,6 +291,27 @@ export class KeyPool {
       }
       this.events.emit('disabled', { at: now, provider: provider.config.slug, keyId: v.keyId, reason });
     }
+  }
+
+  /** A 429 with `X-RateLimit-Limit` and a reset teaches its scope's limit (SPEC §7). */
+  private async learnLimit(provider: ProviderRuntime, view: KeyView, outcome: Outcome, now: number): Promise<void> {
+    const lesson = lessonOf(outcome, now);
+    if (!lesson) return;
+    const windowMs = windowFromReset(lesson.resetAt, now, this.options.minuteMs);
+    if (windowMs === undefined) return;
+    await this.learnFor(provider, view, lesson.scope, lesson.limit, windowMs, lesson.resetAt, '429', now);
+  }
+
+  /** GET /key told a limit of this key's scope (its `rate_limit`, the account's free-model day). */
+  async learnFromProbe(provider: ProviderRuntime, keyId: string, scope: CoolScope, limit: number, windowMs: number, now: number): Promise<void> {
+    const view = provider.views.get(keyId);
+    if (!view || !Number.isInteger(limit) || limit < 1 || !(windowMs > 0)) return;
+    await this.learnFor(provider, view, scope, limit, windowMs, (Math.floor(now / windowMs) + 1) * windowMs, 'key_probe', now);
+  }
+
+  private async learnFor(provider: ProviderRuntime, view: KeyView, scope: CoolScope, limit: number, windowMs: number, resetAt: number, source: string, now: number): Promise<void> {
+    await this.store.learnLimit({ keyId: view.keyId, account: view.account, model: view.model, scope, limit, windowMs, resetAt, source }, now);
+    this.events.emit('limit_learned', { at: now, provider: provider.config.slug, keyId: view.keyId, scope, limit, windowMs });
   }
 
   /** Tokens a call used, from its `usage` (a stream's arrives in its last chunk, long after the report). */

@@ -1,4 +1,5 @@
 import type { KeyPool, ProviderRuntime } from './keyPool';
+import { parseInterval } from './learnedLimit';
 import { type OpenRouterClient, UpstreamFailure } from './openrouterClient';
 
 /** What OpenRouter's GET /key said about one key (never its label: that is part of the key). */
@@ -13,6 +14,8 @@ export interface KeyProbe {
   usage?: number | null;
   is_free_tier?: boolean | null;
   free_model_daily_requests?: { limit: number | null; remaining: number | null; used: number | null } | null;
+  /** The key's request limit (`rate_limit: {requests, interval}`; deprecated upstream, learned when present). */
+  rate_limit?: { requests: number; interval_ms: number } | null;
 }
 
 export interface ProbeSummary {
@@ -33,7 +36,16 @@ function readKeyInfo(body: unknown): Omit<KeyProbe, 'checked_at' | 'ok' | 'statu
     usage: num(d.usage),
     is_free_tier: typeof d.is_free_tier === 'boolean' ? d.is_free_tier : null,
     free_model_daily_requests: free && typeof free === 'object' ? { limit: num(free.limit), remaining: num(free.remaining), used: num(free.used) } : null,
+    rate_limit: rateLimitOf(d.rate_limit),
   };
+}
+
+function rateLimitOf(value: unknown): KeyProbe['rate_limit'] {
+  const r = value as { requests?: unknown; interval?: unknown } | null | undefined;
+  const requests = num(r?.requests);
+  const intervalMs = parseInterval(r?.interval);
+  // -1 (or 0) requests means no limit of its own.
+  return requests !== null && requests >= 1 && intervalMs !== undefined ? { requests, interval_ms: intervalMs } : null;
 }
 
 /**
@@ -116,6 +128,11 @@ export class KeyProber {
     // OpenRouter: limit_remaining is null when the key has no credit limit of its own.
     const hasCredit = info.limit_remaining === null || info.limit_remaining === undefined || info.limit_remaining > 0;
     await this.setReason(provider, keyId, hasCredit ? null : 'insufficient_credits', summary);
+    // What GET /key says of limits teaches them like a 429 would (SPEC §7).
+    const now = this.now();
+    if (info.rate_limit) await this.pool.learnFromProbe(provider, keyId, 'key', info.rate_limit.requests, info.rate_limit.interval_ms, now);
+    const daily = info.free_model_daily_requests?.limit;
+    if (daily && provider.plan.free) await this.pool.learnFromProbe(provider, keyId, 'account_free', daily, 86_400_000, now);
   }
 
   /** Disables with `reason`, or (null) re-enables a key that was disabled for credits; other states are left alone. */

@@ -1,6 +1,7 @@
 /** The key-status view: one key's state, reason, cooldown and counters, as the status routes show it. */
 import type { KeyConfig } from '../config';
 import type { ProviderRuntime } from './keyPool';
+import { LEARNED_TTL_MS } from './learnedLimit';
 import type { StateStore } from './store/types';
 
 export type KeyState = 'active' | 'cooling' | 'disabled';
@@ -27,7 +28,23 @@ export interface KeyStatus {
   limit: number | null;
   remaining: number | null;
   reset_at: string | null;
+  /** Limits learned from 429s or GET /key for this key's scopes (SPEC §7); each lasts a day. */
+  learned_limits: LearnedLimitStatus[];
 }
+
+export interface LearnedLimitStatus {
+  /** 'key', 'account', 'account_free' or 'account_model'. */
+  scope: string;
+  limit: number;
+  window_ms: number;
+  /** Calls counted in the current window. */
+  used: number;
+  source: string;
+  learned_at: string;
+  expires_at: string;
+}
+
+const SCOPES: Record<string, string> = { k: 'key', a: 'account', f: 'account_free', m: 'account_model' };
 
 const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
@@ -62,6 +79,15 @@ export async function describeKeys(store: StateStore, provider: ProviderRuntime,
         limit: s.limit,
         remaining: s.remaining,
         reset_at: iso(s.resetAt),
+        learned_limits: (st.learned ?? []).map((l) => ({
+          scope: SCOPES[l.gate.slice(0, 1)] ?? l.gate,
+          limit: l.limit,
+          window_ms: l.windowMs,
+          used: l.used,
+          source: l.source,
+          learned_at: iso(l.learnedAt)!,
+          expires_at: iso(l.learnedAt + LEARNED_TTL_MS)!,
+        })),
       };
     });
   }

@@ -22,21 +22,21 @@ function deltaContent(chunk: Chunk | undefined): string {
  * The same messages streamed from several providers into one stream of named events. Every leg
  * writes its events the moment they arrive, so a slow or failing provider never holds up another.
  */
-export async function streamFanout(chat: ChatService, slugs: string[], body: Record<string, unknown>, timeoutMs: number | undefined, client: AbortSignal | undefined, emit: FanoutEmit): Promise<FanoutSummary> {
+export async function streamFanout(chat: ChatService, slugs: string[], body: Record<string, unknown>, timeoutMs: number | undefined, client: AbortSignal | undefined, emit: FanoutEmit, who?: string): Promise<FanoutSummary> {
   const started = chat.deps.now();
-  const results = await Promise.all(slugs.map((slug) => leg(chat, slug, body, timeoutMs, client, emit)));
+  const results = await Promise.all(slugs.map((slug) => leg(chat, slug, body, timeoutMs, client, emit, who)));
   const succeeded = results.filter(Boolean).length;
   const summary = { succeeded, failed: results.length - succeeded, latency_ms: chat.deps.now() - started };
   await emit('end', { ...summary });
   return summary;
 }
 
-async function leg(chat: ChatService, slug: string, body: Record<string, unknown>, timeoutMs: number | undefined, client: AbortSignal | undefined, emit: FanoutEmit): Promise<boolean> {
+async function leg(chat: ChatService, slug: string, body: Record<string, unknown>, timeoutMs: number | undefined, client: AbortSignal | undefined, emit: FanoutEmit, who?: string): Promise<boolean> {
   const started = chat.deps.now();
   const signal = legSignal(client, timeoutMs);
   const error = (e: OrcheError) => emit('error', { provider: slug, error: { code: e.status, type: e.type, message: e.message } });
   try {
-    const opened = await chat.openStream(slug, body, signal);
+    const opened = await chat.openStream(slug, body, signal, who);
     const sink: StreamSink = {
       async event(_ev, chunk) {
         const content = deltaContent(chunk);

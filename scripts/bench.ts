@@ -13,8 +13,10 @@ import { type Row, sequentialLatency, throughputRounds, type Target } from './be
 import { pickCost, planOf } from './bench/pick';
 import { relayMemory, streamTimings } from './bench/stream';
 import { redisFigures } from './bench/redis';
+import { FULL, rotationBench, rotationTable, SMOKE } from './bench/rotation';
 
 const smoke = process.argv.includes('--smoke');
+const rotationOnly = process.argv.includes('--rotation');
 const append = !smoke && !process.argv.includes('--no-append');
 const SECONDS = smoke ? 1 : 5;
 const ROUNDS = smoke ? 1 : 3;
@@ -49,6 +51,33 @@ async function fanoutOverhead(orche: Proc, simRoot: string, sim: Target): Promis
 }
 
 async function main(): Promise<void> {
+  if (!rotationOnly) await basics();
+  await rotation();
+}
+
+/** The compressed-minute rotation scenario; its own table. */
+async function rotation(): Promise<void> {
+  const procs: Proc[] = [];
+  try {
+    const o = { ...(smoke ? SMOKE : FULL), redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' };
+    const results = await rotationBench(o, procs, (line) => console.error(line));
+    const when = new Date().toISOString();
+    const text =
+      `### Rotation ${when}${smoke ? ' (smoke)' : ''}\n\n` +
+      `5 keys in 3 accounts (2+2+1), ${o.perAccount} calls per account per ${o.windowMs / 1000} s window, demand ${o.demand}× capacity, ` +
+      `${100 * o.errorRate} % upstream 502, ${o.seconds} s per run.\n\n${rotationTable(results)}\n`;
+    console.log(`\n${text}`);
+    if (append) {
+      const file = resolve(__dirname, '..', '..', 'BENCHMARKS.md');
+      appendFileSync(file, `\n${text}`);
+      console.log(`appended to ${file}`);
+    }
+  } finally {
+    for (const p of procs.reverse()) await p.stop();
+  }
+}
+
+async function basics(): Promise<void> {
   const procs: Proc[] = [];
   try {
     const sim = await startPrinting('scripts/simulator.js', ['--port', '0'], { SIM_CONFIG: '' });

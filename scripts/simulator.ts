@@ -47,7 +47,7 @@ class SimulatorServer implements Simulator, Core, ControlTarget {
   readonly server: Server;
 
   constructor(opts: SimulatorOptions) {
-    this.registry = new Registry(opts.acceptAnyKey === true);
+    this.registry = new Registry(opts.acceptAnyKey === true, opts.windowMs);
     for (const a of opts.accounts ?? []) this.registry.addAccount(a);
     for (const k of opts.keys ?? []) this.registry.addKey(k);
     const models = opts.models ?? DEFAULT_MODELS;

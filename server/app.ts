@@ -8,6 +8,8 @@ import { OrcheError } from '../providers/errors';
 import { sleep as realSleep } from '../providers/backoff';
 import { ChatService } from '../providers/chat';
 import type { DispatchDeps } from '../providers/dispatcher';
+import { realClock } from '../providers/waitRoom';
+import { EndUsers, requestScope } from './endUsers';
 import { KeyPool } from '../providers/keyPool';
 import { KeyProber, type ProbeSummary } from '../providers/keyProbe';
 import { OpenRouterClient } from '../providers/openrouterClient';
@@ -98,6 +100,7 @@ function fanoutLegs(body: unknown, pool: KeyPool): number {
 function subscribeLogs(pool: KeyPool, logger: Logger): void {
   const iso = (t: number) => new Date(t).toISOString();
   pool.events.on('rotated', (e) => logger.info('rotation', { provider: e.provider, from: e.from, to: e.to, reason: e.reason }));
+  pool.events.on('limit_learned', (e) => logger.info('limit learned', { provider: e.provider, key_id: e.keyId, scope: e.scope, limit: e.limit, window_ms: e.windowMs }));
   pool.events.on('cooled', (e) => logger.info('key cooling', { provider: e.provider, key_id: e.keyId, scope: e.scope, until: iso(e.until), reason: e.reason }));
   pool.events.on('disabled', (e) => logger.warn('key disabled', { provider: e.provider, key_id: e.keyId, reason: e.reason }));
   pool.events.on('recovered', (e) => logger.info('key recovered', { provider: e.provider, key_id: e.keyId }));
@@ -126,11 +129,19 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   const store = deps.store ?? createStore(config, logger, now);
   const pool = new KeyPool(config.providers, store, KeyPool.optionsFrom(config));
   const client = new OpenRouterClient(config.upstream);
-  const chat = new ChatService(pool, client, config.rotation, { now, sleep: deps.sleep ?? realSleep, random: deps.random ?? Math.random });
+  const chat = new ChatService(pool, client, config.rotation, {
+    now,
+    sleep: deps.sleep ?? realSleep,
+    random: deps.random ?? Math.random,
+    // Real, cancellable timers for the wait rooms unless a test drives time through its own sleep.
+    timers: deps.sleep ? undefined : realClock,
+    maxQueue: config.pacing.maxQueue,
+  });
   const history = new RotationHistory(pool.events);
   subscribeLogs(pool, logger);
   const metrics = new Metrics(pool, now);
   const usage = new UsageTracker(pool.events);
+  const endUsers = new EndUsers({ rpm: config.pacing.userRpm, rpd: config.pacing.userRpd });
   const prober = new KeyProber(pool, client, now);
   const alerts = config.ops.alertWebhook
     ? new Alerts(pool, { webhook: config.ops.alertWebhook, intervalMs: config.ops.alertIntervalMs }, logger, now)
@@ -181,6 +192,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
     processErrors: 0,
     metrics,
     usage,
+    endUsers,
     prober,
     reload,
   };
@@ -209,6 +221,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   const legs = (req: express.Request) => ((req.baseUrl + req.path).replace(/\/+$/, '') === FANOUT_PATH ? fanoutLegs(req.body, pool) : 1);
   app.post(FANOUT_PATH, limiter.chargeLegs(legs));
   app.use(CHAT_PATHS, streamLimit(config.maxStreamsPerClient, config.clientTokens, legs));
+  app.use(CHAT_PATHS, requestScope(config, endUsers, now));
   app.use(statusRoutes(ctx));
   app.use(chatRoutes(ctx));
   app.use(v1Routes(ctx));

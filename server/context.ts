@@ -6,6 +6,7 @@ import type { RotationHistory } from '../providers/rotationHistory';
 import type { Logger } from './logger';
 import type { Metrics } from './metrics';
 import type { ReloadReport } from './reload';
+import type { EndUsers } from './endUsers';
 import type { UsageTracker } from './usage';
 
 /** Everything the routes share; built once by createApp. */
@@ -24,6 +25,8 @@ export interface AppContext {
   processErrors: number;
   metrics: Metrics;
   usage: UsageTracker;
+  /** End users named by frontends (X-Orche-User / `user`): counts and limits. */
+  endUsers: EndUsers;
   prober: KeyProber;
   /** Re-reads the environment file and applies provider/key/budget settings; throws ConfigError on a bad file. */
   reload(): ReloadReport;

@@ -32,6 +32,7 @@ const VARIABLES: Partial<Record<keyof Config, string>> = {
   stateFile: 'ORCHE_STATE_FILE',
   redis: 'REDIS_URL / ORCHE_REDIS_PREFIX',
   log: 'LOG_LEVEL / LOG_FORMAT',
+  pacing: 'ORCHE_MINUTE_MS / ORCHE_MAX_QUEUE / ORCHE_USER_RPM / ORCHE_USER_RPD',
   ops: 'ORCHE_PROBE_INTERVAL_MS / ORCHE_SHUTDOWN_GRACE_MS / ORCHE_ALERT_*',
 };
 

@@ -27,6 +27,8 @@ const sampling = {
   max_tokens: z.number({ error: 'a whole number from 1 to 1000000' }).int().min(1).max(1_000_000).optional(),
   top_p: z.number({ error: 'a number from 0 to 1' }).min(0).max(1).optional(),
   stop: z.union([z.string().max(1000), z.array(z.string().max(1000)).max(4)], { error: 'a string or up to 4 strings' }).optional(),
+  /** OpenAI's end-user name: fair sharing and ORCHE_USER_RPM/RPD per end user (server/endUsers.ts). */
+  user: z.string({ error: 'a string naming the end user' }).min(1).max(256).optional(),
 };
 
 export const chatSchema = z.strictObject({
@@ -71,11 +73,12 @@ export function validate<T extends z.ZodTypeAny>(schema: T, body: unknown): z.ou
 }
 
 /** The sampling fields that go upstream with the messages. */
-export function upstreamBody(input: { messages: unknown[]; temperature?: number; max_tokens?: number; top_p?: number; stop?: string | string[] }): Record<string, unknown> {
+export function upstreamBody(input: { messages: unknown[]; temperature?: number; max_tokens?: number; top_p?: number; stop?: string | string[]; user?: string }): Record<string, unknown> {
   const body: Record<string, unknown> = { messages: input.messages };
   if (input.temperature !== undefined) body.temperature = input.temperature;
   if (input.max_tokens !== undefined) body.max_tokens = input.max_tokens;
   if (input.top_p !== undefined) body.top_p = input.top_p;
   if (input.stop !== undefined) body.stop = input.stop;
+  if (input.user !== undefined) body.user = input.user;
   return body;
 }

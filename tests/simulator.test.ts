@@ -157,6 +157,25 @@ describe('rate limits', () => {
     expect((await ask(sim, 'sk-t1a', FREE)).status).toBe(200);
   });
 
+  test('windowMs compresses the per-minute window: the account limit and the 429 reset follow it', async () => {
+    let now = T0; // 12:00:10.000, a whole 10 s boundary
+    const sim = await start({ now: () => now, windowMs: 10_000, accounts: [{ id: 'user_c', freeRpm: 2 }], keys: [{ key: 'sk-c1', account: 'user_c' }, { key: 'sk-c2', account: 'user_c' }] });
+    now = T0 + 3_000;
+    expect((await ask(sim, 'sk-c1', FREE)).status).toBe(200);
+    expect((await ask(sim, 'sk-c2', FREE2)).status).toBe(200);
+    const res = await ask(sim, 'sk-c1', FREE);
+    expect(res.status).toBe(429);
+    const reset = String(T0 + 10_000);
+    const body = await json(res);
+    expect(body.error.message).toBe('Rate limit exceeded: free-models-per-min. ');
+    expect(body.error.metadata.headers).toEqual({ 'X-RateLimit-Limit': '2', 'X-RateLimit-Remaining': '0', 'X-RateLimit-Reset': reset });
+    expect(res.headers.get('x-ratelimit-reset')).toBe(reset);
+    now = T0 + 9_999;
+    expect((await ask(sim, 'sk-c2', FREE)).status).toBe(429);
+    now = T0 + 10_000;
+    expect((await ask(sim, 'sk-c2', FREE)).status).toBe(200);
+  });
+
   test('free models: 50 served calls per UTC day; rejected calls do not count', async () => {
     let now = T0;
     const sim = await start({ now: () => now, retryAfter: true, keys: [{ key: 'sk-a', account: 'user_a' }] });

@@ -1,3 +1,4 @@
+import { isLive, learnedCounter, type LearnedLimit, type LearnedSet, relearnedWindow, sameKind } from '../learnedLimit';
 import {
   counterKey,
   DAY_MS,
@@ -12,6 +13,8 @@ import {
   type CoolRequest,
   type KeyInspection,
   type KeyView,
+  type LearnedView,
+  type LearnRequest,
   type PickPlan,
   type PickResult,
   type StateSection,
@@ -54,6 +57,8 @@ export interface MemoryState {
   aliases: Record<string, Stamped<string>>;
   counters: Record<string, Counter>;
   positions: Record<string, Stamped<number>>;
+  /** Learned limits by gate, then by window length (absent in snapshots written before them). */
+  learned?: Record<string, LearnedSet>;
 }
 
 /** A gate still has an effect: cooling, or recovering within its expiry; congestion ends at its deadline. */
@@ -77,6 +82,8 @@ export class MemoryStore implements StateStore {
   protected aliases = new Map<string, Stamped<string>>();
   protected counters = new Map<string, Counter>();
   protected positions = new Map<string, Stamped<number>>();
+  /** Learned limits by gate name; their counters live in `counters` under `learnedCounter` names. */
+  protected learned = new Map<string, LearnedSet>();
 
   /** Called after every change; the snapshot store schedules a write here. */
   protected changed(): void {}
@@ -172,7 +179,7 @@ export class MemoryStore implements StateStore {
         soonest = Math.min(soonest, blockedUntil);
         continue;
       }
-      const budgetUntil = this.budgetBlock(plan, c.keyId, account, minute, day);
+      const budgetUntil = Math.max(this.budgetBlock(plan, c.keyId, account, minute, day), this.learnedBlock(gates, now));
       if (budgetUntil > 0) {
         budgetBound = true;
         soonest = Math.min(soonest, budgetUntil);
@@ -190,6 +197,7 @@ export class MemoryStore implements StateStore {
         this.bump(counterKey.accountMinute(account), minute);
         this.bump(counterKey.accountDay(account), day);
       }
+      for (const [name, l] of this.liveLearned(gates, now)) this.bump(learnedCounter(name, l.windowMs), Math.floor(now / l.windowMs));
       if (index < rotating) this.positions.set(plan.provider, { value: index + 1, at: now });
       this.changed();
       return { keyId: c.keyId, index, trial };
@@ -208,6 +216,56 @@ export class MemoryStore implements StateStore {
       else if (plan.accountRpm !== undefined && this.count(counterKey.accountMinute(account), minute) >= plan.accountRpm) until = Math.max(until, (minute + 1) * MINUTE_MS);
     }
     return until;
+  }
+
+  /** The live learned limits of these gates. */
+  private liveLearned(gates: readonly string[], now: number): Array<[string, LearnedLimit]> {
+    const out: Array<[string, LearnedLimit]> = [];
+    for (const name of gates) {
+      const set = this.learned.get(name);
+      if (!set) continue;
+      for (const l of Object.values(set)) if (isLive(l, now)) out.push([name, l]);
+    }
+    return out;
+  }
+
+  /** When a spent learned limit frees up again (its window's end), or 0 when none is spent. */
+  private learnedBlock(gates: readonly string[], now: number): number {
+    let until = 0;
+    for (const [name, l] of this.liveLearned(gates, now)) {
+      const window = Math.floor(now / l.windowMs);
+      if (this.count(learnedCounter(name, l.windowMs), window) >= l.limit) until = Math.max(until, (window + 1) * l.windowMs);
+    }
+    return until;
+  }
+
+  async learnLimit(req: LearnRequest, now: number): Promise<void> {
+    const name = scopeGate(req.scope, req.keyId, this.resolve(req.account, now), req.model);
+    const set = this.learned.get(name) ?? {};
+    // A limit of the same kind (up to a minute, or longer) is replaced; its window only lengthens.
+    let windowMs = req.windowMs;
+    for (const [w, l] of Object.entries(set)) {
+      if (!isLive(l, now)) delete set[w];
+      else if (sameKind(l.windowMs, req.windowMs)) {
+        windowMs = relearnedWindow(req.windowMs, l, req.resetAt, now);
+        delete set[w];
+      }
+    }
+    set[String(windowMs)] = { limit: req.limit, windowMs, source: req.source, learnedAt: now };
+    this.learned.set(name, set);
+    this.changed();
+  }
+
+  async refund(view: KeyView, pickedAt: number): Promise<void> {
+    let dirty = false;
+    for (const [name, l] of this.liveLearned(this.gatesOf(view, pickedAt), pickedAt)) {
+      const c = this.counters.get(learnedCounter(name, l.windowMs));
+      if (c && c.window === Math.floor(pickedAt / l.windowMs) && c.count > 0) {
+        c.count--;
+        dirty = true;
+      }
+    }
+    if (dirty) this.changed();
   }
 
   async cool(req: CoolRequest, now: number): Promise<number> {
@@ -323,7 +381,13 @@ export class MemoryStore implements StateStore {
         }
         if (g.recovering) recovering = true;
       }
+      const learned: LearnedView[] = this.liveLearned(keyGates(v.keyId, account, v.model, v.free), now).map(([name, l]) => ({
+        ...l,
+        gate: name,
+        used: this.count(learnedCounter(name, l.windowMs), Math.floor(now / l.windowMs)),
+      }));
       return {
+        learned,
         disabled: this.isDisabled(v.keyId, now),
         cooldownUntil,
         cooldownReason,
@@ -356,7 +420,12 @@ export class MemoryStore implements StateStore {
     const gates: Record<string, Gate> = {};
     for (const [k, g] of this.gates) if (gateLive(g, now)) gates[k] = { ...g, trialUntil: 0 };
     const counters: Record<string, Counter> = {};
-    for (const [k, c] of this.counters) if (c.window === day || c.window === minute) counters[k] = { ...c };
+    for (const [k, c] of this.counters) if (c.window === day || c.window === minute || isCurrentLearned(k, c, now)) counters[k] = { ...c };
+    const learned: Record<string, LearnedSet> = {};
+    for (const [name, set] of this.learned) {
+      const liveSet = Object.fromEntries(Object.entries(set).filter(([, l]) => isLive(l, now)));
+      if (Object.keys(liveSet).length > 0) learned[name] = liveSet;
+    }
     const live = <T>(m: Map<string, Stamped<T>>, ttl: number) => Object.fromEntries([...m].filter(([, s]) => fresh(s, ttl, now)));
     return {
       gates,
@@ -365,6 +434,7 @@ export class MemoryStore implements StateStore {
       aliases: live(this.aliases, EXPIRY.accountMs),
       counters,
       positions: live(this.positions, EXPIRY.positionMs),
+      learned,
     };
   }
 
@@ -378,5 +448,13 @@ export class MemoryStore implements StateStore {
     this.aliases = stampAll<string>(state.aliases);
     this.counters = new Map(Object.entries(state.counters));
     this.positions = stampAll<number>(state.positions);
+    this.learned = new Map(Object.entries(state.learned ?? {}));
   }
+}
+
+/** A learned limit's counter (`l:<gate>|<windowMs>`) still in its window. */
+function isCurrentLearned(name: string, c: Counter, now: number): boolean {
+  if (!name.startsWith('l:')) return false;
+  const w = Number(name.slice(name.lastIndexOf('|') + 1));
+  return Number.isFinite(w) && w > 0 && c.window === Math.floor(now / w);
 }

@@ -5,7 +5,7 @@ import { OutageJournal, pickCounters } from './outageJournal';
 import { defineScripts, type StoreScripts } from './redisScripts';
 import { EXPIRY } from './rules';
 import type { StoreLog } from './snapshot';
-import { clockMs, deadlineMs, gate, type CoolRequest, type KeyInspection, type KeyView, type PickPlan, type PickResult, type StateStore, type StoreHealth } from './types';
+import { clockMs, deadlineMs, gate, type CoolRequest, type KeyInspection, type KeyView, type LearnedView, type LearnRequest, type PickPlan, type PickResult, type StateStore, type StoreHealth } from './types';
 
 export interface RedisStoreOptions {
   url: string;
@@ -194,6 +194,19 @@ export class RedisStore implements StateStore {
     );
   }
 
+  async learnLimit(req: LearnRequest, now: number): Promise<void> {
+    await this.local.learnLimit(req, now);
+    await this.shared(
+      async () => void (await this.redis.orcheLearn(this.prefix, clockMs(now), req.keyId, req.account, req.model, req.scope, req.limit, req.windowMs, deadlineMs(req.resetAt), req.source)),
+      async () => {},
+    );
+  }
+
+  async refund(view: KeyView, pickedAt: number): Promise<void> {
+    await this.local.refund(view, pickedAt);
+    await this.shared(async () => void (await this.redis.orcheRefund(this.prefix, clockMs(pickedAt), ...viewArgs([view]))), async () => {});
+  }
+
   async congest(model: string, until: number, reason: string, now: number): Promise<void> {
     await this.local.congest(model, until, reason, now);
     await this.shared(
@@ -289,7 +302,8 @@ export class RedisStore implements StateStore {
     if (views.length === 0) return [];
     return this.shared(
       async () =>
-        (await this.redis.orcheInspect(this.prefix, clockMs(now), ...viewArgs(views))).map(([disabled, until, reason, account, recovering, minuteCount, dayCount]) => ({
+        (await this.redis.orcheInspect(this.prefix, clockMs(now), ...viewArgs(views))).map(([disabled, until, reason, account, recovering, minuteCount, dayCount, learned]) => ({
+          learned: learnedViews(learned),
           disabled: disabled === '' ? null : disabled,
           cooldownUntil: Number(until),
           cooldownReason: reason === '' ? null : reason,
@@ -318,6 +332,15 @@ export class RedisStore implements StateStore {
     if (this.recheck) clearTimeout(this.recheck);
     this.redis.disconnect();
   }
+}
+
+/** The flat list INSPECT returns per key: gate, windowMs, limit, learnedAt, source, used per limit. */
+function learnedViews(flat: string[]): LearnedView[] {
+  const out: LearnedView[] = [];
+  for (let i = 0; i + 5 < flat.length; i += 6) {
+    out.push({ gate: flat[i], windowMs: Number(flat[i + 1]), limit: Number(flat[i + 2]), learnedAt: Number(flat[i + 3]), source: flat[i + 4], used: Number(flat[i + 5]) });
+  }
+  return out;
 }
 
 /** A prefix is literal text; SCAN's MATCH would read `*`, `?` and `[` in it as a pattern. */

@@ -8,6 +8,8 @@
  *   P d:<keyId>       "reason@at" (reason '' : reactivated at `at`)     P s:<keyId>  "strikes@at"
  *   P al:<account>    "learned@at"             P pos:<provider> "index@at"
  *   P n:<counter>:<window>                     budget counter for one minute or UTC day
+ *   P l:<gate>        hash <windowMs> → "<limit>|<learnedAt>|<source>": learned limits (a day);
+ *                     counted in P n:l:<gate>|<windowMs>:<window>
  * The expiries are rules.ts's, checked against the caller's `now` (ARGV[2]) so that an injected
  * clock and Redis agree; Redis's own TTLs (the same lengths) only collect the garbage.
  */
@@ -62,6 +64,22 @@ end
 local MINUTE, DAY = 60000, 86400000
 local minute = math.floor(now / MINUTE)
 local day = math.floor(now / DAY)
+-- Learned limits (providers/learnedLimit.ts): live for a day, by window length.
+local LEARNED_TTL = ${EXPIRY.learnedMs}
+local function learnedOf(name)
+  local h = redis.call('HGETALL', P .. 'l:' .. name)
+  local out = {}
+  for i = 1, #h, 2 do
+    local lim, at, src = string.match(h[i + 1], '^([^|]+)|([^|]+)|(.*)$')
+    if lim and now - tonumber(at) < LEARNED_TTL then
+      out[#out + 1] = { w = tonumber(h[i]), limit = tonumber(lim), at = tonumber(at), src = src }
+    end
+  end
+  return out
+end
+local function learnedName(name, w)
+  return 'l:' .. name .. '|' .. num(w)
+end
 `;
 
 /**
@@ -104,6 +122,17 @@ local function budgetBlock(keyId, account)
   return untilT
 end
 
+local function learnedBlock(gs)
+  local untilT = 0
+  for _, name in ipairs(gs) do
+    for _, l in ipairs(learnedOf(name)) do
+      local win = math.floor(now / l.w)
+      if count(learnedName(name, l.w), win) >= l.limit then untilT = math.max(untilT, (win + 1) * l.w) end
+    end
+  end
+  return untilT
+end
+
 local function bump(name, window, windowMs)
   local k = counter(name, window)
   if redis.call('INCR', k) == 1 then redis.call('PEXPIRE', k, num((window + 1) * windowMs - now + COUNTER_MARGIN_MS)) end
@@ -123,7 +152,8 @@ local function choose(useAvoid, limit)
       anyEnabled = true
       local account = resolve(ARGV[base + 2 + index * 2])
       local blocked, trial, recovering = 0, false, {}
-      for _, name in ipairs(gatesOf(keyId, account, model, free)) do
+      local gs = gatesOf(keyId, account, model, free)
+      for _, name in ipairs(gs) do
         local g = redis.call('HMGET', P .. 'g:' .. name, 'u', 'p', 'q')
         if g[1] and live(tonumber(g[1]), g[2]) then
           local u = tonumber(g[1])
@@ -138,7 +168,7 @@ local function choose(useAvoid, limit)
       if blocked > 0 then
         hold(blocked)
       else
-        local b = budgetBlock(keyId, account)
+        local b = math.max(budgetBlock(keyId, account), learnedBlock(gs))
         if b > 0 then
           budgetBound = true
           hold(b)
@@ -153,6 +183,9 @@ local function choose(useAvoid, limit)
           if free then
             bump('am:' .. account, minute, MINUTE)
             bump('ad:' .. account, day, DAY)
+          end
+          for _, name in ipairs(gs) do
+            for _, l in ipairs(learnedOf(name)) do bump(learnedName(name, l.w), math.floor(now / l.w), l.w) end
           end
           -- Counted here: a merge after a timed-out reply must not count this pick again.
           redis.call('SET', P .. 'pk:' .. pickId, '1', 'PX', PICK_ID_MS)
@@ -210,6 +243,62 @@ redis.call('PEXPIRE', k, num(math.max(untilT - now, 0) + RECOVERING_MS))
 return num(untilT)
 `;
 
+/**
+ * ARGV: P, now, keyId, account, model, scope, limit, windowMs, resetAt, source.
+ * MemoryStore.learnLimit's rule: the limit of the same kind is replaced, its window only lengthens.
+ */
+const LEARN = `
+local keyId, model, scope = ARGV[3], ARGV[5], ARGV[6]
+local limit, windowMs, resetAt = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local account = resolve(ARGV[4])
+local name
+if scope == 'key' then name = 'k:' .. keyId
+elseif scope == 'account' then name = 'a:' .. account
+elseif scope == 'account_free' then name = 'f:' .. account
+else name = 'm:' .. account .. '|' .. model end
+local k = P .. 'l:' .. name
+-- providers/learnedLimit.ts WINDOWS
+local WINDOWS = { 1000, 2000, 5000, 10000, 15000, 20000, 30000, 60000, 3600000, 86400000 }
+local h = redis.call('HGETALL', k)
+local w = windowMs
+for i = 1, #h, 2 do
+  local cw = tonumber(h[i])
+  local _, at = string.match(h[i + 1], '^([^|]+)|([^|]+)|')
+  at = tonumber(at or '0')
+  if now - at >= LEARNED_TTL then
+    redis.call('HDEL', k, h[i])
+  elseif (cw <= MINUTE) == (windowMs <= MINUTE) then
+    w = math.max(w, cw)
+    -- Learned in an earlier window than this 429's: counting by it was too short (relearnedWindow).
+    if at < math.floor(now / cw) * cw then
+      local cap = DAY
+      if cw <= MINUTE then cap = MINUTE end
+      for _, x in ipairs(WINDOWS) do
+        if x > cw and x <= cap and resetAt % x == 0 then
+          w = math.max(w, x)
+          break
+        end
+      end
+    end
+    redis.call('HDEL', k, h[i])
+  end
+end
+redis.call('HSET', k, num(w), num(limit) .. '|' .. num(now) .. '|' .. ARGV[10])
+redis.call('PEXPIRE', k, LEARNED_TTL)
+return num(w)
+`;
+
+/** ARGV: P, pickedAt (as now), keyId, account, model, free. A call upstream did not serve stops counting. */
+const REFUND = `
+for _, name in ipairs(gatesOf(ARGV[3], resolve(ARGV[4]), ARGV[5], ARGV[6] == '1')) do
+  for _, l in ipairs(learnedOf(name)) do
+    local c = counter(learnedName(name, l.w), math.floor(now / l.w))
+    if tonumber(redis.call('GET', c) or '0') > 0 then redis.call('DECR', c) end
+  end
+end
+return 1
+`;
+
 /** ARGV: P, now, gate (c:<model>, or h:edge for the host), until, reason. */
 const CONGEST = `
 local k = P .. 'g:' .. ARGV[3]
@@ -255,7 +344,8 @@ return 1
 
 /**
  * ARGV: P, now, then keyId, account, model, free per view.
- * Returns per view {disabled|'', cooldownUntil, reason|'', account, recovering, minuteCount, dayCount}.
+ * Returns per view {disabled|'', cooldownUntil, reason|'', account, recovering, minuteCount, dayCount,
+ * learned: flat gate, windowMs, limit, learnedAt, source, used per learned limit}.
  */
 const INSPECT = `
 local out = {}
@@ -263,7 +353,12 @@ for i = 3, #ARGV, 4 do
   local keyId, model = ARGV[i], ARGV[i + 2]
   local account = resolve(ARGV[i + 1])
   local cooldown, reason, recovering = 0, '', 0
+  local learned = {}
   for _, name in ipairs(gatesOf(keyId, account, model, ARGV[i + 3] == '1')) do
+    for _, l in ipairs(learnedOf(name)) do
+      local used = count(learnedName(name, l.w), math.floor(now / l.w))
+      for _, v in ipairs({ name, num(l.w), num(l.limit), num(l.at), l.src, num(used) }) do learned[#learned + 1] = v end
+    end
     local g = redis.call('HMGET', P .. 'g:' .. name, 'u', 'r', 'p')
     if g[1] and live(tonumber(g[1]), g[3]) then
       local u = tonumber(g[1])
@@ -276,7 +371,7 @@ for i = 3, #ARGV, 4 do
   end
   out[#out + 1] = {
     disabled(keyId) or '', num(cooldown), reason, account, recovering,
-    count('km:' .. keyId .. '|' .. model, minute), count('kd:' .. keyId .. '|' .. model, day),
+    count('km:' .. keyId .. '|' .. model, minute), count('kd:' .. keyId .. '|' .. model, day), learned,
   }
 end
 return out
@@ -344,10 +439,12 @@ export interface StoreScripts {
   orcheSucceed(...args: Arg[]): Promise<number>;
   orcheEndTrial(...args: Arg[]): Promise<number>;
   orcheReset(...args: Arg[]): Promise<number>;
-  orcheInspect(...args: Arg[]): Promise<Array<[string, string, string, string, number, number, number]>>;
+  orcheInspect(...args: Arg[]): Promise<Array<[string, string, string, string, number, number, number, string[]]>>;
   orcheMergeDisabled(...args: Arg[]): Promise<number>;
   orcheMergeAccount(...args: Arg[]): Promise<number>;
   orcheAddCounts(...args: Arg[]): Promise<number>;
+  orcheLearn(...args: Arg[]): Promise<string>;
+  orcheRefund(...args: Arg[]): Promise<number>;
 }
 
 const SCRIPTS: Record<keyof StoreScripts, string> = {
@@ -361,6 +458,8 @@ const SCRIPTS: Record<keyof StoreScripts, string> = {
   orcheMergeDisabled: MERGE_DISABLED,
   orcheMergeAccount: MERGE_ACCOUNT,
   orcheAddCounts: ADD_COUNTS,
+  orcheLearn: LEARN,
+  orcheRefund: REFUND,
 };
 
 export function defineScripts(redis: Redis): Redis & StoreScripts {

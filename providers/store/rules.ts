@@ -43,6 +43,8 @@ export const EXPIRY = {
   pickIdMs: 5 * MINUTE,
   /** Redis keeps a congestion gate this long after its deadline (inspection only; it holds nothing). */
   congestionMarginMs: MINUTE,
+  /** A learned limit (providers/learnedLimit.ts) lasts a day after it was learned; a new 429 relearns it. */
+  learnedMs: DAY,
 } as const;
 
 /** How often an answer's user_id is reported to the store again, so that the account does not lapse. */
@@ -72,5 +74,8 @@ export const RULES: readonly Rule[] = [
   { id: 'edge', state: 'host', event: 'an edge 429 (HTML page, error code 1015)', next: 'no key of any provider until the deadline (the later wins)', expiry: 'the deadline' },
   { id: 'count', state: 'budget counters', event: 'each pick', next: '+1 in the minute and the UTC day', expiry: 'the end of the window' },
   { id: 'learn-account', state: 'account', event: 'an answer reports user_id', next: "the key joins that account's gates and budgets", expiry: `${EXPIRY.accountMs / DAY} days after last reported` },
+  { id: 'learn-limit', state: 'scope (key, account, account+model)', event: 'a 429 with X-RateLimit-Limit and a reset, or GET /key', next: 'N calls per window (what the reset implies); a 429 in a later window lengthens the window', expiry: `${EXPIRY.learnedMs / DAY} day after it was learned; a new 429 relearns` },
+  { id: 'learned-count', state: 'learned limit', event: 'each pick', next: '+1 in its window; at N the scope is skipped (budget) until the window ends', expiry: 'the end of the window' },
+  { id: 'learned-refund', state: 'learned limit', event: 'the call was answered with a 429 or a 5xx (not served upstream)', next: '−1 in the window it was picked in', expiry: '—' },
   { id: 'position', state: 'rotation position', event: 'each round-robin pick', next: 'the next key', expiry: `${EXPIRY.positionMs / DAY} days without picks → the first key` },
 ];

@@ -1,3 +1,4 @@
+import type { LearnedLimit } from '../learnedLimit';
 import type { CoolScope } from '../rateLimit';
 
 /** One key as a pick sees it. `account` is the configured account; the store resolves learned aliases. */
@@ -50,6 +51,28 @@ export interface CoolRequest {
   strike?: boolean;
 }
 
+/** A limit a 429 (or GET /key) taught for one scope: so many calls per window (SPEC §7). */
+export interface LearnRequest {
+  keyId: string;
+  account: string;
+  model: string;
+  scope: CoolScope;
+  limit: number;
+  /** The window the answer implies (`windowFromReset`); the store may lengthen it (`relearnedWindow`). */
+  windowMs: number;
+  /** The reset the answer carried. */
+  resetAt: number;
+  /** '429' or 'key_probe'. */
+  source: string;
+}
+
+/** A learned limit as the key-status view shows it: the gate it holds and how full its window is. */
+export interface LearnedView extends LearnedLimit {
+  gate: string;
+  /** Calls counted in the current window. */
+  used: number;
+}
+
 /** What a key-state view needs of one key, read in one call per provider. */
 export interface KeyView {
   keyId: string;
@@ -69,6 +92,8 @@ export interface KeyInspection {
   recovering: boolean;
   minuteCount: number;
   dayCount: number;
+  /** Live learned limits of the key's gates. */
+  learned: LearnedView[];
 }
 
 /**
@@ -114,6 +139,16 @@ export interface StateStore {
   succeed(view: KeyView, now: number): Promise<void>;
   /** A trial call ended without success: its hold on the gates ends, another request may try. */
   endTrial(view: KeyView, now: number): Promise<void>;
+  /**
+   * Keeps a learned limit of the scope's gate (a day; relearning replaces the one of the same kind).
+   * The window only lengthens while the limit lives (`relearnedWindow`).
+   */
+  learnLimit(req: LearnRequest, now: number): Promise<void>;
+  /**
+   * A call picked at `pickedAt` that upstream did not serve (5xx, 429): it no longer counts against
+   * the learned limits of the key's gates — OpenRouter counts only the calls it served.
+   */
+  refund(view: KeyView, pickedAt: number): Promise<void>;
   /** Disables a key (reason) or reactivates it (null); `now` orders admin actions (the later wins). */
   setDisabled(keyId: string, reason: string | null, now: number): Promise<void>;
   learnAccount(account: string, learned: string, now: number): Promise<void>;

@@ -1,6 +1,6 @@
 /** Fault rules: which call a rule hits, and the OpenRouter-shaped answer of each JSON fault. */
 import { randomUUID } from 'node:crypto';
-import { nextMinute, nextUtcDay } from './limits';
+import { nextUtcDay } from './limits';
 import type { AccountState, KeyState } from './registry';
 import { errorBody, type Headers, limitReply, rateLimitHeaders, type Reply, retryAfterSeconds } from './responses';
 import type { FaultRule, FaultType } from './types';
@@ -122,7 +122,7 @@ function baseFaultReply(rule: FaultRule, ctx: FaultContext): Reply {
     case 'free-per-day': {
       const perMin = rule.type === 'free-per-min';
       const hit = perMin
-        ? { outcome: rule.type, limit: account.freeRpm, resetAt: nextMinute(now) }
+        ? { outcome: rule.type, limit: account.freeRpm, resetAt: account.counter.nextReset(now) }
         : { outcome: rule.type, limit: account.freeRpd, resetAt: nextUtcDay(now) };
       const r = limitReply(hit, account.id, account.highBalance);
       ownRetryAfter(rule, ctx, hit.resetAt, r.headers);
@@ -133,7 +133,7 @@ function baseFaultReply(rule: FaultRule, ctx: FaultContext): Reply {
       return r;
     }
     case 'model-cap': {
-      const resetAt = nextMinute(now);
+      const resetAt = account.counter.nextReset(now);
       const headers = rateLimitHeaders(8, resetAt);
       const message = `Rate limit exceeded: limit_rpm/${model}/${randomUUID()}. High demand for ${model} on OpenRouter - limited to 8 requests per minute. Please retry shortly.`;
       const r = reply(429, rule, message, { headers: { ...headers }, provider_name: null, limit_source: 'openrouter_shared_capacity' }, ctx, headers);

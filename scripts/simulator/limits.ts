@@ -1,4 +1,7 @@
-/** Request windows: OpenRouter counts per whole clock minute and per UTC day, only requests it served. */
+/**
+ * Request windows: OpenRouter counts per whole clock minute and per UTC day, only requests it served.
+ * The "minute" can be shortened (`windowMs`) so a benchmark compresses minutes into seconds.
+ */
 
 export const MINUTE_MS = 60_000;
 export const DAY_MS = 86_400_000;
@@ -11,15 +14,17 @@ export function nextUtcDay(now: number): number {
   return (Math.floor(now / DAY_MS) + 1) * DAY_MS;
 }
 
-/** Served requests in the current minute and the current UTC day. */
+/** Served requests in the current minute (or compressed window) and the current UTC day. */
 export class WindowCounter {
+  constructor(readonly windowMs: number = MINUTE_MS) {}
+
   private minute = -1;
   private minuteCount = 0;
   private day = -1;
   private dayCount = 0;
 
   private roll(now: number): void {
-    const minute = Math.floor(now / MINUTE_MS);
+    const minute = Math.floor(now / this.windowMs);
     if (minute !== this.minute) {
       this.minute = minute;
       this.minuteCount = 0;
@@ -39,6 +44,11 @@ export class WindowCounter {
   perDay(now: number): number {
     this.roll(now);
     return this.dayCount;
+  }
+
+  /** When the current short window ends. */
+  nextReset(now: number): number {
+    return (Math.floor(now / this.windowMs) + 1) * this.windowMs;
   }
 
   add(now: number): void {
@@ -86,14 +96,14 @@ export function findLimitHit(key: LimitedKey, account: LimitedAccount, accountLi
     return { outcome: 'key-rate-limit', limit: key.rpd, resetAt: nextUtcDay(now) };
   }
   if (key.rpm !== undefined && key.counter.perMinute(now) >= key.rpm) {
-    return { outcome: 'key-rate-limit', limit: key.rpm, resetAt: nextMinute(now) };
+    return { outcome: 'key-rate-limit', limit: key.rpm, resetAt: key.counter.nextReset(now) };
   }
   if (!accountLimited) return undefined;
   if (account.counter.perDay(now) >= account.freeRpd) {
     return { outcome: 'free-per-day', limit: account.freeRpd, resetAt: nextUtcDay(now) };
   }
   if (account.counter.perMinute(now) >= account.freeRpm) {
-    return { outcome: 'free-per-min', limit: account.freeRpm, resetAt: nextMinute(now) };
+    return { outcome: 'free-per-min', limit: account.freeRpm, resetAt: account.counter.nextReset(now) };
   }
   return undefined;
 }

@@ -17,7 +17,8 @@ export class Registry {
   private readonly keys = new Map<string, KeyState>();
   private readonly accounts = new Map<string, AccountState>();
 
-  constructor(private readonly acceptAnyKey: boolean) {}
+  /** `windowMs`: the length of the per-minute windows (a benchmark compresses them). */
+  constructor(private readonly acceptAnyKey: boolean, private readonly windowMs?: number) {}
 
   /** The key's state; in acceptAnyKey mode an unknown key is created on its own account. */
   resolve(key: string): KeyState | undefined {
@@ -35,7 +36,7 @@ export class Registry {
       Object.assign(existing, { freeRpm, freeRpd, highBalance });
       return existing;
     }
-    const created: AccountState = { id: a.id, freeRpm, freeRpd, highBalance, counter: new WindowCounter() };
+    const created: AccountState = { id: a.id, freeRpm, freeRpd, highBalance, counter: new WindowCounter(this.windowMs) };
     this.accounts.set(a.id, created);
     return created;
   }
@@ -54,7 +55,7 @@ export class Registry {
       revoked: k.revoked === true,
       rpm: k.rpm,
       rpd: k.rpd,
-      counter: existing?.counter ?? new WindowCounter(),
+      counter: existing?.counter ?? new WindowCounter(this.windowMs),
     };
     this.keys.set(k.key, state);
     return state;

@@ -38,6 +38,11 @@ export interface SimulatorOptions {
   latencyMs?: number;
   /** Also send Retry-After (seconds) on OpenRouter-own 429s (default false). */
   retryAfter?: boolean;
+  /**
+   * Length of the per-minute windows (key rpm, account freeRpm), default 60000. Shorter windows
+   * compress a minute for benchmarks; 429s then carry this window's reset.
+   */
+  windowMs?: number;
   /** Injectable clock (default Date.now), used for all windows and reset times. */
   now?: () => number;
   /** roleDelta: open every stream with the empty `{"role":"assistant","content":""}` delta, as real OpenRouter streams do (default false). */

@@ -12,6 +12,8 @@ export function adminRoutes(ctx: AppContext): Router {
     const name = typeof req.query.provider === 'string' ? req.query.provider : undefined;
     const provider = name ? ctx.chat.resolve(name) : undefined;
     await ctx.pool.resetCooldowns(provider, ctx.now());
+    // Requests waiting in line need not wait for the deadlines that were just cleared.
+    ctx.chat.dispatcher.kickAll();
     ctx.logger.info('cooldowns reset', { provider: provider?.config.slug ?? 'all' });
     res.json({ reset: provider?.config.slug ?? 'all' });
   });
@@ -22,6 +24,7 @@ export function adminRoutes(ctx: AppContext): Router {
       const found = ctx.pool.findKey(id);
       if (found.length === 0) throw new OrcheError(404, 'unknown_key', `No key with id ${id.slice(0, 64)}; see GET /api/key-status for ids`);
       await ctx.pool.setDisabled(id, action === 'disable' ? 'manual' : null, ctx.now());
+      if (action === 'reactivate') ctx.chat.dispatcher.kickAll();
       ctx.logger.info(`key ${action}d`, { key_id: id });
       res.json({ id, state: action === 'disable' ? 'disabled' : 'active', providers: found.map((f) => f.provider.config.slug) });
     });

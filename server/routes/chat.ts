@@ -16,6 +16,11 @@ export function clientSignal(res: Response): AbortSignal {
   return ac.signal;
 }
 
+/** Who the request is for, as server/endUsers.ts's requestScope set it (fair turns while waiting). */
+export function fairKeyOf(res: Response): string | undefined {
+  return typeof res.locals.fairKey === 'string' ? res.locals.fairKey : undefined;
+}
+
 /** Who served the request, for the request's log line and for the client (X-Orche-*). */
 export function noteDispatch(res: Response, r: DispatchResult<unknown>): void {
   res.locals.provider = r.provider.config.slug;
@@ -32,7 +37,7 @@ export function noteDispatch(res: Response, r: DispatchResult<unknown>): void {
  */
 export async function streamChat(ctx: AppContext, res: Response, slug: string, body: Record<string, unknown>): Promise<void> {
   const signal = clientSignal(res);
-  const opened = await ctx.chat.openStream(slug, body, signal);
+  const opened = await ctx.chat.openStream(slug, body, signal, fairKeyOf(res));
   noteDispatch(res, opened);
   const out = new SseResponse(res);
   out.open();
@@ -48,7 +53,7 @@ export function chatRoutes(ctx: AppContext): Router {
     const provider = ctx.chat.resolve(input.provider);
     res.locals.provider = provider.config.slug;
     if (input.stream) return streamChat(ctx, res, provider.config.slug, upstreamBody(input));
-    const result = await ctx.chat.complete(provider.config.slug, upstreamBody(input), clientSignal(res));
+    const result = await ctx.chat.complete(provider.config.slug, upstreamBody(input), clientSignal(res), fairKeyOf(res));
     noteDispatch(res, result);
     const c = contentOf(result.value);
     res.json({
@@ -73,12 +78,12 @@ export function chatRoutes(ctx: AppContext): Router {
       const signal = clientSignal(res);
       const out = new SseResponse(res);
       out.open();
-      await streamFanout(ctx.chat, slugs, upstreamBody(input), input.timeout_ms, signal, (event, data) => out.write(formatSse(data, event)));
+      await streamFanout(ctx.chat, slugs, upstreamBody(input), input.timeout_ms, signal, (event, data) => out.write(formatSse(data, event)), fairKeyOf(res));
       out.end();
       return;
     }
     const started = ctx.now();
-    const results = await ctx.chat.fanout(slugs, upstreamBody(input), input.timeout_ms, clientSignal(res));
+    const results = await ctx.chat.fanout(slugs, upstreamBody(input), input.timeout_ms, clientSignal(res), fairKeyOf(res));
     res.locals.fanout = results.map((x) => ({ provider: x.provider, ok: x.ok }));
     const succeeded = results.filter((x) => x.ok).length;
     res.json({ results, succeeded, failed: results.length - succeeded, latency_ms: ctx.now() - started });

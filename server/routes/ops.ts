@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { OrcheError } from '../../providers/errors';
 import type { AppContext } from '../context';
+import { MAX_TRACKED_USERS, userName } from '../endUsers';
 import { WINDOWS } from '../usage';
 
 const MINUTE_MS = 60_000;
@@ -25,6 +26,12 @@ export function opsRoutes(ctx: AppContext): Router {
       generated_at: new Date(now).toISOString(),
       windows_ms: { minute: WINDOWS.minute * MINUTE_MS, hour: WINDOWS.hour * MINUTE_MS, day: WINDOWS.day * MINUTE_MS },
       providers,
+      // The 100 end users seen most recently (named with X-Orche-User or `user`), counted per instance.
+      end_users: {
+        tracked: ctx.endUsers.size,
+        max_tracked: MAX_TRACKED_USERS,
+        users: ctx.endUsers.view(now).slice(0, 100).map((u) => ({ ...u, user: userName(u.user) })),
+      },
     });
   });
 

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import type { AppContext } from '../context';
 import { openaiChatSchema, validate } from '../validation';
-import { clientSignal, noteDispatch, streamChat } from './chat';
+import { clientSignal, fairKeyOf, noteDispatch, streamChat } from './chat';
 
 /**
  * The OpenAI-compatible API, so the official `openai` client works with `baseURL` set to orche:
@@ -17,7 +17,7 @@ export function v1Routes(ctx: AppContext): Router {
     const body: Record<string, unknown> = { ...(req.body as Record<string, unknown>) };
     delete body.model;
     if (input.stream) return streamChat(ctx, res, provider.config.slug, body);
-    const result = await ctx.chat.complete(provider.config.slug, body, clientSignal(res));
+    const result = await ctx.chat.complete(provider.config.slug, body, clientSignal(res), fairKeyOf(res));
     noteDispatch(res, result);
     res.json(result.value);
   });

@@ -88,7 +88,7 @@ type Recorded = { [E in keyof PoolEvents]: PoolEvents[E][] };
 
 /** Every event the pool announces, by name, in order. */
 export function recordEvents(pool: KeyPool): Recorded {
-  const rec: Recorded = { rotated: [], cooled: [], disabled: [], reactivated: [], recovered: [], congested: [], edge: [], account_learned: [], outcome: [], tokens: [] };
+  const rec: Recorded = { rotated: [], cooled: [], disabled: [], reactivated: [], recovered: [], congested: [], edge: [], account_learned: [], limit_learned: [], outcome: [], tokens: [] };
   for (const name of Object.keys(rec) as Array<keyof PoolEvents>) {
     pool.events.on(name, (payload) => (rec[name] as unknown[]).push(payload));
   }
@@ -135,6 +135,28 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
     }
 
     const noKey = (r: PickResult) => (r.keyId === null ? { keyId: null, retryAt: r.retryAt, reason: r.reason } : { keyId: r.keyId });
+
+    test('a reported 429 with X-RateLimit-Limit teaches the limit; 502s are refunded, timeouts are not', async () => {
+      const ks = [key('a', { account: 'acc' })];
+      const n = namer(...ks);
+      const { pool, rt, events } = build([provider('kimi', ks, { model: FREE_MODEL })]);
+      const kimi = rt('kimi');
+      const W = Date.UTC(2026, 10, 22, 12, 30, 20); // T0 + 10 s: the reset of a 10 s window
+      expect(await pickNames(pool, kimi, 1, T0, n)).toEqual(['a']);
+      const limited: Outcome = { ...outcome.cool('account_free', W, 'free-models-per-min'), rate: { limit: 2, remaining: 0, resetAt: W } };
+      await pool.report(kimi, ks[0].id, limited, 5, T0 + 5);
+      expect(events.limit_learned).toEqual([{ at: T0 + 5, provider: 'kimi', keyId: ks[0].id, scope: 'account_free', limit: 2, windowMs: 10_000 }]);
+      // The next window: the trial call, then one more, then the learned limit holds.
+      expect(await pickNames(pool, kimi, 1, W, n)).toEqual(['a']);
+      await pool.report(kimi, ks[0].id, outcome.success(), 1, W + 1);
+      expect(await pickNames(pool, kimi, 2, W + 2, n)).toEqual(['a', null]);
+      await pool.report(kimi, ks[0].id, outcome.retry(502), 1, W + 3);
+      expect(await pickNames(pool, kimi, 2, W + 4, n)).toEqual(['a', null]);
+      await pool.report(kimi, ks[0].id, { kind: 'retry', status: 504, reason: 'timeout', message: 'timed out' }, 3, W + 8);
+      expect(await pickNames(pool, kimi, 1, W + 9, n)).toEqual([null]);
+      const [status] = await pool.keyStatuses(kimi, W + 9);
+      expect(status.learned_limits).toMatchObject([{ scope: 'account_free', limit: 2, window_ms: 10_000, used: 2, source: '429' }]);
+    });
 
     test('round-robin spreads evenly: 3 keys, 9 picks → each key exactly 3, in turn', async () => {
       const ks = keys('a', 'b', 'c');

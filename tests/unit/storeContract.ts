@@ -4,7 +4,7 @@
  */
 import type { CoolScope } from '../../providers/rateLimit';
 import { EXPIRY, RULES } from '../../providers/store/rules';
-import type { CoolRequest, KeyView, PickPlan, PickResult, StateStore } from '../../providers/store/types';
+import type { CoolRequest, KeyView, LearnRequest, PickPlan, PickResult, StateStore } from '../../providers/store/types';
 
 // 10 s into a minute, so that "this minute" and "next minute" are exact.
 const T = Date.UTC(2026, 10, 22, 12, 30, 10);
@@ -59,6 +59,13 @@ async function picks(store: StateStore, plan: PickPlan, n: number, now: number, 
 }
 
 const none = (retryAt: number | null, reason: string): PickResult => ({ keyId: null, retryAt, reason } as PickResult);
+
+function learnOf(view: KeyView, scope: CoolScope, limit: number, windowMs: number, resetAt: number): LearnRequest {
+  return { keyId: view.keyId, account: view.account, model: view.model, scope, limit, windowMs, resetAt, source: '429' };
+}
+
+/** A 10 s window boundary after T (T is 12:30:10). */
+const W10 = Date.UTC(2026, 10, 22, 12, 30, 20);
 
 const DAY = 86_400_000;
 
@@ -172,6 +179,31 @@ const RULE_CHECKS: Record<string, (store: StateStore) => Promise<void>> = {
     const lapse = T + EXPIRY.accountMs;
     expect((await store.inspect([viewOf(p, 'y')], lapse - 1))[0].account).toBe('user_1');
     expect((await store.inspect([viewOf(p, 'y')], lapse))[0].account).toBe('key:y');
+  },
+  async 'learn-limit'(store) {
+    const p = planOf(['a'], { free: true, accounts: { a: 'acc' } });
+    const v = viewOf(p, 'a');
+    await store.learnLimit(learnOf(v, 'account_free', 1, 10_000, W10), T);
+    expect((await store.inspect([v], T))[0].learned).toEqual([{ gate: 'f:acc', limit: 1, windowMs: 10_000, learnedAt: T, source: '429', used: 0 }]);
+    // A 429 in a later window: the window was too short and lengthens (W10 + 10 s falls on 20 s).
+    await store.learnLimit(learnOf(v, 'account_free', 1, 10_000, W10 + 20_000), W10 + 5_000);
+    expect((await store.inspect([v], W10 + 5_000))[0].learned).toMatchObject([{ windowMs: 20_000, learnedAt: W10 + 5_000 }]);
+    expect((await store.inspect([v], W10 + 5_000 + EXPIRY.learnedMs - 1))[0].learned).toHaveLength(1);
+    expect((await store.inspect([v], W10 + 5_000 + EXPIRY.learnedMs))[0].learned).toEqual([]);
+  },
+  async 'learned-count'(store) {
+    const p = planOf(['a'], { free: true, accounts: { a: 'acc' } });
+    await store.learnLimit(learnOf(viewOf(p, 'a'), 'account_free', 2, 10_000, W10), T);
+    expect(await picks(store, p, 2, T + 1)).toEqual(['a', 'a']);
+    expect(await store.pick(p, T + 2)).toEqual(none(W10, 'budget'));
+    expect(await picks(store, p, 1, W10)).toEqual(['a']);
+  },
+  async 'learned-refund'(store) {
+    const p = planOf(['a'], { free: true, accounts: { a: 'acc' } });
+    await store.learnLimit(learnOf(viewOf(p, 'a'), 'account_free', 1, 10_000, W10), T);
+    expect(await picks(store, p, 2, T + 1)).toEqual(['a', '-']);
+    await store.refund(viewOf(p, 'a'), T + 1);
+    expect(await picks(store, p, 2, T + 2)).toEqual(['a', '-']);
   },
   async position(store) {
     const p = planOf(['a', 'b', 'c']);
@@ -439,10 +471,70 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
       await store.cool(coolOf(a, 'key', T + 2000, 'rate_limited'), T);
       await store.cool(coolOf(a, 'account_model', T + 5000, 'model_cap'), T);
       expect(await store.inspect([a, b], T)).toEqual([
-        { disabled: null, cooldownUntil: T + 5000, cooldownReason: 'model_cap', account: 'team', recovering: true, minuteCount: 2, dayCount: 2 },
-        { disabled: null, cooldownUntil: 0, cooldownReason: null, account: 'key:b', recovering: false, minuteCount: 0, dayCount: 0 },
+        { disabled: null, cooldownUntil: T + 5000, cooldownReason: 'model_cap', account: 'team', recovering: true, minuteCount: 2, dayCount: 2, learned: [] },
+        { disabled: null, cooldownUntil: 0, cooldownReason: null, account: 'key:b', recovering: false, minuteCount: 0, dayCount: 0, learned: [] },
       ]);
       expect(await store.inspect([], T)).toEqual([]);
+    });
+
+    describe('learned limits (SPEC §7)', () => {
+      test('a learned account limit stops the next pick in its window and frees at the window end; other accounts still pick', async () => {
+        const p = planOf(['a1', 'a2', 'b'], { free: true, rotating: 0, accounts: { a1: 'acc', a2: 'acc', b: 'other' } });
+        await store.learnLimit(learnOf(viewOf(p, 'a1'), 'account_free', 2, 10_000, W10), T);
+        expect(await picks(store, p, 3, T + 1)).toEqual(['a1', 'a1', 'b']);
+        // a2 is on the same account: its learned limit holds it too.
+        expect(await picks(store, planOf(['a2'], { free: true, accounts: { a2: 'acc' } }), 1, T + 2)).toEqual(['-']);
+        expect(await store.pick(planOf(['a2'], { free: true, accounts: { a2: 'acc' } }), T + 2)).toEqual(none(W10, 'budget'));
+        expect(await picks(store, p, 3, W10)).toEqual(['a1', 'a1', 'b']);
+      });
+
+      test('a learned key limit holds only its key, for every model; a paid plan skips the account-free limit', async () => {
+        const p = planOf(['a', 'b'], { rotating: 0 });
+        await store.learnLimit(learnOf(viewOf(p, 'a'), 'key', 1, 10_000, W10), T);
+        expect(await picks(store, p, 2, T + 1)).toEqual(['a', 'b']);
+        const free = planOf(['x'], { free: false, accounts: { x: 'acc' } });
+        await store.learnLimit(learnOf({ keyId: 'x', account: 'acc', model: free.model, free: true }, 'account_free', 1, 10_000, W10), T);
+        expect(await picks(store, free, 2, T + 1)).toEqual(['x', 'x']);
+      });
+
+      test('a refunded call (not served upstream) stops counting in its window', async () => {
+        const p = planOf(['a'], { free: true, accounts: { a: 'acc' } });
+        await store.learnLimit(learnOf(viewOf(p, 'a'), 'account_free', 2, 10_000, W10), T);
+        expect(await picks(store, p, 3, T + 1)).toEqual(['a', 'a', '-']);
+        await store.refund(viewOf(p, 'a'), T + 1);
+        expect(await picks(store, p, 2, T + 2)).toEqual(['a', '-']);
+        // A refund for a window already over changes nothing in the current one.
+        await picks(store, p, 2, W10);
+        await store.refund(viewOf(p, 'a'), T + 1);
+        expect(await picks(store, p, 1, W10 + 1)).toEqual(['-']);
+      });
+
+      test('a relearn in a later window lengthens a window guessed too short; one in the same window keeps it', async () => {
+        const p = planOf(['a'], { free: true, accounts: { a: 'acc' } });
+        const v = viewOf(p, 'a');
+        // T+6 s: the reset 4 s ahead looks like a 5 s window (12:30:20 is on a 5 s boundary).
+        await store.learnLimit(learnOf(v, 'account_free', 5, 5_000, W10), T + 6_000);
+        await store.learnLimit(learnOf(v, 'account_free', 5, 5_000, W10), T + 6_500);
+        expect((await store.inspect([v], T + 6_500))[0].learned).toMatchObject([{ gate: 'f:acc', limit: 5, windowMs: 5_000, source: '429', used: 0 }]);
+        // The next 429 comes in a later 5 s window: the window was too short.
+        await store.learnLimit(learnOf(v, 'account_free', 5, 5_000, W10 + 10_000), W10 + 5_500);
+        expect((await store.inspect([v], W10 + 5_500))[0].learned).toMatchObject([{ gate: 'f:acc', limit: 5, windowMs: 10_000, learnedAt: W10 + 5_500 }]);
+      });
+
+      test('a minute limit and a day limit of one scope both hold; a learned limit expires after a day', async () => {
+        const p = planOf(['a'], { free: true, accounts: { a: 'acc' } });
+        const v = viewOf(p, 'a');
+        await store.learnLimit(learnOf(v, 'account_free', 3, 60_000, MINUTE_END), T);
+        await store.learnLimit(learnOf(v, 'account_free', 4, 86_400_000, DAY_END), T);
+        expect(await picks(store, p, 4, T)).toEqual(['a', 'a', 'a', '-']);
+        expect(await picks(store, p, 2, MINUTE_END)).toEqual(['a', '-']);
+        expect(await store.pick(p, MINUTE_END)).toEqual(none(DAY_END, 'budget'));
+        const seen = (await store.inspect([v], MINUTE_END))[0].learned.map((l) => [l.windowMs, l.limit, l.used]).sort((x, y) => x[0] - y[0]);
+        expect(seen).toEqual([[60_000, 3, 1], [86_400_000, 4, 4]]);
+        const later = T + 86_400_000;
+        expect((await store.inspect([v], later))[0].learned).toEqual([]);
+        expect(await picks(store, p, 5, later)).toEqual(['a', 'a', 'a', 'a', 'a']);
+      });
     });
   });
 }

@@ -1,0 +1,17 @@
+/**
+ * Who a request is for: the client identity (per-client limits, server/clientIdentity.ts) and, when
+ * a frontend names one, its end user. The wait room shares capacity by `fairKey`, which the chat
+ * routes pass down to the dispatcher (explicitly: AsyncLocalStorage would slow every promise).
+ */
+
+export interface RequestClient {
+  client: string;
+  /** The end user the client named (OpenAI `user` or X-Orche-User), if any. */
+  user?: string;
+}
+
+/** The unit of fair sharing: the end user when named (within its client), else the client. */
+export function fairKey(c: RequestClient | undefined): string {
+  if (!c) return 'anonymous';
+  return c.user === undefined ? c.client : `${c.client}|u:${c.user}`;
+}

@@ -1,0 +1,127 @@
+/**
+ * End users (issue 13): a frontend that serves many people names each one with OpenAI's `user`
+ * field or an `X-Orche-User` header. Then fair sharing, ORCHE_USER_RPM / ORCHE_USER_RPD and
+ * /api/usage work per end user too. The users tracked are bounded (least recently seen dropped
+ * first), so naming a new user per request cannot grow memory without end. Counts are per instance.
+ */
+import type { RequestHandler } from 'express';
+import type { Config } from '../config';
+import { OrcheError } from '../providers/errors';
+import { fairKey, type RequestClient } from '../providers/requestClient';
+import { clientIdentity } from './clientIdentity';
+
+const MINUTE_MS = 60_000;
+const DAY_MS = 86_400_000;
+/** Users tracked at once; the least recently seen is forgotten first. */
+export const MAX_TRACKED_USERS = 10_000;
+/** Longer names are cut: a name is an identifier, not a payload. */
+const MAX_USER_LENGTH = 128;
+
+export interface UserCounts {
+  minute: number;
+  minuteCount: number;
+  day: number;
+  dayCount: number;
+  successes: number;
+  failures: number;
+  /** Refused by ORCHE_USER_RPM / ORCHE_USER_RPD. */
+  rateLimited: number;
+  lastSeenAt: number;
+}
+
+/** The end user a request names: the `X-Orche-User` header, else the body's `user` string. */
+export function endUserOf(header: string | undefined, body: unknown): string | undefined {
+  const fromBody = body && typeof body === 'object' ? (body as { user?: unknown }).user : undefined;
+  const raw = header !== undefined && header.trim() !== '' ? header : typeof fromBody === 'string' ? fromBody : undefined;
+  const name = raw?.trim();
+  return name ? name.slice(0, MAX_USER_LENGTH) : undefined;
+}
+
+/** Per-user request counts in the current minute and UTC day, for limits and /api/usage. */
+export class EndUsers {
+  private readonly users = new Map<string, UserCounts>();
+
+  constructor(
+    private readonly limits: { rpm?: number; rpd?: number },
+    private readonly max = MAX_TRACKED_USERS,
+  ) {}
+
+  /** Counts one request of `key`; the wait in ms until it would be allowed, or 0 (counted) when it is. */
+  admit(key: string, now: number): number {
+    const minute = Math.floor(now / MINUTE_MS);
+    const day = Math.floor(now / DAY_MS);
+    let u = this.users.get(key);
+    if (u) this.users.delete(key); // re-inserted last: most recently seen
+    else u = { minute, minuteCount: 0, day, dayCount: 0, successes: 0, failures: 0, rateLimited: 0, lastSeenAt: now };
+    this.users.set(key, u);
+    if (this.users.size > this.max) this.users.delete(this.users.keys().next().value!);
+    if (u.minute !== minute) Object.assign(u, { minute, minuteCount: 0 });
+    if (u.day !== day) Object.assign(u, { day, dayCount: 0 });
+    u.lastSeenAt = now;
+    let wait = 0;
+    if (this.limits.rpd !== undefined && u.dayCount >= this.limits.rpd) wait = (day + 1) * DAY_MS - now;
+    else if (this.limits.rpm !== undefined && u.minuteCount >= this.limits.rpm) wait = (minute + 1) * MINUTE_MS - now;
+    if (wait > 0) {
+      u.rateLimited++;
+      return wait;
+    }
+    u.minuteCount++;
+    u.dayCount++;
+    return 0;
+  }
+
+  /** A request of `key` ended: success or not (for /api/usage). */
+  settle(key: string, ok: boolean): void {
+    const u = this.users.get(key);
+    if (!u) return;
+    if (ok) u.successes++;
+    else u.failures++;
+  }
+
+  get size(): number {
+    return this.users.size;
+  }
+
+  /** The tracked users, most recently seen first, with counts for the current minute and day. */
+  view(now: number): Array<{ user: string; calls_this_minute: number; calls_today: number; successes: number; failures: number; rate_limited: number; last_seen_at: string }> {
+    const minute = Math.floor(now / MINUTE_MS);
+    const day = Math.floor(now / DAY_MS);
+    return [...this.users.entries()].reverse().map(([user, u]) => ({
+      user,
+      calls_this_minute: u.minute === minute ? u.minuteCount : 0,
+      calls_today: u.day === day ? u.dayCount : 0,
+      successes: u.successes,
+      failures: u.failures,
+      rate_limited: u.rateLimited,
+      last_seen_at: new Date(u.lastSeenAt).toISOString(),
+    }));
+  }
+}
+
+/** Display name of a tracked user key (`<client>|u:<name>` → name); the client part stays hidden. */
+export function userName(key: string): string {
+  const at = key.indexOf('|u:');
+  return at < 0 ? key : key.slice(at + 3);
+}
+
+/**
+ * On the chat routes, after the body is parsed: who the request is for (client identity, end user)
+ * goes on `res.locals.fairKey` for the wait room, and the per-user limits apply.
+ */
+export function requestScope(config: Config, users: EndUsers, now: () => number): RequestHandler {
+  return (req, res, next) => {
+    const who: RequestClient = { client: clientIdentity(req, config.clientTokens), user: endUserOf(req.get('x-orche-user'), req.body) };
+    if (who.user !== undefined) {
+      const key = `${who.client}|u:${who.user}`;
+      const wait = users.admit(key, now());
+      if (wait > 0) {
+        const seconds = Math.max(1, Math.ceil(wait / 1000));
+        next(new OrcheError(429, 'user_rate_limited', 'Too many requests for this end user', { retry_after_ms: wait }, { 'Retry-After': String(seconds) }));
+        return;
+      }
+      res.on('finish', () => users.settle(key, res.statusCode < 400));
+    }
+    res.locals.fairKey = fairKey(who);
+    next();
+  };
+}

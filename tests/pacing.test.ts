@@ -1,0 +1,152 @@
+/**
+ * Paced recovery and fair sharing over HTTP (SPEC §7): orche and the simulator share a clock that
+ * runs at real speed from a chosen instant, so windows of 1 s fall where the test expects them.
+ * Asserted: orders and counts, never durations.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Env } from '../config';
+import { describeRedis, dropPrefix, REDIS_URL, uniquePrefix } from './helpers/redis';
+import { hi, startStack, type Stack } from './helpers/stack';
+import { RedisStore } from '../providers/store/redis';
+
+/** A Redis store must be connected before the test: until then orche serves from its local state. */
+async function storeUp(s: Stack): Promise<void> {
+  const store = s.orche.ctx.pool.store;
+  if (store instanceof RedisStore) expect(await store.connected()).toBe(true);
+}
+
+const KEY = 'sk-or-v1-pacing-key-one-0001';
+const MODEL = 'z-ai/glm-4.5:free';
+const W = 1_000;
+const HEAVY = 'pacing-heavy-token-0001';
+const LIGHT = 'pacing-light-token-0002';
+
+let stack: Stack | undefined;
+afterEach(async () => {
+  await stack?.close();
+  stack = undefined;
+});
+
+/** A clock at real speed that starts `intoWindow` ms into a window of W. */
+function runningClock(intoWindow: number): () => number {
+  const start = Date.now();
+  const base = Date.UTC(2026, 10, 22, 12, 30, 10) + intoWindow;
+  return () => base + (Date.now() - start);
+}
+
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function rules(storeEnv: () => Env): void {
+  test('waiting requests go when the window resets, clients in turn, never more than the learned limit at once', async () => {
+    const now = runningClock(200);
+    stack = await startStack(
+      {
+        PROVIDER_GLM45_MODEL: MODEL, PROVIDER_GLM45_API_KEY: `user_p:${KEY}`, ORCHE_MAX_WAIT_MS: '5000', ORCHE_MINUTE_MS: String(W),
+        ORCHE_CLIENT_TOKENS: `${HEAVY},${LIGHT}`, ...storeEnv(),
+      },
+      { now, windowMs: W, accounts: [{ id: 'user_p', freeRpm: 2, freeRpd: 1000 }], keys: [{ key: KEY, account: 'user_p' }] },
+      { now },
+    );
+    const s = stack;
+    await storeUp(s);
+    const send = (token: string) => s.http.post('/v1/chat/completions').set('Authorization', `Bearer ${token}`).send({ model: 'glm45', messages: hi });
+    // The window's two calls, then a third: upstream's 429 teaches the limit; that request waits.
+    expect((await send(HEAVY)).status).toBe(200);
+    expect((await send(HEAVY)).status).toBe(200);
+    const order: string[] = [];
+    const track = (name: string, token: string) => send(token).then((r) => {
+      order.push(`${name}:${r.status}`);
+    });
+    const waiting: Array<Promise<void>> = [track('h0', HEAVY)];
+    await delay(30);
+    // The heavy client asks four more times, then the light one twice: all wait behind h0.
+    for (const name of ['h1', 'h2', 'h3', 'h4']) {
+      waiting.push(track(name, HEAVY));
+      await delay(15);
+    }
+    for (const name of ['l1', 'l2']) {
+      waiting.push(track(name, LIGHT));
+      await delay(15);
+    }
+    await Promise.all(waiting);
+    expect(order).toEqual(['h0:200', 'l1:200', 'h1:200', 'l2:200', 'h2:200', 'h3:200', 'h4:200']);
+    const calls = s.sim.calls;
+    expect(calls.filter((c) => c.status === 429)).toHaveLength(1);
+    // Never more than two served per window: the release followed the learned limit.
+    const perWindow = new Map<number, number>();
+    for (const c of calls.filter((x) => x.status === 200)) perWindow.set(Math.floor(c.at / W), (perWindow.get(Math.floor(c.at / W)) ?? 0) + 1);
+    expect(Math.max(...perWindow.values())).toBe(2);
+  }, 15_000);
+}
+
+describe('paced recovery and fair turns: memory store', () => rules(() => ({})));
+describe('paced recovery and fair turns: snapshot store', () => rules(() => ({ ORCHE_STATE_FILE: join(mkdtempSync(join(tmpdir(), 'orche-pacing-')), 'state.json') })));
+describeRedis('paced recovery and fair turns: Redis store', () => {
+  const prefixes: string[] = [];
+  afterAll(async () => {
+    for (const p of prefixes) await dropPrefix(p);
+  });
+  rules(() => {
+    const prefix = uniquePrefix('pacing');
+    prefixes.push(prefix);
+    return { REDIS_URL, ORCHE_REDIS_PREFIX: prefix };
+  });
+});
+
+test('end users: X-Orche-User or OpenAI user share turns and have their own limits; /api/usage lists them', async () => {
+  const now = () => Date.UTC(2026, 10, 22, 12, 30, 10);
+  stack = await startStack(
+    { PROVIDER_GLM45_MODEL: MODEL, PROVIDER_GLM45_API_KEY: KEY, ORCHE_USER_RPM: '2' },
+    { now, keys: [{ key: KEY }] },
+    { now },
+  );
+  const s = stack;
+  const ask = (user: { header?: string; field?: string }) => {
+    const req = s.http.post('/v1/chat/completions');
+    if (user.header) req.set('X-Orche-User', user.header);
+    return req.send({ model: 'glm45', messages: hi, ...(user.field ? { user: user.field } : {}) });
+  };
+  expect((await ask({ header: 'alice' })).status).toBe(200);
+  expect((await ask({ field: 'alice' })).status).toBe(200);
+  const third = await ask({ header: 'alice' });
+  expect(third.status).toBe(429);
+  expect(third.body.error.type).toBe('user_rate_limited');
+  expect(third.headers['retry-after']).toBe('50');
+  expect((await ask({ field: 'bob' })).status).toBe(200);
+  // /api/chat takes the same field, and passes it upstream as OpenAI's `user`.
+  const viaApi = await s.http.post('/api/chat').send({ provider: 'glm45', messages: hi, user: 'alice' });
+  expect(viaApi.status).toBe(429);
+  expect((await s.http.post('/api/chat').send({ provider: 'glm45', messages: hi, user: 'carol' })).status).toBe(200);
+  expect((s.sim.calls.at(-1)!.body as { user?: string }).user).toBe('carol');
+  // Requests that name no user are not limited per user.
+  for (let i = 0; i < 3; i++) expect((await ask({})).status).toBe(200);
+  expect(s.sim.calls).toHaveLength(7);
+  const usage = await s.http.get('/api/usage');
+  expect(usage.body.end_users).toMatchObject({ tracked: 3, max_tracked: 10_000 });
+  expect(usage.body.end_users.users.map((u: { user: string; calls_this_minute: number; successes: number; failures: number; rate_limited: number }) => [u.user, u.calls_this_minute, u.successes, u.failures, u.rate_limited])).toEqual([
+    ['carol', 1, 1, 0, 0],
+    ['alice', 2, 2, 0, 2],
+    ['bob', 1, 1, 0, 0],
+  ]);
+});
+
+test('a cooldown reset wakes the line at once: a waiting request is served without waiting for the old deadline', async () => {
+  // A fixed clock: nothing but the reset can end this wait before the test times out.
+  const now = () => Date.UTC(2026, 10, 22, 12, 30, 10);
+  stack = await startStack(
+    { PROVIDER_GLM45_MODEL: MODEL, PROVIDER_GLM45_API_KEY: KEY, ORCHE_MAX_WAIT_MS: '5000', ORCHE_ADMIN_TOKEN: 'admin-token-for-pacing' },
+    { now, keys: [{ key: KEY, rpm: 1 }] },
+    { now },
+  );
+  const s = stack;
+  expect((await s.http.post('/v1/chat/completions').send({ model: 'glm45', messages: hi })).status).toBe(200);
+  s.sim.addRule({ type: 'generic-429', times: 1, retryAfterSeconds: 3 });
+  s.sim.resetCounters();
+  const waiting = s.http.post('/v1/chat/completions').send({ model: 'glm45', messages: hi }).then((r) => r.status);
+  await new Promise((r) => setTimeout(r, 100));
+  expect((await s.http.post('/api/keys/reset').set('Authorization', 'Bearer admin-token-for-pacing')).status).toBe(200);
+  expect(await waiting).toBe(200);
+  expect(s.sim.calls.map((c) => c.status)).toEqual([200, 429, 200]);
+}, 4_000);

@@ -1,0 +1,31 @@
+/** End users (server/endUsers.ts): naming, per-user windows and the bound on tracked users. Fixed clocks. */
+import { endUserOf, EndUsers } from '../../server/endUsers';
+
+const T = Date.UTC(2026, 10, 22, 12, 30, 10);
+
+test.each([
+  ['the header wins', 'alice', { user: 'bob' }, 'alice'],
+  ['else OpenAI user', undefined, { user: 'bob' }, 'bob'],
+  ['blank header: the body', '  ', { user: 'bob' }, 'bob'],
+  ['a non-string user names nobody', undefined, { user: 42 }, undefined],
+  ['long names are cut at 128', 'x'.repeat(300), undefined, 'x'.repeat(128)],
+])('endUserOf: %s', (_name, header, body, expected) => {
+  expect(endUserOf(header, body)).toBe(expected);
+});
+
+test('per-minute and per-day windows: the wait until the window that allows the next', () => {
+  const u = new EndUsers({ rpm: 2, rpd: 3 });
+  expect([u.admit('a', T), u.admit('a', T + 1), u.admit('a', T + 2)]).toEqual([0, 0, 50_000 - 2]);
+  expect(u.admit('a', T + 50_000)).toBe(0); // next minute
+  expect(u.admit('a', T + 50_001)).toBe(Date.UTC(2026, 10, 23) - T - 50_001); // the day's 3 are used
+  expect(u.view(T + 50_001)[0]).toMatchObject({ user: 'a', calls_this_minute: 1, calls_today: 3, rate_limited: 2 });
+});
+
+test('at most `max` users are tracked: the least recently seen goes first', () => {
+  const u = new EndUsers({}, 3);
+  for (const name of ['a', 'b', 'c']) u.admit(name, T);
+  u.admit('a', T + 1); // a is seen again: b is now the oldest
+  u.admit('d', T + 2);
+  expect(u.size).toBe(3);
+  expect(u.view(T + 2).map((x) => x.user)).toEqual(['d', 'a', 'c']);
+});
