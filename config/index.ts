@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { z } from 'zod';
-import { keyId, keyPreview } from '../providers/keys';
+import { keyId, keyPreview } from '../providers/keys/keys';
 import { BUILTIN_PROVIDERS } from './providers';
 import { globalSchema, providerSchema } from './schema';
 

@@ -1,4 +1,4 @@
-import { relayedText } from './mask';
+import { relayedText } from './upstream/mask';
 
 /**
  * The errors orche answers with. Route handlers and the dispatcher throw these; one Express handler

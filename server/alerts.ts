@@ -1,4 +1,4 @@
-import type { KeyPool, ProviderRuntime } from '../providers/keyPool';
+import type { KeyPool, ProviderRuntime } from '../providers/keys/keyPool';
 import type { Logger } from './logger';
 
 export type AlertKind = 'provider_unavailable' | 'key_disabled' | 'provider_recovered';

@@ -1,8 +1,8 @@
 import type { Config } from '../config';
-import type { ChatService } from '../providers/chat';
-import type { KeyPool, KeyStatus, ProviderRuntime } from '../providers/keyPool';
-import type { KeyProber } from '../providers/keyProbe';
-import type { RotationHistory } from '../providers/rotationHistory';
+import type { ChatService } from '../providers/dispatch/chat';
+import type { KeyPool, KeyStatus, ProviderRuntime } from '../providers/keys/keyPool';
+import type { KeyProber } from '../providers/keys/keyProbe';
+import type { RotationHistory } from '../providers/keys/rotationHistory';
 import type { Logger } from './logger';
 import type { Metrics } from './metrics';
 import type { ReloadReport } from './reload';

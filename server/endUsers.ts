@@ -7,7 +7,7 @@
 import type { RequestHandler } from 'express';
 import type { Config } from '../config';
 import { OrcheError } from '../providers/errors';
-import { fairKey, type RequestClient } from '../providers/requestClient';
+import { fairKey, type RequestClient } from '../providers/dispatch/requestClient';
 import { clientIdentity } from './clientIdentity';
 
 const MINUTE_MS = 60_000;

@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { KeyPool } from '../providers/keyPool';
-import type { FanoutResult } from '../providers/chat';
+import type { KeyPool } from '../providers/keys/keyPool';
+import type { FanoutResult } from '../providers/dispatch/chat';
 import { onResponseEnd } from './middleware';
 
 /** What the fan-out route leaves in res.locals for the metrics middleware. */

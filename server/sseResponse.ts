@@ -1,6 +1,6 @@
 import type { Response } from 'express';
-import { errorChunk, SSE_DONE } from '../providers/sse';
-import type { StreamSink } from '../providers/streamRelay';
+import { errorChunk, SSE_DONE } from '../providers/streams/sse';
+import type { StreamSink } from '../providers/streams/streamRelay';
 
 /** Headers of every stream: no caching, and no proxy buffering (nginx honours X-Accel-Buffering). */
 export const SSE_HEADERS: Readonly<Record<string, string>> = {

@@ -1,4 +1,4 @@
-import type { PoolEmitter, PoolEvents } from '../providers/events';
+import type { PoolEmitter, PoolEvents } from '../providers/keys/events';
 
 const MINUTE_MS = 60_000;
 /** Per-minute buckets kept for a day, in a ring. */

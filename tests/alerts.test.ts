@@ -4,7 +4,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { keyId } from '../providers/keys';
+import { keyId } from '../providers/keys/keys';
 import { eventually } from './helpers/child';
 import { hi, startStack, type Stack } from './helpers/stack';
 

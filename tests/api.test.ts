@@ -1,7 +1,7 @@
 /**
  * The HTTP contract of SPEC §3 and the per-status rules of §4, over HTTP against the simulator.
  */
-import { keyId } from '../providers/keys';
+import { keyId } from '../providers/keys/keys';
 import { callsBy, hi, startStack, type Stack } from './helpers/stack';
 
 const A = 'sk-or-v1-api-test-key-a-1111';

@@ -5,7 +5,7 @@
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Browser, chromium } from 'playwright-core';
-import { keyId } from '../providers/keys';
+import { keyId } from '../providers/keys/keys';
 import { BUILTIN_PROVIDERS } from '../config/providers';
 import { hi, startStack, type Stack } from './helpers/stack';
 

@@ -2,7 +2,7 @@
  * The edge hold is host-wide (SPEC §7): with Redis, one instance's edge 429 holds every instance that
  * shares the store, at once, through the `h:edge` gate checked in the atomic pick.
  */
-import { keyId } from '../providers/keys';
+import { keyId } from '../providers/keys/keys';
 import { eventually } from './helpers/child';
 import { describeRedis, dropPrefix, REDIS_URL, uniquePrefix } from './helpers/redis';
 import { hi, startStack, type Stack } from './helpers/stack';

@@ -2,7 +2,7 @@
  * Upstream faults: each yields its documented status and message, breaks no key state, and the next
  * request succeeds on a healthy key.
  */
-import { keyId } from '../providers/keys';
+import { keyId } from '../providers/keys/keys';
 import { hi, startStack, type Stack } from './helpers/stack';
 
 const K = 'sk-or-v1-faults-test-key-0001';

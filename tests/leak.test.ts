@@ -6,7 +6,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { parseConfig } from '../config';
-import { keyId } from '../providers/keys';
+import { keyId } from '../providers/keys/keys';
 import { createApp } from '../server/app';
 import { postSse } from './helpers/sse';
 import { hi, LogCapture, startStack, TEST_ENV, type Stack } from './helpers/stack';

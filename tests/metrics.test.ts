@@ -1,7 +1,7 @@
 /**
  * GET /metrics after real scenarios against the simulator: exact counter values, no key material.
  */
-import { keyId } from '../providers/keys';
+import { keyId } from '../providers/keys/keys';
 import { hi, startStack, type Stack } from './helpers/stack';
 
 const A = 'sk-or-v1-metrics-key-a-0001';

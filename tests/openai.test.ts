@@ -2,7 +2,7 @@
  * The OpenAI-compatible API, driven by the official `openai` client against a real orche and the simulator.
  */
 import OpenAI from 'openai';
-import { keyId } from '../providers/keys';
+import { keyId } from '../providers/keys/keys';
 import { hi, startStack, type Stack } from './helpers/stack';
 
 const A = 'sk-or-v1-openai-key-a-0001';

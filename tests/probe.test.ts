@@ -2,7 +2,7 @@
  * Key probing over OpenRouter's GET /key (simulator): rejected keys are disabled before any request,
  * keys disabled for credits come back when they have credit again.
  */
-import { keyId } from '../providers/keys';
+import { keyId } from '../providers/keys/keys';
 import { callsBy, hi, startStack, type Stack } from './helpers/stack';
 
 const A = 'sk-or-v1-probe-key-a-0001';

@@ -3,7 +3,7 @@
  * real port against the simulator, which answers with those shapes. Each test checks the effect on
  * keys, accounts, models and the host, not just a label.
  */
-import { keyId } from '../providers/keys';
+import { keyId } from '../providers/keys/keys';
 import { callsBy, hi, startStack, type Stack } from './helpers/stack';
 import { chunks, contentOfChunks, postSse } from './helpers/sse';
 

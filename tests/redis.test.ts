@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
 import request from 'supertest';
-import { keyId } from '../providers/keys';
+import { keyId } from '../providers/keys/keys';
 import { RedisStore } from '../providers/store/redis';
 import { startSimulator, type Simulator } from '../scripts/simulator';
 import { eventually, freePort, spawnOrche, type OrcheProcess } from './helpers/child';

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { ConfigError, type Env, loadConfig, parseConfig } from '../config';
-import { keyId } from '../providers/keys';
+import { keyId } from '../providers/keys/keys';
 import { startSimulator, type Simulator } from '../scripts/simulator';
 import { eventually, type OrcheProcess, startOrcheProcess } from './helpers/child';
 import { hi, startStack, type Stack, TEST_ENV } from './helpers/stack';

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
-import { keyId } from '../providers/keys';
+import { keyId } from '../providers/keys/keys';
 import { startSimulator, type Simulator } from '../scripts/simulator';
 import { eventually, spawnOrche, type OrcheProcess } from './helpers/child';
 import { hi } from './helpers/stack';

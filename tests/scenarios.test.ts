@@ -1,7 +1,7 @@
 /**
  * The scenarios of the core issue, over HTTP, against the simulator: each must hold exactly.
  */
-import { keyId } from '../providers/keys';
+import { keyId } from '../providers/keys/keys';
 import { callsBy, hi, startStack, type Stack } from './helpers/stack';
 
 const A = 'sk-or-v1-scenario-key-a-0001';

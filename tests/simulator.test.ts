@@ -1,4 +1,4 @@
-import { keyId } from '../providers/keys';
+import { keyId } from '../providers/keys/keys';
 import { type FaultRule, type Simulator, type SimulatorOptions, startSimulator } from '../scripts/simulator';
 
 const FREE = 'z-ai/glm-4.5:free';

@@ -5,9 +5,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseConfig } from '../config';
-import { MAX_HELD_CHARS } from '../providers/heldEvents';
-import { OpenRouterClient } from '../providers/openrouterClient';
-import { streamAttempt } from '../providers/streamAttempt';
+import { MAX_HELD_CHARS } from '../providers/streams/heldEvents';
+import { OpenRouterClient } from '../providers/upstream/openrouterClient';
+import { streamAttempt } from '../providers/streams/streamAttempt';
 import { postSse } from './helpers/sse';
 import { TEST_ENV } from './helpers/stack';
 import { createApp } from '../server/app';

@@ -3,7 +3,7 @@
  * client aborts, and the streaming fan-out.
  */
 import OpenAI from 'openai';
-import { keyId } from '../providers/keys';
+import { keyId } from '../providers/keys/keys';
 import { callsBy, hi, startStack, type Stack } from './helpers/stack';
 import { chunks, contentOfChunks, postSse, waitFor } from './helpers/sse';
 

@@ -1,7 +1,7 @@
 /**
  * GET /api/usage (per-minute buckets kept for a day) and GET /api/rotations, over HTTP against the simulator.
  */
-import { keyId } from '../providers/keys';
+import { keyId } from '../providers/keys/keys';
 import { hi, startStack, type Stack } from './helpers/stack';
 
 const A = 'sk-or-v1-usage-key-a-0001';

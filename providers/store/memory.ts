@@ -1,4 +1,4 @@
-import { isLive, learnedCounter, type LearnedLimit, type LearnedSet, relearnedWindow, sameKind } from '../learnedLimit';
+import { isLive, learnedCounter, type LearnedLimit, type LearnedSet, relearnedWindow, sameKind } from '../limits/learnedLimit';
 import {
   counterKey,
   DAY_MS,

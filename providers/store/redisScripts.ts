@@ -64,7 +64,7 @@ end
 local MINUTE, DAY = 60000, 86400000
 local minute = math.floor(now / MINUTE)
 local day = math.floor(now / DAY)
--- Learned limits (providers/learnedLimit.ts): live for a day, by window length.
+-- Learned limits (providers/limits/learnedLimit.ts): live for a day, by window length.
 local LEARNED_TTL = ${EXPIRY.learnedMs}
 local function learnedOf(name)
   local h = redis.call('HGETALL', P .. 'l:' .. name)
@@ -257,7 +257,7 @@ elseif scope == 'account' then name = 'a:' .. account
 elseif scope == 'account_free' then name = 'f:' .. account
 else name = 'm:' .. account .. '|' .. model end
 local k = P .. 'l:' .. name
--- providers/learnedLimit.ts WINDOWS
+-- providers/limits/learnedLimit.ts WINDOWS
 local WINDOWS = { 1000, 2000, 5000, 10000, 15000, 20000, 30000, 60000, 3600000, 86400000 }
 local h = redis.call('HGETALL', k)
 local w = windowMs

@@ -43,7 +43,7 @@ export const EXPIRY = {
   pickIdMs: 5 * MINUTE,
   /** Redis keeps a congestion gate this long after its deadline (inspection only; it holds nothing). */
   congestionMarginMs: MINUTE,
-  /** A learned limit (providers/learnedLimit.ts) lasts a day after it was learned; a new 429 relearns it. */
+  /** A learned limit (providers/limits/learnedLimit.ts) lasts a day after it was learned; a new 429 relearns it. */
   learnedMs: DAY,
 } as const;
 

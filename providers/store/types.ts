@@ -1,5 +1,5 @@
-import type { LearnedLimit } from '../learnedLimit';
-import type { CoolScope } from '../rateLimit';
+import type { LearnedLimit } from '../limits/learnedLimit';
+import type { CoolScope } from '../limits/rateLimit';
 
 /** One key as a pick sees it. `account` is the configured account; the store resolves learned aliases. */
 export interface Candidate {

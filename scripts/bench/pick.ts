@@ -1,5 +1,5 @@
 /** The key-pick micro-benchmark: microseconds per pick over a store, in process. */
-import { keyId } from '../../providers/keys';
+import { keyId } from '../../providers/keys/keys';
 import type { PickPlan, StateStore } from '../../providers/store/types';
 
 export function planOf(keys: number): PickPlan {

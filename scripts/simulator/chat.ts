@@ -1,6 +1,6 @@
 /** POST /chat/completions: auth, validation, fault rules, limits, then the answer (JSON or SSE). */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isFreeModel, keyId } from '../../providers/keys';
+import { isFreeModel, keyId } from '../../providers/keys/keys';
 import { Call, type Core } from './call';
 import { EDGE_1015_TEXT, faultReply, isTransportFault, upstreamCongestionMessage } from './faults';
 import { countServed, findLimitHit } from './limits';

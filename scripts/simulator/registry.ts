@@ -1,5 +1,5 @@
 /** The simulator's keys and the accounts that own them, with their request windows. */
-import { keyId } from '../../providers/keys';
+import { keyId } from '../../providers/keys/keys';
 import { type LimitedAccount, type LimitedKey, WindowCounter } from './limits';
 import type { SimAccount, SimKey } from './types';
 

@@ -1,8 +1,8 @@
 import { Router, type Response } from 'express';
-import { contentOf } from '../../providers/chat';
-import type { DispatchResult } from '../../providers/dispatcher';
-import { formatSse } from '../../providers/sse';
-import { streamFanout } from '../../providers/streamFanout';
+import { contentOf } from '../../providers/dispatch/chat';
+import type { DispatchResult } from '../../providers/dispatch/dispatcher';
+import { formatSse } from '../../providers/streams/sse';
+import { streamFanout } from '../../providers/streams/streamFanout';
 import type { AppContext } from '../context';
 import { relaySink, SseResponse } from '../sseResponse';
 import { chatSchema, fanoutSchema, upstreamBody, validate } from '../validation';

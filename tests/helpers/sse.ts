@@ -1,4 +1,4 @@
-import { SseParser, type SseEvent } from '../../providers/sse';
+import { SseParser, type SseEvent } from '../../providers/streams/sse';
 
 export interface ReadEvent extends SseEvent {
   /** Milliseconds since the request was sent. */

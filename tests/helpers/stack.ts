@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import request from 'supertest';
 import { type Env, parseConfig } from '../../config';
-import { keyId } from '../../providers/keys';
+import { keyId } from '../../providers/keys/keys';
 import { createApp, type AppDeps, type OrcheApp } from '../../server/app';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../../scripts/simulator';
 

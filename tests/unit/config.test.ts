@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, parseConfig, type Config, type Env } from '../../config';
-import { keyId, keyPreview } from '../../providers/keys';
+import { keyId, keyPreview } from '../../providers/keys/keys';
 
 const KEY_A = 'sk-or-v1-test-a';
 const KEY_B = 'sk-or-v1-test-b';

@@ -3,8 +3,8 @@
  * injected random.
  */
 import type { ProviderConfig, RotationConfig } from '../../config';
-import { backoffDelay } from '../../providers/backoff';
-import { Dispatcher, type AttemptContext } from '../../providers/dispatcher';
+import { backoffDelay } from '../../providers/dispatch/backoff';
+import { Dispatcher, type AttemptContext } from '../../providers/dispatch/dispatcher';
 import {
   AllKeysRateLimitedError,
   NoUsableKeysError,
@@ -12,8 +12,8 @@ import {
   UpstreamRateLimitedError,
   UpstreamRejectedError,
 } from '../../providers/errors';
-import { KeyPool } from '../../providers/keyPool';
-import type { Outcome } from '../../providers/rateLimit';
+import { KeyPool } from '../../providers/keys/keyPool';
+import type { Outcome } from '../../providers/limits/rateLimit';
 import { MemoryStore } from '../../providers/store/memory';
 import { PAID_MODEL_2, POOL_OPTIONS, ROTATION, T0, key, keys, namer, outcome, provider, recordEvents } from './poolFixtures';
 

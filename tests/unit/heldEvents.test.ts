@@ -1,4 +1,4 @@
-import { HeldEvents } from '../../providers/heldEvents';
+import { HeldEvents } from '../../providers/streams/heldEvents';
 
 const comment = (n: number) => ({ raw: `:${'x'.repeat(n - 3)}\n\n` });
 const data = (n: number) => ({ raw: `data: ${'y'.repeat(n - 8)}\n\n`, data: 'y'.repeat(n - 8) });

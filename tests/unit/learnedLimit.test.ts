@@ -1,6 +1,6 @@
-/** The pure rules of learned limits (providers/learnedLimit.ts), with fixed clocks. */
-import { isLive, lessonOf, parseInterval, relearnedWindow, windowFromReset } from '../../providers/learnedLimit';
-import { classifyResponse } from '../../providers/rateLimit';
+/** The pure rules of learned limits (providers/limits/learnedLimit.ts), with fixed clocks. */
+import { isLive, lessonOf, parseInterval, relearnedWindow, windowFromReset } from '../../providers/limits/learnedLimit';
+import { classifyResponse } from '../../providers/limits/rateLimit';
 
 const at = (h: number, m: number, s: number, ms = 0) => Date.UTC(2026, 10, 22, h, m, s, ms);
 

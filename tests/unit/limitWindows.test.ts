@@ -1,5 +1,5 @@
-/** When a limit's window ends (providers/limitWindows.ts), with fixed clocks. */
-import { nextMinute, nextUtcMidnight, nextUtcMonday, nextUtcMonth } from '../../providers/limitWindows';
+/** When a limit's window ends (providers/limits/limitWindows.ts), with fixed clocks. */
+import { nextMinute, nextUtcMidnight, nextUtcMonday, nextUtcMonth } from '../../providers/limits/limitWindows';
 
 test.each([
   ['Sunday 2026-11-22 12:30:10', Date.UTC(2026, 10, 22, 12, 30, 10), Date.UTC(2026, 10, 22, 12, 31), Date.UTC(2026, 10, 23), Date.UTC(2026, 10, 23), Date.UTC(2026, 11, 1)],

@@ -1,4 +1,4 @@
-import { MAX_RELAYED_CHARS, maskSecrets, REDACTED, relayedText, SecretMasker } from '../../providers/mask';
+import { MAX_RELAYED_CHARS, maskSecrets, REDACTED, relayedText, SecretMasker } from '../../providers/upstream/mask';
 
 const KEY = 'sk-or-v1-0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab';
 const PLAIN = 'plainSecretValue42';

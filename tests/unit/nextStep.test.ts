@@ -2,7 +2,7 @@
  * The dispatcher's decision table: (situation, attempt budget, deadlines) → next step. Pure: the clock
  * and the jitter are arguments.
  */
-import { type Budget, nextStep, reportedOutcome, type Situation, type Step } from '../../providers/nextStep';
+import { type Budget, nextStep, reportedOutcome, type Situation, type Step } from '../../providers/dispatch/nextStep';
 import { outcome, T0 } from './poolFixtures';
 
 const budget = (over: Partial<Budget> = {}): Budget => ({

@@ -4,10 +4,10 @@
  * can run the same rules of SPEC §4 with a fake clock.
  */
 import type { KeyConfig, KeyRole, ProviderConfig, RotationConfig } from '../../config';
-import { KeyPool, type PoolOptions, type ProviderRuntime } from '../../providers/keyPool';
-import type { PoolEvents } from '../../providers/events';
-import { keyId, keyPreview } from '../../providers/keys';
-import { classifyResponse, type CoolScope, type Outcome, type RateInfo } from '../../providers/rateLimit';
+import { KeyPool, type PoolOptions, type ProviderRuntime } from '../../providers/keys/keyPool';
+import type { PoolEvents } from '../../providers/keys/events';
+import { keyId, keyPreview } from '../../providers/keys/keys';
+import { classifyResponse, type CoolScope, type Outcome, type RateInfo } from '../../providers/limits/rateLimit';
 import type { PickResult, StateStore } from '../../providers/store/types';
 
 /** A fixed clock 10 s into a minute, so "the next whole minute" is exact. */

@@ -2,7 +2,7 @@
  * classifyResponse(status, headers, body, now): every answer OpenRouter gives (OPENROUTER.md), classified
  * exactly, with a fixed clock.
  */
-import { carriedError, classifyResponse, failureOutcome, parseResetEpoch, parseRetryAfter, resetsInMessage } from '../../providers/rateLimit';
+import { carriedError, classifyResponse, failureOutcome, parseResetEpoch, parseRetryAfter, resetsInMessage } from '../../providers/limits/rateLimit';
 import { NEXT_MIDNIGHT, NEXT_MINUTE, T0 } from './poolFixtures';
 
 const USER = 'user_2zKqE8mVb3Xh9PaYr7TnWd4Lc1s';

@@ -1,4 +1,4 @@
-import { errorChunk, formatSse, readSseEvents, SseParser, SseTooLargeError } from '../../providers/sse';
+import { errorChunk, formatSse, readSseEvents, SseParser, SseTooLargeError } from '../../providers/streams/sse';
 
 const OPENROUTER = ': OPENROUTER PROCESSING\n\ndata: {"a":1}\n\ndata: {"choices":[],"usage":{"total_tokens":3}}\n\ndata: [DONE]\n\n';
 

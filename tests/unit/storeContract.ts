@@ -2,7 +2,7 @@
  * The state store contract: the same tests run against every StateStore (memory, snapshot, Redis),
  * so that their behaviour cannot drift. MemoryStore is the reference. Clocks are fixed: no sleeps.
  */
-import type { CoolScope } from '../../providers/rateLimit';
+import type { CoolScope } from '../../providers/limits/rateLimit';
 import { EXPIRY, RULES } from '../../providers/store/rules';
 import type { CoolRequest, KeyView, LearnRequest, PickPlan, PickResult, StateStore } from '../../providers/store/types';
 

@@ -6,7 +6,7 @@ import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
-import { keyId } from '../../providers/keys';
+import { keyId } from '../../providers/keys/keys';
 import { MemoryStore } from '../../providers/store/memory';
 import { RedisStore } from '../../providers/store/redis';
 import { SnapshotStore, type StoreLog } from '../../providers/store/snapshot';

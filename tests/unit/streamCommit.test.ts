@@ -2,7 +2,7 @@
  * isCommitting(chunk): the first chunk that gives the client something commits the stream (SPEC §7).
  * Chunk forms as OPENROUTER.md (Streaming) and SPEC §7 give them.
  */
-import { isCommitting } from '../../providers/streamCommit';
+import { isCommitting } from '../../providers/streams/streamCommit';
 
 const head = { id: 'gen-1', object: 'chat.completion.chunk', created: 1764500000, model: 'moonshotai/kimi-k2', provider: 'SimProvider' };
 const choice = (delta: unknown, extra: Record<string, unknown> = {}) => ({ ...head, choices: [{ index: 0, delta, finish_reason: null, ...extra }] });

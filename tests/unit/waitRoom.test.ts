@@ -1,9 +1,9 @@
 /**
- * Paced recovery and fair sharing as pure rules (providers/fairQueue.ts, providers/waitRoom.ts):
+ * Paced recovery and fair sharing as pure rules (providers/dispatch/fairQueue.ts, providers/dispatch/waitRoom.ts):
  * a fake clock and fake timers, no waiting.
  */
-import { FairQueue } from '../../providers/fairQueue';
-import { type RoomClock, type Ticket, WaitEnded, WaitRoom } from '../../providers/waitRoom';
+import { FairQueue } from '../../providers/dispatch/fairQueue';
+import { type RoomClock, type Ticket, WaitEnded, WaitRoom } from '../../providers/dispatch/waitRoom';
 
 class FakeClock implements RoomClock {
   t = 1_000_000;

@@ -3,7 +3,7 @@ import https from 'node:https';
 import { pipeline, type Readable, Transform } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { maskSecrets, SecretMasker } from './mask';
-import type { Headers } from './rateLimit';
+import type { Headers } from '../limits/rateLimit';
 
 export interface ClientOptions {
   baseUrl: string;

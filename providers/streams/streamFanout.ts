@@ -1,6 +1,6 @@
-import { type ChatService, legError, legSignal } from './chat';
-import { ClientGoneError } from './dispatcher';
-import type { OrcheError } from './errors';
+import { type ChatService, legError, legSignal } from '../dispatch/chat';
+import { ClientGoneError } from '../dispatch/dispatcher';
+import type { OrcheError } from '../errors';
 import type { Chunk, StreamSink } from './streamRelay';
 
 export type FanoutEvent = 'delta' | 'done' | 'error' | 'end';

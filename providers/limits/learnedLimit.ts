@@ -4,7 +4,7 @@
  * it, as it does for configured budgets. Pure decisions only; the stores keep and count them.
  */
 import type { CoolScope, Outcome } from './rateLimit';
-import { EXPIRY } from './store/rules';
+import { EXPIRY } from '../store/rules';
 
 /** A learned limit lasts a day (the rule table's expiry); a new 429 of the same scope relearns it. */
 export const LEARNED_TTL_MS = EXPIRY.learnedMs;

@@ -1,5 +1,5 @@
-import { relayedText, relayedValue } from './mask';
-import { carriedError, classifyResponse, failureOutcome, type Outcome } from './rateLimit';
+import { relayedText, relayedValue } from '../upstream/mask';
+import { carriedError, classifyResponse, failureOutcome, type Outcome } from '../limits/rateLimit';
 import type { SseEvent, StreamError } from './sse';
 import type { UpstreamStream } from './streamAttempt';
 

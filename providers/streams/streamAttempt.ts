@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
-import type { Attempt } from './dispatcher';
-import { type OpenRouterClient, parseBody, UpstreamFailure } from './openrouterClient';
-import { classifyResponse, failureOutcome, type Headers, type Outcome } from './rateLimit';
+import type { Attempt } from '../dispatch/dispatcher';
+import { type OpenRouterClient, parseBody, UpstreamFailure } from '../upstream/openrouterClient';
+import { classifyResponse, failureOutcome, type Headers, type Outcome } from '../limits/rateLimit';
 import { HeldEvents } from './heldEvents';
 import { readSseEvents, type SseEvent } from './sse';
 import { isCommitting } from './streamCommit';

@@ -1,11 +1,11 @@
-import type { RotationConfig } from '../config';
+import type { RotationConfig } from '../../config';
 import { type Attempt, type DispatchResult, Dispatcher, type DispatchDeps } from './dispatcher';
-import { OrcheError, UnknownProviderError } from './errors';
-import type { KeyPool, ProviderRuntime } from './keyPool';
-import { OpenRouterClient, UpstreamFailure } from './openrouterClient';
-import { classifyResponse, failureOutcome, type Outcome } from './rateLimit';
-import { streamAttempt, type UpstreamStream } from './streamAttempt';
-import { type RelayEnd, relayStream, type StreamSink } from './streamRelay';
+import { OrcheError, UnknownProviderError } from '../errors';
+import type { KeyPool, ProviderRuntime } from '../keys/keyPool';
+import { OpenRouterClient, UpstreamFailure } from '../upstream/openrouterClient';
+import { classifyResponse, failureOutcome, type Outcome } from '../limits/rateLimit';
+import { streamAttempt, type UpstreamStream } from '../streams/streamAttempt';
+import { type RelayEnd, relayStream, type StreamSink } from '../streams/streamRelay';
 
 export type ChatBody = Record<string, unknown> & { messages: unknown[] };
 

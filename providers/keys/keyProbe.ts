@@ -1,6 +1,6 @@
 import type { KeyPool, ProviderRuntime } from './keyPool';
-import { parseInterval } from './learnedLimit';
-import { type OpenRouterClient, UpstreamFailure } from './openrouterClient';
+import { parseInterval } from '../limits/learnedLimit';
+import { type OpenRouterClient, UpstreamFailure } from '../upstream/openrouterClient';
 
 /** What OpenRouter's GET /key said about one key (never its label: that is part of the key). */
 export interface KeyProbe {

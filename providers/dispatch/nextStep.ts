@@ -8,9 +8,9 @@ import {
   UpstreamRateLimitedError,
   UpstreamRejectedError,
   UpstreamTimeoutError,
-} from './errors';
-import type { Outcome } from './rateLimit';
-import type { PickResult } from './store/types';
+} from '../errors';
+import type { Outcome } from '../limits/rateLimit';
+import type { PickResult } from '../store/types';
 
 /**
  * The dispatcher's decisions, as one pure function (SPEC §4, §7): given what just happened (a pick

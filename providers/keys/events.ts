@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { CoolScope } from './rateLimit';
+import type { CoolScope } from '../limits/rateLimit';
 
 /** What the key pool announces; the logger, metrics and rotation history listen. */
 export interface PoolEvents {

@@ -1,12 +1,12 @@
-import type { Config, KeyConfig, ProviderConfig } from '../config';
+import type { Config, KeyConfig, ProviderConfig } from '../../config';
 import { isFreeModel } from './keys';
 import { PoolEmitter } from './events';
-import type { CoolScope, Outcome } from './rateLimit';
+import type { CoolScope, Outcome } from '../limits/rateLimit';
 import { emptyStats, type KeyStats, type SavedStats, statsFrom, totalTokens } from './keyStats';
 import { describeKeys, type KeyStatus } from './keyStatus';
-import { lessonOf, windowFromReset } from './learnedLimit';
-import { ACCOUNT_REFRESH_MS } from './store/rules';
-import type { KeyView, PickPlan, PickResult, StateStore } from './store/types';
+import { lessonOf, windowFromReset } from '../limits/learnedLimit';
+import { ACCOUNT_REFRESH_MS } from '../store/rules';
+import type { KeyView, PickPlan, PickResult, StateStore } from '../store/types';
 
 export type { KeyStats } from './keyStats';
 export type { KeyState, KeyStatus } from './keyStatus';

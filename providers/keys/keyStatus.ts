@@ -1,8 +1,8 @@
 /** The key-status view: one key's state, reason, cooldown and counters, as the status routes show it. */
-import type { KeyConfig } from '../config';
+import type { KeyConfig } from '../../config';
 import type { ProviderRuntime } from './keyPool';
-import { LEARNED_TTL_MS } from './learnedLimit';
-import type { StateStore } from './store/types';
+import { LEARNED_TTL_MS } from '../limits/learnedLimit';
+import type { StateStore } from '../store/types';
 
 export type KeyState = 'active' | 'cooling' | 'disabled';
 

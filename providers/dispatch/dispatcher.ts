@@ -1,9 +1,9 @@
-import type { RotationConfig } from '../config';
-import { AllKeysRateLimitedError, OrcheError } from './errors';
-import type { KeyPool, ProviderRuntime } from './keyPool';
-import { lessonOf } from './learnedLimit';
+import type { RotationConfig } from '../../config';
+import { AllKeysRateLimitedError, OrcheError } from '../errors';
+import type { KeyPool, ProviderRuntime } from '../keys/keyPool';
+import { lessonOf } from '../limits/learnedLimit';
 import { type Budget, nextStep, reportedOutcome } from './nextStep';
-import type { Outcome } from './rateLimit';
+import type { Outcome } from '../limits/rateLimit';
 import { type RoomClock, type Ticket, WaitEnded, WaitRoom } from './waitRoom';
 
 export interface AttemptContext {
