@@ -41,6 +41,7 @@ class SimulatorServer implements Simulator, Core, ControlTarget {
   closing = false;
   port = 0;
   private seq = 0;
+  private inFlight = 0;
   private readonly maxCalls: number;
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly modelsJson: string;
@@ -130,6 +131,14 @@ class SimulatorServer implements Simulator, Core, ControlTarget {
 
   nextSeq(): number {
     return ++this.seq;
+  }
+
+  enter(): number {
+    return ++this.inFlight;
+  }
+
+  leave(): void {
+    this.inFlight = Math.max(0, this.inFlight - 1);
   }
 
   record(rec: CallRecord): void {

@@ -122,6 +122,16 @@ describe('chat completions', () => {
     await ask(sim, 'sk-a', PAID);
     expect(Date.now() - t).toBeLessThan(150);
   });
+
+  test('each call records how many calls were in flight when it arrived, itself included', async () => {
+    const sim = await start({ keys: [{ key: 'sk-a' }], latencyMs: 200 });
+    const first = ask(sim, 'sk-a', PAID);
+    await until(() => sim.calls.length === 1);
+    const second = ask(sim, 'sk-a', PAID);
+    await Promise.all([first, second]);
+    await ask(sim, 'sk-a', PAID);
+    expect(sim.calls.map((c) => c.inFlight)).toEqual([1, 2, 1]);
+  });
 });
 
 describe('rate limits', () => {
@@ -542,7 +552,7 @@ describe('other routes', () => {
 
     const calls = (await json(await fetch(`${ctl}/calls?since=2`))).calls;
     expect(calls.map((c: { seq: number; status: number }) => [c.seq, c.status])).toEqual([[3, 500], [4, 429], [5, 200]]);
-    expect(calls[0]).toEqual({ seq: 3, at: T0, keyId: keyId('k'), account: 'u', model: PAID, status: 500, outcome: 'status', stream: false, closedByClient: false });
+    expect(calls[0]).toEqual({ seq: 3, at: T0, keyId: keyId('k'), account: 'u', model: PAID, status: 500, outcome: 'status', stream: false, closedByClient: false, inFlight: 1 });
     expect((await json(await fetch(`${ctl}/calls`))).calls).toHaveLength(5);
 
     expect((await post('latency', { ms: 30 })).status).toBe(204);

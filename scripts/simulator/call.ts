@@ -18,6 +18,10 @@ export interface Core {
   /** True once close() began: sockets it destroys were not closed by the client. */
   readonly closing: boolean;
   nextSeq(): number;
+  /** A chat call arrived; returns how many are in flight now, itself included. */
+  enter(): number;
+  /** A chat call's connection closed (answered, cut or abandoned). */
+  leave(): void;
   record(rec: CallRecord): void;
   schedule(ms: number, fn: () => void): NodeJS.Timeout;
   cancel(timer: NodeJS.Timeout): void;

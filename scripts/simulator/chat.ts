@@ -57,8 +57,10 @@ function onRequest(core: Core, req: IncomingMessage, res: ServerResponse, raw: s
     outcome: '',
     stream: fields?.stream === true,
     closedByClient: false,
+    inFlight: core.enter(),
     body,
   };
+  res.once('close', () => core.leave());
   core.record(rec);
   const call = new Call(core, res, rec);
 

@@ -26,7 +26,7 @@ function noContent(res: ServerResponse): void {
 function publicCall(c: CallRecord): Omit<CallRecord, 'key' | 'body'> {
   return {
     seq: c.seq, at: c.at, keyId: c.keyId, account: c.account, model: c.model, status: c.status,
-    outcome: c.outcome, stream: c.stream, closedByClient: c.closedByClient,
+    outcome: c.outcome, stream: c.stream, closedByClient: c.closedByClient, inFlight: c.inFlight,
   };
 }
 

@@ -64,6 +64,8 @@ export interface CallRecord {
   stream: boolean;
   /** The client closed the connection before the response finished. */
   closedByClient: boolean;
+  /** Chat calls in flight when this one arrived, itself included: how concurrent the caller was. */
+  inFlight: number;
   /** The parsed request body (the raw text when it was not JSON). */
   body: unknown;
 }
