@@ -79,6 +79,33 @@ function rules(storeEnv: () => Env): void {
     for (const c of calls.filter((x) => x.status === 200)) perWindow.set(Math.floor(c.at / W), (perWindow.get(Math.floor(c.at / W)) ?? 0) + 1);
     expect(Math.max(...perWindow.values())).toBe(2);
   }, 15_000);
+
+  test('slow start: after a 429 that teaches no limit, the upstream sees 1 call in flight, then at most 2, then at most 4', async () => {
+    // A slow upstream, so calls overlap when orche lets them; real clocks on both sides.
+    stack = await startStack(
+      { PROVIDER_GLM45_MODEL: MODEL, PROVIDER_GLM45_API_KEY: KEY, ORCHE_MAX_WAIT_MS: '8000', ORCHE_REQUEST_TIMEOUT_MS: '8000', ...storeEnv() },
+      { keys: [{ key: KEY }], latencyMs: 150 },
+    );
+    const s = stack;
+    await storeUp(s);
+    // A bare 429 with Retry-After: it says when, not how many, so no limit is learned.
+    s.sim.addRule({ type: 'generic-429', times: 1, retryAfterSeconds: 1 });
+    const send = () => s.http.post('/v1/chat/completions').send({ model: 'glm45', messages: hi }).then((r) => r.status);
+    const first = send();
+    await delay(250);
+    const rest = Array.from({ length: 8 }, () => send());
+    expect(await Promise.all([first, ...rest])).toEqual(Array(9).fill(200));
+    const calls = s.sim.calls;
+    expect(calls[0].status).toBe(429);
+    const after = calls.slice(1).map((c) => c.inFlight);
+    expect(after).toHaveLength(9);
+    // One trial call, then a round of at most 2, then of at most 4 (each success allows one more).
+    expect(after[0]).toBe(1);
+    expect(Math.max(...after.slice(1, 3))).toBeLessThanOrEqual(2);
+    expect(Math.max(...after.slice(3, 7))).toBeLessThanOrEqual(4);
+    // And it does widen: the calls are not sent one by one.
+    expect(Math.max(...after)).toBeGreaterThanOrEqual(2);
+  }, 15_000);
 }
 
 describe('paced recovery and fair turns: memory store', () => rules(() => ({})));

@@ -132,6 +132,8 @@ export class Dispatcher {
     let held: { room: WaitRoom; ticket: Ticket } | null = null;
     let through: WaitRoom | null = null;
     let lastRetryAt = 0;
+    // This request's own last call (not one the room let through) met a 429 that taught no limit.
+    let slowStart = false;
     const waitFailed = (err: unknown, p: ProviderRuntime): Error => {
       if (!(err instanceof WaitEnded)) return err as Error;
       if (err.why === 'aborted') return new ClientGoneError();
@@ -180,9 +182,10 @@ export class Dispatcher {
             if (gone) throw new ClientGoneError();
             value = result.value;
             last = result.outcome;
+            // A 429 that taught no limit restarts the slow start; a success widens it.
+            const unknown429 = last.kind === 'cool' && lessonOf(last, end) === undefined;
+            slowStart = through === null && unknown429;
             if (through) {
-              // A 429 that taught no limit restarts the slow start; a success widens it.
-              const unknown429 = last.kind === 'cool' && lessonOf(last, end) === undefined;
               through.finished(last.kind === 'success' ? 'success' : unknown429 ? 'rate_limited_unknown' : 'other');
               through = null;
             }
@@ -206,6 +209,9 @@ export class Dispatcher {
           case 'wait': {
             // In line: the room lets one request through at a time at the soonest recovery (or sooner when kicked).
             const at = now() + step.delayMs;
+            // If it waits because of that 429, those behind it go 1, 2, 4, … at a time after the reset, not all at once.
+            if (slowStart) room.slowStart();
+            slowStart = false;
             try {
               if (held) await held.room.retry(held.ticket, at);
               else held = { room, ticket: await room.join(client, waitUntil, at, signal) };
@@ -218,6 +224,7 @@ export class Dispatcher {
           case 'fall_back':
             if (held) held.room.leave(held.ticket);
             held = null;
+            slowStart = false;
             // A fallback after an outcome names why the rotation left the key; an empty provider does not.
             if (pickedKey !== null && previous) previous = { keyId: pickedKey, reason: step.reason };
             visited.add(step.to);

@@ -120,6 +120,15 @@ export class WaitRoom {
     this.schedule();
   }
 
+  /**
+   * A call the room did not let through met a 429 that taught no limit, and its request is about to
+   * wait here: the room slow-starts as if the room had sent it. Call right before `join`, which
+   * schedules (an empty room ends the slow start at once).
+   */
+  slowStart(): void {
+    this.cap = 1;
+  }
+
   /** The ticket gives up (error, fallback): it leaves the line or gives back the turn. */
   leave(t: Ticket): void {
     this.unpark(t);
