@@ -209,4 +209,36 @@ describe('WaitRoom: one turn at a time, at the soonest recovery, within each dea
     expect(r.concurrency).toBe(Infinity); // the demand ended
     expect(clock.pending()).toEqual([]);
   });
+
+  test('slowStart: a request whose own call met that 429 starts the slow start as it joins; an empty room ends it', async () => {
+    const { clock, room: r } = room();
+    const T = clock.t;
+    const turns: Ticket[] = [];
+    // The call did not come through the room: the room starts slow anyway, then the request waits for the reset.
+    r.slowStart();
+    void r.join('c', T + 60_000, T + 1_000).then((t) => turns.push(t));
+    for (let i = 0; i < 3; i++) void r.join('c', T + 60_000, undefined).then((t) => turns.push(t));
+    await flush();
+    expect(r.concurrency).toBe(1);
+    expect(turns).toHaveLength(0);
+    await clock.advance(T + 1_000);
+    expect(turns).toHaveLength(1);
+    r.picked(turns.shift()!);
+    await flush();
+    // The trial call is in flight: nobody else goes until it ends.
+    expect(turns).toHaveLength(0);
+    r.finished('success');
+    await flush();
+    expect(r.concurrency).toBe(2);
+    r.picked(turns.shift()!);
+    await flush();
+    r.picked(turns.shift()!);
+    await flush();
+    expect(turns).toHaveLength(0);
+    // A slowStart with nobody waiting after it does not outlive the demand.
+    const idle = room().room;
+    idle.slowStart();
+    idle.kick();
+    expect(idle.concurrency).toBe(Infinity);
+  });
 });
