@@ -106,11 +106,49 @@ function rules(storeEnv: () => Env): void {
     // And it does widen: the calls are not sent one by one.
     expect(Math.max(...after)).toBeGreaterThanOrEqual(2);
   }, 15_000);
+
+  test('end users: X-Orche-User or OpenAI user share turns and have their own limits; /api/usage lists them', async () => {
+    const now = () => Date.UTC(2026, 10, 22, 12, 30, 10);
+    stack = await startStack(
+      { PROVIDER_GLM45_MODEL: MODEL, PROVIDER_GLM45_API_KEY: KEY, ORCHE_USER_RPM: '2', ...storeEnv() },
+      { now, keys: [{ key: KEY }] },
+      { now },
+    );
+    const s = stack;
+    await storeUp(s);
+    const ask = (user: { header?: string; field?: string }) => {
+      const req = s.http.post('/v1/chat/completions');
+      if (user.header) req.set('X-Orche-User', user.header);
+      return req.send({ model: 'glm45', messages: hi, ...(user.field ? { user: user.field } : {}) });
+    };
+    expect((await ask({ header: 'alice' })).status).toBe(200);
+    expect((await ask({ field: 'alice' })).status).toBe(200);
+    const third = await ask({ header: 'alice' });
+    expect(third.status).toBe(429);
+    expect(third.body.error.type).toBe('user_rate_limited');
+    expect(third.headers['retry-after']).toBe('50');
+    expect((await ask({ field: 'bob' })).status).toBe(200);
+    // /api/chat takes the same field, and passes it upstream as OpenAI's `user`.
+    const viaApi = await s.http.post('/api/chat').send({ provider: 'glm45', messages: hi, user: 'alice' });
+    expect(viaApi.status).toBe(429);
+    expect((await s.http.post('/api/chat').send({ provider: 'glm45', messages: hi, user: 'carol' })).status).toBe(200);
+    expect((s.sim.calls.at(-1)!.body as { user?: string }).user).toBe('carol');
+    // Requests that name no user are not limited per user.
+    for (let i = 0; i < 3; i++) expect((await ask({})).status).toBe(200);
+    expect(s.sim.calls).toHaveLength(7);
+    const usage = await s.http.get('/api/usage');
+    expect(usage.body.end_users).toMatchObject({ tracked: 3, max_tracked: 10_000 });
+    expect(usage.body.end_users.users.map((u: { user: string; calls_this_minute: number; successes: number; failures: number; rate_limited: number }) => [u.user, u.calls_this_minute, u.successes, u.failures, u.rate_limited])).toEqual([
+      ['carol', 1, 1, 0, 0],
+      ['alice', 2, 2, 0, 2],
+      ['bob', 1, 1, 0, 0],
+    ]);
+  });
 }
 
-describe('paced recovery and fair turns: memory store', () => rules(() => ({})));
-describe('paced recovery and fair turns: snapshot store', () => rules(() => ({ ORCHE_STATE_FILE: join(mkdtempSync(join(tmpdir(), 'orche-pacing-')), 'state.json') })));
-describeRedis('paced recovery and fair turns: Redis store', () => {
+describe('paced recovery, slow start, fair turns and end-user limits: memory store', () => rules(() => ({})));
+describe('paced recovery, slow start, fair turns and end-user limits: snapshot store', () => rules(() => ({ ORCHE_STATE_FILE: join(mkdtempSync(join(tmpdir(), 'orche-pacing-')), 'state.json') })));
+describeRedis('paced recovery, slow start, fair turns and end-user limits: Redis store', () => {
   const prefixes: string[] = [];
   afterAll(async () => {
     for (const p of prefixes) await dropPrefix(p);
@@ -120,43 +158,6 @@ describeRedis('paced recovery and fair turns: Redis store', () => {
     prefixes.push(prefix);
     return { REDIS_URL, ORCHE_REDIS_PREFIX: prefix };
   });
-});
-
-test('end users: X-Orche-User or OpenAI user share turns and have their own limits; /api/usage lists them', async () => {
-  const now = () => Date.UTC(2026, 10, 22, 12, 30, 10);
-  stack = await startStack(
-    { PROVIDER_GLM45_MODEL: MODEL, PROVIDER_GLM45_API_KEY: KEY, ORCHE_USER_RPM: '2' },
-    { now, keys: [{ key: KEY }] },
-    { now },
-  );
-  const s = stack;
-  const ask = (user: { header?: string; field?: string }) => {
-    const req = s.http.post('/v1/chat/completions');
-    if (user.header) req.set('X-Orche-User', user.header);
-    return req.send({ model: 'glm45', messages: hi, ...(user.field ? { user: user.field } : {}) });
-  };
-  expect((await ask({ header: 'alice' })).status).toBe(200);
-  expect((await ask({ field: 'alice' })).status).toBe(200);
-  const third = await ask({ header: 'alice' });
-  expect(third.status).toBe(429);
-  expect(third.body.error.type).toBe('user_rate_limited');
-  expect(third.headers['retry-after']).toBe('50');
-  expect((await ask({ field: 'bob' })).status).toBe(200);
-  // /api/chat takes the same field, and passes it upstream as OpenAI's `user`.
-  const viaApi = await s.http.post('/api/chat').send({ provider: 'glm45', messages: hi, user: 'alice' });
-  expect(viaApi.status).toBe(429);
-  expect((await s.http.post('/api/chat').send({ provider: 'glm45', messages: hi, user: 'carol' })).status).toBe(200);
-  expect((s.sim.calls.at(-1)!.body as { user?: string }).user).toBe('carol');
-  // Requests that name no user are not limited per user.
-  for (let i = 0; i < 3; i++) expect((await ask({})).status).toBe(200);
-  expect(s.sim.calls).toHaveLength(7);
-  const usage = await s.http.get('/api/usage');
-  expect(usage.body.end_users).toMatchObject({ tracked: 3, max_tracked: 10_000 });
-  expect(usage.body.end_users.users.map((u: { user: string; calls_this_minute: number; successes: number; failures: number; rate_limited: number }) => [u.user, u.calls_this_minute, u.successes, u.failures, u.rate_limited])).toEqual([
-    ['carol', 1, 1, 0, 0],
-    ['alice', 2, 2, 0, 2],
-    ['bob', 1, 1, 0, 0],
-  ]);
 });
 
 test('a cooldown reset wakes the line at once: a waiting request is served without waiting for the old deadline', async () => {
