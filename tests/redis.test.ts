@@ -249,6 +249,53 @@ describeRedis('state written while Redis is away', () => {
     expect((await second.pick(plan, t1 + 3)).keyId).toBe('b');
     await dropPrefix(prefix, url);
   }, 30_000);
+
+  test('learned limits and their counts are merged when it returns: the later learned_at wins, the calls of the outage add up', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'orche-redis-'));
+    redis = new RedisServer(await freePort(), dir);
+    await redis.start();
+    const url = `redis://127.0.0.1:${redis.port}`;
+    const prefix = uniquePrefix('mergelearn');
+    const quiet = { info: () => undefined, warn: () => undefined };
+    const first = new RedisStore({ url, prefix, logger: quiet, timeoutMs: 200 });
+    stores.push(first);
+    expect(await first.connected()).toBe(true);
+    // Failover order: a while it may serve, then b.
+    const plan = { provider: 'kimi', model: 'm', free: false, candidates: [{ keyId: 'a', account: 'key:a' }, { keyId: 'b', account: 'key:b' }], rotating: 0, reserves: 0, trialTtlMs: 1000 };
+    const view = (id: string) => ({ keyId: id, account: `key:${id}`, model: 'm', free: false });
+    const DAY = 86_400_000;
+    const t0 = Date.now();
+    const learn = (id: string, limit: number, at: number) =>
+      first.learnLimit({ keyId: id, account: `key:${id}`, model: 'm', scope: 'key', limit, windowMs: DAY, resetAt: (Math.floor(at / DAY) + 1) * DAY, source: '429' }, at);
+    // Before the outage: a learned 5 a day; b learned 5 a day at a later instant than the outage's lesson.
+    await learn('a', 5, t0);
+    await learn('b', 5, t0 + 60_000);
+    expect((await first.pick(plan, t0)).keyId).toBe('a');
+
+    await redis.stop();
+    await eventually(async () => first.health().ok === false || undefined, 'the store to notice the outage', 3000);
+    const t1 = Date.now();
+    // During it: a relearns 3 (later than Redis's 5), b relearns 2 (earlier than Redis's 5); two calls of a count.
+    await learn('a', 3, t1);
+    await learn('b', 2, t1);
+    expect((await first.pick(plan, t1)).keyId).toBe('a');
+    expect((await first.pick(plan, t1 + 1)).keyId).toBe('a');
+    // A third that upstream did not serve (a 5xx): refunded, it does not count.
+    expect((await first.pick(plan, t1 + 1)).keyId).toBe('a');
+    await first.refund(view('a'), t1 + 1);
+
+    await redis.start();
+    await eventually(async () => first.health().ok || undefined, 'the first instance back on Redis', 5000);
+    const second = new RedisStore({ url, prefix, logger: quiet, timeoutMs: 200 });
+    stores.push(second);
+    expect(await second.connected()).toBe(true);
+    const [a, b] = await second.inspect([view('a'), view('b')], t1 + 2);
+    expect(a.learned.map((l) => [l.limit, l.learnedAt, l.used])).toEqual([[3, t1, 3]]);
+    expect(b.learned.map((l) => [l.limit, l.learnedAt, l.used])).toEqual([[5, t0 + 60_000, 0]]);
+    // a has had its 3 calls today (one before the outage, two during it): the second instance moves on to b.
+    expect((await second.pick(plan, t1 + 3)).keyId).toBe('b');
+    await dropPrefix(prefix, url);
+  }, 30_000);
 });
 
 describeRedis('a failed command on a live connection', () => {

@@ -256,6 +256,14 @@ export class MemoryStore implements StateStore {
     this.changed();
   }
 
+  /**
+   * The counters of the key's live learned limits at `now`, as [name, window, window ms, n]: what a
+   * pick counts (n 1) or a refund takes back (n -1), for the Redis store's outage journal.
+   */
+  learnedCounts(view: KeyView, now: number, n: number): Array<[string, number, number, number]> {
+    return this.liveLearned(this.gatesOf(view, now), now).map(([name, l]) => [learnedCounter(name, l.windowMs), Math.floor(now / l.windowMs), l.windowMs, n]);
+  }
+
   async refund(view: KeyView, pickedAt: number): Promise<void> {
     let dirty = false;
     for (const [name, l] of this.liveLearned(this.gatesOf(view, pickedAt), pickedAt)) {

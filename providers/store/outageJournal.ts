@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type Redis from 'ioredis';
 import type { StoreScripts } from './redisScripts';
-import { counterKey, DAY_MS, dayWindow, MINUTE_MS, minuteWindow, type CoolRequest, type KeyView } from './types';
+import { LEARNED_TTL_MS } from '../limits/learnedLimit';
+import { counterKey, DAY_MS, dayWindow, MINUTE_MS, minuteWindow, type CoolRequest, type KeyView, type LearnRequest } from './types';
 
 /**
  * What changed locally while Redis was away, to be merged into Redis when it returns (SPEC §7): the
- * later deadline wins, the later admin action wins, counters add up. A change that no longer matters
+ * later deadline wins, the later admin action and the later learned limit win, counters (budgets and
+ * the windows of learned limits) add up. A change that no longer matters
  * by then (a deadline past) is dropped. An admin reset of cooldowns during the outage is not
  * replayed: it would clear cooldowns other instances set meanwhile.
  *
@@ -21,6 +23,8 @@ export type Change =
   | { kind: 'disabled'; keyId: string; reason: string | null; at: number }
   | { kind: 'account'; account: string; learned: string; at: number }
   | { kind: 'succeed'; view: KeyView; now: number }
+  /** A learned limit (`at`: when it was learned): the later learned_at wins. */
+  | { kind: 'learn'; req: LearnRequest; at: number }
   /**
    * A pick sent to Redis whose reply never came: its script may have run. Its id (rules.ts pickIdMs)
    * lets Redis tell whether it already counted it.
@@ -62,7 +66,7 @@ export class OutageJournal {
     }
   }
 
-  /** A pick that never reached Redis. */
+  /** A pick that never reached Redis (or, with negative counts, a refund of a call upstream did not serve). */
   count(counters: Counted[]): void {
     for (const [name, window, windowMs, n] of counters) {
       const k = `${name}:${window}`;
@@ -92,7 +96,8 @@ export class OutageJournal {
       for (const [name, window, , n] of counted) {
         const k = `${name}:${window}`;
         const left = this.counts.get(k)![3] - n;
-        if (left > 0) this.counts.get(k)![3] = left;
+        // A refund makes a count negative: only a count that nets to nothing is done.
+        if (left !== 0) this.counts.get(k)![3] = left;
         else this.counts.delete(k);
       }
       this.countsId = null;
@@ -122,6 +127,12 @@ async function apply(redis: Redis & StoreScripts, prefix: string, c: Change, now
     case 'succeed':
       await redis.orcheSucceed(prefix, c.now, c.view.keyId, c.view.account, c.view.model, c.view.free ? '1' : '0');
       return;
+    case 'learn': {
+      const r = c.req;
+      if (now - c.at >= LEARNED_TTL_MS) return;
+      await redis.orcheLearn(prefix, c.at, r.keyId, r.account, r.model, r.scope, r.limit, r.windowMs, r.resetAt, r.source, '1');
+      return;
+    }
     case 'pick':
       await redis.orcheAddCounts(prefix, now, c.id, c.counters.length, ...c.counters.flat());
       return;

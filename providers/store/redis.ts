@@ -174,7 +174,12 @@ export class RedisStore implements StateStore {
       async (sent) => {
         const r = await this.local.pick(plan, now, avoid);
         if (r.keyId !== null) {
-          const counters = pickCounters(r.keyId, this.local.resolve(plan.candidates[r.index].account, now), plan.model, plan.free, clockMs(now));
+          const account = this.local.resolve(plan.candidates[r.index].account, now);
+          // The budget counters, and the windows of the learned limits this instance knows for the key's gates.
+          const counters = [
+            ...pickCounters(r.keyId, account, plan.model, plan.free, clockMs(now)),
+            ...this.local.learnedCounts({ keyId: r.keyId, account, model: plan.model, free: plan.free }, clockMs(now), 1),
+          ];
           if (sent) this.journal.record({ kind: 'pick', id, counters });
           else this.journal.count(counters);
         }
@@ -197,14 +202,21 @@ export class RedisStore implements StateStore {
   async learnLimit(req: LearnRequest, now: number): Promise<void> {
     await this.local.learnLimit(req, now);
     await this.shared(
-      async () => void (await this.redis.orcheLearn(this.prefix, clockMs(now), req.keyId, req.account, req.model, req.scope, req.limit, req.windowMs, deadlineMs(req.resetAt), req.source)),
-      async () => {},
+      async () => void (await this.redis.orcheLearn(this.prefix, clockMs(now), req.keyId, req.account, req.model, req.scope, req.limit, req.windowMs, deadlineMs(req.resetAt), req.source, '0')),
+      // Merged when Redis returns; if the lesson did reach Redis, merging it again changes nothing (the same learned_at).
+      async () => this.journal.record({ kind: 'learn', req: { ...req, resetAt: deadlineMs(req.resetAt) }, at: clockMs(now) }),
     );
   }
 
   async refund(view: KeyView, pickedAt: number): Promise<void> {
     await this.local.refund(view, pickedAt);
-    await this.shared(async () => void (await this.redis.orcheRefund(this.prefix, clockMs(pickedAt), ...viewArgs([view]))), async () => {});
+    await this.shared(
+      async () => void (await this.redis.orcheRefund(this.prefix, clockMs(pickedAt), ...viewArgs([view]))),
+      // Taken off the outage's counts; a refund that may have run in Redis is not (counting one too many is the safe side).
+      async (sent) => {
+        if (!sent) this.journal.count(this.local.learnedCounts(view, clockMs(pickedAt), -1));
+      },
+    );
   }
 
   async congest(model: string, until: number, reason: string, now: number): Promise<void> {

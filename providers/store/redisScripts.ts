@@ -244,8 +244,10 @@ return num(untilT)
 `;
 
 /**
- * ARGV: P, now, keyId, account, model, scope, limit, windowMs, resetAt, source.
+ * ARGV: P, now, keyId, account, model, scope, limit, windowMs, resetAt, source, merging (1|0).
  * MemoryStore.learnLimit's rule: the limit of the same kind is replaced, its window only lengthens.
+ * Merging a lesson from while Redis was away (`now`: when it was learned): a limit of the same kind
+ * learned at that instant or later stays, as the later learned_at wins (returns -1).
  */
 const LEARN = `
 local keyId, model, scope = ARGV[3], ARGV[5], ARGV[6]
@@ -260,6 +262,12 @@ local k = P .. 'l:' .. name
 -- providers/limits/learnedLimit.ts WINDOWS
 local WINDOWS = { 1000, 2000, 5000, 10000, 15000, 20000, 30000, 60000, 3600000, 86400000 }
 local h = redis.call('HGETALL', k)
+if ARGV[11] == '1' then
+  for i = 1, #h, 2 do
+    local _, at = string.match(h[i + 1], '^([^|]+)|([^|]+)|')
+    if (tonumber(h[i]) <= MINUTE) == (windowMs <= MINUTE) and tonumber(at or '0') >= now then return '-1' end
+  end
+end
 local w = windowMs
 for i = 1, #h, 2 do
   local cw = tonumber(h[i])
