@@ -4,7 +4,7 @@ import { PoolEmitter } from './events';
 import type { CoolScope, Outcome } from '../limits/rateLimit';
 import { emptyStats, type KeyStats, type SavedStats, statsFrom, totalTokens } from './keyStats';
 import { describeKeys, type KeyStatus } from './keyStatus';
-import { lessonOf, windowFromReset } from '../limits/learnedLimit';
+import { lessonOf, wholeWindow, windowFromReset } from '../limits/learnedLimit';
 import { ACCOUNT_REFRESH_MS } from '../store/rules';
 import type { KeyView, PickPlan, PickResult, StateStore } from '../store/types';
 
@@ -306,11 +306,19 @@ export class KeyPool {
   async learnFromProbe(provider: ProviderRuntime, keyId: string, scope: CoolScope, limit: number, windowMs: number, now: number): Promise<void> {
     const view = provider.views.get(keyId);
     if (!view || !Number.isInteger(limit) || limit < 1 || !(windowMs > 0)) return;
-    await this.learnFor(provider, view, scope, limit, windowMs, (Math.floor(now / windowMs) + 1) * windowMs, 'key_probe', now);
+    await this.learnFor(provider, view, scope, limit, windowMs, undefined, 'key_probe', now);
   }
 
-  private async learnFor(provider: ProviderRuntime, view: KeyView, scope: CoolScope, limit: number, windowMs: number, resetAt: number, source: string, now: number): Promise<void> {
-    await this.store.learnLimit({ keyId: view.keyId, account: view.account, model: view.model, scope, limit, windowMs, resetAt, source }, now);
+  /**
+   * Every lesson reaches the store through here. Its window is made whole and at least a second
+   * (`wholeWindow`): GET /key may say "1.0005s", and a fractional window breaks Redis's expiries.
+   * A probe's reset is the window's next boundary. Only a 429 may lengthen a window guessed too
+   * short: a probe states the window itself.
+   */
+  private async learnFor(provider: ProviderRuntime, view: KeyView, scope: CoolScope, limit: number, rawWindowMs: number, reset: number | undefined, source: '429' | 'key_probe', now: number): Promise<void> {
+    const windowMs = wholeWindow(rawWindowMs);
+    const resetAt = reset ?? (Math.floor(now / windowMs) + 1) * windowMs;
+    await this.store.learnLimit({ keyId: view.keyId, account: view.account, model: view.model, scope, limit, windowMs, resetAt, source, lengthen: source === '429' }, now);
     this.events.emit('limit_learned', { at: now, provider: provider.config.slug, keyId: view.keyId, scope, limit, windowMs });
   }
 

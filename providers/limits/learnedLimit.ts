@@ -95,6 +95,14 @@ export function parseInterval(value: unknown): number | undefined {
   return ms > 0 ? ms : undefined;
 }
 
+/**
+ * A learned window as the stores keep it: whole milliseconds (a fraction breaks Redis's PEXPIRE) and
+ * at least a second. Rounded up: a longer window counts more calls against the limit, the safe side.
+ */
+export function wholeWindow(ms: number): number {
+  return Math.max(1000, Math.ceil(ms));
+}
+
 /** Counter name of a learned limit's window, beside the budget counters (`counterKey`). */
 export function learnedCounter(gateName: string, windowMs: number): string {
   return `l:${gateName}|${windowMs}`;

@@ -242,12 +242,12 @@ export class MemoryStore implements StateStore {
   async learnLimit(req: LearnRequest, now: number): Promise<void> {
     const name = scopeGate(req.scope, req.keyId, this.resolve(req.account, now), req.model);
     const set = this.learned.get(name) ?? {};
-    // A limit of the same kind (up to a minute, or longer) is replaced; its window only lengthens.
+    // A limit of the same kind (up to a minute, or longer) is replaced; a 429's window only lengthens.
     let windowMs = req.windowMs;
     for (const [w, l] of Object.entries(set)) {
       if (!isLive(l, now)) delete set[w];
       else if (sameKind(l.windowMs, req.windowMs)) {
-        windowMs = relearnedWindow(req.windowMs, l, req.resetAt, now);
+        if (req.lengthen) windowMs = relearnedWindow(req.windowMs, l, req.resetAt, now);
         delete set[w];
       }
     }

@@ -130,7 +130,7 @@ async function apply(redis: Redis & StoreScripts, prefix: string, c: Change, now
     case 'learn': {
       const r = c.req;
       if (now - c.at >= LEARNED_TTL_MS) return;
-      await redis.orcheLearn(prefix, c.at, r.keyId, r.account, r.model, r.scope, r.limit, r.windowMs, r.resetAt, r.source, '1');
+      await redis.orcheLearn(prefix, c.at, r.keyId, r.account, r.model, r.scope, r.limit, r.windowMs, r.resetAt, r.source, '1', r.lengthen ? '1' : '0');
       return;
     }
     case 'pick':

@@ -202,7 +202,7 @@ export class RedisStore implements StateStore {
   async learnLimit(req: LearnRequest, now: number): Promise<void> {
     await this.local.learnLimit(req, now);
     await this.shared(
-      async () => void (await this.redis.orcheLearn(this.prefix, clockMs(now), req.keyId, req.account, req.model, req.scope, req.limit, req.windowMs, deadlineMs(req.resetAt), req.source, '0')),
+      async () => void (await this.redis.orcheLearn(this.prefix, clockMs(now), req.keyId, req.account, req.model, req.scope, req.limit, req.windowMs, deadlineMs(req.resetAt), req.source, '0', req.lengthen ? '1' : '0')),
       // Merged when Redis returns; if the lesson did reach Redis, merging it again changes nothing (the same learned_at).
       async () => this.journal.record({ kind: 'learn', req: { ...req, resetAt: deadlineMs(req.resetAt) }, at: clockMs(now) }),
     );

@@ -26,6 +26,11 @@ local function num(n)
   if n == math.floor(n) then return string.format('%d', n) end
   return string.format('%.17g', n)
 end
+-- Every PEXPIRE and PX takes this: Redis refuses a fractional expiry, and a window or deadline that
+-- slipped through unrounded must not break the script (rounded up: never expires early).
+local function ttl(n)
+  return string.format('%d', math.ceil(n))
+end
 -- "value@at": the value and when it was written; a bare value (older orche) counts as written now.
 local function stamped(v)
   if not v then return nil, nil end
@@ -135,7 +140,7 @@ end
 
 local function bump(name, window, windowMs)
   local k = counter(name, window)
-  if redis.call('INCR', k) == 1 then redis.call('PEXPIRE', k, num((window + 1) * windowMs - now + COUNTER_MARGIN_MS)) end
+  if redis.call('INCR', k) == 1 then redis.call('PEXPIRE', k, ttl((window + 1) * windowMs - now + COUNTER_MARGIN_MS)) end
 end
 
 local function choose(useAvoid, limit)
@@ -188,8 +193,8 @@ local function choose(useAvoid, limit)
             for _, l in ipairs(learnedOf(name)) do bump(learnedName(name, l.w), math.floor(now / l.w), l.w) end
           end
           -- Counted here: a merge after a timed-out reply must not count this pick again.
-          redis.call('SET', P .. 'pk:' .. pickId, '1', 'PX', PICK_ID_MS)
-          if index < rotating then redis.call('SET', P .. 'pos:' .. provider, num(index + 1) .. '@' .. num(now), 'PX', POSITION_MS) end
+          redis.call('SET', P .. 'pk:' .. pickId, '1', 'PX', ttl(PICK_ID_MS))
+          if index < rotating then redis.call('SET', P .. 'pos:' .. provider, num(index + 1) .. '@' .. num(now), 'PX', ttl(POSITION_MS)) end
           return {1, keyId, index, trial and 1 or 0}
         end
       end
@@ -218,7 +223,7 @@ local sk = P .. 's:' .. keyId
 local strikes = tonumber(fresh(sk, STRIKES_MS) or '0')
 if ARGV[11] == '1' then
   strikes = strikes + 1
-  redis.call('SET', sk, num(strikes) .. '@' .. num(now), 'PX', STRIKES_MS)
+  redis.call('SET', sk, num(strikes) .. '@' .. num(now), 'PX', ttl(STRIKES_MS))
 end
 local untilT = tonumber(ARGV[7])
 if untilT < 0 then
@@ -234,24 +239,25 @@ local k = P .. 'g:' .. name
 local current = redis.call('HMGET', k, 'u', 'p')
 if current[1] and live(tonumber(current[1]), current[2]) and tonumber(current[1]) >= untilT then
   redis.call('HSET', k, 'p', '1')
-  redis.call('PEXPIRE', k, num(math.max(tonumber(current[1]) - now, 0) + RECOVERING_MS))
+  redis.call('PEXPIRE', k, ttl(math.max(tonumber(current[1]) - now, 0) + RECOVERING_MS))
   return current[1]
 end
 redis.call('DEL', k)
 redis.call('HSET', k, 'u', num(untilT), 'r', ARGV[8], 'p', '1', 'q', '0')
-redis.call('PEXPIRE', k, num(math.max(untilT - now, 0) + RECOVERING_MS))
+redis.call('PEXPIRE', k, ttl(math.max(untilT - now, 0) + RECOVERING_MS))
 return num(untilT)
 `;
 
 /**
- * ARGV: P, now, keyId, account, model, scope, limit, windowMs, resetAt, source, merging (1|0).
- * MemoryStore.learnLimit's rule: the limit of the same kind is replaced, its window only lengthens.
+ * ARGV: P, now, keyId, account, model, scope, limit, windowMs, resetAt, source, merging (1|0), lengthen (1|0).
+ * MemoryStore.learnLimit's rule: the limit of the same kind is replaced; a 429's (lengthen) window only lengthens.
  * Merging a lesson from while Redis was away (`now`: when it was learned): a limit of the same kind
  * learned at that instant or later stays, as the later learned_at wins (returns -1).
  */
 const LEARN = `
 local keyId, model, scope = ARGV[3], ARGV[5], ARGV[6]
 local limit, windowMs, resetAt = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local lengthen = ARGV[12] == '1'
 local account = resolve(ARGV[4])
 local name
 if scope == 'key' then name = 'k:' .. keyId
@@ -276,9 +282,9 @@ for i = 1, #h, 2 do
   if now - at >= LEARNED_TTL then
     redis.call('HDEL', k, h[i])
   elseif (cw <= MINUTE) == (windowMs <= MINUTE) then
-    w = math.max(w, cw)
+    if lengthen then w = math.max(w, cw) end
     -- Learned in an earlier window than this 429's: counting by it was too short (relearnedWindow).
-    if at < math.floor(now / cw) * cw then
+    if lengthen and at < math.floor(now / cw) * cw then
       local cap = DAY
       if cw <= MINUTE then cap = MINUTE end
       for _, x in ipairs(WINDOWS) do
@@ -292,7 +298,7 @@ for i = 1, #h, 2 do
   end
 end
 redis.call('HSET', k, num(w), num(limit) .. '|' .. num(now) .. '|' .. ARGV[10])
-redis.call('PEXPIRE', k, LEARNED_TTL)
+redis.call('PEXPIRE', k, ttl(LEARNED_TTL))
 return num(w)
 `;
 
@@ -315,7 +321,7 @@ local current = redis.call('HGET', k, 'u')
 if current and tonumber(current) >= untilT then return 0 end
 redis.call('DEL', k)
 redis.call('HSET', k, 'u', ARGV[4], 'r', ARGV[5], 'p', '0', 'q', '0')
-redis.call('PEXPIRE', k, num(math.max(untilT - now, 0) + CONGESTION_MARGIN_MS))
+redis.call('PEXPIRE', k, ttl(math.max(untilT - now, 0) + CONGESTION_MARGIN_MS))
 return 1
 `;
 
@@ -394,7 +400,7 @@ local keyId, reason, at = ARGV[3], ARGV[4], tonumber(ARGV[5])
 local k = P .. 'd:' .. keyId
 local _, current = stamped(redis.call('GET', k))
 if current and current >= at then return 0 end
-redis.call('SET', k, reason .. '@' .. num(at), 'PX', DISABLED_MS)
+redis.call('SET', k, reason .. '@' .. num(at), 'PX', ttl(DISABLED_MS))
 if reason == '' then redis.call('DEL', P .. 'g:k:' .. keyId, P .. 's:' .. keyId) end
 return 1
 `;
@@ -404,7 +410,7 @@ const MERGE_ACCOUNT = `
 local k = P .. 'al:' .. ARGV[3]
 local _, current = stamped(redis.call('GET', k))
 if current and current >= tonumber(ARGV[5]) then return 0 end
-redis.call('SET', k, ARGV[4] .. '@' .. ARGV[5], 'PX', ACCOUNT_MS)
+redis.call('SET', k, ARGV[4] .. '@' .. ARGV[5], 'PX', ttl(ACCOUNT_MS))
 return 1
 `;
 
@@ -419,7 +425,7 @@ local i = 3
 local added = 0
 while i <= #ARGV do
   local id, n = P .. 'pk:' .. ARGV[i], tonumber(ARGV[i + 1])
-  if redis.call('SET', id, '1', 'NX', 'PX', PICK_ID_MS) then
+  if redis.call('SET', id, '1', 'NX', 'PX', ttl(PICK_ID_MS)) then
     added = added + 1
     for j = 0, n - 1 do
       local b = i + 2 + j * 4
@@ -428,7 +434,7 @@ while i <= #ARGV do
       if ends > now then
         local k = counter(ARGV[b], window)
         redis.call('INCRBY', k, ARGV[b + 3])
-        redis.call('PEXPIRE', k, num(ends - now + COUNTER_MARGIN_MS))
+        redis.call('PEXPIRE', k, ttl(ends - now + COUNTER_MARGIN_MS))
       end
     end
   end

@@ -58,12 +58,17 @@ export interface LearnRequest {
   model: string;
   scope: CoolScope;
   limit: number;
-  /** The window the answer implies (`windowFromReset`); the store may lengthen it (`relearnedWindow`). */
+  /** The window the answer implies (`windowFromReset`), or the one GET /key states; whole ms, ≥ 1 s. */
   windowMs: number;
   /** The reset the answer carried. */
   resetAt: number;
   /** '429' or 'key_probe'. */
   source: string;
+  /**
+   * A 429's window is a guess: the store may lengthen it (`relearnedWindow`). A window GET /key states
+   * is the real one and replaces the learned one as it is (else each periodic check would lengthen it).
+   */
+  lengthen?: boolean;
 }
 
 /** A learned limit as the key-status view shows it: the gate it holds and how full its window is. */
@@ -141,7 +146,7 @@ export interface StateStore {
   endTrial(view: KeyView, now: number): Promise<void>;
   /**
    * Keeps a learned limit of the scope's gate (a day; relearning replaces the one of the same kind).
-   * The window only lengthens while the limit lives (`relearnedWindow`).
+   * With `lengthen` (a 429) the window only lengthens while the limit lives (`relearnedWindow`).
    */
   learnLimit(req: LearnRequest, now: number): Promise<void>;
   /**

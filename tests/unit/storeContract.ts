@@ -60,8 +60,9 @@ async function picks(store: StateStore, plan: PickPlan, n: number, now: number, 
 
 const none = (retryAt: number | null, reason: string): PickResult => ({ keyId: null, retryAt, reason } as PickResult);
 
-function learnOf(view: KeyView, scope: CoolScope, limit: number, windowMs: number, resetAt: number): LearnRequest {
-  return { keyId: view.keyId, account: view.account, model: view.model, scope, limit, windowMs, resetAt, source: '429' };
+/** A lesson: from a 429 (which may lengthen a window guessed too short) or from GET /key (which does not). */
+function learnOf(view: KeyView, scope: CoolScope, limit: number, windowMs: number, resetAt: number, source: '429' | 'key_probe' = '429'): LearnRequest {
+  return { keyId: view.keyId, account: view.account, model: view.model, scope, limit, windowMs, resetAt, source, lengthen: source === '429' };
 }
 
 /** A 10 s window boundary after T (T is 12:30:10). */
@@ -519,6 +520,27 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
         // The next 429 comes in a later 5 s window: the window was too short.
         await store.learnLimit(learnOf(v, 'account_free', 5, 5_000, W10 + 10_000), W10 + 5_500);
         expect((await store.inspect([v], W10 + 5_500))[0].learned).toMatchObject([{ gate: 'f:acc', limit: 5, windowMs: 10_000, learnedAt: W10 + 5_500 }]);
+      });
+
+      test('a GET /key relearn replaces the window as it is: periodic probes never lengthen it', async () => {
+        const p = planOf(['a'], { accounts: { a: 'acc' } });
+        const v = viewOf(p, 'a');
+        // rate_limit {requests: 10, interval: "10s"}, probed at T and again in three later windows.
+        for (const at of [T, W10 + 1_000, W10 + 11_000, W10 + 21_000]) {
+          await store.learnLimit(learnOf(v, 'key', 10, 10_000, (Math.floor(at / 10_000) + 1) * 10_000, 'key_probe'), at);
+          expect((await store.inspect([v], at))[0].learned).toMatchObject([{ gate: 'k:a', limit: 10, windowMs: 10_000, source: 'key_probe', learnedAt: at }]);
+        }
+      });
+
+      test('a fractional learned window (GET /key interval "1.0003s") still picks, counts and stops; the store stays healthy', async () => {
+        const p = planOf(['a'], { accounts: { a: 'acc' } });
+        const v = viewOf(p, 'a');
+        await store.learnLimit(learnOf(v, 'key', 2, 1000.3, T + 1000.3, 'key_probe'), T);
+        expect(await picks(store, p, 3, T)).toEqual(['a', 'a', '-']);
+        expect(store.health().ok).toBe(true);
+        await store.refund(v, T);
+        expect(await picks(store, p, 1, T)).toEqual(['a']);
+        expect(store.health().ok).toBe(true);
       });
 
       test('a minute limit and a day limit of one scope both hold; a learned limit expires after a day', async () => {
