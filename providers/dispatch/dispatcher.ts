@@ -182,8 +182,9 @@ export class Dispatcher {
             if (gone) throw new ClientGoneError();
             value = result.value;
             last = result.outcome;
-            // A 429 that taught no limit restarts the slow start; a success widens it.
-            const unknown429 = last.kind === 'cool' && lessonOf(last, end) === undefined;
+            // A 429 that taught no limit restarts the slow start; a success widens it. Other cooling
+            // answers (a 403 key cap, a 402 in-flight budget) say nothing about the rate.
+            const unknown429 = last.kind === 'cool' && last.status === 429 && lessonOf(last, end) === undefined;
             slowStart = through === null && unknown429;
             if (through) {
               through.finished(last.kind === 'success' ? 'success' : unknown429 ? 'rate_limited_unknown' : 'other');

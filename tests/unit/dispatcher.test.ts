@@ -202,6 +202,31 @@ describe('Dispatcher', () => {
     expect(result.attempts).toBe(3);
   });
 
+  // Slow start (SPEC §7) restarts only after a 429 that taught no limit. A 403 key cap or a 402
+  // in-flight budget also cools a key, yet says nothing about the rate: it used to throttle the
+  // provider's whole wait room to one call in flight.
+  test.each([
+    ['429 with no X-RateLimit-Limit', 1, { ...outcome.cool('key', T0 + 1_000), status: 429 }],
+    ['429 that teaches a limit', Infinity, { ...outcome.cool('key', T0 + 1_000), rate: { limit: 5, remaining: 0, resetAt: T0 + 1_000 } }],
+    ['403 key cap', Infinity, { ...outcome.cool('key', T0 + 1_000, 'key_cap'), status: 403 }],
+    ['402 in-flight budget', Infinity, { ...outcome.cool('account', T0 + 1_000, 'in_flight_budget'), status: 402 }],
+  ] as Array<[string, number, Outcome]>)('a request that waits after a %s: the wait room then lets %p call(s) be in flight', async (_name, concurrency, cooled) => {
+    const ks = keys('a');
+    const h = harness([provider('kimi', ks)], { maxWaitMs: 3_000 });
+    const seen: number[] = [];
+    const result = await h.dispatcher.run(
+      'kimi',
+      h.attempt(() => {
+        if (h.calls.length === 1) return cooled;
+        seen.push(h.dispatcher.room(h.rt('kimi')).concurrency);
+        return outcome.success();
+      }),
+    );
+    expect(result.attempts).toBe(2);
+    expect(h.sleeps).toEqual([1_000]);
+    expect(seen).toEqual([concurrency]);
+  });
+
   test('every key cooling beyond maxWaitMs → AllKeysRateLimitedError 429 with Retry-After (s, rounded up) and retry_after_ms', async () => {
     const ks = keys('a', 'b');
     const h = harness([provider('kimi', ks)], { maxWaitMs: 3_000 });
