@@ -10,6 +10,7 @@ import { ChatService } from '../providers/dispatch/chat';
 import type { DispatchDeps } from '../providers/dispatch/dispatcher';
 import { realClock } from '../providers/dispatch/waitRoom';
 import { EndUsers, requestScope } from './endUsers';
+import { userLimitRedis } from './userLimitRedis';
 import { KeyPool } from '../providers/keys/keyPool';
 import { KeyProber, type ProbeSummary } from '../providers/keys/keyProbe';
 import { OpenRouterClient } from '../providers/upstream/openrouterClient';
@@ -199,6 +200,9 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
 
   // Per-client limits are shared across instances through Redis when there is one.
   const limiterRedis = config.redis && config.clientRpm ? clientLimitRedis(config.redis.url, `${config.redis.prefix}client-rl:`) : undefined;
+  // So are the per-end-user limits.
+  const { userRpm, userRpd } = config.pacing;
+  const userRedis = config.redis && (userRpm || userRpd) ? userLimitRedis(config.redis.url, `${config.redis.prefix}user-rl:`, { rpm: userRpm, rpd: userRpd }) : undefined;
 
   const app = express();
   app.disable('x-powered-by');
@@ -221,7 +225,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   const legs = (req: express.Request) => ((req.baseUrl + req.path).replace(/\/+$/, '') === FANOUT_PATH ? fanoutLegs(req.body, pool) : 1);
   app.post(FANOUT_PATH, limiter.chargeLegs(legs));
   app.use(CHAT_PATHS, streamLimit(config.maxStreamsPerClient, config.clientTokens, legs));
-  app.use(CHAT_PATHS, requestScope(config, endUsers, now));
+  app.use(CHAT_PATHS, requestScope(config, endUsers, now, userRedis?.admit));
   app.use(statusRoutes(ctx));
   app.use(chatRoutes(ctx));
   app.use(v1Routes(ctx));
@@ -241,6 +245,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
     stopTimers();
     client.close();
     limiterRedis?.disconnect();
+    userRedis?.disconnect();
     await store.close();
   };
 

@@ -3,7 +3,7 @@ import Redis from 'ioredis';
 import { RedisStore } from 'rate-limit-redis';
 
 /** How long a command waits for the connection to open (at start, or while it reconnects). */
-const READY_WAIT_MS = 2000;
+export const READY_WAIT_MS = 2000;
 
 export interface ClientLimitRedis {
   store: RedisStore;
@@ -15,7 +15,7 @@ export interface ClientLimitRedis {
  * it has opened or failed, a command on a connection that is down fails at once, so an outage lets
  * requests pass without delaying each of them.
  */
-function readiness(redis: Redis, ms: number): () => Promise<void> {
+export function readiness(redis: Redis, ms: number): () => Promise<void> {
   let starting = true;
   const settle = () => (starting = false);
   redis.once('ready', settle);

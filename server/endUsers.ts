@@ -2,13 +2,16 @@
  * End users (issue 13): a frontend that serves many people names each one with OpenAI's `user`
  * field or an `X-Orche-User` header. Then fair sharing, ORCHE_USER_RPM / ORCHE_USER_RPD and
  * /api/usage work per end user too. The users tracked are bounded (least recently seen dropped
- * first), so naming a new user per request cannot grow memory without end. Counts are per instance.
+ * first), so naming a new user per request cannot grow memory without end. The tracked users and
+ * their counts for /api/usage are per instance; with Redis the limits are decided on counts shared
+ * by every instance (server/userLimitRedis.ts), and on this instance's own while Redis is away.
  */
 import type { RequestHandler } from 'express';
 import type { Config } from '../config';
 import { OrcheError } from '../providers/errors';
 import { fairKey, type RequestClient } from '../providers/dispatch/requestClient';
 import { clientIdentity } from './clientIdentity';
+import type { SharedUserLimit } from './userLimitRedis';
 
 const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;
@@ -46,8 +49,12 @@ export class EndUsers {
     private readonly max = MAX_TRACKED_USERS,
   ) {}
 
-  /** Counts one request of `key`; the wait in ms until it would be allowed, or 0 (counted) when it is. */
-  admit(key: string, now: number): number {
+  /**
+   * Counts one request of `key`; the wait in ms until it would be allowed, or 0 (counted) when it is.
+   * `shared`: the decision of the counts shared through Redis (server/userLimitRedis.ts), which
+   * replaces this instance's own; the request is still counted here for /api/usage.
+   */
+  admit(key: string, now: number, shared?: number): number {
     const minute = Math.floor(now / MINUTE_MS);
     const day = Math.floor(now / DAY_MS);
     let u = this.users.get(key);
@@ -58,9 +65,10 @@ export class EndUsers {
     if (u.minute !== minute) Object.assign(u, { minute, minuteCount: 0 });
     if (u.day !== day) Object.assign(u, { day, dayCount: 0 });
     u.lastSeenAt = now;
-    let wait = 0;
-    if (this.limits.rpd !== undefined && u.dayCount >= this.limits.rpd) wait = (day + 1) * DAY_MS - now;
-    else if (this.limits.rpm !== undefined && u.minuteCount >= this.limits.rpm) wait = (minute + 1) * MINUTE_MS - now;
+    let own = 0;
+    if (this.limits.rpd !== undefined && u.dayCount >= this.limits.rpd) own = (day + 1) * DAY_MS - now;
+    else if (this.limits.rpm !== undefined && u.minuteCount >= this.limits.rpm) own = (minute + 1) * MINUTE_MS - now;
+    const wait = shared ?? own;
     if (wait > 0) {
       u.rateLimited++;
       return wait;
@@ -108,12 +116,13 @@ export function userName(key: string): string {
  * On the chat routes, after the body is parsed: who the request is for (client identity, end user)
  * goes on `res.locals.fairKey` for the wait room, and the per-user limits apply.
  */
-export function requestScope(config: Config, users: EndUsers, now: () => number): RequestHandler {
-  return (req, res, next) => {
+export function requestScope(config: Config, users: EndUsers, now: () => number, shared?: SharedUserLimit): RequestHandler {
+  return async (req, res, next) => {
     const who: RequestClient = { client: clientIdentity(req, config.clientTokens), user: endUserOf(req.get('x-orche-user'), req.body) };
     if (who.user !== undefined) {
       const key = `${who.client}|u:${who.user}`;
-      const wait = users.admit(key, now());
+      const at = now();
+      const wait = users.admit(key, at, shared ? await shared(key, at) : undefined);
       if (wait > 0) {
         const seconds = Math.max(1, Math.ceil(wait / 1000));
         next(new OrcheError(429, 'user_rate_limited', 'Too many requests for this end user', { retry_after_ms: wait }, { 'Retry-After': String(seconds) }));

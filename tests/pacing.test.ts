@@ -158,6 +158,43 @@ describeRedis('paced recovery, slow start, fair turns and end-user limits: Redis
     prefixes.push(prefix);
     return { REDIS_URL, ORCHE_REDIS_PREFIX: prefix };
   });
+
+  test('end-user limits hold across two instances on one Redis', async () => {
+    const prefix = uniquePrefix('pacing-users');
+    prefixes.push(prefix);
+    let t = Date.UTC(2026, 10, 22, 12, 30, 10);
+    const now = () => t;
+    const env = { PROVIDER_GLM45_MODEL: MODEL, PROVIDER_GLM45_API_KEY: KEY, ORCHE_USER_RPM: '3', ORCHE_USER_RPD: '5', REDIS_URL, ORCHE_REDIS_PREFIX: prefix };
+    stack = await startStack(env, { now, keys: [{ key: KEY }] }, { now });
+    const one = stack;
+    const two = await startStack(env, { now, keys: [{ key: KEY }] }, { now });
+    try {
+      await storeUp(one);
+      await storeUp(two);
+      const ask = (s: Stack, user: string) => s.http.post('/v1/chat/completions').set('X-Orche-User', user).send({ model: 'glm45', messages: hi });
+      // alice's three calls this minute, spread over both instances; the fourth is refused on either.
+      expect((await ask(one, 'alice')).status).toBe(200);
+      expect((await ask(two, 'alice')).status).toBe(200);
+      expect((await ask(one, 'alice')).status).toBe(200);
+      const refused = await ask(two, 'alice');
+      expect(refused.status).toBe(429);
+      expect(refused.body.error.type).toBe('user_rate_limited');
+      expect(refused.headers['retry-after']).toBe('50');
+      expect((await ask(one, 'alice')).status).toBe(429);
+      // Another user has a budget of his own.
+      expect((await ask(two, 'bob')).status).toBe(200);
+      // The next minute: two more make alice's five of the day, then the day's limit refuses her until midnight UTC.
+      t += 60_000;
+      expect((await ask(two, 'alice')).status).toBe(200);
+      expect((await ask(one, 'alice')).status).toBe(200);
+      const daily = await ask(two, 'alice');
+      expect(daily.status).toBe(429);
+      expect(daily.headers['retry-after']).toBe(String((Date.UTC(2026, 10, 23) - t) / 1000));
+      expect(one.sim.calls.length + two.sim.calls.length).toBe(6);
+    } finally {
+      await two.close();
+    }
+  });
 });
 
 test('a cooldown reset wakes the line at once: a waiting request is served without waiting for the old deadline', async () => {

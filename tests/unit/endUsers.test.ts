@@ -29,3 +29,12 @@ test('at most `max` users are tracked: the least recently seen goes first', () =
   expect(u.size).toBe(3);
   expect(u.view(T + 2).map((x) => x.user)).toEqual(['d', 'a', 'c']);
 });
+
+test('a decision shared through Redis replaces this instance\'s own; an admitted request is counted here either way', () => {
+  const u = new EndUsers({ rpm: 1 });
+  expect(u.admit('a', T, 0)).toBe(0); // Redis admits
+  expect(u.admit('a', T + 1, 0)).toBe(0); // Redis admits although this instance has seen its one call
+  expect(u.admit('a', T + 2, 7_000)).toBe(7_000); // Redis refuses
+  expect(u.admit('a', T + 3)).toBe(50_000 - 3); // Redis away: this instance's own counts decide
+  expect(u.view(T + 3)[0]).toMatchObject({ calls_this_minute: 2, rate_limited: 2 });
+});
