@@ -9,15 +9,17 @@ import { counterKey, DAY_MS, dayWindow, MINUTE_MS, minuteWindow, type CoolReques
  * later deadline wins, the later admin action and the later learned limit win, counters (budgets and
  * the windows of learned limits) add up. A change that no longer matters
  * by then (a deadline past) is dropped. An admin reset of cooldowns during the outage is not
- * replayed: it would clear cooldowns other instances set meanwhile.
+ * replayed (it would clear cooldowns other instances set meanwhile), but it wins over this instance's
+ * own earlier changes: it drops the cooldowns and holds recorded before it on the gates it cleared,
+ * and so does a reactivation for the key's own gate (`forget`).
  *
  * Bounded: picks that never reached Redis are summed per counter (a long outage costs a few entries
  * per key, not one per request); at most MAX_CHANGES other changes are kept, the oldest dropped first
  * (their deadlines are the likeliest to be past).
  */
 export type Change =
-  /** `req.until` is the deadline the local store settled on. */
-  | { kind: 'cool'; req: CoolRequest & { until: number }; now: number }
+  /** `req.until` is the deadline the local store settled on; `gate` the gate it cooled (account resolved). */
+  | { kind: 'cool'; req: CoolRequest & { until: number }; gate: string; now: number }
   /** Model congestion or the host's edge hold: a gate name as the scripts know it. */
   | { kind: 'hold'; gate: string; until: number; reason: string; now: number }
   | { kind: 'disabled'; keyId: string; reason: string | null; at: number }
@@ -66,6 +68,14 @@ export class OutageJournal {
     }
   }
 
+  /**
+   * An admin reset (or a reactivation) made during the outage: the cooldowns and holds recorded before
+   * it on these gates (every gate: 'all') are not merged, as the later admin action wins (SPEC §7).
+   */
+  forget(gates: ReadonlySet<string> | 'all'): void {
+    this.changes = this.changes.filter((c) => !((c.kind === 'cool' || c.kind === 'hold') && (gates === 'all' || gates.has(c.gate))));
+  }
+
   /** A pick that never reached Redis (or, with negative counts, a refund of a call upstream did not serve). */
   count(counters: Counted[]): void {
     for (const [name, window, windowMs, n] of counters) {
@@ -85,7 +95,9 @@ export class OutageJournal {
     while (this.changes.length > 0) {
       const c = this.changes[0];
       await apply(redis, prefix, c, now);
-      this.changes.shift();
+      // A reset during the await (`forget`) may have dropped entries: remove this one by identity.
+      const i = this.changes.indexOf(c);
+      if (i >= 0) this.changes.splice(i, 1);
       merged++;
     }
     if (this.counts.size > 0) {

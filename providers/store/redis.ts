@@ -5,7 +5,7 @@ import { OutageJournal, pickCounters } from './outageJournal';
 import { defineScripts, type StoreScripts } from './redisScripts';
 import { EXPIRY } from './rules';
 import type { StoreLog } from './snapshot';
-import { clockMs, deadlineMs, gate, type CoolRequest, type KeyInspection, type KeyView, type LearnedView, type LearnRequest, type PickPlan, type PickResult, type StateStore, type StoreHealth } from './types';
+import { clockMs, deadlineMs, gate, keyGates, scopeGate, type CoolRequest, type KeyInspection, type KeyView, type LearnedView, type LearnRequest, type PickPlan, type PickResult, type StateStore, type StoreHealth } from './types';
 
 export interface RedisStoreOptions {
   url: string;
@@ -195,7 +195,11 @@ export class RedisStore implements StateStore {
         Number(
           await this.redis.orcheCool(this.prefix, clockMs(now), req.keyId, req.account, req.model, req.scope, req.until === undefined ? -1 : deadlineMs(req.until), req.reason, req.baseMs, req.maxMs, req.strike === false ? 0 : 1),
         ),
-      async () => (this.journal.record({ kind: 'cool', req: { ...req, until: local }, now: clockMs(now) }), local),
+      async () => {
+        const cooled = scopeGate(req.scope, req.keyId, this.local.resolve(req.account, now), req.model);
+        this.journal.record({ kind: 'cool', req: { ...req, until: local }, gate: cooled, now: clockMs(now) });
+        return local;
+      },
     );
   }
 
@@ -268,7 +272,11 @@ export class RedisStore implements StateStore {
         void (reason === null
           ? await this.redis.multi().set(`${p}d:${keyId}`, entry, 'PX', EXPIRY.disabledMs).del(`${p}g:k:${keyId}`, `${p}s:${keyId}`).exec()
           : await this.redis.set(`${p}d:${keyId}`, entry, 'PX', EXPIRY.disabledMs)),
-      async () => this.journal.record({ kind: 'disabled', keyId, reason, at: clockMs(now) }),
+      async () => {
+        // A reactivation clears the key's own gate: its cooldowns recorded before it are not merged.
+        if (reason === null) this.journal.forget(new Set([gate.key(keyId)]));
+        this.journal.record({ kind: 'disabled', keyId, reason, at: clockMs(now) });
+      },
     );
   }
 
@@ -282,6 +290,8 @@ export class RedisStore implements StateStore {
   }
 
   async resetCooldowns(views: KeyView[] | undefined, now: number): Promise<void> {
+    // The gates it clears, as the local store resolves them (before the reset, which keeps aliases).
+    const cleared = views && new Set(views.flatMap((v) => [...keyGates(v.keyId, this.local.resolve(v.account, now), v.model, v.free), gate.model(v.model)]));
     await this.local.resetCooldowns(views, now);
     await this.shared(
       async () => {
@@ -296,7 +306,8 @@ export class RedisStore implements StateStore {
           }
         }
       },
-      async () => {},
+      // Not replayed when Redis returns, but this instance's own earlier changes to those gates are dropped.
+      async () => this.journal.forget(cleared ?? 'all'),
     );
   }
 
