@@ -173,7 +173,7 @@ async function callOnce(stack: Stack, sample: Sample, now: number): Promise<Outc
         : await new ChatService(stack.pool, client, ROTATION, deps).jsonAttempt(BODY)(ctx);
     // A stream that opened well is the client's now; the test has what it needs.
     if (sample.transport === 'stream' && result.value) (result.value as { abort(): void }).abort();
-    await stack.pool.report(pa, a1.id, result.outcome, 5, now, 'trial' in pick ? pick.trial : false);
+    await stack.pool.report(pa, a1.id, result.outcome, 5, now, pick.keyId === null ? undefined : pick);
     return result.outcome;
   } finally {
     current = undefined;

@@ -178,7 +178,7 @@ export class Dispatcher {
             const result = await attempt({ provider, keyId: pick.keyId, key, signal, timeoutMs });
             const end = now();
             const gone = signal?.aborted === true;
-            await this.pool.report(provider, pick.keyId, reportedOutcome(result.outcome, gone), end - callStart, end, pick.trial);
+            await this.pool.report(provider, pick.keyId, reportedOutcome(result.outcome, gone), end - callStart, end, pick);
             if (gone) throw new ClientGoneError();
             value = result.value;
             last = result.outcome;

@@ -8,6 +8,8 @@ import { lessonOf, wholeWindow, windowFromReset } from '../limits/learnedLimit';
 import { ACCOUNT_REFRESH_MS } from '../store/rules';
 import type { KeyView, PickPlan, PickResult, StateStore } from '../store/types';
 
+type PickedKey = Extract<PickResult, { keyId: string }>;
+
 export type { KeyStats } from './keyStats';
 export type { KeyState, KeyStatus } from './keyStatus';
 
@@ -163,8 +165,11 @@ export class KeyPool {
     return k.key;
   }
 
-  /** Applies one upstream outcome to the key's state and counters, and announces what changed. */
-  async report(provider: ProviderRuntime, keyId: string, outcome: Outcome, latencyMs: number, now: number, trial = false): Promise<void> {
+  /**
+   * Applies one upstream outcome to the key's state and counters, and announces what changed. `pick`:
+   * what the pick of this call said (a trial call; learned limits counted).
+   */
+  async report(provider: ProviderRuntime, keyId: string, outcome: Outcome, latencyMs: number, now: number, pick: Pick<PickedKey, 'trial' | 'learned'> = { trial: false }): Promise<void> {
     const slug = provider.config.slug;
     const view = provider.views.get(keyId);
     if (!view) return;
@@ -191,10 +196,12 @@ export class KeyPool {
       }
     }
     this.events.emit('outcome', { at: now, provider: slug, keyId, kind: outcome.kind, status: outcome.status, latencyMs });
-    await this.apply(provider, view, outcome, now, trial);
+    await this.apply(provider, view, outcome, now, pick.trial);
     // OpenRouter counts only the calls it served: one it answered with a 429 or a 5xx stops counting
-    // against the learned limits (a timeout may have been served, so it still counts).
-    if (outcome.kind === 'cool' || outcome.kind === 'congested' || (outcome.kind === 'retry' && outcome.reason !== 'timeout' && outcome.reason !== 'network')) {
+    // against the learned limits (a timeout may have been served, so it still counts). Only a pick
+    // that counted a learned limit has anything to give back: the others cost no round trip.
+    const unserved = outcome.kind === 'cool' || outcome.kind === 'congested' || (outcome.kind === 'retry' && outcome.reason !== 'timeout' && outcome.reason !== 'network');
+    if (pick.learned && unserved) {
       await this.store.refund(view, now - latencyMs);
     }
   }
@@ -258,8 +265,9 @@ export class KeyPool {
     }
     // The trial call's hold on its gates ends with the call, whatever its outcome (SPEC §7): a 401 or
     // a 429 aimed at the key gate must not leave the account gate held, locking out its other keys.
-    // Outcomes with no verdict on the key release even when the caller did not know it was a trial.
-    if (trial || outcome.kind === 'retry' || outcome.kind === 'client_error' || outcome.kind === 'congested' || outcome.kind === 'edge') await this.store.endTrial(view, now);
+    // Only the trial call ends it: another call of the key, picked before it cooled, ending meanwhile
+    // must not let a second trial in.
+    if (trial) await this.store.endTrial(view, now);
     // X-RateLimit-Remaining: 0: the limit that answered refuses the next call until its reset. A 429 names
     // its limit, and only that scope cools (a per-model cap never cools the account's other :free
     // models, SPEC §7); an answer that names none is read as the account's limiter (SPEC §4). The

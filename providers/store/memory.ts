@@ -197,10 +197,11 @@ export class MemoryStore implements StateStore {
         this.bump(counterKey.accountMinute(account), minute);
         this.bump(counterKey.accountDay(account), day);
       }
-      for (const [name, l] of this.liveLearned(gates, now)) this.bump(learnedCounter(name, l.windowMs), Math.floor(now / l.windowMs));
+      const learned = this.liveLearned(gates, now);
+      for (const [name, l] of learned) this.bump(learnedCounter(name, l.windowMs), Math.floor(now / l.windowMs));
       if (index < rotating) this.positions.set(plan.provider, { value: index + 1, at: now });
       this.changed();
-      return { keyId: c.keyId, index, trial };
+      return learned.length > 0 ? { keyId: c.keyId, index, trial, learned: true } : { keyId: c.keyId, index, trial };
     }
     if (!anyEnabled) return { keyId: null, retryAt: null, reason: 'disabled' };
     return { keyId: null, retryAt: soonest, reason: budgetBound ? 'budget' : 'cooling' };

@@ -167,7 +167,7 @@ export class RedisStore implements StateStore {
           plan.trialTtlMs, plan.reserves, id,
           avoid.length, ...avoid, ...plan.candidates.flatMap((c) => [c.keyId, c.account]),
         );
-        if (r[0] === 1) return { keyId: r[1], index: r[2], trial: r[3] === 1 };
+        if (r[0] === 1) return r[4] === 1 ? { keyId: r[1], index: r[2], trial: r[3] === 1, learned: true } : { keyId: r[1], index: r[2], trial: r[3] === 1 };
         const retryAt = Number(r[1]);
         return { keyId: null, retryAt: retryAt < 0 ? null : retryAt, reason: r[2] };
       },

@@ -90,7 +90,7 @@ end
 /**
  * ARGV: P, now, provider, model, free, rotating, keyRpm, keyRpd, accountRpm, accountRpd (-1: none),
  * trialTtlMs, reserves, pick id, avoid count, avoid ids…, then keyId, account per candidate.
- * Returns {1, keyId, index, trial (1|0)} or {0, retryAt (-1: none), reason}.
+ * Returns {1, keyId, index, trial (1|0), learned limits counted (1|0)} or {0, retryAt (-1: none), reason}.
  */
 const PICK = `
 local provider, model = ARGV[3], ARGV[4]
@@ -189,13 +189,17 @@ local function choose(useAvoid, limit)
             bump('am:' .. account, minute, MINUTE)
             bump('ad:' .. account, day, DAY)
           end
+          local learned = 0
           for _, name in ipairs(gs) do
-            for _, l in ipairs(learnedOf(name)) do bump(learnedName(name, l.w), math.floor(now / l.w), l.w) end
+            for _, l in ipairs(learnedOf(name)) do
+              bump(learnedName(name, l.w), math.floor(now / l.w), l.w)
+              learned = 1
+            end
           end
           -- Counted here: a merge after a timed-out reply must not count this pick again.
           redis.call('SET', P .. 'pk:' .. pickId, '1', 'PX', ttl(PICK_ID_MS))
           if index < rotating then redis.call('SET', P .. 'pos:' .. provider, num(index + 1) .. '@' .. num(now), 'PX', ttl(POSITION_MS)) end
-          return {1, keyId, index, trial and 1 or 0}
+          return {1, keyId, index, trial and 1 or 0, learned}
         end
       end
     end
@@ -447,7 +451,7 @@ type Arg = string | number;
 
 /** The scripts as ioredis commands (EVALSHA, falling back to EVAL after a Redis restart). */
 export interface StoreScripts {
-  orchePick(...args: Arg[]): Promise<[1, string, number, number] | [0, string | number, 'cooling' | 'budget' | 'congested' | 'disabled' | 'edge']>;
+  orchePick(...args: Arg[]): Promise<[1, string, number, number, number] | [0, string | number, 'cooling' | 'budget' | 'congested' | 'disabled' | 'edge']>;
   orcheCool(...args: Arg[]): Promise<string>;
   orcheCongest(...args: Arg[]): Promise<number>;
   orcheSucceed(...args: Arg[]): Promise<number>;

@@ -29,7 +29,16 @@ export interface PickPlan {
 }
 
 export type PickResult =
-  | { keyId: string; index: number; trial: boolean }
+  | {
+      keyId: string;
+      index: number;
+      trial: boolean;
+      /**
+       * Set when the pick counted the call against a learned limit: only then may a call upstream did
+       * not serve be refunded (`refund`), and only then is that round trip worth making.
+       */
+      learned?: true;
+    }
   | {
       keyId: null;
       /** The soonest time a key may be usable again; null when every key is disabled. */

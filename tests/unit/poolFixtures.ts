@@ -8,7 +8,7 @@ import { KeyPool, type PoolOptions, type ProviderRuntime } from '../../providers
 import type { PoolEvents } from '../../providers/keys/events';
 import { keyId, keyPreview } from '../../providers/keys/keys';
 import { classifyResponse, type CoolScope, type Outcome, type RateInfo } from '../../providers/limits/rateLimit';
-import type { PickResult, StateStore } from '../../providers/store/types';
+import type { KeyView, PickResult, StateStore } from '../../providers/store/types';
 
 /** A fixed clock 10 s into a minute, so "the next whole minute" is exact. */
 export const T0 = Date.UTC(2026, 10, 22, 12, 30, 10);
@@ -150,9 +150,10 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       expect(await pickNames(pool, kimi, 1, W, n)).toEqual(['a']);
       await pool.report(kimi, ks[0].id, outcome.success(), 1, W + 1);
       expect(await pickNames(pool, kimi, 2, W + 2, n)).toEqual(['a', null]);
-      await pool.report(kimi, ks[0].id, outcome.retry(502), 1, W + 3);
+      // The pick of each call counted the learned limit (the dispatcher passes its pick on).
+      await pool.report(kimi, ks[0].id, outcome.retry(502), 1, W + 3, { trial: false, learned: true });
       expect(await pickNames(pool, kimi, 2, W + 4, n)).toEqual(['a', null]);
-      await pool.report(kimi, ks[0].id, { kind: 'retry', status: 504, reason: 'timeout', message: 'timed out' }, 3, W + 8);
+      await pool.report(kimi, ks[0].id, { kind: 'retry', status: 504, reason: 'timeout', message: 'timed out' }, 3, W + 8, { trial: false, learned: true });
       expect(await pickNames(pool, kimi, 1, W + 9, n)).toEqual([null]);
       const [status] = await pool.keyStatuses(kimi, W + 9);
       expect(status.learned_limits).toMatchObject([{ scope: 'account_free', limit: 2, window_ms: 10_000, used: 2, source: '429' }]);
@@ -180,7 +181,7 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       const probe = await pool.pick(p, T0 + 10_000);
       expect(probe).toEqual({ keyId: a.id, index: 0, trial: true });
       expect(n((await pool.pick(p, T0 + 10_001)).keyId)).toBe('c');
-      await pool.report(p, a.id, outcome.success(), 100, T0 + 10_100, true);
+      await pool.report(p, a.id, outcome.success(), 100, T0 + 10_100, { trial: true });
       expect(await pickNames(pool, p, 3, T0 + 10_200, n)).toEqual(['a', 'a', 'a']);
       expect(await pool.pick(p, T0 + 10_300)).toEqual({ keyId: a.id, index: 0, trial: false });
     });
@@ -265,7 +266,7 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
         t = until; // the next 429 comes when the key is tried again, at the end of its cooldown
       }
       expect(durations).toEqual([60_000, 120_000, 240_000, 300_000, 300_000]);
-      await pool.report(p, a.id, outcome.success(), 10, t, true);
+      await pool.report(p, a.id, outcome.success(), 10, t, { trial: true });
       await pool.report(p, a.id, outcome.cool('key'), 10, t + 1);
       expect(events.cooled[events.cooled.length - 1].until).toBe(t + 1 + 60_000);
     });
@@ -285,7 +286,7 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       const [sa] = await pool.keyStatuses(p, T0 + 10_001);
       expect(sa.state).toBe('active');
       expect(sa.recovering).toBe(true);
-      await pool.report(p, a.id, outcome.success(), 200, T0 + 10_200, true);
+      await pool.report(p, a.id, outcome.success(), 200, T0 + 10_200, { trial: true });
       expect(await pickNames(pool, p, 4, T0 + 10_300, n)).toEqual(['a', 'b', 'a', 'b']);
       const [after] = await pool.keyStatuses(p, T0 + 10_300);
       expect(after.recovering).toBe(false);
@@ -303,8 +304,55 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       expect(n((await pool.pick(p, T0 + 1)).keyId)).toBe('b');
       expect(await pool.pick(p, T0 + 10_000)).toEqual({ keyId: a.id, index: 0, trial: true });
       expect(n((await pool.pick(p, T0 + 10_001)).keyId)).toBe('b');
-      await pool.report(p, a.id, outcome.retry(502), 10, T0 + 10_002, true);
+      await pool.report(p, a.id, outcome.retry(502), 10, T0 + 10_002, { trial: true });
       expect(await pool.pick(p, T0 + 10_003)).toEqual({ keyId: a.id, index: 0, trial: true });
+    });
+
+    // Only the trial call ends its trial: a call picked before the key cooled, ending (5xx, client error)
+    // while another request's trial call is in flight, used to end that hold and let a second trial in.
+    test.each([
+      ['5xx (retry)', outcome.retry(502)],
+      ['client error', outcome.clientError(400)],
+    ])("a call that was no trial, ending with %s, leaves another request's trial hold in place", async (_name, result) => {
+      const ks = keys('a', 'b');
+      const [a] = ks;
+      const n = namer(...ks);
+      const { pool, rt } = build([provider('kimi', ks, { strategy: 'failover' })]);
+      const p = rt('kimi');
+      expect(await pool.pick(p, T0)).toEqual({ keyId: a.id, index: 0, trial: false }); // call X, still in flight
+      await pool.report(p, a.id, outcome.cool('key', T0 + 10_000), 10, T0);
+      expect(n((await pool.pick(p, T0 + 1)).keyId)).toBe('b');
+      expect(await pool.pick(p, T0 + 10_000)).toEqual({ keyId: a.id, index: 0, trial: true }); // call Y, the trial
+      await pool.report(p, a.id, result, 10_002, T0 + 10_002); // X ends
+      expect(n((await pool.pick(p, T0 + 10_003)).keyId)).toBe('b');
+    });
+
+    test('a failed call costs no refund round trip unless the pick counted a learned limit, and no trial round trip unless it was a trial', async () => {
+      const ks = keys('a');
+      const [a] = ks;
+      const { pool, rt } = build([provider('kimi', ks)]);
+      const p = rt('kimi');
+      const calls: string[] = [];
+      for (const m of ['refund', 'endTrial'] as const) {
+        const real = store[m].bind(store);
+        store[m] = async (view: KeyView, at: number) => {
+          calls.push(m);
+          return real(view, at);
+        };
+      }
+      const first = await pool.pick(p, T0);
+      if (first.keyId === null) throw new Error('no key picked');
+      await pool.report(p, a.id, outcome.retry(502), 10, T0 + 10, first);
+      expect(calls).toEqual([]);
+      // With a learned limit of the key: the refund gives the call back (2 a minute, 2 picks possible again).
+      await pool.learnFromProbe(p, a.id, 'key', 2, 60_000, T0 + 20);
+      const second = await pool.pick(p, T0 + 30);
+      if (second.keyId === null) throw new Error('no key picked');
+      await pool.report(p, a.id, outcome.retry(502), 10, T0 + 40, second);
+      expect(calls).toEqual(['refund']);
+      expect((await pool.pick(p, T0 + 50)).keyId).toBe(a.id);
+      expect((await pool.pick(p, T0 + 60)).keyId).toBe(a.id);
+      expect((await pool.pick(p, T0 + 70)).keyId).toBeNull();
     });
 
     // SPEC §7: the trial call's hold on its gates ends with the call, whatever its outcome. An account
@@ -326,7 +374,7 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       await pool.report(p, a.id, outcome.cool('account', T0 + 10_000), 10, T0);
       expect(noKey(await pool.pick(p, T0 + 1))).toEqual({ keyId: null, retryAt: T0 + 10_000, reason: 'cooling' });
       expect(await pool.pick(p, T0 + 10_000)).toEqual({ keyId: a.id, index: 0, trial: true });
-      await pool.report(p, a.id, result, 10, T0 + 10_050, true);
+      await pool.report(p, a.id, result, 10, T0 + 10_050, { trial: true });
       // The congestion holds every key of the model by itself; the rule is about the account gate.
       const at = result.kind === 'congested' ? NEXT_MINUTE - 30_000 : T0 + 10_100;
       const next = await pool.pick(p, at);
@@ -502,7 +550,7 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       await pool.report(p, a.id, outcome.cool('key', T0 + 10_000, 'rate_limited'), 10, T0);
       await pool.report(p, b.id, outcome.disable('invalid_key'), 10, T0 + 1);
       expect(await pool.pick(p, T0 + 10_000)).toEqual({ keyId: a.id, index: 0, trial: true });
-      await pool.report(p, a.id, outcome.success(), 10, T0 + 10_050, true);
+      await pool.report(p, a.id, outcome.success(), 10, T0 + 10_050, { trial: true });
       expect(events.cooled).toEqual([{ at: T0, provider: 'kimi', keyId: a.id, scope: 'key', until: T0 + 10_000, reason: 'rate_limited' }]);
       expect(events.disabled).toEqual([{ at: T0 + 1, provider: 'kimi', keyId: b.id, reason: 'invalid_key' }]);
       expect(events.recovered).toEqual([{ at: T0 + 10_050, provider: 'kimi', keyId: a.id }]);
