@@ -11,7 +11,7 @@ export const LEARNED_TTL_MS = EXPIRY.learnedMs;
 
 /**
  * Window lengths a limit can have, shortest first: OpenRouter's minute and day, and the shorter ones
- * simulations compress to. The Redis store's Lua keeps the same list (redisScripts.ts).
+ * simulations compress to. The Redis store's LEARN script has the list written into its text.
  */
 export const WINDOWS = [1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 60_000, 3_600_000, 86_400_000];
 

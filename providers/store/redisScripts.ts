@@ -14,6 +14,7 @@
  * clock and Redis agree; Redis's own TTLs (the same lengths) only collect the garbage.
  */
 import type Redis from 'ioredis';
+import { WINDOWS } from '../limits/learnedLimit';
 import { EXPIRY } from './rules';
 
 const PRELUDE = `
@@ -54,6 +55,13 @@ end
 -- A gate has an effect while cooling, or recovering within RECOVERING_MS of its deadline.
 local function live(u, p)
   return u > now or (p == '1' and u + RECOVERING_MS > now)
+end
+-- types.ts scopeGate: the gate a cooling or learning scope names (account already resolved).
+local function scopeGate(scope, keyId, account, model)
+  if scope == 'key' then return 'k:' .. keyId end
+  if scope == 'account' then return 'a:' .. account end
+  if scope == 'account_free' then return 'f:' .. account end
+  return 'm:' .. account .. '|' .. model
 end
 local function gatesOf(keyId, account, model, free)
   local g = { 'k:' .. keyId, 'a:' .. account, 'm:' .. account .. '|' .. model }
@@ -233,13 +241,7 @@ local untilT = tonumber(ARGV[7])
 if untilT < 0 then
   untilT = now + math.min(tonumber(ARGV[10]), tonumber(ARGV[9]) * 2 ^ math.min(math.max(strikes - 1, 0), 30))
 end
-local account = resolve(ARGV[4])
-local name
-if scope == 'key' then name = 'k:' .. keyId
-elseif scope == 'account' then name = 'a:' .. account
-elseif scope == 'account_free' then name = 'f:' .. account
-else name = 'm:' .. account .. '|' .. model end
-local k = P .. 'g:' .. name
+local k = P .. 'g:' .. scopeGate(scope, keyId, resolve(ARGV[4]), model)
 local current = redis.call('HMGET', k, 'u', 'p')
 if current[1] and live(tonumber(current[1]), current[2]) and tonumber(current[1]) >= untilT then
   redis.call('HSET', k, 'p', '1')
@@ -262,15 +264,9 @@ const LEARN = `
 local keyId, model, scope = ARGV[3], ARGV[5], ARGV[6]
 local limit, windowMs, resetAt = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local lengthen = ARGV[12] == '1'
-local account = resolve(ARGV[4])
-local name
-if scope == 'key' then name = 'k:' .. keyId
-elseif scope == 'account' then name = 'a:' .. account
-elseif scope == 'account_free' then name = 'f:' .. account
-else name = 'm:' .. account .. '|' .. model end
-local k = P .. 'l:' .. name
--- providers/limits/learnedLimit.ts WINDOWS
-local WINDOWS = { 1000, 2000, 5000, 10000, 15000, 20000, 30000, 60000, 3600000, 86400000 }
+local k = P .. 'l:' .. scopeGate(scope, keyId, resolve(ARGV[4]), model)
+-- providers/limits/learnedLimit.ts WINDOWS, written into the script.
+local WINDOWS = { ${WINDOWS.join(', ')} }
 local h = redis.call('HGETALL', k)
 if ARGV[11] == '1' then
   for i = 1, #h, 2 do
