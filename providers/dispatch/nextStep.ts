@@ -9,7 +9,7 @@ import {
   UpstreamRejectedError,
   UpstreamTimeoutError,
 } from '../errors';
-import type { Outcome } from '../limits/rateLimit';
+import { NO_HINT_HOLD_MS, type Outcome } from '../limits/rateLimit';
 import type { PickResult } from '../store/types';
 
 /**
@@ -121,9 +121,9 @@ function exhausted(s: Extract<Situation, { kind: 'outcome' }>, b: Budget): Orche
       return new AllKeysRateLimitedError(s.requested, wait, `${b.attempts} attempts all rate-limited`);
     }
     case 'congested':
-      return new UpstreamRateLimitedError(s.provider, Math.max(1000, (last.until ?? b.now + 5000) - b.now), last.message);
+      return new UpstreamRateLimitedError(s.provider, Math.max(1000, (last.until ?? b.now + NO_HINT_HOLD_MS) - b.now), last.message);
     case 'edge':
-      return new EdgeRateLimitedError(s.provider, Math.max(1000, (last.until ?? b.now + 5000) - b.now));
+      return new EdgeRateLimitedError(s.provider, Math.max(1000, (last.until ?? b.now + NO_HINT_HOLD_MS) - b.now));
     default:
       return new UpstreamError(s.provider, last.status, 'message' in last ? last.message : 'upstream failure', b.attempts);
   }

@@ -1,7 +1,7 @@
 import type { Config, KeyConfig, ProviderConfig } from '../../config';
 import { isFreeModel } from './keys';
 import { PoolEmitter } from './events';
-import type { CoolScope, Outcome } from '../limits/rateLimit';
+import { type CoolScope, NO_HINT_HOLD_MS, type Outcome } from '../limits/rateLimit';
 import { emptyStats, type KeyStats, type SavedStats, statsFrom, totalTokens } from './keyStats';
 import { describeKeys, type KeyStatus } from './keyStatus';
 import { lessonOf, wholeWindow, windowFromReset } from '../limits/learnedLimit';
@@ -29,16 +29,13 @@ export interface PoolOptions {
   freeRpm?: number;
   freeRpd?: number;
   trialTtlMs: number;
-  /** How long a model stays congested when the upstream gives no retry hint. */
+  /** How long a model stays congested when the upstream gives no retry hint (NO_HINT_HOLD_MS). */
   congestionMs: number;
   /** The minute of learned per-minute limits (ORCHE_MINUTE_MS). */
   minuteMs?: number;
-  /** How long every provider backs off after an edge (Cloudflare) 429 that names no Retry-After (default 5 s). */
-  edgeMs?: number;
+  /** How long every provider backs off after an edge (Cloudflare) 429 that names no Retry-After (NO_HINT_HOLD_MS). */
+  edgeMs: number;
 }
-
-/** Cloudflare's 1015 blocks last seconds to minutes and rarely say how long: a short pause, then a retry. */
-export const DEFAULT_EDGE_MS = 5000;
 
 /**
  * Key states and picking for every provider, over a state store. Pure decisions live in the store's
@@ -88,9 +85,9 @@ export class KeyPool {
       freeRpm: config.budgets.freeRpm,
       freeRpd: config.budgets.freeRpd,
       trialTtlMs: config.rotation.requestTimeoutMs,
-      congestionMs: 5000,
+      congestionMs: NO_HINT_HOLD_MS,
       minuteMs: config.pacing.minuteMs,
-      edgeMs: DEFAULT_EDGE_MS,
+      edgeMs: NO_HINT_HOLD_MS,
     };
   }
 
@@ -241,7 +238,7 @@ export class KeyPool {
         // No key is at fault: the edge in front of the upstream refuses this host, whatever the key.
         stats.rateLimited++;
         totals.rateLimited++;
-        const until = outcome.until ?? now + (this.options.edgeMs ?? DEFAULT_EDGE_MS);
+        const until = outcome.until ?? now + this.options.edgeMs;
         await this.store.holdHost(until, outcome.reason, now);
         this.events.emit('edge', { at: now, provider: slug, keyId, until, reason: outcome.reason });
         break;

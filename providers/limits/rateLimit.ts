@@ -137,6 +137,13 @@ function text(value: unknown): string {
 }
 
 /** How deep `{"error":{"error":{…}}}` is unwrapped; real answers nest once or twice. */
+/**
+ * How long model congestion or an edge (Cloudflare 1015) hold lasts when the answer names no
+ * Retry-After: both are upstream's and rarely say, and clear within seconds. The one short default:
+ * the key pool holds for it, and the dispatcher's Retry-After says it.
+ */
+export const NO_HINT_HOLD_MS = 5000;
+
 const MAX_NESTING = 4;
 
 /** `{"error":{"error":{…}}}` → the innermost error object; a bare string becomes `{message}`. */

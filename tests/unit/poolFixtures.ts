@@ -7,7 +7,7 @@ import type { KeyConfig, KeyRole, ProviderConfig, RotationConfig } from '../../c
 import { KeyPool, type PoolOptions, type ProviderRuntime } from '../../providers/keys/keyPool';
 import type { PoolEvents } from '../../providers/keys/events';
 import { keyId, keyPreview } from '../../providers/keys/keys';
-import { classifyResponse, type CoolScope, type Outcome, type RateInfo } from '../../providers/limits/rateLimit';
+import { classifyResponse, type CoolScope, NO_HINT_HOLD_MS, type Outcome, type RateInfo } from '../../providers/limits/rateLimit';
 import type { KeyView, PickResult, StateStore } from '../../providers/store/types';
 
 /** A fixed clock 10 s into a minute, so "the next whole minute" is exact. */
@@ -24,7 +24,8 @@ export const POOL_OPTIONS: PoolOptions = {
   cooldownMs: 60_000,
   maxCooldownMs: 900_000,
   trialTtlMs: 60_000,
-  congestionMs: 5_000,
+  congestionMs: NO_HINT_HOLD_MS,
+  edgeMs: NO_HINT_HOLD_MS,
 };
 
 export const ROTATION: RotationConfig = {
