@@ -2,7 +2,7 @@ import type { RotationConfig } from '../../config';
 import { AllKeysRateLimitedError, OrcheError } from '../errors';
 import type { KeyPool, ProviderRuntime } from '../keys/keyPool';
 import { lessonOf } from '../limits/learnedLimit';
-import { type Budget, nextStep, reportedOutcome } from './nextStep';
+import { type Budget, nextStep, reportedOutcome, waitUntil } from './nextStep';
 import type { Outcome } from '../limits/rateLimit';
 import { type RoomClock, type Ticket, WaitEnded, WaitRoom } from './waitRoom';
 
@@ -108,25 +108,31 @@ export class Dispatcher {
     let provider = this.pool.get(slug)!;
     const requested = provider.config.slug;
     const visited = new Set([slug]);
-    let attempts = 0;
-    let retries = 0;
     let previous: { keyId: string; reason: string } | null = null;
     // Keys that failed this request (5xx, timeout): another usable key is preferred for the retry.
+    // Each is one retry: the backoff doubles with their number.
     const failed: string[] = [];
     let last: Outcome | null = null;
-    const budget = (): Budget => ({
-      now: now(),
-      attempts,
+    // Fixed at the start; `now`, `attempts` and `retries` are brought up to date for each step.
+    const b: Budget = {
+      now: started,
+      attempts: 0,
       maxAttempts: r.maxAttempts,
-      retries,
-      waitDeadline: started + r.maxWaitMs,
+      retries: 0,
+      waitUntil: waitUntil(started, r.maxWaitMs, r.deadlineMs),
       deadline: started + r.deadlineMs,
       deadlineMs: r.deadlineMs,
+      requestTimeoutMs: r.requestTimeoutMs,
       backoffBaseMs: r.backoffBaseMs,
       backoffMaxMs: r.backoffMaxMs,
       cooldownMs: r.cooldownMs,
       random: this.deps.random,
-    });
+    };
+    const budget = (): Budget => {
+      b.now = now();
+      b.retries = failed.length;
+      return b;
+    };
 
     // The wait room's turn this request holds, and the room that let its current call through.
     let held: { room: WaitRoom; ticket: Ticket } | null = null;
@@ -139,7 +145,6 @@ export class Dispatcher {
       if (err.why === 'aborted') return new ClientGoneError();
       return new AllKeysRateLimitedError(p.config.slug, Math.max(1000, lastRetryAt - now()), err.why === 'full' ? 'too many requests waiting' : 'cooling');
     };
-    const waitUntil = Math.min(started + r.maxWaitMs, started + r.deadlineMs - 1);
 
     try {
       for (;;) {
@@ -148,10 +153,10 @@ export class Dispatcher {
         let value: T | undefined;
         let pickedKey: string | null = null;
         const room = this.room(provider);
-        if (step.kind === 'pick' && held === null && attempts === 0 && room.busy) {
+        if (step.kind === 'pick' && held === null && b.attempts === 0 && room.busy) {
           // A new request queues behind those already waiting for this provider: arrival order, clients in turn.
           try {
-            held = { room, ticket: await room.join(client, waitUntil, undefined, signal) };
+            held = { room, ticket: await room.join(client, b.waitUntil, undefined, signal) };
           } catch (err) {
             throw waitFailed(err, provider);
           }
@@ -171,11 +176,10 @@ export class Dispatcher {
             }
             pickedKey = pick.keyId;
             if (previous && previous.keyId !== pick.keyId) this.pool.emitRotation(provider, previous.keyId, pick.keyId, previous.reason, now());
-            attempts++;
+            b.attempts++;
             const key = this.pool.secret(provider, pick.keyId);
             const callStart = now();
-            const timeoutMs = Math.max(1, Math.min(r.requestTimeoutMs, started + r.deadlineMs - callStart));
-            const result = await attempt({ provider, keyId: pick.keyId, key, signal, timeoutMs });
+            const result = await attempt({ provider, keyId: pick.keyId, key, signal, timeoutMs: step.timeoutMs });
             const end = now();
             const gone = signal?.aborted === true;
             await this.pool.report(provider, pick.keyId, reportedOutcome(result.outcome, gone), end - callStart, end, pick);
@@ -199,11 +203,10 @@ export class Dispatcher {
 
         switch (step.kind) {
           case 'answer':
-            return { value: value as T, provider, keyId: pickedKey!, attempts, latencyMs: now() - started };
+            return { value: value as T, provider, keyId: pickedKey!, attempts: b.attempts, latencyMs: now() - started };
           case 'pick':
             continue;
           case 'back_off':
-            retries++;
             failed.push(pickedKey!);
             await sleep(step.delayMs, signal);
             continue;
@@ -215,7 +218,7 @@ export class Dispatcher {
             slowStart = false;
             try {
               if (held) await held.room.retry(held.ticket, at);
-              else held = { room, ticket: await room.join(client, waitUntil, at, signal) };
+              else held = { room, ticket: await room.join(client, b.waitUntil, at, signal) };
             } catch (err) {
               held = null;
               throw waitFailed(err, provider);

@@ -18,7 +18,10 @@ import type { PickResult } from '../store/types';
  * next. The dispatcher's loop only does the I/O each step names. Time is an argument; no clock here.
  */
 
-/** What the loop knows about the request so far. */
+/**
+ * What the loop knows about the request so far: `now`, `attempts` and `retries` change as it goes,
+ * the rest is fixed at its start.
+ */
 export interface Budget {
   now: number;
   /** Calls made so far, and the most the request may make (ORCHE_MAX_ATTEMPTS). */
@@ -26,11 +29,16 @@ export interface Budget {
   maxAttempts: number;
   /** Retry outcomes (5xx, timeout) before this one: the backoff doubles with them. */
   retries: number;
-  /** Waiting for a recovery must end by here (ORCHE_MAX_WAIT_MS after the start). */
-  waitDeadline: number;
+  /**
+   * A wait for a recovery (or in the wait room) must end by here: ORCHE_MAX_WAIT_MS after the start,
+   * and before the request's deadline (`waitUntil`).
+   */
+  waitUntil: number;
   /** The request's whole deadline (ORCHE_DEADLINE_MS after the start). */
   deadline: number;
   deadlineMs: number;
+  /** One call's own timeout (ORCHE_REQUEST_TIMEOUT_MS), cut to what is left of the deadline. */
+  requestTimeoutMs: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
   /** Default cooldown, for the Retry-After of a request whose every call was rate-limited. */
@@ -47,9 +55,17 @@ export type Situation =
   /** One call ended. `requested` is the provider the client asked for (fallbacks may differ). */
   | { kind: 'outcome'; provider: string; requested: string; outcome: Outcome; fallback: string | null };
 
+/** When a wait must end: the wait limit, and strictly before the request's deadline. */
+export function waitUntil(start: number, maxWaitMs: number, deadlineMs: number): number {
+  return Math.min(start + maxWaitMs, start + deadlineMs - 1);
+}
+
 export type Step =
-  /** Pick (again) at once: the first pick, or after a cooldown or a disabled key. */
-  | { kind: 'pick' }
+  /**
+   * Pick (again) at once: the first pick, or after a cooldown or a disabled key. `timeoutMs`: the
+   * call's timeout, ORCHE_REQUEST_TIMEOUT_MS or what is left of the request's deadline.
+   */
+  | { kind: 'pick'; timeoutMs: number }
   /** Return the call's value to the client. */
   | { kind: 'answer' }
   /** Count a retry, avoid the failed key (5xx, timeout), sleep, then pick again. */
@@ -64,7 +80,7 @@ export function nextStep(s: Situation, b: Budget): Step {
   switch (s.kind) {
     case 'start':
       if (b.now >= b.deadline) return { kind: 'fail', error: new UpstreamTimeoutError(s.provider, b.attempts, `no answer within the request deadline of ${b.deadlineMs} ms`) };
-      if (s.configured) return { kind: 'pick' };
+      if (s.configured) return pickStep(b);
       if (s.fallback) return { kind: 'fall_back', to: s.fallback, reason: 'no_keys' };
       return { kind: 'fail', error: new NoUsableKeysError(s.provider, true) };
     case 'no_key':
@@ -74,13 +90,17 @@ export function nextStep(s: Situation, b: Budget): Step {
   }
 }
 
+function pickStep(b: Budget): Step {
+  return { kind: 'pick', timeoutMs: Math.max(1, Math.min(b.requestTimeoutMs, b.deadline - b.now)) };
+}
+
 function noKey(s: Extract<Situation, { kind: 'no_key' }>, b: Budget): Step {
   const { pick } = s;
   // An edge hold stops every provider on this host alike: a fallback would meet the same edge.
   if (s.fallback && pick.reason !== 'edge') return { kind: 'fall_back', to: s.fallback, reason: pick.reason };
   if (pick.retryAt === null) return { kind: 'fail', error: new NoUsableKeysError(s.provider, false) };
   const wait = Math.max(1, pick.retryAt - b.now);
-  if (b.now + wait <= b.waitDeadline && b.now + wait < b.deadline) return { kind: 'wait', delayMs: wait };
+  if (b.now + wait <= b.waitUntil) return { kind: 'wait', delayMs: wait };
   if (pick.reason === 'edge') return { kind: 'fail', error: new EdgeRateLimitedError(s.provider, wait) };
   if (pick.reason === 'congested') {
     const message = s.last && 'message' in s.last ? s.last.message : 'model congested upstream';
@@ -97,12 +117,12 @@ function afterOutcome(s: Extract<Situation, { kind: 'outcome' }>, b: Budget): St
   switch (o.kind) {
     case 'cool':
     case 'disable':
-      return { kind: 'pick' }; // the next usable key at once, no sleep
+      return pickStep(b); // the next usable key at once, no sleep
     case 'edge':
-      return { kind: 'pick' }; // the next pick sees the host hold: it waits for it or fails with its Retry-After
+      return pickStep(b); // the next pick sees the host hold: it waits for it or fails with its Retry-After
     case 'congested':
       // Otherwise the next pick sees the congestion and waits or fails with its hint.
-      return s.fallback ? { kind: 'fall_back', to: s.fallback, reason: `fallback:${o.reason}` } : { kind: 'pick' };
+      return s.fallback ? { kind: 'fall_back', to: s.fallback, reason: `fallback:${o.reason}` } : pickStep(b);
     case 'retry': {
       const delay = backoffDelay(b.retries + 1, b.backoffBaseMs, b.backoffMaxMs, b.random);
       return { kind: 'back_off', delayMs: Math.min(delay, Math.max(0, b.deadline - b.now)) };

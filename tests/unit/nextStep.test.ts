@@ -2,7 +2,7 @@
  * The dispatcher's decision table: (situation, attempt budget, deadlines) → next step. Pure: the clock
  * and the jitter are arguments.
  */
-import { type Budget, nextStep, reportedOutcome, type Situation, type Step } from '../../providers/dispatch/nextStep';
+import { type Budget, nextStep, reportedOutcome, type Situation, type Step, waitUntil } from '../../providers/dispatch/nextStep';
 import { outcome, T0 } from './poolFixtures';
 
 const budget = (over: Partial<Budget> = {}): Budget => ({
@@ -10,9 +10,10 @@ const budget = (over: Partial<Budget> = {}): Budget => ({
   attempts: 1,
   maxAttempts: 4,
   retries: 0,
-  waitDeadline: T0 + 3_000,
+  waitUntil: T0 + 3_000,
   deadline: T0 + 120_000,
   deadlineMs: 120_000,
+  requestTimeoutMs: 30_000,
   backoffBaseMs: 1_000,
   backoffMaxMs: 10_000,
   cooldownMs: 60_000,
@@ -48,7 +49,8 @@ const fail = (status: number, type: string, retryAfter?: string) => ({ kind: 'fa
 describe('nextStep', () => {
   test.each<[string, Situation, Partial<Budget>, unknown]>([
     // Before a pick
-    ['keys configured → pick', start(true), {}, { kind: 'pick' }],
+    ['keys configured → pick', start(true), {}, { kind: 'pick', timeoutMs: 30_000 }],
+    ['keys configured, the deadline 800 ms away → pick, the call times out at the deadline', start(true), { now: T0 + 119_200 }, { kind: 'pick', timeoutMs: 800 }],
     ['no keys, a fallback → fall back', start(false, 'qwen'), {}, { kind: 'fall_back', to: 'qwen', reason: 'no_keys' }],
     ['no keys, no fallback → 503 provider_unconfigured', start(false), {}, fail(503, 'provider_unconfigured')],
     ['past the request deadline → 504 timeout', start(true), { now: T0 + 120_000 }, fail(504, 'upstream_timeout')],
@@ -58,7 +60,7 @@ describe('nextStep', () => {
     ['cooling, recovery exactly at the wait deadline → wait', noKey(T0 + 3_000, 'cooling'), {}, { kind: 'wait', delayMs: 3_000 }],
     ['cooling, recovery due now → wait at least 1 ms', noKey(T0, 'cooling'), {}, { kind: 'wait', delayMs: 1 }],
     ['cooling beyond the wait → 429 all_keys_rate_limited, Retry-After rounded up', noKey(T0 + 30_500, 'cooling'), {}, fail(429, 'all_keys_rate_limited', '31')],
-    ['recovery within the wait but past the request deadline → 429', noKey(T0 + 2_000, 'cooling'), { deadline: T0 + 2_000 }, fail(429, 'all_keys_rate_limited', '2')],
+    ['recovery within the wait but past the request deadline → 429', noKey(T0 + 2_000, 'cooling'), { deadline: T0 + 2_000, waitUntil: waitUntil(T0, 3_000, 2_000) }, fail(429, 'all_keys_rate_limited', '2')],
     ['budgets spent beyond the wait → 429 all_keys_rate_limited', noKey(T0 + 50_000, 'budget'), {}, fail(429, 'all_keys_rate_limited', '50')],
     ['congested beyond the wait → 429 upstream_rate_limited', noKey(T0 + 10_000, 'congested'), {}, fail(429, 'upstream_rate_limited', '10')],
     ['every key disabled → 503 no_usable_keys', noKey(null, 'disabled'), {}, fail(503, 'no_usable_keys')],
@@ -67,14 +69,14 @@ describe('nextStep', () => {
     // A call ended
     ['success → answer', after(outcome.success()), {}, { kind: 'answer' }],
     ['success on the last attempt → answer', after(outcome.success()), { attempts: 4 }, { kind: 'answer' }],
-    ['key cooled → pick the next key at once', after(outcome.cool('key', T0 + 30_000)), {}, { kind: 'pick' }],
-    ['key disabled → pick the next key at once', after(outcome.disable()), {}, { kind: 'pick' }],
+    ['key cooled → pick the next key at once', after(outcome.cool('key', T0 + 30_000)), {}, { kind: 'pick', timeoutMs: 30_000 }],
+    ['key disabled → pick the next key at once', after(outcome.disable()), {}, { kind: 'pick', timeoutMs: 30_000 }],
     ['5xx, first retry → back off base/2..base (jitter 0.5)', after(outcome.retry(502)), {}, { kind: 'back_off', delayMs: 750 }],
     ['5xx, third retry → back off doubled twice', after(outcome.retry(502)), { retries: 2, attempts: 3 }, { kind: 'back_off', delayMs: 3_000 }],
     ['5xx, backoff capped at the max', after(outcome.retry(502)), { retries: 10, attempts: 3, maxAttempts: 20 }, { kind: 'back_off', delayMs: 7_500 }],
     ['5xx, backoff cut at the request deadline', after(outcome.retry(502)), { deadline: T0 + 200 }, { kind: 'back_off', delayMs: 200 }],
     ['congested with a fallback → fall back', after(outcome.congested(T0 + 5_000), 'qwen'), {}, { kind: 'fall_back', to: 'qwen', reason: 'fallback:upstream_rate_limited' }],
-    ['congested, no fallback → pick (the pick sees the congestion)', after(outcome.congested(T0 + 5_000)), {}, { kind: 'pick' }],
+    ['congested, no fallback → pick (the pick sees the congestion)', after(outcome.congested(T0 + 5_000)), {}, { kind: 'pick', timeoutMs: 30_000 }],
     ['client error → the upstream status, no retry', after(outcome.clientError(400)), {}, fail(400, 'upstream_rejected')],
     ['client error on the last attempt → still the client error', after(outcome.clientError(404)), { attempts: 4 }, fail(404, 'upstream_rejected')],
 
@@ -87,6 +89,13 @@ describe('nextStep', () => {
     ['last attempt disabled → 502 upstream_error', after(outcome.disable()), { attempts: 4 }, fail(502, 'upstream_error')],
   ])('%s', (_name, situation, over, expected) => {
     expect(plain(nextStep(situation, budget(over)))).toEqual(expected);
+  });
+
+  test.each([
+    ['the wait limit comes first', 3_000, 120_000, T0 + 3_000],
+    ['the deadline comes first: a wait ends 1 ms before it', 3_000, 2_000, T0 + 1_999],
+  ])('waitUntil: %s', (_name, maxWaitMs, deadlineMs, expected) => {
+    expect(waitUntil(T0, maxWaitMs, deadlineMs)).toBe(expected);
   });
 
   test('the 429 of a request whose every call was rate-limited names the provider the client asked for', () => {
