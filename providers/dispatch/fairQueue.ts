@@ -77,9 +77,4 @@ export class FairQueue<T> {
     }
     return true;
   }
-
-  /** Every waiting item (any order). */
-  items(): T[] {
-    return [...this.queues.values()].flat();
-  }
 }

@@ -7,6 +7,7 @@
  * The clock and timers are injected, so the rules are tested without waiting.
  */
 import { FairQueue } from './fairQueue';
+import { MinHeap } from './minHeap';
 
 export interface RoomClock {
   now(): number;
@@ -38,11 +39,19 @@ export class Ticket {
   resolve: () => void = () => {};
   reject: (err: WaitEnded) => void = () => {};
   onAbort?: () => void;
+  /** In the line (not holding the turn, not gone), and in the room's deadline heap. */
+  waiting = false;
+  inHeap = false;
   constructor(readonly client: string, readonly deadline: number, readonly signal?: AbortSignal) {}
 }
 
 export class WaitRoom {
   private readonly queue = new FairQueue<Ticket>();
+  /**
+   * The waiting tickets by deadline, so that each event looks only at the soonest. A ticket that
+   * stopped waiting stays until it comes to the top, then is dropped (each ticket is in it once).
+   */
+  private readonly deadlines = new MinHeap<Ticket>((t) => t.deadline);
   /** The ticket woken and not yet reported back: at most one at a time. */
   private turn: Ticket | null = null;
   /** The soonest a key may be usable again, as the last failed pick said (0: now). */
@@ -63,10 +72,6 @@ export class WaitRoom {
     return this.turn !== null || this.queue.size > 0 || this.inflight >= this.cap;
   }
 
-  get waiting(): number {
-    return this.queue.size;
-  }
-
   /** How many calls may be in flight from the room now (Infinity: no slow start). */
   get concurrency(): number {
     return this.cap;
@@ -82,6 +87,7 @@ export class WaitRoom {
     const t = new Ticket(client, deadline, signal);
     const done = this.park(t);
     this.queue.push(client, t);
+    this.wait(t);
     // A pick that just failed knows best when a key may be usable again.
     if (retryAt !== undefined) this.wakeAt = retryAt;
     this.schedule();
@@ -96,6 +102,7 @@ export class WaitRoom {
     if (this.turn === t) this.turn = null;
     const done = this.park(t);
     this.queue.unshift(t.client, t);
+    this.wait(t);
     this.wakeAt = retryAt;
     this.schedule();
     return done;
@@ -132,6 +139,7 @@ export class WaitRoom {
   /** The ticket gives up (error, fallback): it leaves the line or gives back the turn. */
   leave(t: Ticket): void {
     this.unpark(t);
+    t.waiting = false;
     if (this.turn === t) this.turn = null;
     else this.queue.remove(t.client, t);
     this.schedule();
@@ -141,6 +149,15 @@ export class WaitRoom {
   kick(): void {
     this.wakeAt = 0;
     this.schedule();
+  }
+
+  /** The ticket is in the line: its deadline counts. */
+  private wait(t: Ticket): void {
+    t.waiting = true;
+    if (!t.inHeap) {
+      t.inHeap = true;
+      this.deadlines.push(t);
+    }
   }
 
   private park(t: Ticket): Promise<void> {
@@ -162,6 +179,7 @@ export class WaitRoom {
 
   private expire(t: Ticket, why: WaitEnd): void {
     if (!this.queue.remove(t.client, t)) return;
+    t.waiting = false;
     this.unpark(t);
     t.reject(new WaitEnded(why));
     this.schedule();
@@ -177,17 +195,21 @@ export class WaitRoom {
     if (this.queue.size > 0 && this.turn === null && this.inflight < this.cap && this.wakeAt <= now) {
       const next = this.queue.shift()!;
       this.turn = next.item;
+      next.item.waiting = false;
       this.unpark(next.item);
       next.item.resolve();
     }
-    let soonest = Infinity;
-    for (const t of this.queue.items()) {
-      if (t.deadline <= now) {
-        this.queue.remove(t.client, t);
-        this.unpark(t);
-        t.reject(new WaitEnded('deadline'));
-      } else soonest = Math.min(soonest, t.deadline);
+    // Only the soonest deadlines: tickets no longer waiting are dropped, those due are turned away.
+    for (let t = this.deadlines.peek(); t !== undefined && (!t.waiting || t.deadline <= now); t = this.deadlines.peek()) {
+      this.deadlines.pop();
+      t.inHeap = false;
+      if (!t.waiting) continue;
+      t.waiting = false;
+      this.queue.remove(t.client, t);
+      this.unpark(t);
+      t.reject(new WaitEnded('deadline'));
     }
+    let soonest = this.deadlines.peek()?.deadline ?? Infinity;
     if (this.queue.size === 0) {
       // The demand ended: so does the slow start.
       if (this.turn === null && this.inflight === 0) this.cap = Infinity;

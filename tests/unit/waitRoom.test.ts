@@ -140,6 +140,25 @@ describe('WaitRoom: one turn at a time, at the soonest recovery, within each dea
     expect(failed.sort()).toEqual(['2:deadline', '3:deadline']);
   });
 
+  test('each waiting request is turned away at its own deadline, whatever order they joined in; one timer, at the soonest', async () => {
+    const { clock, room: r } = room(2000);
+    const T = clock.t;
+    const ended: Array<[number, number]> = [];
+    // 1000 waiting for a recovery far off; deadlines out of arrival order (a request that started
+    // earlier may join later, after its own calls).
+    const deadlines = Array.from({ length: 1000 }, (_, i) => T + 1_000 + ((i * 7919) % 1000) * 10);
+    deadlines.forEach((d, i) => void r.join(`c${i % 10}`, d, T + 60_000).catch(() => ended.push([i, clock.t])));
+    await flush();
+    expect(clock.pending()).toEqual([1_000]);
+    await clock.advance(T + 5_000);
+    const due = deadlines.map((d, i) => [i, d] as [number, number]).filter(([, d]) => d <= T + 5_000);
+    expect(ended.sort((a, b) => a[0] - b[0])).toEqual(due);
+    await clock.advance(T + 20_000);
+    expect(ended).toHaveLength(1000);
+    expect(r.busy).toBe(false);
+    expect(clock.pending()).toEqual([]);
+  });
+
   test('the line is bounded: beyond maxQueue a request fails at once', async () => {
     const { clock, room: r } = room(2);
     const T = clock.t;
