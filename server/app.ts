@@ -36,7 +36,6 @@ import { v1Routes } from './routes/v1';
 import { clientLimiter, corsPolicy, securityHeaders, STATUS_PATHS, statusAuth } from './security';
 import { drainServer, InFlight } from './shutdown';
 import { UsageTracker } from './usage';
-import { LIMITS } from './validation';
 
 import { version as VERSION } from '../package.json';
 
@@ -88,14 +87,6 @@ function answerMalformed(err: NodeJS.ErrnoException, socket: Duplex): void {
 
 /** The routes that spend keys: client tokens and per-client limits apply here. */
 const CHAT_PATHS = ['/api/chat', '/v1/chat'];
-const FANOUT_PATH = '/api/chat/fanout';
-
-/** How many upstream calls a fan-out body asks for: its distinct providers, else every configured one. */
-function fanoutLegs(body: unknown, pool: KeyPool): number {
-  const providers = (body as { providers?: unknown } | undefined)?.providers;
-  if (Array.isArray(providers)) return Math.min(new Set(providers.map((p) => String(p).toLowerCase())).size, LIMITS.fanoutProviders);
-  return pool.list().filter((p) => p.keys.size > 0).length;
-}
 
 function subscribeLogs(pool: KeyPool, logger: Logger): void {
   const iso = (t: number) => new Date(t).toISOString();
@@ -179,6 +170,11 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
     return report;
   };
 
+  // Per-client limits are shared across instances through Redis when there is one.
+  const limiterRedis = config.redis && config.clientRpm ? clientLimitRedis(config.redis.url, `${config.redis.prefix}client-rl:`) : undefined;
+  const limiter = clientLimiter(config, limiterRedis?.store, logger);
+  const streams = streamLimit(config.maxStreamsPerClient, config.clientTokens);
+
   const ctx: AppContext = {
     config,
     pool,
@@ -195,10 +191,12 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
     endUsers,
     prober,
     reload,
+    // The middleware counted one request and one stream; a fan-out's route adds its other legs.
+    async chargeLegs(req, res, legs) {
+      await limiter.chargeMore(req, legs - 1);
+      streams.holdMore(res, legs - 1);
+    },
   };
-
-  // Per-client limits are shared across instances through Redis when there is one.
-  const limiterRedis = config.redis && config.clientRpm ? clientLimitRedis(config.redis.url, `${config.redis.prefix}client-rl:`) : undefined;
 
   const app = express();
   app.disable('x-powered-by');
@@ -213,14 +211,10 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   app.use(corsPolicy(config.corsOrigins));
   app.use(methodNotAllowed(app));
   app.use(STATUS_PATHS, statusAuth(config));
-  const limiter = clientLimiter(config, limiterRedis?.store, logger);
   app.use(CHAT_PATHS, clientAuth(config.clientTokens), limiter.middleware);
   app.use(singleQueryValues);
   app.use(express.json({ limit: config.bodyLimit, verify: verifyJsonDepth }));
-  // A fan-out makes one upstream call per leg: each counts against the client's limits (SPEC §7).
-  const legs = (req: express.Request) => ((req.baseUrl + req.path).replace(/\/+$/, '') === FANOUT_PATH ? fanoutLegs(req.body, pool) : 1);
-  app.post(FANOUT_PATH, limiter.chargeLegs(legs));
-  app.use(CHAT_PATHS, streamLimit(config.maxStreamsPerClient, config.clientTokens, legs));
+  app.use(CHAT_PATHS, streams.middleware);
   app.use(CHAT_PATHS, requestScope(config, endUsers, now));
   app.use(statusRoutes(ctx));
   app.use(chatRoutes(ctx));
