@@ -11,14 +11,35 @@ export const MAX_RELAYED_CHARS = 500;
 
 /** Key-shaped text: OpenRouter (`sk-or-v1-…`) and other `sk-…` keys, and a Bearer credential of 16+ characters (not the words "Bearer tokens" in an answer). */
 const KEY_SHAPED = /\bsk-[A-Za-z0-9_-]{16,}|\bBearer\s+[A-Za-z0-9._~+/=-]{16,}/gi;
-/** Characters a key or token is made of: a run of them may be a key cut by a chunk boundary. */
-const TOKEN_CHAR = /[A-Za-z0-9._~+/=-]/;
+/**
+ * Characters a key or token is made of, and the backslash of a JSON escape that may spell one: a
+ * run of them may be a key cut by a chunk boundary.
+ */
+const TOKEN_CHAR = /[A-Za-z0-9._~+/=\\-]/;
 /** Beyond this a run is not a key; it is released (masked) so memory stays bounded. */
 const MAX_HOLD = 64 * 1024;
+/**
+ * A JSON escape (`\u0073`, `\/`) not itself escaped (an even run of backslashes before it). JSON
+ * allows one for any character, so `\u0073k-or-v1-…` is text that does not contain the key and JSON
+ * that parses to it.
+ */
+const JSON_ESCAPE = /(?<!\\)((?:\\\\)*)\\(?:u([0-9a-fA-F]{4})|\/)/g;
+/** Characters that never need an escape inside a JSON string: spelling them out keeps the JSON the same value. */
+const PLAIN_CHAR = /^[A-Za-z0-9._~+/= -]$/;
 
-/** Replaces the given keys and anything key-shaped; the replacement keeps JSON strings valid. */
+/** Spells out JSON escapes of plain characters, so key material written with them is seen by the masker. */
+function unescapePlain(text: string): string {
+  if (!text.includes('\\')) return text;
+  return text.replace(JSON_ESCAPE, (m, lead: string, hex: string | undefined) => {
+    const c = hex === undefined ? '/' : String.fromCharCode(parseInt(hex, 16));
+    return PLAIN_CHAR.test(c) ? lead + c : m;
+  });
+}
+
+
+/** Replaces the given keys and anything key-shaped, also when spelled with JSON escapes; the replacement keeps JSON strings valid. */
 export function maskSecrets(text: string, keys: readonly string[] = []): string {
-  let out = text;
+  let out = unescapePlain(text);
   for (const key of keys) if (key.length >= 8 && out.includes(key)) out = out.split(key).join(REDACTED);
   return out.replace(KEY_SHAPED, (m) => (/^bearer/i.test(m) ? `Bearer ${REDACTED}` : REDACTED));
 }
@@ -81,7 +102,7 @@ export class SecretMasker {
     let out = text.slice(0, at);
     this.held = text.slice(at);
     if (this.inSecret) {
-      const run = /^[A-Za-z0-9._~+/=-]*/.exec(out)![0];
+      const run = /^[A-Za-z0-9._~+/=\\-]*/.exec(out)![0];
       if (run.length < out.length) this.inSecret = false;
       out = (run ? REDACTED : '') + out.slice(run.length);
     }
