@@ -5,7 +5,8 @@ import type { Config } from '../config';
 import { OrcheError } from '../providers/errors';
 import { clientIdentity } from './clientIdentity';
 import type { Logger } from './logger';
-import { bearerMatches, sendError } from './middleware';
+import { bearerMatches } from './bearer';
+import { sendError } from './middleware';
 
 /** Headers for an API that serves JSON to browsers; the dashboard sets its own CSP. */
 export const securityHeaders: RequestHandler = (_req, res, next) => {
