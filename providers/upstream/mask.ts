@@ -6,8 +6,6 @@
  */
 
 export const REDACTED = '[REDACTED]';
-/** Relayed upstream messages (errors, stream error chunks) are cut to this many characters. */
-export const MAX_RELAYED_CHARS = 500;
 
 /** Key-shaped text: OpenRouter (`sk-or-v1-…`) and other `sk-…` keys, and a Bearer credential of 16+ characters (not the words "Bearer tokens" in an answer). */
 const KEY_SHAPED = /\bsk-[A-Za-z0-9_-]{16,}|\bBearer\s+[A-Za-z0-9._~+/=-]{16,}/gi;
@@ -42,23 +40,6 @@ export function maskSecrets(text: string, keys: readonly string[] = []): string 
   let out = unescapePlain(text);
   for (const key of keys) if (key.length >= 8 && out.includes(key)) out = out.split(key).join(REDACTED);
   return out.replace(KEY_SHAPED, (m) => (/^bearer/i.test(m) ? `Bearer ${REDACTED}` : REDACTED));
-}
-
-/** An upstream message as a client may see it: masked, and at most MAX_RELAYED_CHARS long. */
-export function relayedText(text: string, keys: readonly string[] = []): string {
-  const masked = maskSecrets(text, keys);
-  return masked.length <= MAX_RELAYED_CHARS ? masked : `${masked.slice(0, MAX_RELAYED_CHARS - 1)}…`;
-}
-
-/** Every string in a small JSON value (stream error `metadata`) relayed as above; depth and width bounded. */
-export function relayedValue(value: unknown, keys: readonly string[] = [], depth = 0): unknown {
-  if (typeof value === 'string') return relayedText(value, keys);
-  if (value === null || typeof value !== 'object') return value;
-  if (depth >= 4) return undefined;
-  if (Array.isArray(value)) return value.slice(0, 20).map((v) => relayedValue(v, keys, depth + 1));
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value).slice(0, 20)) out[k.slice(0, 64)] = relayedValue(v, keys, depth + 1);
-  return out;
 }
 
 /**

@@ -1,4 +1,5 @@
-import { MAX_RELAYED_CHARS, maskSecrets, REDACTED, relayedText, SecretMasker } from '../../providers/upstream/mask';
+import { maskSecrets, REDACTED, SecretMasker } from '../../providers/upstream/mask';
+import { capRelayed, capRelayedValue, MAX_RELAYED_CHARS } from '../../providers/upstream/relayed';
 
 const KEY = 'sk-or-v1-0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab';
 const PLAIN = 'plainSecretValue42';
@@ -33,9 +34,15 @@ describe('maskSecrets', () => {
     expect(JSON.stringify(JSON.parse(out))).not.toMatch(/sk-or-v1-0123|plainSecret/);
   });
 
-  test('relayedText caps at 500 characters', () => {
-    expect(relayedText('a'.repeat(10_000))).toHaveLength(MAX_RELAYED_CHARS);
-    expect(relayedText('short')).toBe('short');
+  test('capRelayed caps at 500 characters and does nothing else (the text was masked where it entered)', () => {
+    expect(capRelayed('a'.repeat(10_000))).toHaveLength(MAX_RELAYED_CHARS);
+    expect(capRelayed('short')).toBe('short');
+    expect(capRelayed('Bearer [REDACTED] said no')).toBe('Bearer [REDACTED] said no');
+  });
+
+  test('capRelayedValue caps every string and bounds depth and width', () => {
+    expect(capRelayedValue({ raw: 'r'.repeat(600), n: 3, deep: { a: { b: { c: { d: 'gone' } } } } })).toEqual({ raw: `${'r'.repeat(499)}…`, n: 3, deep: { a: { b: { c: undefined } } } });
+    expect((capRelayedValue(Array.from({ length: 50 }, (_, i) => i)) as unknown[]).length).toBe(20);
   });
 });
 
