@@ -101,19 +101,10 @@ function subscribeLogs(pool: KeyPool, logger: Logger): void {
   pool.events.on('reactivated', (e) => logger.info('key reactivated', { key_id: e.keyId }));
 }
 
-/** The composition root: everything is built here from a parsed config; no module-level state. */
-/** host:port of a Redis URL, never its credentials. */
-function redisHost(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return '(invalid URL)';
-  }
-}
-
 /** How long a start with ORCHE_REDIS_REQUIRED=true waits for Redis. */
 const REDIS_REQUIRED_WAIT_MS = 5000;
 
+/** The composition root: everything is built here from a parsed config; no module-level state. */
 export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   const now = deps.now ?? Date.now;
   const logger = deps.logger ?? createLogger({ ...config.log, stream: deps.logStream });
@@ -245,7 +236,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
       // A deployment that requires its shared state fails to start without it (SPEC §7), rather
       // than serving from a local state no other instance sees.
       if (config.redis?.required && store instanceof RedisStore && !(await store.connected(REDIS_REQUIRED_WAIT_MS))) {
-        throw new Error(`redis at ${redisHost(config.redis.url)} did not answer within ${REDIS_REQUIRED_WAIT_MS / 1000} s (ORCHE_REDIS_REQUIRED=true)`);
+        throw new Error(`redis at ${safeOrigin(config.redis.url)} did not answer within ${REDIS_REQUIRED_WAIT_MS / 1000} s (ORCHE_REDIS_REQUIRED=true)`);
       }
       if (config.ops.probeIntervalMs <= 0) return;
       await probeNow();

@@ -84,7 +84,7 @@ describe('a failed start', () => {
     expect(ms).toBeLessThan(10_000);
     const lines = failureLines(proc);
     expect(lines).toHaveLength(1);
-    expect(String(lines[0].message)).toBe(`orche: failed to start: redis at 127.0.0.1:${port} did not answer within 5 s (ORCHE_REDIS_REQUIRED=true)`);
+    expect(String(lines[0].message)).toBe(`orche: failed to start: redis at redis://127.0.0.1:${port} did not answer within 5 s (ORCHE_REDIS_REQUIRED=true)`);
     expect(JSON.stringify(proc.lines)).not.toContain('s3cret-pass');
   }, TEST_LIMIT_MS);
 
