@@ -1,4 +1,4 @@
-import { relayedText } from './upstream/mask';
+import { capRelayed } from './upstream/relayed';
 
 /**
  * The errors orche answers with. Route handlers and the dispatcher throw these; one Express handler
@@ -53,7 +53,7 @@ export class UpstreamRateLimitedError extends OrcheError {
       429,
       'upstream_rate_limited',
       `The model of ${provider} is rate-limited upstream (no key is at fault); retry in ${Math.ceil(retryAfterMs / 1000)} s`,
-      { provider, retry_after_ms: retryAfterMs, upstream_message: relayedText(upstreamMessage) },
+      { provider, retry_after_ms: retryAfterMs, upstream_message: capRelayed(upstreamMessage) },
       retryHeaders(retryAfterMs),
     );
   }
@@ -90,7 +90,7 @@ export class UpstreamError extends OrcheError {
     super(502, 'upstream_error', `${provider} failed after ${attempts} attempt(s): upstream answered ${upstreamStatus}`, {
       provider,
       upstream_status: upstreamStatus,
-      upstream_message: relayedText(upstreamMessage),
+      upstream_message: capRelayed(upstreamMessage),
       attempts,
     });
   }
@@ -98,7 +98,7 @@ export class UpstreamError extends OrcheError {
 
 export class UpstreamTimeoutError extends OrcheError {
   constructor(provider: string, attempts: number, message: string) {
-    super(504, 'upstream_timeout', `${provider} did not answer in time after ${attempts} attempt(s)`, { provider, attempts, upstream_message: relayedText(message) });
+    super(504, 'upstream_timeout', `${provider} did not answer in time after ${attempts} attempt(s)`, { provider, attempts, upstream_message: capRelayed(message) });
   }
 }
 
@@ -111,6 +111,6 @@ const OWN_TYPES = new Set(['moderation', 'upstream_too_large']);
  */
 export class UpstreamRejectedError extends OrcheError {
   constructor(provider: string, status: number, reason: string, upstreamMessage: string) {
-    super(status, OWN_TYPES.has(reason) ? reason : 'upstream_rejected', `${provider}: ${relayedText(upstreamMessage)}`, { provider });
+    super(status, OWN_TYPES.has(reason) ? reason : 'upstream_rejected', `${provider}: ${capRelayed(upstreamMessage)}`, { provider });
   }
 }

@@ -37,7 +37,6 @@ import { v1Routes } from './routes/v1';
 import { clientLimiter, corsPolicy, securityHeaders, STATUS_PATHS, statusAuth } from './security';
 import { drainServer, InFlight } from './shutdown';
 import { UsageTracker } from './usage';
-import { LIMITS } from './validation';
 
 import { version as VERSION } from '../package.json';
 
@@ -89,14 +88,6 @@ function answerMalformed(err: NodeJS.ErrnoException, socket: Duplex): void {
 
 /** The routes that spend keys: client tokens and per-client limits apply here. */
 const CHAT_PATHS = ['/api/chat', '/v1/chat'];
-const FANOUT_PATH = '/api/chat/fanout';
-
-/** How many upstream calls a fan-out body asks for: its distinct providers, else every configured one. */
-function fanoutLegs(body: unknown, pool: KeyPool): number {
-  const providers = (body as { providers?: unknown } | undefined)?.providers;
-  if (Array.isArray(providers)) return Math.min(new Set(providers.map((p) => String(p).toLowerCase())).size, LIMITS.fanoutProviders);
-  return pool.list().filter((p) => p.keys.size > 0).length;
-}
 
 function subscribeLogs(pool: KeyPool, logger: Logger): void {
   const iso = (t: number) => new Date(t).toISOString();
@@ -111,19 +102,10 @@ function subscribeLogs(pool: KeyPool, logger: Logger): void {
   pool.events.on('reactivated', (e) => logger.info('key reactivated', { key_id: e.keyId }));
 }
 
-/** The composition root: everything is built here from a parsed config; no module-level state. */
-/** host:port of a Redis URL, never its credentials. */
-function redisHost(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return '(invalid URL)';
-  }
-}
-
 /** How long a start with ORCHE_REDIS_REQUIRED=true waits for Redis. */
 const REDIS_REQUIRED_WAIT_MS = 5000;
 
+/** The composition root: everything is built here from a parsed config; no module-level state. */
 export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   const now = deps.now ?? Date.now;
   const logger = deps.logger ?? createLogger({ ...config.log, stream: deps.logStream });
@@ -180,6 +162,14 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
     return report;
   };
 
+  // Per-client limits are shared across instances through Redis when there is one.
+  const limiterRedis = config.redis && config.clientRpm ? clientLimitRedis(config.redis.url, `${config.redis.prefix}client-rl:`) : undefined;
+  const limiter = clientLimiter(config, limiterRedis?.store, logger);
+  const streams = streamLimit(config.maxStreamsPerClient, config.clientTokens);
+  // So are the per-end-user limits.
+  const { userRpm, userRpd } = config.pacing;
+  const userRedis = config.redis && (userRpm || userRpd) ? userLimitRedis(config.redis.url, `${config.redis.prefix}user-rl:`, { rpm: userRpm, rpd: userRpd }) : undefined;
+
   const ctx: AppContext = {
     config,
     pool,
@@ -196,13 +186,12 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
     endUsers,
     prober,
     reload,
+    // The middleware counted one request and one stream; a fan-out's route adds its other legs.
+    async chargeLegs(req, res, legs) {
+      await limiter.chargeMore(req, legs - 1);
+      streams.holdMore(res, legs - 1);
+    },
   };
-
-  // Per-client limits are shared across instances through Redis when there is one.
-  const limiterRedis = config.redis && config.clientRpm ? clientLimitRedis(config.redis.url, `${config.redis.prefix}client-rl:`) : undefined;
-  // So are the per-end-user limits.
-  const { userRpm, userRpd } = config.pacing;
-  const userRedis = config.redis && (userRpm || userRpd) ? userLimitRedis(config.redis.url, `${config.redis.prefix}user-rl:`, { rpm: userRpm, rpd: userRpd }) : undefined;
 
   const app = express();
   app.disable('x-powered-by');
@@ -217,14 +206,10 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   app.use(corsPolicy(config.corsOrigins));
   app.use(methodNotAllowed(app));
   app.use(STATUS_PATHS, statusAuth(config));
-  const limiter = clientLimiter(config, limiterRedis?.store, logger);
   app.use(CHAT_PATHS, clientAuth(config.clientTokens), limiter.middleware);
   app.use(singleQueryValues);
   app.use(express.json({ limit: config.bodyLimit, verify: verifyJsonDepth }));
-  // A fan-out makes one upstream call per leg: each counts against the client's limits (SPEC §7).
-  const legs = (req: express.Request) => ((req.baseUrl + req.path).replace(/\/+$/, '') === FANOUT_PATH ? fanoutLegs(req.body, pool) : 1);
-  app.post(FANOUT_PATH, limiter.chargeLegs(legs));
-  app.use(CHAT_PATHS, streamLimit(config.maxStreamsPerClient, config.clientTokens, legs));
+  app.use(CHAT_PATHS, streams.middleware);
   app.use(CHAT_PATHS, requestScope(config, endUsers, now, userRedis?.admit));
   app.use(statusRoutes(ctx));
   app.use(chatRoutes(ctx));
@@ -256,7 +241,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
       // A deployment that requires its shared state fails to start without it (SPEC §7), rather
       // than serving from a local state no other instance sees.
       if (config.redis?.required && store instanceof RedisStore && !(await store.connected(REDIS_REQUIRED_WAIT_MS))) {
-        throw new Error(`redis at ${redisHost(config.redis.url)} did not answer within ${REDIS_REQUIRED_WAIT_MS / 1000} s (ORCHE_REDIS_REQUIRED=true)`);
+        throw new Error(`redis at ${safeOrigin(config.redis.url)} did not answer within ${REDIS_REQUIRED_WAIT_MS / 1000} s (ORCHE_REDIS_REQUIRED=true)`);
       }
       if (config.ops.probeIntervalMs <= 0) return;
       await probeNow();

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Request } from 'express';
 import { ipKeyGenerator } from 'express-rate-limit';
-import { bearerMatches } from './middleware';
+import { bearerMatches, bearerToken } from './bearer';
 
 /**
  * Who a client is, for every per-client limit (requests per minute, concurrent streams, fair
@@ -11,13 +11,19 @@ import { bearerMatches } from './middleware';
  * (Express "trust proxy"): X-Forwarded-For counts only as far as that setting trusts the hops.
  * IPv6 addresses are grouped by their /56, as one subscriber usually holds a whole prefix.
  */
-export function clientIdentity(req: Request, clientTokens: readonly string[]): string {
-  if (clientTokens.length > 0) {
-    const authorization = req.get('authorization');
-    if (bearerMatches(authorization, clientTokens as string[]) === 'ok') {
-      const token = /^Bearer\s+(\S+)/i.exec(authorization!)![1];
-      return `t:${createHash('sha256').update(token).digest('hex').slice(0, 24)}`;
-    }
-  }
+export function identityOf(req: Request, configuredToken: string | undefined): string {
+  if (configuredToken !== undefined) return `t:${createHash('sha256').update(configuredToken).digest('hex').slice(0, 24)}`;
   return `ip:${ipKeyGenerator(req.ip ?? 'unknown')}`;
+}
+
+/**
+ * The request's client identity: the one clientAuth settled (res.locals.clientId, on every chat
+ * route), else worked out here (a caller outside those routes).
+ */
+export function clientIdentity(req: Request, clientTokens: readonly string[]): string {
+  const settled: unknown = req.res?.locals.clientId;
+  if (typeof settled === 'string') return settled;
+  const authorization = req.get('authorization');
+  const configured = clientTokens.length > 0 && bearerMatches(authorization, clientTokens) === 'ok';
+  return identityOf(req, configured ? bearerToken(authorization) : undefined);
 }

@@ -1,3 +1,4 @@
+import type { Request, Response } from 'express';
 import type { Config } from '../config';
 import type { ChatService } from '../providers/dispatch/chat';
 import type { KeyPool, KeyStatus, ProviderRuntime } from '../providers/keys/keyPool';
@@ -28,6 +29,12 @@ export interface AppContext {
   /** End users named by frontends (X-Orche-User / `user`): counts and limits. */
   endUsers: EndUsers;
   prober: KeyProber;
+  /**
+   * A request that makes `legs` upstream calls (a fan-out, known once its route resolved the
+   * providers) is charged per leg against the client's limits: requests per minute and open
+   * streams (SPEC §7). Throws the 429 when that passes a limit.
+   */
+  chargeLegs(req: Request, res: Response, legs: number): Promise<void>;
   /** Re-reads the environment file and applies provider/key/budget settings; throws ConfigError on a bad file. */
   reload(): ReloadReport;
 }

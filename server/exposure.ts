@@ -16,10 +16,14 @@ export function isLoopbackHost(host: string): boolean {
   return isIP(h) === 4 && h.startsWith('127.');
 }
 
-/** A URL as it may be logged: its origin only (no credentials, path or query). */
+/**
+ * A URL as it may be logged: scheme, host and port only (no credentials, path or query). The
+ * origin of an http(s) URL; for redis:// (whose URL.origin is "null") the same shape.
+ */
 export function safeOrigin(url: string): string {
   try {
-    return new URL(url).origin;
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}`;
   } catch {
     return '(invalid URL)';
   }

@@ -1,6 +1,8 @@
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { OrcheError } from '../providers/errors';
+import { bearerMatches, bearerToken } from './bearer';
+import { identityOf } from './clientIdentity';
 import type { Logger } from './logger';
 import { tooDeepError } from './requestShape';
 
@@ -83,20 +85,6 @@ export const notFound: RequestHandler = (req) => {
   throw new OrcheError(404, 'not_found', `No route for ${req.method} ${path}`);
 };
 
-function digest(s: string): Buffer {
-  return createHash('sha256').update(s).digest();
-}
-
-/** Constant-time check of a Bearer token against a set of allowed ones. */
-export function bearerMatches(header: string | undefined, allowed: string[]): 'missing' | 'wrong' | 'ok' {
-  const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-  if (!m) return 'missing';
-  const given = digest(m[1]);
-  let ok = false;
-  for (const token of allowed) ok = timingSafeEqual(given, digest(token)) || ok;
-  return ok ? 'ok' : 'wrong';
-}
-
 export function adminAuth(adminToken: string | undefined): RequestHandler {
   return (req, _res, next) => {
     if (!adminToken) {
@@ -109,12 +97,22 @@ export function adminAuth(adminToken: string | undefined): RequestHandler {
   };
 }
 
+/**
+ * The chat routes' gate: a configured client token (401 without one, 403 for a wrong one) when
+ * ORCHE_CLIENT_TOKENS is set. It also settles who the client is, once (res.locals.clientId), for
+ * every per-client limit after it: requests per minute, open streams, fair turns.
+ */
 export function clientAuth(tokens: string[]): RequestHandler {
-  return (req, _res, next) => {
-    if (tokens.length === 0) return next();
-    const verdict = bearerMatches(req.get('authorization'), tokens);
+  return (req, res, next) => {
+    if (tokens.length === 0) {
+      res.locals.clientId = identityOf(req, undefined);
+      return next();
+    }
+    const authorization = req.get('authorization');
+    const verdict = bearerMatches(authorization, tokens);
     if (verdict === 'missing') throw new OrcheError(401, 'unauthorized', 'This route needs Authorization: Bearer <client token>');
     if (verdict === 'wrong') throw new OrcheError(403, 'forbidden', 'The client token is not valid');
+    res.locals.clientId = identityOf(req, bearerToken(authorization));
     next();
   };
 }

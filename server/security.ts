@@ -5,7 +5,8 @@ import type { Config } from '../config';
 import { OrcheError } from '../providers/errors';
 import { clientIdentity } from './clientIdentity';
 import type { Logger } from './logger';
-import { bearerMatches, sendError } from './middleware';
+import { bearerMatches } from './bearer';
+import { sendError } from './middleware';
 
 /** Headers for an API that serves JSON to browsers; the dashboard sets its own CSP. */
 export const securityHeaders: RequestHandler = (_req, res, next) => {
@@ -72,10 +73,10 @@ export interface ClientLimiter {
   /** Counts one request per call on the chat routes (before the body is read). */
   middleware: RequestHandler;
   /**
-   * After the body is read: a request that makes `legs` upstream calls (a fan-out) is charged the
-   * legs beyond the one already counted, and refused when that passes the limit.
+   * From the route, once it knows how many upstream calls it makes (a fan-out's legs): charges the
+   * calls beyond the one already counted; throws the 429 when that passes the limit.
    */
-  chargeLegs(legs: (req: Request) => number): RequestHandler;
+  chargeMore(req: Request, extra: number): Promise<void>;
 }
 
 /**
@@ -85,7 +86,7 @@ export interface ClientLimiter {
  */
 export function clientLimiter(config: Config, sharedStore?: Store, log?: Logger): ClientLimiter {
   const pass: RequestHandler = (_req, _res, next) => next();
-  if (!config.clientRpm) return { middleware: pass, chargeLegs: () => pass };
+  if (!config.clientRpm) return { middleware: pass, chargeMore: async () => undefined };
   const store = sharedStore ?? new MemoryStore();
   const key = (req: Request) => clientIdentity(req, config.clientTokens);
   const middleware = rateLimit({
@@ -103,19 +104,17 @@ export function clientLimiter(config: Config, sharedStore?: Store, log?: Logger)
       sendError(res, clientRateLimited(config, Number(res.getHeader('Retry-After')) || Math.ceil(options.windowMs / 1000)));
     },
   });
-  const chargeLegs = (legs: (req: Request) => number): RequestHandler => async (req, _res, next) => {
-    const extra = Math.max(0, legs(req) - 1);
+  const chargeMore = async (req: Request, extra: number): Promise<void> => {
     let hits: { totalHits: number; resetTime?: Date } | undefined;
     try {
       for (let i = 0; i < extra; i++) hits = await store.increment(key(req));
     } catch {
-      return next(); // as above: an outage lets the request pass
+      return; // as above: an outage lets the request pass
     }
     if (hits && hits.totalHits > config.clientRpm!) {
       const retryAfter = Math.max(1, Math.ceil(((hits.resetTime?.getTime() ?? Date.now() + WINDOW_MS) - Date.now()) / 1000));
-      return next(clientRateLimited(config, retryAfter));
+      throw clientRateLimited(config, retryAfter);
     }
-    next();
   };
-  return { middleware, chargeLegs };
+  return { middleware, chargeMore };
 }

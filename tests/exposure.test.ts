@@ -227,6 +227,14 @@ describe('bounds on upstream answers and client streams', () => {
     up!.release();
     expect((await again).status).toBe(200);
   });
+
+  test('a streaming fan-out holds one stream per leg whatever the case of its path', async () => {
+    await startWith(await startUpstream({ held: true }), { ORCHE_MAX_STREAMS_PER_CLIENT: '2' });
+    const fan = await stack.http.post('/api/chat/FanOut').send({ providers: ['kimi', 'qwen3', 'glm45'], messages: hi, stream: true });
+    expect(fan.status).toBe(429);
+    expect(fan.body.error.type).toBe('too_many_streams');
+    expect(up!.calls).toBe(0);
+  });
 });
 
 describe('a fan-out costs one request per leg', () => {
@@ -239,6 +247,25 @@ describe('a fan-out costs one request per leg', () => {
     expect(over.status).toBe(429);
     expect(over.body.error.type).toBe('client_rate_limited');
     expect(stack.sim.calls).toHaveLength(3);
+  });
+
+  test('the charge follows the route, not the spelling of its path: /api/chat/Fanout and a trailing slash are charged per leg too', async () => {
+    const keys = { PROVIDER_KIMI_API_KEY: K, PROVIDER_QWEN3_API_KEY: `${K}q`, PROVIDER_GLM45_API_KEY: `${K}g` };
+    stack = await startStack({ ...keys, ORCHE_CLIENT_RPM: '5' }, { keys: [{ key: K }, { key: `${K}q` }, { key: `${K}g` }] });
+    const fan = { providers: ['kimi', 'qwen3', 'glm45'], messages: hi };
+    const statuses: number[] = [];
+    for (const path of ['/api/chat/Fanout', '/API/CHAT/FANOUT/', '/api/chat/Fanout', '/api/chat/fanout']) statuses.push((await stack.http.post(path).send(fan)).status);
+    expect(statuses).toEqual([200, 429, 429, 429]);
+    expect(stack.sim.calls).toHaveLength(3);
+  });
+
+  test('without a provider list, a fan-out is charged one leg per provider it calls', async () => {
+    const keys = { PROVIDER_KIMI_API_KEY: K, PROVIDER_QWEN3_API_KEY: `${K}q`, PROVIDER_GLM45_API_KEY: `${K}g` };
+    stack = await startStack({ ...keys, ORCHE_CLIENT_RPM: '5' }, { keys: [{ key: K }, { key: `${K}q` }, { key: `${K}g` }] });
+    expect((await stack.http.post('/api/chat/fanout').send({ messages: hi })).status).toBe(200);
+    const calls = stack.sim.calls.length;
+    const over = await stack.http.post('/api/chat/fanout').send({ messages: hi });
+    expect([calls, over.status]).toEqual([3, 429]);
   });
 });
 

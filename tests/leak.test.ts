@@ -119,6 +119,26 @@ async function startHostileUpstream(): Promise<{ url: string; close(): Promise<v
       if (mode === 'error400') return json(400, { error: { code: 400, message: echo, metadata: { raw: auth } } });
       if (mode === 'huge400') return json(400, { error: { code: 400, message: `${bare} ${'y'.repeat(500_000)}` } });
       if (mode === 'congested') return json(429, { error: { code: 429, message: 'Provider returned error', metadata: { raw: `${bare} is temporarily rate-limited upstream ${auth}`, provider_name: 'X' } } });
+      // The key spelled with JSON escapes: text that does not contain it, JSON that parses to it.
+      const escaped = (k: string) => [...k].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('');
+      const withEscapedKey = (value: unknown) => JSON.stringify(value).replace('KEYHERE', `Bearer ${escaped(bare)} and \\/${escaped(bare.slice(0, 1))}${bare.slice(1)}`);
+      if (mode === 'escaped400') {
+        res.writeHead(400, { 'content-type': 'application/json' });
+        return res.end(withEscapedKey({ error: { code: 400, message: 'you sent KEYHERE', metadata: { raw: 'KEYHERE' } } }));
+      }
+      if (mode === 'escaped' && !body.stream) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return res.end(withEscapedKey({ id: 'gen-1', model: body.model, choices: [{ index: 0, message: { role: 'assistant', content: 'you sent KEYHERE' }, finish_reason: 'stop' }] }));
+      }
+      if (mode === 'escaped') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        const text = withEscapedKey({ id: 'gen-1', model: body.model, choices: [{ index: 0, delta: { content: 'hello KEYHERE' } }] });
+        // Cut inside an escape: `\u00` in one write, `73…` in the next.
+        const cut = text.indexOf('\\u00') + 4;
+        res.write(`data: ${text.slice(0, cut)}`);
+        setTimeout(() => res.end(`${text.slice(cut)}\n\ndata: [DONE]\n\n`), 5);
+        return;
+      }
       if (!body.stream) {
         return json(200, { id: 'gen-1', model: body.model, choices: [{ index: 0, message: { role: 'assistant', content: echo }, finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } });
       }
@@ -184,6 +204,27 @@ test('a hostile upstream echoing the key everywhere: no key in any response body
           if (mode === 'midstream') expect(s.text).toContain('you sent');
           seen.push(s.text);
         }
+      }
+      // The key spelled with JSON escapes (\u0073k-or-…): what the client parses must not hold it either.
+      const escapedJson = [
+        await http.post('/api/chat').send({ provider, messages: msg('escaped') }),
+        await http.post('/v1/chat/completions').send({ model: provider, messages: msg('escaped') }),
+        await http.post('/v1/chat/completions').send({ model: provider, messages: msg('escaped400') }),
+        await http.post('/api/chat').send({ provider, messages: msg('escaped400') }),
+      ];
+      expect(escapedJson.map((a) => a.status)).toEqual([200, 200, 400, 400]);
+      expect(escapedJson[1].body.choices[0].message.content).toContain('you sent Bearer ');
+      for (const a of escapedJson) seen.push(a.text, JSON.stringify(a.body));
+      for (const [path, body] of [
+        ['/api/chat', { provider, messages: msg('escaped'), stream: true }],
+        ['/v1/chat/completions', { model: provider, messages: msg('escaped'), stream: true }],
+        ['/api/chat/fanout', { providers: [provider], messages: msg('escaped'), stream: true }],
+      ] as const) {
+        const s = await postSse(url + path, body);
+        expect(s.status).toBe(200);
+        expect(s.text).toContain('hello');
+        seen.push(s.text);
+        for (const e of s.events) if (e.data && e.data !== '[DONE]') seen.push(JSON.stringify(JSON.parse(e.data)));
       }
       // Last: a congested model stays congested for a while. Its upstream_message is metadata.raw.
       const congested = await http.post('/api/chat').send({ provider, messages: msg('congested') });

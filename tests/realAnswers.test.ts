@@ -3,8 +3,12 @@
  * real port against the simulator, which answers with those shapes. Each test checks the effect on
  * keys, accounts, models and the host, not just a label.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseConfig } from '../config';
 import { keyId } from '../providers/keys/keys';
-import { callsBy, hi, startStack, type Stack } from './helpers/stack';
+import { createApp } from '../server/app';
+import { callsBy, hi, startStack, TEST_ENV, type Stack } from './helpers/stack';
 import { chunks, contentOfChunks, postSse } from './helpers/sse';
 
 const A = 'sk-or-v1-real-answers-a-0001';
@@ -45,16 +49,45 @@ describe('streams commit at their first chunk with something in it', () => {
   });
 
   test('a stream that opens with the empty role delta: held until the first content, then relayed to the client exactly as sent', async () => {
-    const s = (stack = await startStack({ PROVIDER_KIMI_API_KEY: A }, { keys: [{ key: A }], stream: { roleDelta: true, chunks: 3, chunkDelayMs: 50 } }));
-    const read = await postSse(`${s.url}/api/chat`, { provider: 'kimi', messages: hi, stream: true });
-    expect(read.status).toBe(200);
-    const data = chunks(read.events);
-    expect((data[0].choices as Array<{ delta: unknown }>)[0].delta).toEqual({ role: 'assistant', content: '' });
-    expect(contentOfChunks(read.events)).toBe('Hello from moonshotai/kimi-k2 (sim #1)');
-    // Upstream sent the role delta 50 ms before the first content; the client gets both together: held, then replayed in order.
-    expect(read.events[0].raw).toBe(': OPENROUTER PROCESSING\n\n');
-    expect(read.events[2].at - read.events[1].at).toBeLessThan(25);
-    expect(read.text.match(/data: \[DONE\]/g)).toHaveLength(1);
+    // A local upstream that sends the role delta, then holds the content until the test lets it go:
+    // whether the client already has the delta at that moment is order, not speed.
+    const roleDelta = JSON.stringify({ id: 'gen-1', object: 'chat.completion.chunk', model: 'moonshotai/kimi-k2', choices: [{ index: 0, delta: { role: 'assistant', content: '' } }] });
+    const content = (text: string) => JSON.stringify({ id: 'gen-1', object: 'chat.completion.chunk', model: 'moonshotai/kimi-k2', choices: [{ index: 0, delta: { content: text } }] });
+    const clientData: string[] = [];
+    let dataSeenAtRelease: number | undefined;
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const up = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(`: OPENROUTER PROCESSING\n\ndata: ${roleDelta}\n\n`);
+        void released.then(() => {
+          dataSeenAtRelease = clientData.length;
+          res.end(`data: ${content('Hello')}\n\ndata: ${content(' there')}\n\ndata: [DONE]\n\n`);
+        });
+      });
+    });
+    await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+    const orche = createApp(parseConfig({ ...TEST_ENV, OPENROUTER_BASE_URL: `http://127.0.0.1:${(up.address() as AddressInfo).port}/api/v1`, PROVIDER_KIMI_API_KEY: A }));
+    try {
+      const { url } = await orche.listen(0, '127.0.0.1');
+      const reading = postSse(`${url}/api/chat`, { provider: 'kimi', messages: hi, stream: true }, (ev) => {
+        if (ev.data !== undefined) clientData.push(ev.data);
+        return false;
+      });
+      // The role delta has left the upstream; had orche relayed it, it would be on its way by now.
+      setTimeout(release, 100);
+      const read = await reading;
+      expect(read.status).toBe(200);
+      expect(dataSeenAtRelease).toBe(0);
+      // Then both, in the order sent and byte for byte as sent.
+      expect(clientData).toEqual([roleDelta, content('Hello'), content(' there'), '[DONE]']);
+      expect(contentOfChunks(read.events)).toBe('Hello there');
+    } finally {
+      await orche.close();
+      await new Promise<void>((r) => up.close(() => r()));
+    }
   });
 
   test('"temporarily rate-limited upstream" as the message of a chunk after the role delta: the model is congested, no key cools', async () => {

@@ -31,8 +31,15 @@ async function portInUse(): Promise<number> {
   return (busy.address() as { port: number }).port;
 }
 
-/** Runs orche until it exits (or `limitMs` passes: then the test fails, the process is killed). */
-async function runToExit(env: Record<string, string>, limitMs = 8000): Promise<{ code: number | null; ms: number; proc: OrcheProcess }> {
+/**
+ * Runs orche until it exits (or `limitMs` passes: then the test fails, the process is killed). The
+ * limit is well beyond the bounds the tests assert, so that a slow exit is measured and reported
+ * by them rather than cut here.
+ */
+const RUN_LIMIT_MS = 20_000;
+/** Jest's own limit for a test that runs orche to its exit. */
+const TEST_LIMIT_MS = RUN_LIMIT_MS + 10_000;
+async function runToExit(env: Record<string, string>, limitMs = RUN_LIMIT_MS): Promise<{ code: number | null; ms: number; proc: OrcheProcess }> {
   const started = Date.now();
   const proc = launchOrche('', { ...BASE, ...env });
   procs.push(proc);
@@ -51,37 +58,42 @@ describe('a failed start', () => {
     const { code, ms, proc } = await runToExit({ PORT: String(port) });
     expect(code).not.toBe(0);
     expect(code).not.toBeNull();
-    expect(ms).toBeLessThan(8000);
+    // "Within seconds" (SPEC §7): an outcome with a generous margin, not a speed benchmark.
+    expect(ms).toBeLessThan(5000);
     const lines = failureLines(proc);
     expect(lines).toHaveLength(1);
     expect(String(lines[0].message)).toMatch(/cannot listen on 127\.0\.0\.1:\d+.*(in use|EADDRINUSE)/);
-  });
+  }, TEST_LIMIT_MS);
 
   (redisAvailable() ? test : test.skip)('port already in use with REDIS_URL (a live Redis connection keeps the loop alive): still exits non-zero', async () => {
     const port = await portInUse();
-    const { code, proc } = await runToExit({ PORT: String(port), REDIS_URL, ORCHE_REDIS_PREFIX: uniquePrefix('startup') });
+    const { code, ms, proc } = await runToExit({ PORT: String(port), REDIS_URL, ORCHE_REDIS_PREFIX: uniquePrefix('startup') });
     expect(code).not.toBe(0);
+    expect(ms).toBeLessThan(5000);
     expect(failureLines(proc)).toHaveLength(1);
-  });
+  }, TEST_LIMIT_MS);
 
   test('ORCHE_REDIS_REQUIRED=true and no Redis answers: exits non-zero within seconds, naming the host but no password', async () => {
     const dead = (busy = createServer((socket) => socket.destroy()));
     await new Promise<void>((r) => dead.listen(0, '127.0.0.1', () => r()));
     const port = (dead.address() as { port: number }).port;
-    const { code, ms, proc } = await runToExit({ REDIS_URL: `redis://:s3cret-pass@127.0.0.1:${port}`, ORCHE_REDIS_REQUIRED: 'true' }, 12_000);
+    const { code, ms, proc } = await runToExit({ REDIS_URL: `redis://:s3cret-pass@127.0.0.1:${port}`, ORCHE_REDIS_REQUIRED: 'true' });
     expect(code).toBe(1);
+    // It waits 5 s for Redis by design, then exits at once.
+    expect(ms).toBeGreaterThanOrEqual(5000);
     expect(ms).toBeLessThan(10_000);
     const lines = failureLines(proc);
     expect(lines).toHaveLength(1);
-    expect(String(lines[0].message)).toBe(`orche: failed to start: redis at 127.0.0.1:${port} did not answer within 5 s (ORCHE_REDIS_REQUIRED=true)`);
+    expect(String(lines[0].message)).toBe(`orche: failed to start: redis at redis://127.0.0.1:${port} did not answer within 5 s (ORCHE_REDIS_REQUIRED=true)`);
     expect(JSON.stringify(proc.lines)).not.toContain('s3cret-pass');
-  });
+  }, TEST_LIMIT_MS);
 
   test('bad configuration: exits 2 with one configuration error line', async () => {
-    const { code, proc } = await runToExit({ ORCHE_MAX_ATTEMPTS: 'many' });
+    const { code, ms, proc } = await runToExit({ ORCHE_MAX_ATTEMPTS: 'many' });
     expect(code).toBe(2);
+    expect(ms).toBeLessThan(5000);
     expect(proc.lines.filter((l) => /configuration error/.test(String(l.message)))).toHaveLength(1);
-  });
+  }, TEST_LIMIT_MS);
 });
 
 test('an uncaught exception is logged and ends the process non-zero', async () => {
@@ -97,4 +109,4 @@ test('an uncaught exception is logged and ends the process non-zero', async () =
   expect(code).not.toBe(0);
   expect(code).not.toBeNull();
   expect(proc.lines.find((l) => l.message === 'uncaught exception')).toMatchObject({ level: 'error', error: 'boom from a timer' });
-});
+}, TEST_LIMIT_MS);

@@ -112,14 +112,14 @@ export class SseParser {
   /** Where the next line ends in `text`: "\r\n", "\n" or "\r"; `next` -1 for a "\r" at the very end. */
   private lineEnd(text: string, from: number): { at: number; next: number } | null {
     for (let i = from; i < text.length; i++) {
-      this.scannedChars++;
       const c = text.charCodeAt(i);
+      if (c !== 10 && c !== 13) continue;
+      this.scannedChars += i + 1 - from; // once per scan, not per character
       if (c === 10) return { at: i, next: i + 1 };
-      if (c === 13) {
-        if (i + 1 >= text.length) return { at: i, next: -1 };
-        return { at: i, next: text.charCodeAt(i + 1) === 10 ? i + 2 : i + 1 };
-      }
+      if (i + 1 >= text.length) return { at: i, next: -1 };
+      return { at: i, next: text.charCodeAt(i + 1) === 10 ? i + 2 : i + 1 };
     }
+    this.scannedChars += text.length - from;
     return null;
   }
 

@@ -1,4 +1,4 @@
-import { relayedText, relayedValue } from '../upstream/mask';
+import { capRelayed, capRelayedValue } from '../upstream/relayed';
 import { carriedError, classifyResponse, failureOutcome, type Outcome } from '../limits/rateLimit';
 import type { SseEvent, StreamError } from './sse';
 import type { UpstreamStream } from './streamAttempt';
@@ -124,10 +124,10 @@ export async function relayStream(up: UpstreamStream, sink: StreamSink, opts: Re
       const error = carriedError(chunk);
       if (error) {
         const outcome = classifyResponse(200, {}, chunk, opts.now());
-        // The upstream's own words go to the client: masked and capped like every relayed message.
-        const message = typeof error.message === 'string' ? relayedText(error.message) : 'Upstream error';
+        // The upstream's own words go to the client (masked where they entered): capped like every relayed message.
+        const message = typeof error.message === 'string' ? capRelayed(error.message) : 'Upstream error';
         const code = typeof error.code === 'number' || (typeof error.code === 'string' && error.code.length <= 64) ? error.code : outcome.status;
-        const metadata = relayedValue(error.metadata) as Record<string, unknown> | undefined;
+        const metadata = capRelayedValue(error.metadata) as Record<string, unknown> | undefined;
         return await failed({ code, message, ...(metadata && typeof metadata === 'object' ? { metadata } : {}) }, outcome);
       }
       if (chunk?.usage && typeof chunk.usage === 'object') seen.usage = chunk.usage;

@@ -6,38 +6,40 @@
  */
 
 export const REDACTED = '[REDACTED]';
-/** Relayed upstream messages (errors, stream error chunks) are cut to this many characters. */
-export const MAX_RELAYED_CHARS = 500;
 
 /** Key-shaped text: OpenRouter (`sk-or-v1-…`) and other `sk-…` keys, and a Bearer credential of 16+ characters (not the words "Bearer tokens" in an answer). */
 const KEY_SHAPED = /\bsk-[A-Za-z0-9_-]{16,}|\bBearer\s+[A-Za-z0-9._~+/=-]{16,}/gi;
-/** Characters a key or token is made of: a run of them may be a key cut by a chunk boundary. */
-const TOKEN_CHAR = /[A-Za-z0-9._~+/=-]/;
+/**
+ * Characters a key or token is made of, and the backslash of a JSON escape that may spell one: a
+ * run of them may be a key cut by a chunk boundary.
+ */
+const TOKEN_CHAR = /[A-Za-z0-9._~+/=\\-]/;
 /** Beyond this a run is not a key; it is released (masked) so memory stays bounded. */
 const MAX_HOLD = 64 * 1024;
+/**
+ * A JSON escape (`\u0073`, `\/`) not itself escaped (an even run of backslashes before it). JSON
+ * allows one for any character, so `\u0073k-or-v1-…` is text that does not contain the key and JSON
+ * that parses to it.
+ */
+const JSON_ESCAPE = /(?<!\\)((?:\\\\)*)\\(?:u([0-9a-fA-F]{4})|\/)/g;
+/** Characters that never need an escape inside a JSON string: spelling them out keeps the JSON the same value. */
+const PLAIN_CHAR = /^[A-Za-z0-9._~+/= -]$/;
 
-/** Replaces the given keys and anything key-shaped; the replacement keeps JSON strings valid. */
+/** Spells out JSON escapes of plain characters, so key material written with them is seen by the masker. */
+function unescapePlain(text: string): string {
+  if (!text.includes('\\')) return text;
+  return text.replace(JSON_ESCAPE, (m, lead: string, hex: string | undefined) => {
+    const c = hex === undefined ? '/' : String.fromCharCode(parseInt(hex, 16));
+    return PLAIN_CHAR.test(c) ? lead + c : m;
+  });
+}
+
+
+/** Replaces the given keys and anything key-shaped, also when spelled with JSON escapes; the replacement keeps JSON strings valid. */
 export function maskSecrets(text: string, keys: readonly string[] = []): string {
-  let out = text;
+  let out = unescapePlain(text);
   for (const key of keys) if (key.length >= 8 && out.includes(key)) out = out.split(key).join(REDACTED);
   return out.replace(KEY_SHAPED, (m) => (/^bearer/i.test(m) ? `Bearer ${REDACTED}` : REDACTED));
-}
-
-/** An upstream message as a client may see it: masked, and at most MAX_RELAYED_CHARS long. */
-export function relayedText(text: string, keys: readonly string[] = []): string {
-  const masked = maskSecrets(text, keys);
-  return masked.length <= MAX_RELAYED_CHARS ? masked : `${masked.slice(0, MAX_RELAYED_CHARS - 1)}…`;
-}
-
-/** Every string in a small JSON value (stream error `metadata`) relayed as above; depth and width bounded. */
-export function relayedValue(value: unknown, keys: readonly string[] = [], depth = 0): unknown {
-  if (typeof value === 'string') return relayedText(value, keys);
-  if (value === null || typeof value !== 'object') return value;
-  if (depth >= 4) return undefined;
-  if (Array.isArray(value)) return value.slice(0, 20).map((v) => relayedValue(v, keys, depth + 1));
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value).slice(0, 20)) out[k.slice(0, 64)] = relayedValue(v, keys, depth + 1);
-  return out;
 }
 
 /**
@@ -81,7 +83,7 @@ export class SecretMasker {
     let out = text.slice(0, at);
     this.held = text.slice(at);
     if (this.inSecret) {
-      const run = /^[A-Za-z0-9._~+/=-]*/.exec(out)![0];
+      const run = /^[A-Za-z0-9._~+/=\\-]*/.exec(out)![0];
       if (run.length < out.length) this.inSecret = false;
       out = (run ? REDACTED : '') + out.slice(run.length);
     }

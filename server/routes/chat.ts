@@ -74,6 +74,8 @@ export function chatRoutes(ctx: AppContext): Router {
     const slugs = input.providers
       ? [...new Set(input.providers.map((name) => ctx.chat.resolve(name).config.slug))]
       : ctx.pool.list().filter((p) => p.keys.size > 0).map((p) => p.config.slug);
+    // Each leg is one upstream call: charged here, where the legs are known (SPEC §7).
+    await ctx.chargeLegs(req, res, slugs.length);
     if (input.stream) {
       const signal = clientSignal(res);
       const out = new SseResponse(res);

@@ -1,4 +1,5 @@
-import { MAX_RELAYED_CHARS, maskSecrets, REDACTED, relayedText, SecretMasker } from '../../providers/upstream/mask';
+import { maskSecrets, REDACTED, SecretMasker } from '../../providers/upstream/mask';
+import { capRelayed, capRelayedValue, MAX_RELAYED_CHARS } from '../../providers/upstream/relayed';
 
 const KEY = 'sk-or-v1-0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab';
 const PLAIN = 'plainSecretValue42';
@@ -20,9 +21,28 @@ describe('maskSecrets', () => {
     expect(JSON.parse(maskSecrets(body))).toEqual({ error: { message: `Bearer ${REDACTED}`, metadata: { raw: REDACTED } } });
   });
 
-  test('relayedText caps at 500 characters', () => {
-    expect(relayedText('a'.repeat(10_000))).toHaveLength(MAX_RELAYED_CHARS);
-    expect(relayedText('short')).toBe('short');
+  const esc = (t: string) => [...t].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('');
+  test.each([
+    ['a key written as JSON escapes', `"${esc(KEY)}"`, `"${REDACTED}"`],
+    ['only its first character escaped', `"\\u0073${KEY.slice(1)}"`, `"${REDACTED}"`],
+    ["the attempt's key, escaped", `"Bearer\\u0020${esc(PLAIN)}"`, `"Bearer ${REDACTED}"`],
+    ['an escaped backslash before u0073 is text, not an escape', `"\\\\u0073${KEY.slice(1)}"`, `"\\\\u0073${KEY.slice(1)}"`],
+    ['escapes of characters that need them stay', '"a\\u0022b\\u000a\\u00e9"', '"a\\u0022b\\u000a\\u00e9"'],
+  ])('JSON escapes: %s', (_name, input, expected) => {
+    const out = maskSecrets(input, [PLAIN]);
+    expect(out).toBe(expected);
+    expect(JSON.stringify(JSON.parse(out))).not.toMatch(/sk-or-v1-0123|plainSecret/);
+  });
+
+  test('capRelayed caps at 500 characters and does nothing else (the text was masked where it entered)', () => {
+    expect(capRelayed('a'.repeat(10_000))).toHaveLength(MAX_RELAYED_CHARS);
+    expect(capRelayed('short')).toBe('short');
+    expect(capRelayed('Bearer [REDACTED] said no')).toBe('Bearer [REDACTED] said no');
+  });
+
+  test('capRelayedValue caps every string and bounds depth and width', () => {
+    expect(capRelayedValue({ raw: 'r'.repeat(600), n: 3, deep: { a: { b: { c: { d: 'gone' } } } } })).toEqual({ raw: `${'r'.repeat(499)}…`, n: 3, deep: { a: { b: { c: undefined } } } });
+    expect((capRelayedValue(Array.from({ length: 50 }, (_, i) => i)) as unknown[]).length).toBe(20);
   });
 });
 
@@ -39,6 +59,13 @@ describe('SecretMasker (a text in pieces)', () => {
       const out = run([text.slice(0, cut), text.slice(cut)], [PLAIN]);
       expect([cut, out]).toEqual([cut, whole]);
     }
+  });
+
+  test('a key spelled with JSON escapes, cut at every position (inside an escape too), is masked', () => {
+    const text = `data: {"content":"hello Bearer \\u0073${KEY.slice(1, 20)}\\u0061${KEY.slice(21)} bye"}\n\n`;
+    const whole = maskSecrets(text);
+    expect(whole).toBe(`data: {"content":"hello Bearer ${REDACTED} bye"}\n\n`);
+    for (let cut = 1; cut < text.length; cut++) expect([cut, run([text.slice(0, cut), text.slice(cut)])]).toEqual([cut, whole]);
   });
 
   test('a key cut into single characters is masked', () => {
