@@ -98,7 +98,9 @@ export type FaultType =
   /** A stream that opens with the empty `{"role":"assistant","content":""}` delta, then an error chunk (status default 429). */
   | 'stream-open-error'
   /** A 200 carrying an error in one of the forms SPEC §7 lists (`form`); the carried status is `status` (default 429). */
-  | 'error-form';
+  | 'error-form'
+  /** 404 "No endpoints found for <model>." with the account's user_id: the model (or its :free variant) is gone. */
+  | 'model-gone';
 
 export interface FaultRule {
   /** `key` matches the key itself or its keyId; `model` is an exact slug. */
