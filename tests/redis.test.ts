@@ -2,7 +2,6 @@
  * Several instances over one Redis: budgets and cooldowns hold across them; a Redis outage costs no
  * request and the service rejoins by itself.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { keyId } from '../providers/keys/keys';
 import { RedisStore } from '../providers/store/redis';
 import { startSimulator, type Simulator } from '../scripts/simulator';
 import { eventually, freePort, spawnOrche, type OrcheProcess } from './helpers/child';
+import { RedisServer } from './helpers/redisServer';
 import { describeRedis, dropPrefix, REDIS_URL, uniquePrefix } from './helpers/redis';
 import { hi, startStack, type Stack } from './helpers/stack';
 
@@ -96,42 +96,6 @@ describeRedis('two orche processes sharing one Redis', () => {
     expect(counted).toEqual([10, 10, 10]);
   }, 90_000);
 });
-
-/** A Redis of its own on a free port, to stop and start under traffic. */
-class RedisServer {
-  private proc: ChildProcess | undefined;
-  /** `dir`: keep the data across a stop (an append-only file synced on every write), as a real outage would. */
-  constructor(
-    readonly port: number,
-    private readonly dir?: string,
-  ) {}
-
-  async start(): Promise<void> {
-    const persistence = this.dir ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.dir] : ['--appendonly', 'no'];
-    this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence], { stdio: 'ignore' });
-    await eventually(
-      async () =>
-        new Promise<true | undefined>((done) => {
-          const p = spawn('redis-cli', ['-p', String(this.port), 'ping'], { stdio: ['ignore', 'pipe', 'ignore'] });
-          let out = '';
-          p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-          p.on('exit', () => done(out.includes('PONG') ? true : undefined));
-        }),
-      `redis-server on port ${this.port}`,
-      5000,
-    );
-  }
-
-  async stop(): Promise<void> {
-    const proc = this.proc;
-    this.proc = undefined;
-    if (!proc || proc.exitCode !== null) return;
-    await new Promise<void>((done) => {
-      proc.once('exit', () => done());
-      proc.kill('SIGKILL');
-    });
-  }
-}
 
 describeRedis('a Redis outage under traffic', () => {
   let redis: RedisServer | undefined;
