@@ -112,11 +112,11 @@ class SimulatorServer implements Simulator, Core, ControlTarget {
     sendJson(res, 200, {
       data: {
         label: `sk-or-v1-…${token.slice(-3)}`,
-        // A key without credits shows a spent credit limit; one with credits has no limit of its own.
-        limit: key.credits ? null : 10,
-        limit_remaining: key.credits ? null : 0,
+        // The key's own credit limit only: the account's balance (`credits`) is not part of GET /key.
+        limit: key.keyLimit?.limit ?? null,
+        limit_remaining: key.keyLimit?.remaining ?? null,
         limit_reset: null,
-        usage: key.credits ? 0 : 10,
+        usage: key.keyLimit ? Math.max(0, key.keyLimit.limit - key.keyLimit.remaining) : 0,
         usage_daily: 0,
         usage_weekly: 0,
         usage_monthly: 0,

@@ -3,10 +3,13 @@
  * real port against the simulator, which answers with those shapes. Each test checks the effect on
  * keys, accounts, models and the host, not just a label.
  */
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { parseConfig } from '../config';
 import { keyId } from '../providers/keys/keys';
+import type { FaultRule } from '../scripts/simulator';
 import { createApp } from '../server/app';
 import { callsBy, hi, startStack, TEST_ENV, type Stack } from './helpers/stack';
 import { chunks, contentOfChunks, postSse } from './helpers/sse';
@@ -178,6 +181,48 @@ describe('the edge limits the host, not a key', () => {
     now = T0 + 30_000;
     expect((await chat(s)).status).toBe(200);
     expect((await s.http.get('/status')).body.edge).toEqual({ limited: false, until: null, remaining_ms: 0 });
+  });
+});
+
+describe('a 404 that says this model has no endpoint for the request (model_unavailable)', () => {
+  const Q = 'sk-or-v1-real-answers-q-0005';
+  const KIMI = 'moonshotai/kimi-k2';
+  // tests/fixtures/openrouter/404-no-endpoints-tool-use.json (Routstr/routstr-core#554, 2026-06-17): the message as published.
+  const toolUse = (JSON.parse(readFileSync(join(__dirname, 'fixtures', 'openrouter', '404-no-endpoints-tool-use.json'), 'utf8')) as { body: { error: { message: string } } }).body.error.message;
+  const cases: Array<[string, FaultRule]> = [
+    ['the model is gone: "No endpoints found for <model>."', { match: { model: KIMI }, type: 'model-gone' }],
+    ['no endpoint of the model supports the request\'s tools', { match: { model: KIMI }, type: 'status', status: 404, message: toolUse }],
+  ];
+
+  test.each(cases)('%s: goes to the fallback provider; no key cools', async (_name, rule) => {
+    const s = (stack = await startStack(
+      { PROVIDER_KIMI_API_KEY: A, PROVIDER_KIMI_BACKUP_KEYS: B, PROVIDER_KIMI_STRATEGY: 'failover', PROVIDER_KIMI_FALLBACK: 'qwen3', PROVIDER_QWEN3_API_KEY: Q },
+      { keys: [{ key: A }, { key: B }, { key: Q }] },
+    ));
+    s.sim.addRule(rule);
+    const r = await chat(s);
+    expect([r.status, r.body.provider, r.body.key_id]).toEqual([200, 'qwen3', keyId(Q)]);
+    // One call found it out: the model's other key was not tried.
+    expect(s.sim.calls.map((c) => [c.key, c.status])).toEqual([[A, 404], [Q, 200]]);
+    const ks = await keys(s);
+    expect([ks[keyId(A)], ks[keyId(B)]].map((k) => k.state)).toEqual(['active', 'active']);
+    // A stream falls back the same way, before its first byte.
+    const read = await postSse(`${s.url}/api/chat`, { provider: 'kimi', messages: hi, stream: true });
+    expect(read.status).toBe(200);
+    expect(read.headers.get('x-orche-key-id')).toBe(keyId(Q));
+    expect(chunks(read.events).some((c) => 'error' in c)).toBe(false);
+  });
+
+  test.each(cases)('%s, no fallback configured: the 404 goes back to the client as is; no key cools', async (_name, rule) => {
+    const s = (stack = await startStack({ PROVIDER_KIMI_API_KEY: A, PROVIDER_KIMI_BACKUP_KEYS: B, PROVIDER_KIMI_STRATEGY: 'failover' }, { keys: [{ key: A }, { key: B }] }));
+    s.sim.addRule(rule);
+    const r = await chat(s);
+    expect(r.status).toBe(404);
+    expect(r.body.error).toMatchObject({ type: 'upstream_rejected', provider: 'kimi' });
+    expect(r.body.error.message).toContain(rule.type === 'model-gone' ? `No endpoints found for ${KIMI}.` : 'No endpoints found that support tool use.');
+    expect(s.sim.calls.map((c) => [c.key, c.status])).toEqual([[A, 404]]);
+    const ks = await keys(s);
+    expect([ks[keyId(A)], ks[keyId(B)]].map((k) => k.state)).toEqual(['active', 'active']);
   });
 });
 

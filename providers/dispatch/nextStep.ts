@@ -112,7 +112,12 @@ function noKey(s: Extract<Situation, { kind: 'no_key' }>, b: Budget): Step {
 function afterOutcome(s: Extract<Situation, { kind: 'outcome' }>, b: Budget): Step {
   const o = s.outcome;
   if (o.kind === 'success') return { kind: 'answer' };
-  if (o.kind === 'client_error') return { kind: 'fail', error: new UpstreamRejectedError(s.provider, o.status, o.reason, o.message) };
+  if (o.kind === 'client_error') {
+    // A 404 that says this model has no endpoint for the request (gone, or none supports its tools):
+    // the fallback is another model, which may serve it. Without one, or with no attempt left, the 404 as is.
+    if (o.reason === 'model_unavailable' && s.fallback && b.attempts < b.maxAttempts) return { kind: 'fall_back', to: s.fallback, reason: `fallback:${o.reason}` };
+    return { kind: 'fail', error: new UpstreamRejectedError(s.provider, o.status, o.reason, o.message) };
+  }
   if (b.attempts >= b.maxAttempts) return { kind: 'fail', error: exhausted(s, b) };
   switch (o.kind) {
     case 'cool':

@@ -50,7 +50,8 @@ function rateLimitOf(value: unknown): KeyProbe['rate_limit'] {
 
 /**
  * Asks OpenRouter's GET /key about every distinct key: a key it rejects (401) is disabled before a
- * user request touches it; a key disabled for credits is enabled again once it has credit.
+ * user request touches it; a key whose own credit limit is spent is disabled (`key_limit`) and is
+ * enabled again once GET /key shows room.
  */
 export class KeyProber {
   private readonly results = new Map<string, KeyProbe>();
@@ -125,9 +126,10 @@ export class KeyProber {
     }
     const info = readKeyInfo(body);
     this.results.set(keyId, { checked_at: checkedAt, ok: true, status, ...info });
-    // OpenRouter: limit_remaining is null when the key has no credit limit of its own.
-    const hasCredit = info.limit_remaining === null || info.limit_remaining === undefined || info.limit_remaining > 0;
-    await this.setReason(provider, keyId, hasCredit ? null : 'insufficient_credits', summary);
+    // GET /key describes the KEY's own credit limit (limit_remaining null: it has none), never the
+    // account's balance: it can show a key's own limit spent or with room again, nothing more.
+    const ownLimitHasRoom = info.limit_remaining === null || info.limit_remaining === undefined || info.limit_remaining > 0;
+    await this.setReason(provider, keyId, ownLimitHasRoom ? null : 'key_limit', summary);
     // What GET /key says of limits teaches them like a 429 would (SPEC §7).
     const now = this.now();
     if (info.rate_limit) await this.pool.learnFromProbe(provider, keyId, 'key', info.rate_limit.requests, info.rate_limit.interval_ms, now);
@@ -135,15 +137,20 @@ export class KeyProber {
     if (daily && provider.plan.free) await this.pool.learnFromProbe(provider, keyId, 'account_free', daily, 86_400_000, now);
   }
 
-  /** Disables with `reason`, or (null) re-enables a key that was disabled for credits; other states are left alone. */
-  private async setReason(provider: ProviderRuntime, keyId: string, reason: 'invalid_key' | 'insufficient_credits' | null, summary: ProbeSummary): Promise<void> {
+  /**
+   * Disables with `reason`, or (null) re-enables a key disabled for its own limit (`key_limit`), which
+   * GET /key has just shown to have room. Other states are left alone: `insufficient_credits` (a 402
+   * for the account's credits) too, since GET /key cannot see the account's balance and re-enabling on
+   * no evidence only spends one more 402 per key and probe; an admin reactivates those.
+   */
+  private async setReason(provider: ProviderRuntime, keyId: string, reason: 'invalid_key' | 'key_limit' | null, summary: ProbeSummary): Promise<void> {
     const view = provider.views.get(keyId);
     if (!view) return;
     const [current] = await this.pool.store.inspect([view], this.now());
     if (reason !== null && current.disabled === null) {
       await this.pool.setDisabled(keyId, reason, this.now());
       summary.disabled.push(keyId);
-    } else if (reason === null && current.disabled === 'insufficient_credits') {
+    } else if (reason === null && current.disabled === 'key_limit') {
       await this.pool.setDisabled(keyId, null, this.now());
       summary.reactivated.push(keyId);
     }

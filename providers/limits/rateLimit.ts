@@ -251,6 +251,8 @@ function keyLimit(message: string, headers: Headers, error: ErrorObject, base: O
 }
 
 const KEY_LIMIT = /key limit exceeded|create a key with a higher/i;
+/** OpenRouter's 404s about the model's endpoints (tests/fixtures/openrouter/404-*.json). */
+const MODEL_UNAVAILABLE = /no endpoints found|no allowed providers|\bfree\b.*\bperiod has ended\b/i;
 
 function classifyError(status: number, error: ErrorObject, headers: Headers, body: unknown, base: OutcomeBase, now: number): Outcome {
   const message = text(error.message) || `Upstream answered ${status}`;
@@ -280,6 +282,10 @@ function classifyError(status: number, error: ErrorObject, headers: Headers, bod
   if (status === 403 && source) {
     return { ...base, kind: 'cool', scope: 'key', until: resetTime(headers, error, now), reason: 'key_cap', message };
   }
+  // No endpoint of this model can serve this request: the model or its :free variant is gone, the
+  // account's provider settings allow none of its providers, or none supports the request's tools.
+  // No key is at fault; another model may serve it, so the dispatcher falls back when it can.
+  if (status === 404 && MODEL_UNAVAILABLE.test(message)) return { ...base, kind: 'client_error', reason: 'model_unavailable', message, body };
   if (status === 408 || status >= 500) return { ...base, kind: 'retry', reason: `upstream_${status}`, message };
   return { ...base, kind: 'client_error', reason: status === 403 ? 'moderation' : `upstream_${status}`, message, body };
 }

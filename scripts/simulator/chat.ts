@@ -2,7 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isFreeModel, keyId } from '../../providers/keys/keys';
 import { Call, type Core } from './call';
-import { EDGE_1015_TEXT, faultReply, isTransportFault, upstreamCongestionMessage } from './faults';
+import { EDGE_1015_TEXT, faultReply, isTransportFault, keyLimitMessage, upstreamCongestionMessage } from './faults';
 import { countServed, findLimitHit } from './limits';
 import type { KeyState } from './registry';
 import {
@@ -83,6 +83,10 @@ function precheck(core: Core, token: string | undefined, key: KeyState | undefin
   if (!key.credits) {
     const message = 'Insufficient credits. This account never purchased credits. Make sure your key is on the correct account or org, and if so, purchase more at https://openrouter.ai/settings/credits';
     return errorReply(402, message, user, 'no-credits');
+  }
+  // The key's own limit spent (gptme/gptme#1449, MCPJam/inspector#1287: message and code only).
+  if (key.keyLimit !== undefined && key.keyLimit.remaining <= 0) {
+    return { status: 403, headers: {}, body: JSON.stringify({ error: { message: keyLimitMessage('total'), code: 403 } }), outcome: 'key-limit' };
   }
   if (fields === undefined) return errorReply(400, 'Invalid JSON in request body', user, 'bad-request');
   if (model === '') return errorReply(400, 'No models provided', user, 'bad-request');

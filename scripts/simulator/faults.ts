@@ -185,6 +185,9 @@ function baseFaultReply(rule: FaultRule, ctx: FaultContext): Reply {
     case 'key-limit-403':
       // gptme/gptme#1449, MCPJam/inspector#1287, hermes-agent#93979: message and code only.
       return { status: 403, headers: {}, body: JSON.stringify({ error: { message: rule.message ?? keyLimitMessage(rule.keyLimit ?? 'total'), code: 403 } }), outcome: rule.type };
+    case 'model-gone':
+      // As published (stepfun-ai/Step-3.5-Flash#45, chatboxai/chatbox#2743): message and code, the account's user_id.
+      return reply(404, rule, `No endpoints found for ${model}.`, undefined, ctx);
     case 'error-form':
       return { status: 200, headers: {}, body: JSON.stringify(errorForm(rule, ctx)), outcome: rule.type };
     case 'moderation-403': {

@@ -8,6 +8,7 @@ export interface KeyState extends LimitedKey {
   id: string;
   account: AccountState;
   credits: boolean;
+  keyLimit?: { limit: number; remaining: number };
   revoked: boolean;
 }
 
@@ -52,6 +53,7 @@ export class Registry {
       id,
       account,
       credits: k.credits !== false,
+      keyLimit: k.keyLimit === undefined ? undefined : { ...k.keyLimit },
       revoked: k.revoked === true,
       rpm: k.rpm,
       rpd: k.rpd,
@@ -68,6 +70,7 @@ export class Registry {
       key,
       account: existing.account.id,
       credits: existing.credits,
+      keyLimit: existing.keyLimit,
       revoked: existing.revoked,
       rpm: existing.rpm,
       rpd: existing.rpd,

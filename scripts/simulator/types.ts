@@ -4,8 +4,13 @@ export interface SimKey {
   key: string;
   /** OpenRouter user id owning the key, e.g. 'user_team1'; default: its own account 'user_' + keyId(key). */
   account?: string;
-  /** Default true; false answers 402. */
+  /** The account's credits. Default true; false answers 402 "Insufficient credits" (GET /key cannot show it: it is not the key's own limit). */
   credits?: boolean;
+  /**
+   * The key's own credit limit (OpenRouter's per-key `limit`, in dollars) and what is left of it;
+   * default none. GET /key shows both; at `remaining` ≤ 0 a call answers 403 "Key limit exceeded (total limit)".
+   */
+  keyLimit?: { limit: number; remaining: number };
   /** True answers 401 "User not found.". */
   revoked?: boolean;
   /** Per-KEY limits, any model. */
@@ -59,7 +64,7 @@ export interface CallRecord {
   account: string;
   model: string;
   status: number;
-  /** 'ok' | 'free-per-min' | 'free-per-day' | 'key-rate-limit' | 'invalid-key' | 'no-credits' | 'bad-request' | a rule's type. */
+  /** 'ok' | 'free-per-min' | 'free-per-day' | 'key-rate-limit' | 'invalid-key' | 'no-credits' | 'key-limit' | 'bad-request' | a rule's type. */
   outcome: string;
   stream: boolean;
   /** The client closed the connection before the response finished. */
@@ -93,7 +98,9 @@ export type FaultType =
   /** A stream that opens with the empty `{"role":"assistant","content":""}` delta, then an error chunk (status default 429). */
   | 'stream-open-error'
   /** A 200 carrying an error in one of the forms SPEC §7 lists (`form`); the carried status is `status` (default 429). */
-  | 'error-form';
+  | 'error-form'
+  /** 404 "No endpoints found for <model>." with the account's user_id: the model (or its :free variant) is gone. */
+  | 'model-gone';
 
 export interface FaultRule {
   /** `key` matches the key itself or its keyId; `model` is an exact slug. */

@@ -79,6 +79,12 @@ describe('nextStep', () => {
     ['congested, no fallback → pick (the pick sees the congestion)', after(outcome.congested(T0 + 5_000)), {}, { kind: 'pick', timeoutMs: 30_000 }],
     ['client error → the upstream status, no retry', after(outcome.clientError(400)), {}, fail(400, 'upstream_rejected')],
     ['client error on the last attempt → still the client error', after(outcome.clientError(404)), { attempts: 4 }, fail(404, 'upstream_rejected')],
+    // A 404 that says this model has no endpoint for the request (model_unavailable): another model may serve it.
+    ['404 model unavailable, a fallback → fall back (no key is at fault)', after(outcome.clientError(404, 'model_unavailable'), 'qwen'), {}, { kind: 'fall_back', to: 'qwen', reason: 'fallback:model_unavailable' }],
+    ['404 model unavailable, no fallback → the 404 as is', after(outcome.clientError(404, 'model_unavailable')), {}, fail(404, 'upstream_rejected')],
+    ['404 model unavailable, a fallback, attempts spent → the 404 as is', after(outcome.clientError(404, 'model_unavailable'), 'qwen'), { attempts: 4 }, fail(404, 'upstream_rejected')],
+    ['any other 404, a fallback → the 404 as is', after(outcome.clientError(404), 'qwen'), {}, fail(404, 'upstream_rejected')],
+    ['a 400, a fallback → the 400 as is', after(outcome.clientError(400), 'qwen'), {}, fail(400, 'upstream_rejected')],
 
     // The attempt budget is spent
     ['last attempt 5xx → 502 upstream_error', after(outcome.retry(502)), { attempts: 4 }, fail(502, 'upstream_error')],

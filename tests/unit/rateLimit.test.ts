@@ -2,6 +2,8 @@
  * classifyResponse(status, headers, body, now): every answer OpenRouter gives (OPENROUTER.md), classified
  * exactly, with a fixed clock.
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { carriedError, classifyResponse, failureOutcome, parseResetEpoch, parseRetryAfter, resetsInMessage } from '../../providers/limits/rateLimit';
 import { NEXT_MIDNIGHT, NEXT_MINUTE, T0 } from './poolFixtures';
 
@@ -489,6 +491,45 @@ describe('classifyResponse: corpus samples for the SPEC §7 rules', () => {
     // https://github.com/RooCodeInc/Roo-Code/issues/2000 (2025-03-26).
     const body = { error: { code: 429, message: 'You exceeded your current quota, please check your plan and billing details.', status: 'RESOURCE_EXHAUSTED' } };
     expect(classifyResponse(429, {}, body, T0)).toMatchObject({ kind: 'cool', scope: 'key', status: 429 });
+  });
+});
+
+/**
+ * 404s: the corpus's real answers (tests/fixtures/openrouter/404-*.json, sources there). A 404 that says
+ * no endpoint of this model can serve the request — the model or its :free variant is gone, the
+ * account's provider settings allow none of its providers, or none supports the request's tools — is
+ * `model_unavailable` (the dispatcher falls back to another model when one is configured; README).
+ * Nothing about it is a key's fault: still a client_error, no key state changes.
+ */
+describe('classifyResponse: 404 corpus samples', () => {
+  const corpus = join(__dirname, '..', 'fixtures', 'openrouter');
+  const samples = readdirSync(corpus)
+    .filter((f) => f.startsWith('404-') && f.endsWith('.json'))
+    .sort()
+    .map((f) => JSON.parse(readFileSync(join(corpus, f), 'utf8')) as { id: string; status: number; headers: Record<string, string>; body: unknown });
+
+  test('the corpus holds the 404s this table is about', () => {
+    expect(samples.map((s) => s.id)).toEqual([
+      '404-free-period-ended',
+      '404-free-variant-stopped',
+      '404-no-allowed-providers',
+      '404-no-endpoints-grok-free',
+      '404-no-endpoints-hermes-free',
+      '404-no-endpoints-tool-choice',
+      '404-no-endpoints-tool-use',
+      '404-no-endpoints-user-id',
+    ]);
+  });
+
+  test.each(samples.map((s) => [s.id, s] as const))('%s → client_error model_unavailable, no key state', (_id, s) => {
+    const o = classifyResponse(s.status, s.headers, s.body, T0);
+    expect(o).toMatchObject({ kind: 'client_error', status: 404, reason: 'model_unavailable' });
+    // The same answer carried inside a 200 (a stream chunk) is the same.
+    expect(classifyResponse(200, {}, s.body, T0)).toMatchObject({ kind: 'client_error', status: 404, reason: 'model_unavailable' });
+  });
+
+  test('a 404 that names no endpoint problem (not a sample: any other text, e.g. a wrong base path) stays upstream_404', () => {
+    expect(classifyResponse(404, {}, { error: { code: 404, message: 'Not Found' } }, T0)).toMatchObject({ kind: 'client_error', reason: 'upstream_404' });
   });
 });
 
