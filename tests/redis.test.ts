@@ -176,23 +176,29 @@ describeRedis('state written while Redis is away', () => {
     redis = dir = undefined;
   });
 
-  test('is merged into Redis when it returns: a 600 s cooldown and a reactivation made during the outage hold for a second instance; counters add up', async () => {
+  /** A private Redis that keeps its data across a stop, and a first store on it with keys a and b (failover). */
+  async function persistentRedis(label: string) {
     dir = mkdtempSync(join(tmpdir(), 'orche-redis-'));
     redis = new RedisServer(await freePort(), dir);
     await redis.start();
     const url = `redis://127.0.0.1:${redis.port}`;
-    const prefix = uniquePrefix('merge');
+    const prefix = uniquePrefix(label);
     const quiet = { info: () => undefined, warn: () => undefined };
     const first = new RedisStore({ url, prefix, logger: quiet, timeoutMs: 200 });
     stores.push(first);
     expect(await first.connected()).toBe(true);
     const plan = { provider: 'kimi', model: 'm', free: false, candidates: [{ keyId: 'a', account: 'key:a' }, { keyId: 'b', account: 'key:b' }], rotating: 0, reserves: 0, trialTtlMs: 1000 };
     const view = (id: string) => ({ keyId: id, account: `key:${id}`, model: 'm', free: false });
+    return { server: redis, url, prefix, quiet, first, plan, view };
+  }
+
+  test('is merged into Redis when it returns: a 600 s cooldown and a reactivation made during the outage hold for a second instance; counters add up', async () => {
+    const { server, url, prefix, quiet, first, plan, view } = await persistentRedis('merge');
     const t0 = Date.now();
     await first.setDisabled('b', 'manual', t0);
     expect((await first.pick(plan, t0)).keyId).toBe('a');
 
-    await redis.stop();
+    await server.stop();
     await eventually(async () => first.health().ok === false || undefined, 'the store to notice the outage', 3000);
     const t1 = Date.now();
     expect((await first.pick(plan, t1)).keyId).toBe('a'); // local state
@@ -200,7 +206,7 @@ describeRedis('state written while Redis is away', () => {
     await first.setDisabled('b', null, t1 + 1);
     expect((await first.pick(plan, t1 + 2)).keyId).toBe('b');
 
-    await redis.start();
+    await server.start();
     await eventually(async () => first.health().ok || undefined, 'the first instance back on Redis', 5000);
     const second = new RedisStore({ url, prefix, logger: quiet, timeoutMs: 200 });
     stores.push(second);
@@ -215,18 +221,8 @@ describeRedis('state written while Redis is away', () => {
   }, 30_000);
 
   test('learned limits and their counts are merged when it returns: the later learned_at wins, the calls of the outage add up', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'orche-redis-'));
-    redis = new RedisServer(await freePort(), dir);
-    await redis.start();
-    const url = `redis://127.0.0.1:${redis.port}`;
-    const prefix = uniquePrefix('mergelearn');
-    const quiet = { info: () => undefined, warn: () => undefined };
-    const first = new RedisStore({ url, prefix, logger: quiet, timeoutMs: 200 });
-    stores.push(first);
-    expect(await first.connected()).toBe(true);
     // Failover order: a while it may serve, then b.
-    const plan = { provider: 'kimi', model: 'm', free: false, candidates: [{ keyId: 'a', account: 'key:a' }, { keyId: 'b', account: 'key:b' }], rotating: 0, reserves: 0, trialTtlMs: 1000 };
-    const view = (id: string) => ({ keyId: id, account: `key:${id}`, model: 'm', free: false });
+    const { server, url, prefix, quiet, first, plan, view } = await persistentRedis('mergelearn');
     const DAY = 86_400_000;
     const t0 = Date.now();
     const learn = (id: string, limit: number, at: number) =>
@@ -236,7 +232,7 @@ describeRedis('state written while Redis is away', () => {
     await learn('b', 5, t0 + 60_000);
     expect((await first.pick(plan, t0)).keyId).toBe('a');
 
-    await redis.stop();
+    await server.stop();
     await eventually(async () => first.health().ok === false || undefined, 'the store to notice the outage', 3000);
     const t1 = Date.now();
     // During it: a relearns 3 (later than Redis's 5), b relearns 2 (earlier than Redis's 5); two calls of a count.
@@ -248,7 +244,7 @@ describeRedis('state written while Redis is away', () => {
     expect((await first.pick(plan, t1 + 1)).keyId).toBe('a');
     await first.refund(view('a'), t1 + 1);
 
-    await redis.start();
+    await server.start();
     await eventually(async () => first.health().ok || undefined, 'the first instance back on Redis', 5000);
     const second = new RedisStore({ url, prefix, logger: quiet, timeoutMs: 200 });
     stores.push(second);
