@@ -106,7 +106,7 @@ export class EndUsers {
   }
 }
 
-/** Display name of a tracked user key (`<client>|u:<name>` → name); the client part stays hidden. */
+/** Display name of a tracked user key (fairKey's `<client>|u:<name>` → name); the client part stays hidden. */
 export function userName(key: string): string {
   const at = key.indexOf('|u:');
   return at < 0 ? key : key.slice(at + 3);
@@ -119,8 +119,8 @@ export function userName(key: string): string {
 export function requestScope(config: Config, users: EndUsers, now: () => number, shared?: SharedUserLimit): RequestHandler {
   return async (req, res, next) => {
     const who: RequestClient = { client: clientIdentity(req, config.clientTokens), user: endUserOf(req.get('x-orche-user'), req.body) };
+    const key = fairKey(who);
     if (who.user !== undefined) {
-      const key = `${who.client}|u:${who.user}`;
       const at = now();
       const wait = users.admit(key, at, shared ? await shared(key, at) : undefined);
       if (wait > 0) {
@@ -130,7 +130,7 @@ export function requestScope(config: Config, users: EndUsers, now: () => number,
       }
       res.on('finish', () => users.settle(key, res.statusCode < 400));
     }
-    res.locals.fairKey = fairKey(who);
+    res.locals.fairKey = key;
     next();
   };
 }
