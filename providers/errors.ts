@@ -102,6 +102,23 @@ export class UpstreamTimeoutError extends OrcheError {
   }
 }
 
+/**
+ * The request is larger than a limit of the key or the account allows ("Prompt tokens limit exceeded:
+ * X > Y", "max_tokens limit exceeded: X > Y", "can only afford N"): the client's to fix with a shorter
+ * prompt or a lower max_tokens. No key or account changed (SPEC §8). The status is the upstream's (402/403).
+ */
+export class RequestExceedsLimitError extends OrcheError {
+  constructor(provider: string, status: number, limit: { name: string; requested: number | null; allowed: number }, upstreamMessage: string) {
+    const asked = limit.requested === null ? '' : ` (${limit.requested} > ${limit.allowed})`;
+    super(
+      status,
+      'request_exceeds_limit',
+      `${provider}: the request is larger than the key's or account's limit allows: ${limit.name}${asked}; send a shorter prompt or a lower max_tokens`,
+      { provider, limit: { name: limit.name, requested: limit.requested, allowed: limit.allowed }, upstream_message: capRelayed(upstreamMessage) },
+    );
+  }
+}
+
 /** Error types that keep their outcome's reason; any other rejection is `upstream_rejected`. */
 const OWN_TYPES = new Set(['moderation', 'upstream_too_large']);
 

@@ -55,6 +55,8 @@ interface Sample {
   headers: Record<string, string>;
   body?: unknown;
   events?: string[];
+  /** What GET /key answers with this key (SPEC §8: a 401 disables only when GET /key confirms it); absent: 500. */
+  key_check?: { status: number; body: unknown };
   expect: Expect;
 }
 
@@ -103,6 +105,11 @@ beforeAll(async () => {
     req.resume();
     req.on('end', () => {
       const s = current;
+      if (s && req.method === 'GET' && req.url === '/key') {
+        const check = s.key_check ?? { status: 500, body: 'no key_check in the sample' };
+        res.writeHead(check.status, { 'content-type': 'application/json' }).end(JSON.stringify(check.body));
+        return;
+      }
       if (!s || req.method !== 'POST' || req.url !== '/chat/completions') {
         res.writeHead(500).end('no sample');
         return;
@@ -289,6 +296,10 @@ function describeCorpus(
     });
   });
 }
+
+test('every 401 sample OpenRouter itself answered says what GET /key answered (the disable needs its confirmation)', () => {
+  for (const s of SAMPLES.filter((x) => x.status === 401 && x.expect.kind === 'disable')) expect({ id: s.id, key_check: s.key_check?.status }).toEqual({ id: s.id, key_check: 401 });
+});
 
 test('the corpus holds at least 45 distinct real OpenRouter answers, each with its source and date', () => {
   // Not counted: COMPOSED samples, the success control, and foreign pages of the same shape.

@@ -3,6 +3,7 @@ import { type Attempt, type DispatchResult, Dispatcher, type DispatchDeps } from
 import { OrcheError, UnknownProviderError } from '../errors';
 import type { KeyPool, ProviderRuntime } from '../keys/keyPool';
 import { OpenRouterClient, UpstreamFailure } from '../upstream/openrouterClient';
+import { confirmedOutcome, withKeyCheck } from '../keys/keyCheck';
 import { classifyResponse, failureOutcome, type Outcome } from '../limits/rateLimit';
 import { streamAttempt, type UpstreamStream } from '../streams/streamAttempt';
 import { type RelayEnd, relayStream, type StreamSink } from '../streams/streamRelay';
@@ -63,9 +64,9 @@ export class ChatService {
     return found;
   }
 
-  /** The attempt for a JSON (non-streaming) call: the body goes upstream with the provider's model. */
+  /** The attempt for a JSON (non-streaming) call: the body goes upstream with the provider's model; a 401 is confirmed by GET /key. */
   jsonAttempt(body: Record<string, unknown>): Attempt<unknown> {
-    return async ({ provider, key, signal, timeoutMs }) => {
+    return withKeyCheck(this.client, async ({ provider, key, signal, timeoutMs }) => {
       let outcome: Outcome;
       try {
         const reply = await this.client.chat(key, { ...body, model: provider.config.model }, { timeoutMs, signal });
@@ -79,7 +80,7 @@ export class ChatService {
         }
         throw err;
       }
-    };
+    });
   }
 
   /** `client`: who the request is for (fair turns while waiting for a key). */
@@ -89,7 +90,7 @@ export class ChatService {
 
   /** A streaming call up to its first good data event, with rotation and retries before it (SPEC §4). */
   openStream(slug: string, body: Record<string, unknown>, signal?: AbortSignal, client?: string): Promise<DispatchResult<UpstreamStream>> {
-    return this.dispatcher.run(slug, streamAttempt(this.client, body, { now: this.deps.now }), signal, client);
+    return this.dispatcher.run(slug, withKeyCheck(this.client, streamAttempt(this.client, body, { now: this.deps.now })), signal, client);
   }
 
   /** Relays an opened stream to its sink, then records on the key what only the stream's end can tell: usage, or a failure. */
@@ -97,7 +98,11 @@ export class ChatService {
     const end = await relayStream(opened.value, sink, { signal, idleTimeoutMs: this.rotation.requestTimeoutMs, maxDurationMs: this.rotation.maxStreamMs, now: this.deps.now });
     if (end.usage) this.pool.recordTokens(opened.provider, opened.keyId, end.usage, this.deps.now());
     // A stream orche itself ended (ORCHE_MAX_STREAM_MS) is no failure of the key.
-    if (end.kind === 'failed' && end.outcome.kind !== 'client_error') await this.pool.recordStreamFailure(opened.provider, opened.keyId, end.outcome, this.deps.now());
+    if (end.kind === 'failed' && end.outcome.kind !== 'client_error') {
+      const key = this.pool.secret(opened.provider, opened.keyId);
+      const outcome = await confirmedOutcome(this.client, key, end.outcome, this.rotation.requestTimeoutMs);
+      await this.pool.recordStreamFailure(opened.provider, opened.keyId, outcome, this.deps.now());
+    }
     return end;
   }
 

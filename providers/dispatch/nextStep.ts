@@ -4,6 +4,7 @@ import {
   EdgeRateLimitedError,
   NoUsableKeysError,
   type OrcheError,
+  RequestExceedsLimitError,
   UpstreamError,
   UpstreamRateLimitedError,
   UpstreamRejectedError,
@@ -116,6 +117,8 @@ function afterOutcome(s: Extract<Situation, { kind: 'outcome' }>, b: Budget): St
     // A 404 that says this model has no endpoint for the request (gone, or none supports its tools):
     // the fallback is another model, which may serve it. Without one, or with no attempt left, the 404 as is.
     if (o.reason === 'model_unavailable' && s.fallback && b.attempts < b.maxAttempts) return { kind: 'fall_back', to: s.fallback, reason: `fallback:${o.reason}` };
+    // Too large for a limit of the key or the account: the client's to fix; nothing was charged to the key.
+    if (o.limit) return { kind: 'fail', error: new RequestExceedsLimitError(s.provider, o.status, o.limit, o.message) };
     return { kind: 'fail', error: new UpstreamRejectedError(s.provider, o.status, o.reason, o.message) };
   }
   if (b.attempts >= b.maxAttempts) return { kind: 'fail', error: exhausted(s, b) };

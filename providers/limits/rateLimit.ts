@@ -31,6 +31,14 @@ interface OutcomeBase {
 
 export type DisableReason = 'invalid_key' | 'insufficient_credits' | 'key_limit';
 
+/** The limit a request is too large for (a 402/403 that names the request's own size). */
+export interface RequestLimit {
+  /** prompt_tokens ("Prompt tokens limit exceeded: X > Y"), max_tokens ("max_tokens limit exceeded: X > Y"), affordable_tokens ("can only afford N"). */
+  name: 'prompt_tokens' | 'max_tokens' | 'affordable_tokens';
+  requested: number | null;
+  allowed: number;
+}
+
 export type Outcome =
   | (OutcomeBase & { kind: 'success'; body: unknown })
   | (OutcomeBase & { kind: 'cool'; scope: CoolScope; until?: number; reason: string; message: string })
@@ -40,7 +48,8 @@ export type Outcome =
   /** `accountWide`: every key of the key's account is disabled with it (402: the account's credits are gone). */
   | (OutcomeBase & { kind: 'disable'; reason: DisableReason; message: string; accountWide?: boolean })
   | (OutcomeBase & { kind: 'retry'; reason: string; message: string })
-  | (OutcomeBase & { kind: 'client_error'; reason: string; message: string; body: unknown });
+  /** `limit`: the request is larger than a limit of the key or the account allows (reason `request_exceeds_limit`). */
+  | (OutcomeBase & { kind: 'client_error'; reason: string; message: string; body: unknown; limit?: RequestLimit });
 
 export type OutcomeKind = Outcome['kind'];
 export type Headers = Record<string, string | string[] | undefined>;
@@ -232,6 +241,12 @@ function classify429(error: ErrorObject, headers: Headers, body: unknown, base: 
   if (/provider returned error/i.test(message) && meta.provider_name != null) {
     return { ...base, kind: 'congested', until, reason: 'upstream_rate_limited', message: text(meta.raw) || message };
   }
+  // A provider's own limit ("Upstream error from Nvidia: ResourceExhausted: Worker local total request
+  // limit reached (16/16)", a provider's concurrency cap, a provider named as the limiter): the model's
+  // provider is full, whichever key asks (SPEC §8). OpenRouter's own limits name no provider.
+  if (PROVIDER_LIMIT.test(message) || (typeof meta.provider_name === 'string' && meta.provider_name !== '')) {
+    return { ...base, kind: 'congested', until, reason: 'upstream_provider_limit', message };
+  }
   return { ...base, kind: 'cool', scope: 'key', until, reason: 'rate_limited', message };
 }
 
@@ -251,6 +266,38 @@ function keyLimit(message: string, headers: Headers, error: ErrorObject, base: O
 }
 
 const KEY_LIMIT = /key limit exceeded|create a key with a higher/i;
+/** A provider's own capacity named in a 429 (SPEC §8): "Upstream error from <provider>: …", worker or concurrency limits. */
+const PROVIDER_LIMIT = /upstream error from [^:]+:|worker local total request limit|resourceexhausted|concurrency limit/i;
+/** The account's balance is gone (SPEC §8): only these disable every key of the account. */
+const BALANCE_GONE = /insufficient (credits|balance|funds)|negative (credit )?balance|never purchased credits|out of credits/i;
+
+/**
+ * A 402/403 that names the request's own size against a limit of the key or the account: "Prompt tokens
+ * limit exceeded: 329159 > 168823", "max_tokens limit exceeded: 100000 > 9577 … create a key with a higher
+ * limit", "You requested up to 64000 tokens, but can only afford 2666". The request is too big, not the
+ * key or the account spent: a smaller request is served (SPEC §8). "can only afford 0" is not about size.
+ */
+export function requestLimitOf(message: string): RequestLimit | undefined {
+  const named = /\b(prompt tokens|max_tokens) limit exceeded:\s*(\d+)\s*>\s*(\d+)/i.exec(message);
+  if (named) return { name: /prompt/i.test(named[1]) ? 'prompt_tokens' : 'max_tokens', requested: Number(named[2]), allowed: Number(named[3]) };
+  const afford = /can only afford (\d+)/i.exec(message);
+  if (afford && Number(afford[1]) > 0) {
+    const requested = /requested up to (\d+)/i.exec(message);
+    return { name: 'affordable_tokens', requested: requested ? Number(requested[1]) : null, allowed: Number(afford[1]) };
+  }
+  return undefined;
+}
+
+/**
+ * A 401 or 403 that a provider behind OpenRouter answered, relayed ("Provider returned error", or a
+ * `provider_name`): the provider's own credentials or rules failed, not our key (SPEC §8). A BYOK
+ * answer (`is_byok: true`, the account's own provider key) and a moderation refusal are not this.
+ */
+function relayedFromProvider(message: string, meta: Record<string, unknown>): boolean {
+  if (meta.is_byok === true) return false;
+  if (meta.reasons !== undefined || meta.flagged_input !== undefined || /flagged/i.test(message)) return false;
+  return /provider returned error/i.test(message) || (typeof meta.provider_name === 'string' && meta.provider_name !== '');
+}
 /** OpenRouter's 404s about the model's endpoints (tests/fixtures/openrouter/404-*.json). */
 const MODEL_UNAVAILABLE = /no endpoints found|no allowed providers|\bfree\b.*\bperiod has ended\b/i;
 
@@ -263,7 +310,17 @@ function classifyError(status: number, error: ErrorObject, headers: Headers, bod
     return { ...base, kind: 'congested', until: resetTime(headers, error, now), reason: 'upstream_rate_limited', message: UPSTREAM_CONGESTED.test(message) ? message : text(meta.raw) || message };
   }
   if (status === 429) return classify429(error, headers, body, base, now);
+  // The provider's failure, relayed: no key changes; the request moves on as for a 5xx.
+  if ((status === 401 || status === 403) && relayedFromProvider(message, meta)) {
+    return { ...base, kind: 'retry', reason: `provider_${status}`, message: text(meta.raw) || message };
+  }
+  // A 401 from OpenRouter itself; the dispatcher asks GET /key before it disables (keyCheck.ts).
   if (status === 401) return { ...base, kind: 'disable', reason: 'invalid_key', message };
+  if (status === 402 || status === 403) {
+    // The request is larger than the key's or the account's limit: the client's to fix, nothing changes.
+    const limit = requestLimitOf(message);
+    if (limit) return { ...base, kind: 'client_error', reason: 'request_exceeds_limit', message, body, limit };
+  }
   if (status === 402) {
     // OpenRouter's in-flight budget: a 402 with Retry-After is "too much spending in flight", not empty credits.
     const inFlight = source === 'openrouter_in_flight_budget' || meta.reason === 'in_flight_budget_exhausted' || /in-flight requests/i.test(message);
@@ -271,12 +328,13 @@ function classifyError(status: number, error: ErrorObject, headers: Headers, bod
       return { ...base, kind: 'cool', scope: 'account', until: resetTime(headers, error, now), reason: 'in_flight_budget', message };
     }
     if (KEY_LIMIT.test(message)) return keyLimit(message, headers, error, base, now);
-    // "…requires more credits, or fewer max_tokens … can only afford 92985": credits remain, this request
-    // is too big for them; the client can ask for less. Nothing is disabled.
-    const afford = /can only afford (\d+)/i.exec(message);
-    if (afford && Number(afford[1]) > 0) return { ...base, kind: 'client_error', reason: 'request_exceeds_credits', message, body };
-    // The account's credits are gone: every key of the account fails alike, so all are disabled at once.
-    return { ...base, kind: 'disable', reason: 'insufficient_credits', message, accountWide: true };
+    // The account's balance is gone ("Insufficient credits", "never purchased credits", "can only afford 0"
+    // with nothing left): every key of the account fails alike, so all are disabled at once.
+    if (BALANCE_GONE.test(message) || /can only afford 0\b/i.test(message)) {
+      return { ...base, kind: 'disable', reason: 'insufficient_credits', message, accountWide: true };
+    }
+    // A 402 that names no cause: charged to the narrowest scope, this key, for a cooldown (SPEC §8).
+    return { ...base, kind: 'cool', scope: 'key', until: resetTime(headers, error, now), reason: 'payment_required', message };
   }
   if (status === 403 && KEY_LIMIT.test(message)) return keyLimit(message, headers, error, base, now);
   if (status === 403 && source) {
