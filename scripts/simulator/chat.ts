@@ -69,7 +69,7 @@ function onRequest(core: Core, req: IncomingMessage, res: ServerResponse, raw: s
     call.answer(rejection ?? errorReply(401, 'User not found.', undefined, 'invalid-key'));
     return;
   }
-  const rule = core.rules.take(key, model, rec.stream);
+  const rule = core.rules.take(key, model, rec.stream, rec.body);
   if (rule === undefined) serve(call, key, now, undefined);
   else applyRule(call, key, rule, now);
 }
@@ -162,7 +162,7 @@ function applyRule(call: Call, key: KeyState, rule: FaultRule, now: number): voi
     return;
   }
   if (!isTransportFault(rule.type)) {
-    call.answer(faultReply(rule, { model: rec.model, account: key.account, now, retryAfter: core.retryAfter }));
+    call.answer(faultReply(rule, { body: rec.body, model: rec.model, account: key.account, now, retryAfter: core.retryAfter }));
     return;
   }
   rec.outcome = rule.type;

@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { nextUtcDay } from './limits';
 import type { AccountState, KeyState } from './registry';
-import { errorBody, type Headers, limitReply, rateLimitHeaders, type Reply, retryAfterSeconds } from './responses';
+import { errorBody, type Headers, limitReply, promptTokens, rateLimitHeaders, type Reply, retryAfterSeconds } from './responses';
 import type { FaultRule, FaultType } from './types';
 
 /** Faults answered by the transport rather than by a JSON error body. */
@@ -34,7 +34,8 @@ export class RuleBook {
     return this.rules.length;
   }
 
-  take(key: KeyState, model: string, stream: boolean): FaultRule | undefined {
+  /** `body`: the parsed request, for rules that match what it asks (its size, its `provider.only`). */
+  take(key: KeyState, model: string, stream: boolean, body?: unknown): FaultRule | undefined {
     for (const active of this.rules) {
       if (active.remaining <= 0) continue;
       const { rule } = active;
@@ -43,9 +44,12 @@ export class RuleBook {
         if (m.key !== undefined && m.key !== key.key && m.key !== key.id) continue;
         if (m.account !== undefined && m.account !== key.account.id) continue;
         if (m.model !== undefined && m.model !== model) continue;
+        if (m.provider !== undefined && !onlyProviders(body).includes(m.provider)) continue;
       }
       // A mid-stream error only exists for streams; other calls pass the rule by.
       if (STREAM_ONLY.has(rule.type) && !stream) continue;
+      // A request within the limits is not too large.
+      if (rule.type === 'request-too-large' && tooLarge(rule, body) === undefined) continue;
       // A random fault: the rule applies to this share of the calls it matches.
       if (rule.probability !== undefined && Math.random() >= rule.probability) continue;
       active.remaining--;
@@ -55,7 +59,27 @@ export class RuleBook {
   }
 }
 
+/** The providers a request's `provider.only` names (OpenRouter's provider routing object). */
+function onlyProviders(body: unknown): string[] {
+  const only = (body as { provider?: { only?: unknown } } | undefined)?.provider?.only;
+  return Array.isArray(only) ? only.filter((p): p is string => typeof p === 'string') : [];
+}
+
+/** OpenRouter's 402 texts for a request too large for the key's or account's limit (continue#11227, cline#940). */
+function tooLarge(rule: FaultRule, body: unknown): string | undefined {
+  const prompt = promptTokens(body);
+  if (rule.promptTokenLimit !== undefined && prompt > rule.promptTokenLimit) {
+    return `Prompt tokens limit exceeded: ${prompt} > ${rule.promptTokenLimit}. To increase, visit https://openrouter.ai/settings/credits and upgrade to a paid account`;
+  }
+  const maxTokens = (body as { max_tokens?: unknown } | undefined)?.max_tokens;
+  if (rule.maxTokensLimit !== undefined && typeof maxTokens === 'number' && maxTokens > rule.maxTokensLimit) {
+    return `max_tokens limit exceeded: ${maxTokens} > ${rule.maxTokensLimit}. To increase, visit https://openrouter.ai/keys and create a key with a higher limit`;
+  }
+  return undefined;
+}
+
 export interface FaultContext {
+  body?: unknown;
   model: string;
   account: AccountState;
   now: number;
@@ -185,6 +209,9 @@ function baseFaultReply(rule: FaultRule, ctx: FaultContext): Reply {
     case 'key-limit-403':
       // gptme/gptme#1449, MCPJam/inspector#1287, hermes-agent#93979: message and code only.
       return { status: 403, headers: {}, body: JSON.stringify({ error: { message: rule.message ?? keyLimitMessage(rule.keyLimit ?? 'total'), code: 403 } }), outcome: rule.type };
+    case 'request-too-large':
+      // As published: message and code only (continuedev/continue#11227, cline/cline#940).
+      return { status: 402, headers: {}, body: JSON.stringify({ error: { message: tooLarge(rule, ctx.body) ?? 'Prompt tokens limit exceeded', code: 402 } }), outcome: rule.type };
     case 'model-gone':
       // As published (stepfun-ai/Step-3.5-Flash#45, chatboxai/chatbox#2743): message and code, the account's user_id.
       return reply(404, rule, `No endpoints found for ${model}.`, undefined, ctx);

@@ -100,11 +100,20 @@ export type FaultType =
   /** A 200 carrying an error in one of the forms SPEC §7 lists (`form`); the carried status is `status` (default 429). */
   | 'error-form'
   /** 404 "No endpoints found for <model>." with the account's user_id: the model (or its :free variant) is gone. */
-  | 'model-gone';
+  | 'model-gone'
+  /**
+   * 402 for a request larger than the key's or account's limit allows (SPEC §8): "Prompt tokens limit
+   * exceeded: X > Y" past `promptTokenLimit` (the simulator's token estimate), "max_tokens limit exceeded:
+   * X > Y" past `maxTokensLimit`. Requests within both pass the rule by.
+   */
+  | 'request-too-large';
 
 export interface FaultRule {
-  /** `key` matches the key itself or its keyId; `model` is an exact slug. */
-  match?: { key?: string; account?: string; model?: string };
+  /**
+   * `key` matches the key itself or its keyId; `model` is an exact slug; `provider`: the request's
+   * `provider.only` names this provider (a client's routing choice, as OpenRouter honours it).
+   */
+  match?: { key?: string; account?: string; model?: string; provider?: string };
   /** Default: unlimited. */
   times?: number;
   /** Applies to this share (0..1) of the matching calls, at random; default: every matching call. */
@@ -119,6 +128,9 @@ export interface FaultRule {
   afterChunks?: number;
   /** Per-rule streaming delay override. */
   chunkDelayMs?: number;
+  /** request-too-large: the most prompt tokens (estimated as characters / 4) and max_tokens a request may carry. */
+  promptTokenLimit?: number;
+  maxTokensLimit?: number;
   /** key-limit-403: which of the key's caps ran out (default 'total'). */
   keyLimit?: 'total' | 'daily' | 'weekly' | 'monthly';
   /**

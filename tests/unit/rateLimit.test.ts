@@ -421,7 +421,7 @@ describe('classifyResponse: real answers (SPEC §7)', () => {
     expect(classifyResponse(402, {}, body, T0)).toMatchObject({ kind: 'client_error', status: 402 });
   });
 
-  test('a 403 that is not a key limit stays the client\'s error (moderation), returned as is', () => {
+  test('a 403 relayed from a provider (not BYOK, not moderation) is the provider\'s failure: retried as a 5xx, no key changes (SPEC §8)', () => {
     // https://github.com/crmne/ruby_llm/pull/431 (2025-09-25): a provider refusing the request's region.
     const body = {
       error: {
@@ -434,7 +434,7 @@ describe('classifyResponse: real answers (SPEC §7)', () => {
       },
       user_id: 'user_2',
     };
-    expect(classifyResponse(403, {}, body, T0)).toMatchObject({ kind: 'client_error', status: 403 });
+    expect(classifyResponse(403, {}, body, T0)).toMatchObject({ kind: 'retry', status: 403, reason: 'provider_403' });
   });
 
   test('a 429 whose body is Cloudflare\'s "error code: 1015" is an edge limit on this host: no key cools', () => {
@@ -479,12 +479,10 @@ describe('classifyResponse: corpus samples for the SPEC §7 rules', () => {
     expect(classifyResponse(200, {}, body, T0)).toMatchObject({ kind: 'congested', status: 429 });
   });
 
-  test('402-key-max-tokens-limit: the key\'s own limit → this key disabled (key_limit), not the account', () => {
+  test('402-key-max-tokens-limit: the request\'s max_tokens against what the key has left → the request\'s 4xx naming the limit, no key changes (SPEC §8)', () => {
     // https://github.com/cline/cline/issues/940 (2024-12-18).
     const body = { error: { message: 'max_tokens limit exceeded: 100000 > 9577. To increase, visit https://openrouter.ai/keys and create a key with a higher limit', code: 402 } };
-    const o = classifyResponse(402, {}, body, T0);
-    expect(o).toMatchObject({ kind: 'disable', reason: 'key_limit' });
-    expect(o.kind === 'disable' && o.accountWide).toBeFalsy();
+    expect(classifyResponse(402, {}, body, T0)).toMatchObject({ kind: 'client_error', reason: 'request_exceeds_limit', status: 402, limit: { name: 'max_tokens', requested: 100000, allowed: 9577 } });
   });
 
   test('429-google-resource-exhausted-relayed: a non-numeric error.status is not a status; the 429 cools the key', () => {
@@ -550,5 +548,56 @@ describe('carriedError: the forms SPEC §7 names', () => {
     const o = classifyResponse(200, {}, body, T0);
     expect(o.kind).not.toBe('success');
     expect(o.status).toBe(status);
+  });
+});
+
+/** SPEC §8 "Blame only on evidence": the samples are in tests/fixtures/openrouter (sources there). */
+describe('classifyResponse: blame only on evidence (SPEC §8)', () => {
+  test('"Prompt tokens limit exceeded: X > Y" is the request\'s size, with the credits link or the key link (continue#11227, opencode#12219)', () => {
+    const credits = { error: { message: 'Prompt tokens limit exceeded: 64128 > 6964. To increase, visit https://openrouter.ai/settings/credits and upgrade to a paid account', code: 402 } };
+    const key = { error: { message: 'Prompt tokens limit exceeded: 230799 > 91442. To increase, visit https://openrouter.ai/settings/keys and create a key with a higher monthly limit', code: 402 } };
+    expect(classifyResponse(402, {}, credits, T0)).toMatchObject({ kind: 'client_error', reason: 'request_exceeds_limit', limit: { name: 'prompt_tokens', requested: 64128, allowed: 6964 } });
+    expect(classifyResponse(402, {}, key, T0)).toMatchObject({ kind: 'client_error', reason: 'request_exceeds_limit', limit: { name: 'prompt_tokens', requested: 230799, allowed: 91442 } });
+    // The same text with 403 is the same request.
+    expect(classifyResponse(403, {}, key, T0)).toMatchObject({ kind: 'client_error', reason: 'request_exceeds_limit' });
+  });
+
+  test('"can only afford N" with N above 0 names the limit; with 0 and no key link the balance is gone', () => {
+    // https://github.com/Gitlawb/openclaude/issues/1125 (2026-05-12).
+    const some = { error: { message: 'This request requires more credits, or fewer max_tokens. You requested up to 32000 tokens, but can only afford 27342. To increase, visit https://openrouter.ai/settings/credits and upgrade to a paid account', code: 402 } };
+    expect(classifyResponse(402, {}, some, T0)).toMatchObject({ kind: 'client_error', limit: { name: 'affordable_tokens', requested: 32000, allowed: 27342 } });
+    // The same message with nothing affordable: the account's balance is gone.
+    const none = { error: { message: 'This request requires more credits, or fewer max_tokens. You requested up to 32000 tokens, but can only afford 0. To increase, visit https://openrouter.ai/settings/credits and upgrade to a paid account', code: 402 } };
+    expect(classifyResponse(402, {}, none, T0)).toMatchObject({ kind: 'disable', reason: 'insufficient_credits', accountWide: true });
+  });
+
+  test('only a balance that is gone disables the account; a 402 that names no cause cools the key alone', () => {
+    // The simulator's text, OpenRouter's as in free-claude-code#772 above.
+    const never = { error: { message: 'Insufficient credits. This account never purchased credits.', code: 402 } };
+    expect(classifyResponse(402, {}, never, T0)).toMatchObject({ kind: 'disable', accountWide: true });
+    expect(classifyResponse(402, {}, { error: { message: 'Payment Required', code: 402 } }, T0)).toMatchObject({ kind: 'cool', scope: 'key', reason: 'payment_required' });
+  });
+
+  test('a 401 relayed from a provider is retried and changes no key; OpenRouter\'s own 401 asks for a disable (confirmed by GET /key later)', () => {
+    // https://github.com/OpenRouterTeam/ai-sdk-provider/issues/24 (2025-02-23).
+    const relayed = { error: { message: 'Provider returned error', code: 401, metadata: { raw: '{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}', provider_name: 'Anthropic' } } };
+    expect(classifyResponse(401, {}, relayed, T0)).toMatchObject({ kind: 'retry', reason: 'provider_401' });
+    // BYOK: the account's own provider key failed; not relayed-provider evidence, so the ordinary 401 path (and its GET /key check).
+    const byok = { error: { ...relayed.error, metadata: { ...relayed.error.metadata, is_byok: true } } };
+    expect(classifyResponse(401, {}, byok, T0)).toMatchObject({ kind: 'disable', reason: 'invalid_key' });
+    expect(classifyResponse(401, {}, { error: { message: 'User not found.', code: 401 } }, T0)).toMatchObject({ kind: 'disable', reason: 'invalid_key' });
+  });
+
+  test('a moderation 403 from a provider stays the client\'s error', () => {
+    const body = { error: { message: 'Your input was flagged', code: 403, metadata: { reasons: ['harassment'], flagged_input: '...', provider_name: 'SimModerator' } } };
+    expect(classifyResponse(403, {}, body, T0)).toMatchObject({ kind: 'client_error', reason: 'moderation' });
+  });
+
+  test('a 429 naming a provider\'s own worker limit is model congestion, not the key\'s limit', () => {
+    // The text of issue 16 (Nvidia's worker limit), which public captures show OpenRouter relaying.
+    const body = { error: { message: 'Upstream error from Nvidia: ResourceExhausted: Worker local total request limit reached (16/16)', code: 429 } };
+    expect(classifyResponse(429, {}, body, T0)).toMatchObject({ kind: 'congested', reason: 'upstream_provider_limit' });
+    // The generic 429 stays the key's.
+    expect(classifyResponse(429, {}, { error: { message: 'Rate limit exceeded', code: 429 } }, T0)).toMatchObject({ kind: 'cool', scope: 'key' });
   });
 });
