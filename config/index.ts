@@ -31,6 +31,8 @@ export interface ProviderConfig {
   rpd?: number;
   /** Lower-case ID of the provider to use when every key of this one is unavailable. */
   fallback?: string;
+  /** The operator's OpenRouter `provider` preferences for this model (PROVIDER_X_ROUTING), sent upstream as `provider`. */
+  routing?: Record<string, unknown>;
 }
 
 export interface RotationConfig {
@@ -86,6 +88,8 @@ export interface Config {
   /** Concurrent streams per client identity (fan-out legs count one each); 0: unlimited. */
   maxStreamsPerClient: number;
   corsOrigins: string[];
+  /** ORCHE_CLIENT_ROUTING: 'refuse' (default) answers a client's models/route/plugins/provider with 400; 'allow' passes them on, charged to the request. */
+  clientRouting: 'allow' | 'refuse';
   protectStatus: boolean;
   bodyLimit: string;
   stateFile?: string;
@@ -220,6 +224,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
       rpm: p.RPM,
       rpd: p.RPD,
       fallback: p.FALLBACK?.toLowerCase(),
+      routing: p.ROUTING,
     };
   });
 
@@ -263,6 +268,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     trustProxy: g.ORCHE_TRUST_PROXY,
     maxStreamsPerClient: g.ORCHE_MAX_STREAMS_PER_CLIENT,
     corsOrigins: splitList(g.ORCHE_CORS_ORIGINS),
+    clientRouting: g.ORCHE_CLIENT_ROUTING,
     protectStatus: g.ORCHE_PROTECT_STATUS,
     bodyLimit: g.ORCHE_BODY_LIMIT,
     stateFile: g.ORCHE_STATE_FILE,

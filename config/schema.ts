@@ -47,6 +47,48 @@ const trustProxy = z
 
 const MIN_CLIENT_TOKEN = 16;
 
+/** OpenRouter's provider routing object (its `provider` request field), as documented for chat completions. */
+const stringList = z.array(z.string().min(1)).max(64);
+export const providerRoutingSchema = z.strictObject({
+  order: stringList.optional(),
+  only: stringList.optional(),
+  ignore: stringList.optional(),
+  allow_fallbacks: z.boolean().optional(),
+  require_parameters: z.boolean().optional(),
+  data_collection: z.enum(['allow', 'deny']).optional(),
+  zdr: z.boolean().optional(),
+  enforce_distillable_text: z.boolean().optional(),
+  quantizations: stringList.optional(),
+  sort: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).optional(),
+  max_price: z.record(z.string(), z.unknown()).optional(),
+  preferred_min_throughput: z.union([z.number(), z.record(z.string(), z.unknown())]).optional(),
+  preferred_max_latency: z.union([z.number(), z.record(z.string(), z.unknown())]).optional(),
+});
+
+const ROUTING_FORM = 'a JSON object of OpenRouter provider preferences such as {"order":["DeepInfra"],"allow_fallbacks":false}';
+
+/** PROVIDER_X_ROUTING: JSON text of an OpenRouter `provider` object, checked at start. */
+const providerRouting = z
+  .string()
+  .trim()
+  .transform((v, ctx): Record<string, unknown> => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(v);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `${ROUTING_FORM} (not valid JSON)` });
+      return z.NEVER;
+    }
+    const result = providerRoutingSchema.safeParse(parsed);
+    if (!result.success) {
+      const issue = result.error.issues[0];
+      const where = issue.code === 'unrecognized_keys' ? `unknown field(s) ${(issue as { keys: string[] }).keys.join(', ')}` : `${issue.path.join('.') || 'value'}: ${issue.message}`;
+      ctx.addIssue({ code: 'custom', message: `${ROUTING_FORM} (${where})` });
+      return z.NEVER;
+    }
+    return result.data as Record<string, unknown>;
+  });
+
 export const strategySchema = z.enum(['round-robin', 'failover'], { error: 'round-robin or failover' });
 
 export const globalSchema = z.object({
@@ -87,6 +129,14 @@ export const globalSchema = z.object({
       `comma-separated tokens of at least ${MIN_CLIENT_TOKEN} characters each, without spaces`,
     ),
   ORCHE_CORS_ORIGINS: z.string().optional(),
+  // Whether a client may send OpenRouter's routing fields (models, route, plugins, provider): SPEC §8.
+  ORCHE_CLIENT_ROUTING: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .refine((v) => v === 'allow' || v === 'refuse', 'allow or refuse')
+    .transform((v) => v as 'allow' | 'refuse')
+    .default('refuse'),
   ORCHE_STATE_FILE: z.string().trim().min(1, 'a file path').optional(),
   REDIS_URL: z.string().trim().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').optional(),
   ORCHE_REDIS_PREFIX: z.string().trim().min(1, 'a key prefix such as orche:').default('orche:'),
@@ -121,4 +171,5 @@ export const providerSchema = z.object({
   RPM: int(1).optional(),
   RPD: int(1).optional(),
   FALLBACK: z.string().trim().min(1, 'a provider ID').optional(),
+  ROUTING: providerRouting.optional(),
 });

@@ -4,6 +4,7 @@ import { OrcheError, UnknownProviderError } from '../errors';
 import type { KeyPool, ProviderRuntime } from '../keys/keyPool';
 import { OpenRouterClient, UpstreamFailure } from '../upstream/openrouterClient';
 import { confirmedOutcome, withKeyCheck } from '../keys/keyCheck';
+import { routingFieldsIn, upstreamRequest } from '../upstream/routing';
 import { classifyResponse, failureOutcome, type Outcome } from '../limits/rateLimit';
 import { streamAttempt, type UpstreamStream } from '../streams/streamAttempt';
 import { type RelayEnd, relayStream, type StreamSink } from '../streams/streamRelay';
@@ -69,7 +70,7 @@ export class ChatService {
     return withKeyCheck(this.client, async ({ provider, key, signal, timeoutMs }) => {
       let outcome: Outcome;
       try {
-        const reply = await this.client.chat(key, { ...body, model: provider.config.model }, { timeoutMs, signal });
+        const reply = await this.client.chat(key, upstreamRequest(body, provider), { timeoutMs, signal });
         outcome = classifyResponse(reply.status, reply.headers, reply.body, this.deps.now());
         return { outcome, value: reply.body };
       } catch (err) {
@@ -83,14 +84,17 @@ export class ChatService {
     });
   }
 
-  /** `client`: who the request is for (fair turns while waiting for a key). */
+  /**
+   * `client`: who the request is for (fair turns while waiting for a key). A body that carries a
+   * client's routing fields (ORCHE_CLIENT_ROUTING=allow) is run isolated: its answers change no shared state.
+   */
   complete(slug: string, body: Record<string, unknown>, signal?: AbortSignal, client?: string): Promise<DispatchResult<unknown>> {
-    return this.dispatcher.run(slug, this.jsonAttempt(body), signal, client);
+    return this.dispatcher.run(slug, this.jsonAttempt(body), signal, client, { isolated: routingFieldsIn(body).length > 0 });
   }
 
   /** A streaming call up to its first good data event, with rotation and retries before it (SPEC §4). */
   openStream(slug: string, body: Record<string, unknown>, signal?: AbortSignal, client?: string): Promise<DispatchResult<UpstreamStream>> {
-    return this.dispatcher.run(slug, withKeyCheck(this.client, streamAttempt(this.client, body, { now: this.deps.now })), signal, client);
+    return this.dispatcher.run(slug, withKeyCheck(this.client, streamAttempt(this.client, body, { now: this.deps.now })), signal, client, { isolated: routingFieldsIn(body).length > 0 });
   }
 
   /** Relays an opened stream to its sink, then records on the key what only the stream's end can tell: usage, or a failure. */
@@ -98,7 +102,7 @@ export class ChatService {
     const end = await relayStream(opened.value, sink, { signal, idleTimeoutMs: this.rotation.requestTimeoutMs, maxDurationMs: this.rotation.maxStreamMs, now: this.deps.now });
     if (end.usage) this.pool.recordTokens(opened.provider, opened.keyId, end.usage, this.deps.now());
     // A stream orche itself ended (ORCHE_MAX_STREAM_MS) is no failure of the key.
-    if (end.kind === 'failed' && end.outcome.kind !== 'client_error') {
+    if (end.kind === 'failed' && end.outcome.kind !== 'client_error' && !opened.isolated) {
       const key = this.pool.secret(opened.provider, opened.keyId);
       const outcome = await confirmedOutcome(this.client, key, end.outcome, this.rotation.requestTimeoutMs);
       await this.pool.recordStreamFailure(opened.provider, opened.keyId, outcome, this.deps.now());

@@ -2,7 +2,7 @@ import type { RotationConfig } from '../../config';
 import { AllKeysRateLimitedError, OrcheError } from '../errors';
 import type { KeyPool, ProviderRuntime } from '../keys/keyPool';
 import { lessonOf } from '../limits/learnedLimit';
-import { type Budget, nextStep, reportedOutcome, waitUntil } from './nextStep';
+import { type Budget, nextStep, reportedOutcome, sharedOutcome, waitUntil } from './nextStep';
 import type { Outcome } from '../limits/rateLimit';
 import { type RoomClock, type Ticket, WaitEnded, WaitRoom } from './waitRoom';
 
@@ -24,6 +24,8 @@ export interface DispatchResult<T> {
   keyId: string;
   attempts: number;
   latencyMs: number;
+  /** The request carried a client's routing choice: what its stream ends with changes no shared state either. */
+  isolated?: boolean;
 }
 
 export interface DispatchDeps {
@@ -100,8 +102,12 @@ export class Dispatcher {
     return fb && fb.keys.size > 0 ? slug : null;
   }
 
-  /** `client`: who the request is for (requestClient.ts's fairKey), for fair turns in the wait room. */
-  async run<T>(slug: string, attempt: Attempt<T>, signal?: AbortSignal, client = 'anonymous'): Promise<DispatchResult<T>> {
+  /**
+   * `client`: who the request is for (requestClient.ts's fairKey), for fair turns in the wait room.
+   * `isolated`: the request carries a client's routing choice; its answers change no shared state (sharedOutcome).
+   */
+  async run<T>(slug: string, attempt: Attempt<T>, signal?: AbortSignal, client = 'anonymous', opts: { isolated?: boolean } = {}): Promise<DispatchResult<T>> {
+    const isolated = opts.isolated === true;
     const { now, sleep } = this.deps;
     const r = this.rotation;
     const started = now();
@@ -182,13 +188,15 @@ export class Dispatcher {
             const result = await attempt({ provider, keyId: pick.keyId, key, signal, timeoutMs: step.timeoutMs });
             const end = now();
             const gone = signal?.aborted === true;
-            await this.pool.report(provider, pick.keyId, reportedOutcome(result.outcome, gone), end - callStart, end, pick);
+            const shared = sharedOutcome(result.outcome, isolated);
+            await this.pool.report(provider, pick.keyId, reportedOutcome(shared, gone), end - callStart, end, pick);
             if (gone) throw new ClientGoneError();
             value = result.value;
             last = result.outcome;
             // A 429 that taught no limit restarts the slow start; a success widens it. Other cooling
-            // answers (a 403 key cap, a 402 in-flight budget) say nothing about the rate.
-            const unknown429 = last.kind === 'cool' && last.status === 429 && lessonOf(last, end) === undefined;
+            // answers (a 403 key cap, a 402 in-flight budget) say nothing about the rate; nor does an
+            // answer to a client's own routing choice.
+            const unknown429 = shared.kind === 'cool' && shared.status === 429 && lessonOf(shared, end) === undefined;
             slowStart = through === null && unknown429;
             if (through) {
               through.finished(last.kind === 'success' ? 'success' : unknown429 ? 'rate_limited_unknown' : 'other');
@@ -203,7 +211,7 @@ export class Dispatcher {
 
         switch (step.kind) {
           case 'answer':
-            return { value: value as T, provider, keyId: pickedKey!, attempts: b.attempts, latencyMs: now() - started };
+            return { value: value as T, provider, keyId: pickedKey!, attempts: b.attempts, latencyMs: now() - started, isolated };
           case 'pick':
             continue;
           case 'back_off':

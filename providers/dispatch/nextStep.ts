@@ -157,6 +157,19 @@ function exhausted(s: Extract<Situation, { kind: 'outcome' }>, b: Budget): Orche
   }
 }
 
+/**
+ * What the key's state learns from a call of a request that carries a client's routing choice
+ * (`models`, `route`, `plugins`, `provider`, with ORCHE_CLIENT_ROUTING=allow): nothing shared (SPEC §8).
+ * Its answers tell about the providers or models the client chose, not about our keys, accounts or
+ * this model for others: a failure is the request's own (no key cooled or disabled, no model held
+ * congested, no host held), and no rate header or account id is learned from it.
+ */
+export function sharedOutcome(outcome: Outcome, isolated: boolean): Outcome {
+  if (!isolated) return outcome;
+  if (outcome.kind === 'success') return { kind: 'success', status: outcome.status, body: outcome.body };
+  return { kind: 'client_error', status: outcome.status, reason: 'client_routed', message: 'message' in outcome ? outcome.message : '', body: undefined };
+}
+
 const CLIENT_GONE: Outcome = { kind: 'client_error', status: 499, reason: 'client_gone', message: 'client went away', body: undefined };
 
 /**

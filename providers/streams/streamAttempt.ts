@@ -3,6 +3,7 @@ import type { Attempt } from '../dispatch/dispatcher';
 import { type OpenRouterClient, parseBody, UpstreamFailure } from '../upstream/openrouterClient';
 import { classifyResponse, failureOutcome, type Headers, type Outcome } from '../limits/rateLimit';
 import { HeldEvents } from './heldEvents';
+import { upstreamRequest } from '../upstream/routing';
 import { readSseEvents, type SseEvent } from './sse';
 import { isCommitting } from './streamCommit';
 
@@ -67,7 +68,7 @@ export function streamAttempt(client: OpenRouterClient, body: Record<string, unk
       timedOut ? failureOutcome('timeout', `no first event within ${timeoutMs} ms`) : failureOutcome('network', message);
     try {
       const callSignal = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
-      const reply = await client.chatStream(key, { ...body, model: provider.config.model, stream: true }, { timeoutMs, signal: callSignal });
+      const reply = await client.chatStream(key, { ...upstreamRequest(body, provider), stream: true }, { timeoutMs, signal: callSignal });
       stream = reply.stream;
       if (reply.status !== 200 || !isEventStream(reply.headers)) {
         const outcome = classifyResponse(reply.status, reply.headers, parseBody(await readBounded(reply.stream, MAX_ERROR_BODY)), opts.now());

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import type { AppContext } from '../context';
+import { clientRouting } from '../clientRouting';
 import { openaiChatSchema, validate } from '../validation';
 import { clientSignal, fairKeyOf, noteDispatch, streamChat } from './chat';
 
@@ -11,10 +12,11 @@ export function v1Routes(ctx: AppContext): Router {
   const r = Router();
 
   r.post('/v1/chat/completions', async (req, res) => {
+    const routing = clientRouting(ctx.config.clientRouting, req);
     const input = validate(openaiChatSchema, req.body);
     const provider = ctx.chat.resolve(input.model);
     res.locals.provider = provider.config.slug;
-    const body: Record<string, unknown> = { ...(req.body as Record<string, unknown>) };
+    const body: Record<string, unknown> = { ...(req.body as Record<string, unknown>), ...routing };
     delete body.model;
     if (input.stream) return streamChat(ctx, res, provider.config.slug, body);
     const result = await ctx.chat.complete(provider.config.slug, body, clientSignal(res), fairKeyOf(res));
