@@ -242,9 +242,9 @@ function classify429(error: ErrorObject, headers: Headers, body: unknown, base: 
     return { ...base, kind: 'congested', until, reason: 'upstream_rate_limited', message: text(meta.raw) || message };
   }
   // A provider's own limit ("Upstream error from Nvidia: ResourceExhausted: Worker local total request
-  // limit reached (16/16)", a provider's concurrency cap, a provider named as the limiter): the model's
-  // provider is full, whichever key asks (SPEC §8). OpenRouter's own limits name no provider.
-  if (PROVIDER_LIMIT.test(message) || (typeof meta.provider_name === 'string' && meta.provider_name !== '')) {
+  // limit reached (16/16)", a provider's concurrency cap): the model's provider is full, whichever key
+  // asks (SPEC §8).
+  if (PROVIDER_LIMIT.test(message)) {
     return { ...base, kind: 'congested', until, reason: 'upstream_provider_limit', message };
   }
   return { ...base, kind: 'cool', scope: 'key', until, reason: 'rate_limited', message };
