@@ -2,7 +2,7 @@
  * The dispatcher's decision table: (situation, attempt budget, deadlines) → next step. Pure: the clock
  * and the jitter are arguments.
  */
-import { type Budget, nextStep, reportedOutcome, type Situation, type Step, waitUntil } from '../../providers/dispatch/nextStep';
+import { type Budget, nextStep, reportedOutcome, sharedOutcome, type Situation, type Step, waitUntil } from '../../providers/dispatch/nextStep';
 import { outcome, T0 } from './poolFixtures';
 
 const budget = (over: Partial<Budget> = {}): Budget => ({
@@ -121,5 +121,34 @@ describe('reportedOutcome: what the key learns from a call the client left durin
   ])('%s → %s', (_name, o, kind) => {
     expect(reportedOutcome(o, true).kind).toBe(kind);
     expect(reportedOutcome(o, false)).toBe(o);
+  });
+});
+
+describe('SPEC §8: blame only on evidence, client routing charged to the request', () => {
+  const tooLarge = {
+    kind: 'client_error' as const,
+    status: 402,
+    reason: 'request_exceeds_limit',
+    message: 'Prompt tokens limit exceeded: 64128 > 6964.',
+    body: undefined,
+    limit: { name: 'prompt_tokens' as const, requested: 64128, allowed: 6964 },
+  };
+
+  test('a request too large for a limit fails at once with the upstream status, naming the limit, even with a fallback and attempts left', () => {
+    const step = nextStep({ kind: 'outcome', provider: 'kimi', requested: 'kimi', outcome: tooLarge, fallback: 'glm45' }, budget());
+    expect(plain(step)).toEqual(fail(402, 'request_exceeds_limit'));
+    expect(step.kind === 'fail' && step.error.extra).toMatchObject({ provider: 'kimi', limit: { name: 'prompt_tokens', requested: 64128, allowed: 6964 } });
+  });
+
+  test('sharedOutcome: an isolated request\'s failures reach the pool as its own; successes keep no rate or account; others pass as they are', () => {
+    const cool = { kind: 'cool' as const, status: 429, scope: 'key' as const, until: T0 + 1000, reason: 'rate_limited', message: 'Rate limit exceeded', rate: { remaining: 0, resetAt: T0 + 1000 }, userId: 'user_x' };
+    const congested = { kind: 'congested' as const, status: 429, reason: 'upstream_rate_limited', message: 'busy' };
+    const disable = { kind: 'disable' as const, status: 402, reason: 'insufficient_credits' as const, message: 'Insufficient credits', accountWide: true };
+    for (const o of [cool, congested, disable]) {
+      expect(sharedOutcome(o, true)).toMatchObject({ kind: 'client_error', reason: 'client_routed', status: o.status });
+      expect(sharedOutcome(o, false)).toBe(o);
+    }
+    const success = { kind: 'success' as const, status: 200, body: { ok: true }, rate: { remaining: 0, resetAt: T0 + 1000 }, userId: 'user_x' };
+    expect(sharedOutcome(success, true)).toEqual({ kind: 'success', status: 200, body: { ok: true } });
   });
 });
