@@ -68,7 +68,7 @@ export const RULES: readonly Rule[] = [
   { id: 'trial-ends', state: 'recovering', event: 'the trial ends otherwise (5xx, timeout, 4xx, 401, 429 on another gate, client gone)', next: 'its hold ends at once; the next request may try (a 429 cools again)', expiry: '—' },
   { id: 'recovering-expires', state: 'recovering', event: `${EXPIRY.recoveringMs / HOUR} h past the deadline with no verdict`, next: 'active', expiry: '—' },
   { id: 'strikes-expire', state: 'strikes > 0', event: `no 429 for ${EXPIRY.strikesMs / DAY} day`, next: 'strikes 0 (doubling restarts at the base)', expiry: `${EXPIRY.strikesMs / DAY} day after the last 429` },
-  { id: 'disable', state: 'any', event: '401, 402, total key limit, admin disable', next: 'disabled (never picked)', expiry: `${EXPIRY.disabledMs / DAY} days after it was set` },
+  { id: 'disable', state: 'any', event: 'a 401 that GET /key confirms, a 402 for the account\'s balance, total key limit, admin disable', next: 'disabled (never picked)', expiry: `${EXPIRY.disabledMs / DAY} days after it was set` },
   { id: 'reactivate', state: 'disabled', event: 'admin reactivation (or, for key_limit, a /key check that shows the key\'s own limit has room)', next: "active; the key's own gate and strikes cleared", expiry: 'the later admin action wins' },
   { id: 'congest', state: 'model', event: 'upstream congestion', next: 'no key of the model until the deadline (the later wins)', expiry: 'the deadline' },
   { id: 'edge', state: 'host', event: 'an edge 429 (HTML page, error code 1015)', next: 'no key of any provider until the deadline (the later wins)', expiry: 'the deadline' },
