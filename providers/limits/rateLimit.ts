@@ -269,7 +269,7 @@ const KEY_LIMIT = /key limit exceeded|create a key with a higher/i;
 /** A provider's own capacity named in a 429 (SPEC §8): "Upstream error from <provider>: …", worker or concurrency limits. */
 const PROVIDER_LIMIT = /upstream error from [^:]+:|worker local total request limit|resourceexhausted|concurrency limit/i;
 /** The account's balance is gone (SPEC §8): only these disable every key of the account. */
-const BALANCE_GONE = /insufficient (credits|balance|funds)|negative (credit )?balance|never purchased credits|out of credits/i;
+const BALANCE_GONE = /insufficient credits|negative (credit )?balance|never purchased credits/i;
 
 /**
  * A 402/403 that names the request's own size against a limit of the key or the account: "Prompt tokens
