@@ -67,7 +67,9 @@ function learnedLimitStopsTheNextCall(storeEnv: () => Env): void {
     expect(s.orche.ctx.pool.store.health().ok).toBe(true);
   });
 
-  test('a 5xx the upstream did not serve does not use up the learned limit', async () => {
+  // SPEC §8: a call the upstream admitted counts whatever it answered. The 502 used to be refunded;
+  // the upstream had counted it, so orche sent one call too many and met a second upstream 429.
+  test('a 5xx the upstream admitted counts against the learned limit: orche refuses the next call itself, no second upstream 429', async () => {
     let now = T0 + 3_000;
     stack = await startStack(env(storeEnv()), {
       now: () => now, windowMs: W, accounts: [{ id: 'user_acc', freeRpm: 2, freeRpd: 1000 }], keys: [{ key: K1, account: 'user_acc' }, { key: K2, account: 'user_acc' }],
@@ -77,9 +79,13 @@ function learnedLimitStopsTheNextCall(storeEnv: () => Env): void {
     expect([await chat(s), await chat(s), await chat(s)]).toEqual([200, 200, 429]);
     now = T0 + W + 1;
     s.sim.addRule({ type: 'status', status: 502, times: 1 });
-    // 502 then a retry on the other key: served; then one more fits in the window.
-    expect([await chat(s), await chat(s), await chat(s)]).toEqual([200, 200, 429]);
-    expect(s.sim.calls.filter((c) => c.status === 200)).toHaveLength(4);
+    // 502 (counted upstream) then a retry on the other key: served; the window's 2 calls are spent.
+    expect([await chat(s), await chat(s)]).toEqual([200, 429]);
+    expect(s.sim.calls.slice(-2).map((c) => c.status)).toEqual([502, 200]);
+    expect(upstream429(s)).toBe(1);
+    // The next window serves again.
+    now = T0 + 2 * W;
+    expect(await chat(s)).toBe(200);
     expect(upstream429(s)).toBe(1);
   });
 }

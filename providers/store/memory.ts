@@ -1,4 +1,4 @@
-import { isLive, learnedCounter, type LearnedLimit, type LearnedSet, relearnedWindow, sameKind } from '../limits/learnedLimit';
+import { isLive, learnedCounter, type LearnedLimit, type LearnedSet, relearnedWindow, sameKind, windowStart } from '../limits/learnedLimit';
 import {
   counterKey,
   DAY_MS,
@@ -36,6 +36,7 @@ interface Gate {
 type SavedGate = Gate | (Omit<Gate, 'recovering' | 'trialUntil'> & { probing: boolean });
 
 interface Counter {
+  /** The budget counters' minute or day index; a learned limit's window start (ms). */
   window: number;
   count: number;
 }
@@ -198,7 +199,7 @@ export class MemoryStore implements StateStore {
         this.bump(counterKey.accountDay(account), day);
       }
       const learned = this.liveLearned(gates, now);
-      for (const [name, l] of learned) this.bump(learnedCounter(name, l.windowMs), Math.floor(now / l.windowMs));
+      for (const [name, l] of learned) this.bump(learnedCounter(name, l.windowMs), windowStart(l, now));
       if (index < rotating) this.positions.set(plan.provider, { value: index + 1, at: now });
       this.changed();
       return learned.length > 0 ? { keyId: c.keyId, index, trial, learned: true } : { keyId: c.keyId, index, trial };
@@ -234,8 +235,8 @@ export class MemoryStore implements StateStore {
   private learnedBlock(gates: readonly string[], now: number): number {
     let until = 0;
     for (const [name, l] of this.liveLearned(gates, now)) {
-      const window = Math.floor(now / l.windowMs);
-      if (this.count(learnedCounter(name, l.windowMs), window) >= l.limit) until = Math.max(until, (window + 1) * l.windowMs);
+      const start = windowStart(l, now);
+      if (this.count(learnedCounter(name, l.windowMs), start) >= l.limit) until = Math.max(until, start + l.windowMs);
     }
     return until;
   }
@@ -252,24 +253,35 @@ export class MemoryStore implements StateStore {
         delete set[w];
       }
     }
-    set[String(windowMs)] = { limit: req.limit, windowMs, source: req.source, learnedAt: now };
+    // Its windows are anchored at the reset this answer sent (SPEC §8).
+    const learned: LearnedLimit = { limit: req.limit, windowMs, source: req.source, learnedAt: now, anchor: deadlineMs(req.resetAt) };
+    set[String(windowMs)] = learned;
     this.learned.set(name, set);
+    if (req.used !== undefined) {
+      // The upstream's own count of the current window: orche's starts there (never lower).
+      const counter = learnedCounter(name, windowMs);
+      const start = windowStart(learned, now);
+      this.counters.set(counter, { window: start, count: Math.max(this.count(counter, start), req.used) });
+    }
     this.changed();
   }
 
   /**
-   * The counters of the key's live learned limits at `now`, as [name, window, window ms, n]: what a
+   * The counters of the key's live learned limits at `now`, as [name, window start, window end, n]: what a
    * pick counts (n 1) or a refund takes back (n -1), for the Redis store's outage journal.
    */
   learnedCounts(view: KeyView, now: number, n: number): Array<[string, number, number, number]> {
-    return this.liveLearned(this.gatesOf(view, now), now).map(([name, l]) => [learnedCounter(name, l.windowMs), Math.floor(now / l.windowMs), l.windowMs, n]);
+    return this.liveLearned(this.gatesOf(view, now), now).map(([name, l]) => {
+      const start = windowStart(l, now);
+      return [learnedCounter(name, l.windowMs), start, start + l.windowMs, n];
+    });
   }
 
   async refund(view: KeyView, pickedAt: number): Promise<void> {
     let dirty = false;
     for (const [name, l] of this.liveLearned(this.gatesOf(view, pickedAt), pickedAt)) {
       const c = this.counters.get(learnedCounter(name, l.windowMs));
-      if (c && c.window === Math.floor(pickedAt / l.windowMs) && c.count > 0) {
+      if (c && c.window === windowStart(l, pickedAt) && c.count > 0) {
         c.count--;
         dirty = true;
       }
@@ -393,7 +405,7 @@ export class MemoryStore implements StateStore {
       const learned: LearnedView[] = this.liveLearned(keyGates(v.keyId, account, v.model, v.free), now).map(([name, l]) => ({
         ...l,
         gate: name,
-        used: this.count(learnedCounter(name, l.windowMs), Math.floor(now / l.windowMs)),
+        used: this.count(learnedCounter(name, l.windowMs), windowStart(l, now)),
       }));
       return {
         learned,
@@ -461,9 +473,9 @@ export class MemoryStore implements StateStore {
   }
 }
 
-/** A learned limit's counter (`l:<gate>|<windowMs>`) still in its window. */
+/** A learned limit's counter (`l:<gate>|<windowMs>`, its window's start) still in its window. */
 function isCurrentLearned(name: string, c: Counter, now: number): boolean {
   if (!name.startsWith('l:')) return false;
   const w = Number(name.slice(name.lastIndexOf('|') + 1));
-  return Number.isFinite(w) && w > 0 && c.window === Math.floor(now / w);
+  return Number.isFinite(w) && w > 0 && c.window <= now && now < c.window + w;
 }

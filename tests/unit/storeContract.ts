@@ -185,7 +185,7 @@ const RULE_CHECKS: Record<string, (store: StateStore) => Promise<void>> = {
     const p = planOf(['a'], { free: true, accounts: { a: 'acc' } });
     const v = viewOf(p, 'a');
     await store.learnLimit(learnOf(v, 'account_free', 1, 10_000, W10), T);
-    expect((await store.inspect([v], T))[0].learned).toEqual([{ gate: 'f:acc', limit: 1, windowMs: 10_000, learnedAt: T, source: '429', used: 0 }]);
+    expect((await store.inspect([v], T))[0].learned).toEqual([{ gate: 'f:acc', limit: 1, windowMs: 10_000, learnedAt: T, source: '429', used: 0, anchor: W10 }]);
     // A 429 in a later window: the window was too short and lengthens (W10 + 10 s falls on 20 s).
     await store.learnLimit(learnOf(v, 'account_free', 1, 10_000, W10 + 20_000), W10 + 5_000);
     expect((await store.inspect([v], W10 + 5_000))[0].learned).toMatchObject([{ windowMs: 20_000, learnedAt: W10 + 5_000 }]);
@@ -198,6 +198,37 @@ const RULE_CHECKS: Record<string, (store: StateStore) => Promise<void>> = {
     expect(await picks(store, p, 2, T + 1)).toEqual(['a', 'a']);
     expect(await store.pick(p, T + 2)).toEqual(none(W10, 'budget'));
     expect(await picks(store, p, 1, W10)).toEqual(['a']);
+  },
+  async 'learned-anchor'(store) {
+    const p = planOf(['a'], { free: true, accounts: { a: 'acc' } });
+    const v = viewOf(p, 'a');
+    // A 10 s limit whose reset is off every whole multiple (12:30:13.500): its windows run from there.
+    const reset = T + 3_500;
+    await store.learnLimit(learnOf(v, 'account_free', 2, 10_000, reset), T);
+    expect(await picks(store, p, 3, T + 1)).toEqual(['a', 'a', '-']);
+    // Held until the reset the upstream sent, not until the whole multiple (12:30:20).
+    expect(await store.pick(p, T + 2)).toEqual(none(reset, 'budget'));
+    expect(await picks(store, p, 3, reset)).toEqual(['a', 'a', '-']);
+    expect(await store.pick(p, reset + 1)).toEqual(none(reset + 10_000, 'budget'));
+    expect((await store.inspect([v], reset + 1))[0].learned).toMatchObject([{ windowMs: 10_000, used: 2 }]);
+    // A later 429 sends another reset, with none remaining: the windows re-anchor there (a window
+    // opened at a first call), and the window it fell in is full.
+    const next = reset + 10_000 + 1_234;
+    await store.learnLimit({ ...learnOf(v, 'account_free', 2, 10_000, next), used: 2 }, reset + 10_500);
+    expect(await store.pick(p, reset + 10_600)).toEqual(none(next, 'budget'));
+    expect(await picks(store, p, 3, next)).toEqual(['a', 'a', '-']);
+  },
+  async 'learned-seed'(store) {
+    const p = planOf(['a', 'b'], { free: true, rotating: 0, accounts: { a: 'acc', b: 'acc' } });
+    const v = viewOf(p, 'a');
+    // GET /key: 48 of the account's 50 :free calls of the UTC day already used.
+    await store.learnLimit({ ...learnOf(v, 'account_free', 50, DAY, DAY_END, 'key_probe'), used: 48 }, T);
+    expect(await picks(store, p, 3, T + 1)).toEqual(['a', 'a', '-']);
+    expect(await store.pick(p, T + 2)).toEqual(none(DAY_END, 'budget'));
+    // A later probe that says less (its count lags) never lowers orche's; one that says more raises it.
+    await store.learnLimit({ ...learnOf(v, 'account_free', 50, DAY, DAY_END, 'key_probe'), used: 10 }, T + 3);
+    expect((await store.inspect([v], T + 3))[0].learned).toMatchObject([{ limit: 50, used: 50 }]);
+    expect(await picks(store, p, 1, DAY_END)).toEqual(['a']);
   },
   async 'learned-refund'(store) {
     const p = planOf(['a'], { free: true, accounts: { a: 'acc' } });
@@ -525,14 +556,14 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
       test('a GET /key relearn replaces the window as it is: periodic probes never lengthen it', async () => {
         const p = planOf(['a'], { accounts: { a: 'acc' } });
         const v = viewOf(p, 'a');
-        // rate_limit {requests: 10, interval: "10s"}, probed at T and again in three later windows.
+        // A key_probe lesson of a 10 s window, probed at T and again in three later windows.
         for (const at of [T, W10 + 1_000, W10 + 11_000, W10 + 21_000]) {
           await store.learnLimit(learnOf(v, 'key', 10, 10_000, (Math.floor(at / 10_000) + 1) * 10_000, 'key_probe'), at);
           expect((await store.inspect([v], at))[0].learned).toMatchObject([{ gate: 'k:a', limit: 10, windowMs: 10_000, source: 'key_probe', learnedAt: at }]);
         }
       });
 
-      test('a fractional learned window (GET /key interval "1.0003s") still picks, counts and stops; the store stays healthy', async () => {
+      test('a fractional learned window (1000.3 ms) still picks, counts and stops; the store stays healthy', async () => {
         const p = planOf(['a'], { accounts: { a: 'acc' } });
         const v = viewOf(p, 'a');
         await store.learnLimit(learnOf(v, 'key', 2, 1000.3, T + 1000.3, 'key_probe'), T);
