@@ -151,6 +151,10 @@ export class KeyProber {
     const ownLimitSpent = info.limit_remaining !== null && info.limit_remaining !== undefined && info.limit_remaining <= 0;
     const expired = info.expires_at !== null && info.expires_at !== undefined && Date.parse(info.expires_at) <= now;
     await this.setReason(provider, keyId, expired ? 'expired' : ownLimitSpent ? 'key_limit' : null, summary);
+    const expiresAt = info.expires_at ? Date.parse(info.expires_at) : Infinity;
+    if (!expired && expiresAt - now <= EXPIRY_WARNING_MS) {
+      this.pool.events.emit('key_expiring', { at: now, keyId, providers: this.pool.findKey(keyId).map((x) => x.provider.config.slug), expiresAt });
+    }
     // The account first: the day's count below belongs to it.
     if (info.creator_user_id) await this.pool.learnCreator(keyId, info.creator_user_id, now);
     const daily = info.free_model_daily_requests;
