@@ -163,9 +163,9 @@ export class KeyProber {
       const free = this.pool.list().find((p) => p.plan.free && p.keys.has(keyId));
       if (free) {
         const used = daily.used ?? (daily.remaining !== null ? Math.max(0, daily.limit - daily.remaining) : undefined);
-        await this.pool.learnFromProbe(free, keyId, 'account_free', daily.limit, DAY_MS, now, used ?? undefined);
         // Nothing left today: the account's :free models cool until 00:00 UTC, without a call to find out.
         if (daily.remaining === 0) await this.pool.coolFromProbe(free, keyId, 'account_free', nextUtcMidnight(now), 'free_model_daily_requests', now);
+        await this.pool.learnFromProbe(free, keyId, 'account_free', daily.limit, DAY_MS, now, used ?? undefined);
       }
     }
   }

@@ -21,7 +21,7 @@ import {
   type StateStore,
   type StoreHealth,
 } from './types';
-import { EXPIRY } from './rules';
+import { EXPIRY, LEARNED_FULL } from './rules';
 
 interface Gate {
   until: number;
@@ -167,16 +167,22 @@ export class MemoryStore implements StateStore {
       const gates = keyGates(c.keyId, account, plan.model, plan.free);
       let blockedUntil = 0;
       let trial = false;
+      let full = false;
       for (const name of gates) {
         const g = this.liveGate(name, now);
         if (!g) continue;
-        if (g.until > now) blockedUntil = Math.max(blockedUntil, g.until);
+        if (g.until > now) {
+          blockedUntil = Math.max(blockedUntil, g.until);
+          // A learned limit's full window is a spent budget, not a 429's cooldown.
+          if (g.reason === LEARNED_FULL) full = true;
+        }
         else if (g.recovering) {
           if (g.trialUntil > now) blockedUntil = Math.max(blockedUntil, Math.min(g.trialUntil, now + 1000));
           else trial = true;
         }
       }
       if (blockedUntil > 0) {
+        if (full) budgetBound = true;
         soonest = Math.min(soonest, blockedUntil);
         continue;
       }
@@ -199,7 +205,11 @@ export class MemoryStore implements StateStore {
         this.bump(counterKey.accountDay(account), day);
       }
       const learned = this.liveLearned(gates, now);
-      for (const [name, l] of learned) this.bump(learnedCounter(name, l.windowMs), windowStart(l, now));
+      for (const [name, l] of learned) {
+        const start = windowStart(l, now);
+        this.bump(learnedCounter(name, l.windowMs), start);
+        if (this.count(learnedCounter(name, l.windowMs), start) >= l.limit) this.holdFull(name, start + l.windowMs, now);
+      }
       if (index < rotating) this.positions.set(plan.provider, { value: index + 1, at: now });
       this.changed();
       return learned.length > 0 ? { keyId: c.keyId, index, trial, learned: true } : { keyId: c.keyId, index, trial };
@@ -241,6 +251,17 @@ export class MemoryStore implements StateStore {
     return until;
   }
 
+  /**
+   * A learned limit's window is full: its gate cools until the window ends, and after that (the
+   * window's end is orche's reckoning, not a reset the upstream sent) one trial call goes first;
+   * the others follow when it succeeds. A later deadline already there wins.
+   */
+  private holdFull(name: string, until: number, now: number): void {
+    const g = this.liveGate(name, now);
+    if (g && g.until >= until) return;
+    this.gates.set(name, { until, reason: LEARNED_FULL, recovering: true, trialUntil: 0 });
+  }
+
   async learnLimit(req: LearnRequest, now: number): Promise<void> {
     const name = scopeGate(req.scope, req.keyId, this.resolve(req.account, now), req.model);
     const set = this.learned.get(name) ?? {};
@@ -261,7 +282,9 @@ export class MemoryStore implements StateStore {
       // The upstream's own count of the current window: orche's starts there (never lower).
       const counter = learnedCounter(name, windowMs);
       const start = windowStart(learned, now);
-      this.counters.set(counter, { window: start, count: Math.max(this.count(counter, start), req.used) });
+      const count = Math.max(this.count(counter, start), req.used);
+      this.counters.set(counter, { window: start, count });
+      if (count >= req.limit) this.holdFull(name, start + windowMs, now);
     }
     this.changed();
   }
@@ -281,9 +304,13 @@ export class MemoryStore implements StateStore {
     let dirty = false;
     for (const [name, l] of this.liveLearned(this.gatesOf(view, pickedAt), pickedAt)) {
       const c = this.counters.get(learnedCounter(name, l.windowMs));
-      if (c && c.window === windowStart(l, pickedAt) && c.count > 0) {
+      const start = windowStart(l, pickedAt);
+      if (c && c.window === start && c.count > 0) {
         c.count--;
         dirty = true;
+        // Room again in the window: the gate its fullness cooled opens (a 429's cooldown stays).
+        const g = this.gates.get(name);
+        if (c.count < l.limit && g && g.reason === LEARNED_FULL && g.until === start + l.windowMs) this.gates.delete(name);
       }
     }
     if (dirty) this.changed();
@@ -297,6 +324,8 @@ export class MemoryStore implements StateStore {
     const g = this.liveGate(name, now);
     if (g && g.until >= until) {
       g.recovering = true;
+      // A full window's hold that a 429 met is the upstream's now: a refund no longer opens it.
+      if (g.reason === LEARNED_FULL) g.reason = req.reason;
       this.changed();
       return g.until;
     }

@@ -16,7 +16,7 @@
  */
 import type Redis from 'ioredis';
 import { WINDOWS } from '../limits/learnedLimit';
-import { EXPIRY } from './rules';
+import { EXPIRY, LEARNED_FULL } from './rules';
 
 const PRELUDE = `
 local P = ARGV[1]
@@ -103,6 +103,15 @@ end
 local function learnedName(name, w)
   return 'l:' .. name .. '|' .. num(w)
 end
+-- MemoryStore.holdFull: a learned limit's full window cools its gate until the window ends, then a trial.
+local function holdFull(name, untilT)
+  local k = P .. 'g:' .. name
+  local g = redis.call('HMGET', k, 'u', 'p')
+  if g[1] and live(tonumber(g[1]), g[2]) and tonumber(g[1]) >= untilT then return end
+  redis.call('DEL', k)
+  redis.call('HSET', k, 'u', num(untilT), 'r', '${LEARNED_FULL}', 'p', '1', 'q', '0')
+  redis.call('PEXPIRE', k, ttl(math.max(untilT - now, 0) + RECOVERING_MS))
+end
 `;
 
 /**
@@ -175,13 +184,16 @@ local function choose(useAvoid, limit)
     if not (useAvoid and avoid[keyId]) and not disabled(keyId) then
       anyEnabled = true
       local account = resolve(ARGV[base + 2 + index * 2])
-      local blocked, trial, recovering = 0, false, {}
+      local blocked, trial, recovering, full = 0, false, {}, false
       local gs = gatesOf(keyId, account, model, free)
       for _, name in ipairs(gs) do
-        local g = redis.call('HMGET', P .. 'g:' .. name, 'u', 'p', 'q')
+        local g = redis.call('HMGET', P .. 'g:' .. name, 'u', 'p', 'q', 'r')
         if g[1] and live(tonumber(g[1]), g[2]) then
           local u = tonumber(g[1])
-          if u > now then blocked = math.max(blocked, u)
+          if u > now then
+            blocked = math.max(blocked, u)
+            -- A learned limit's full window is a spent budget, not a 429's cooldown.
+            if g[4] == '${LEARNED_FULL}' then full = true end
           else
             local q = tonumber(g[3] or '0')
             if q > now then blocked = math.max(blocked, math.min(q, now + 1000)) else trial = true end
@@ -190,6 +202,7 @@ local function choose(useAvoid, limit)
         end
       end
       if blocked > 0 then
+        if full then budgetBound = true end
         hold(blocked)
       else
         local b = math.max(budgetBlock(keyId, account), learnedBlock(gs))
@@ -213,6 +226,7 @@ local function choose(useAvoid, limit)
             for _, l in ipairs(learnedOf(name)) do
               local start = learnedStart(l, now)
               bump(learnedName(name, l.w), start, start + l.w)
+              if count(learnedName(name, l.w), start) >= l.limit then holdFull(name, start + l.w) end
               learned = 1
             end
           end
@@ -254,9 +268,11 @@ if untilT < 0 then
   untilT = now + math.min(tonumber(ARGV[10]), tonumber(ARGV[9]) * 2 ^ math.min(math.max(strikes - 1, 0), 30))
 end
 local k = P .. 'g:' .. scopeGate(scope, keyId, resolve(ARGV[4]), model)
-local current = redis.call('HMGET', k, 'u', 'p')
+local current = redis.call('HMGET', k, 'u', 'p', 'r')
 if current[1] and live(tonumber(current[1]), current[2]) and tonumber(current[1]) >= untilT then
   redis.call('HSET', k, 'p', '1')
+  -- A full window's hold that a 429 met is the upstream's now: a refund no longer opens it.
+  if current[3] == '${LEARNED_FULL}' then redis.call('HSET', k, 'r', ARGV[8]) end
   redis.call('PEXPIRE', k, ttl(math.max(tonumber(current[1]) - now, 0) + RECOVERING_MS))
   return current[1]
 end
@@ -321,6 +337,7 @@ if used >= 0 then
   if tonumber(redis.call('GET', c) or '0') < used then
     redis.call('SET', c, num(used), 'PX', ttl(start + w - now + COUNTER_MARGIN_MS))
   end
+  if math.max(used, tonumber(redis.call('GET', c) or '0')) >= limit then holdFull(gateName, start + w) end
 end
 return num(w)
 `;
@@ -329,8 +346,17 @@ return num(w)
 const REFUND = `
 for _, name in ipairs(gatesOf(ARGV[3], resolve(ARGV[4]), ARGV[5], ARGV[6] == '1')) do
   for _, l in ipairs(learnedOf(name)) do
-    local c = counter(learnedName(name, l.w), learnedStart(l, now))
-    if tonumber(redis.call('GET', c) or '0') > 0 then redis.call('DECR', c) end
+    local start = learnedStart(l, now)
+    local c = counter(learnedName(name, l.w), start)
+    if tonumber(redis.call('GET', c) or '0') > 0 then
+      -- Room again in the window: the gate its fullness cooled opens (a 429's cooldown stays).
+      -- (Not once the next window counts: the gate is that window's trial by then.)
+      if redis.call('DECR', c) < l.limit and redis.call('EXISTS', counter(learnedName(name, l.w), start + l.w)) == 0 then
+        local k = P .. 'g:' .. name
+        local g = redis.call('HMGET', k, 'u', 'r')
+        if g[2] == '${LEARNED_FULL}' and tonumber(g[1]) == start + l.w then redis.call('DEL', k) end
+      end
+    end
   end
 end
 return 1

@@ -208,7 +208,10 @@ const RULE_CHECKS: Record<string, (store: StateStore) => Promise<void>> = {
     expect(await picks(store, p, 3, T + 1)).toEqual(['a', 'a', '-']);
     // Held until the reset the upstream sent, not until the whole multiple (12:30:20).
     expect(await store.pick(p, T + 2)).toEqual(none(reset, 'budget'));
-    expect(await picks(store, p, 3, reset)).toEqual(['a', 'a', '-']);
+    // The trial call first (the window that follows is orche's reckoning), then the rest of the window.
+    expect(await picks(store, p, 2, reset)).toEqual(['a', '-']);
+    await store.succeed(v, reset);
+    expect(await picks(store, p, 2, reset + 1)).toEqual(['a', '-']);
     expect(await store.pick(p, reset + 1)).toEqual(none(reset + 10_000, 'budget'));
     expect((await store.inspect([v], reset + 1))[0].learned).toMatchObject([{ windowMs: 10_000, used: 2 }]);
     // A later 429 sends another reset, with none remaining: the windows re-anchor there (a window
@@ -216,7 +219,9 @@ const RULE_CHECKS: Record<string, (store: StateStore) => Promise<void>> = {
     const next = reset + 10_000 + 1_234;
     await store.learnLimit({ ...learnOf(v, 'account_free', 2, 10_000, next), used: 2 }, reset + 10_500);
     expect(await store.pick(p, reset + 10_600)).toEqual(none(next, 'budget'));
-    expect(await picks(store, p, 3, next)).toEqual(['a', 'a', '-']);
+    expect(await picks(store, p, 1, next)).toEqual(['a']);
+    await store.succeed(v, next);
+    expect(await picks(store, p, 2, next + 1)).toEqual(['a', '-']);
   },
   async 'learned-seed'(store) {
     const p = planOf(['a', 'b'], { free: true, rotating: 0, accounts: { a: 'acc', b: 'acc' } });
@@ -229,6 +234,21 @@ const RULE_CHECKS: Record<string, (store: StateStore) => Promise<void>> = {
     await store.learnLimit({ ...learnOf(v, 'account_free', 50, DAY, DAY_END, 'key_probe'), used: 10 }, T + 3);
     expect((await store.inspect([v], T + 3))[0].learned).toMatchObject([{ limit: 50, used: 50 }]);
     expect(await picks(store, p, 1, DAY_END)).toEqual(['a']);
+  },
+  async 'learned-full'(store) {
+    const p = planOf(['a', 'b'], { free: true, rotating: 0, accounts: { a: 'acc', b: 'acc' } });
+    const a = viewOf(p, 'a');
+    await store.learnLimit(learnOf(a, 'account_free', 2, 10_000, W10), T);
+    expect(await picks(store, p, 2, T + 1)).toEqual(['a', 'a']);
+    // Full: the account's gate cools until the window's end, for every key of the account (a spent budget).
+    expect(await store.pick(p, T + 2)).toEqual(none(W10, 'budget'));
+    expect((await store.inspect([viewOf(p, 'b')], T + 2))[0]).toMatchObject({ cooldownUntil: W10, cooldownReason: 'learned_limit' });
+    // At the window's end one trial call first (orche's reckoning of the window may be early) …
+    expect(await store.pick(p, W10)).toEqual({ keyId: 'a', index: 0, trial: true, learned: true });
+    expect((await store.pick(p, W10)).keyId).toBeNull();
+    // … and the rest of the window once it succeeded.
+    await store.succeed(a, W10 + 5);
+    expect(await picks(store, p, 2, W10 + 6)).toEqual(['a', '-']);
   },
   async 'learned-refund'(store) {
     const p = planOf(['a'], { free: true, accounts: { a: 'acc' } });
@@ -517,7 +537,10 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
         // a2 is on the same account: its learned limit holds it too.
         expect(await picks(store, planOf(['a2'], { free: true, accounts: { a2: 'acc' } }), 1, T + 2)).toEqual(['-']);
         expect(await store.pick(planOf(['a2'], { free: true, accounts: { a2: 'acc' } }), T + 2)).toEqual(none(W10, 'budget'));
-        expect(await picks(store, p, 3, W10)).toEqual(['a1', 'a1', 'b']);
+        // At the window's end the account's trial call first, then its whole window again.
+        expect(await picks(store, p, 2, W10)).toEqual(['a1', 'b']);
+        await store.succeed(viewOf(p, 'a1'), W10);
+        expect(await picks(store, p, 3, W10 + 1)).toEqual(['a1', 'b', 'b']);
       });
 
       test('a learned key limit holds only its key, for every model; a paid plan skips the account-free limit', async () => {
