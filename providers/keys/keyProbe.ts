@@ -48,7 +48,7 @@ const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFi
 
 const str = (v: unknown, max = 200): string | null => (typeof v === 'string' && v.length > 0 ? v.slice(0, max) : null);
 
-function readKeyInfo(body: unknown): Omit<KeyProbe, 'checked_at' | 'ok' | 'status'> {
+export function readKeyInfo(body: unknown): Omit<KeyProbe, 'checked_at' | 'ok' | 'status'> {
   const d = ((body as { data?: Record<string, unknown> } | undefined)?.data ?? {}) as Record<string, unknown>;
   const free = d.free_model_daily_requests as Record<string, unknown> | undefined;
   const rate = d.rate_limit as Record<string, unknown> | undefined;
