@@ -48,7 +48,7 @@ export class KeyPool {
    * Accounts reported to the store, so that each is announced once and reported again only once a
    * day (the store forgets a learned account EXPIRY.accountMs after its last report).
    */
-  private readonly learned = new Map<string, { userId: string; at: number }>();
+  private readonly learned = new Map<string, { userId: string; at: number; from: 'answer' | 'creator' }>();
   /** Tells a persistent store that the per-key counters changed (they are saved with its state). */
   private readonly statsChanged: () => void;
 
@@ -184,7 +184,7 @@ export class KeyPool {
       stats.remaining = outcome.rate.remaining ?? stats.remaining;
       stats.resetAt = outcome.rate.resetAt ?? stats.resetAt;
     }
-    if (outcome.userId) await this.learnAccountOf(view.account, keyId, outcome.userId, now);
+    if (outcome.userId) await this.learnAccountOf(view.account, keyId, outcome.userId, now, 'answer');
     this.events.emit('outcome', { at: now, provider: slug, keyId, kind: outcome.kind, status: outcome.status, latencyMs });
     await this.apply(provider, view, outcome, now, pick.trial);
     // The upstream counts what it admitted (SPEC §8): a call it refused itself (its own 429 or limit
@@ -199,23 +199,27 @@ export class KeyPool {
   }
 
   /** The key's configured account belongs to `userId` (an answer's user_id, GET /key's creator_user_id). */
-  private async learnAccountOf(account: string, keyId: string, userId: string, now: number): Promise<void> {
+  private async learnAccountOf(account: string, keyId: string, userId: string, now: number, from: 'answer' | 'creator'): Promise<void> {
     if (userId === account) return;
     const known = this.learned.get(account);
     if (known?.userId === userId && now - known.at < ACCOUNT_REFRESH_MS) return;
-    this.learned.set(account, { userId, at: now });
+    // The account an answer of the limiter named wins over the key's creator (an organization's key
+    // names the member who made it), so that the two never take turns.
+    if (from === 'creator' && known?.from === 'answer' && now - known.at < ACCOUNT_REFRESH_MS) return;
+    this.learned.set(account, { userId, at: now, from });
     await this.store.learnAccount(account, userId, now);
     if (known?.userId !== userId) this.events.emit('account_learned', { at: now, keyId, account: userId });
   }
 
   /**
    * GET /key named the user that created the key (`creator_user_id`): keys with the same one share
-   * account limits from the first call (SPEC §8). A declared account (`name:sk-or-…`) wins.
+   * account limits from the first call (SPEC §8). A declared account (`name:sk-or-…`) wins, and so
+   * does an account an answer's user_id named.
    */
   async learnCreator(keyId: string, creatorUserId: string, now: number): Promise<void> {
     const found = this.findKey(keyId)[0];
     if (!found || found.key.account !== undeclaredAccount(keyId)) return;
-    await this.learnAccountOf(found.key.account, keyId, creatorUserId, now);
+    await this.learnAccountOf(found.key.account, keyId, creatorUserId, now, 'creator');
   }
 
   /** What an outcome does to the key's state, and the counter it moves. */
