@@ -217,9 +217,9 @@ export class KeyPool {
    * does an account an answer's user_id named.
    */
   async learnCreator(keyId: string, creatorUserId: string, now: number): Promise<void> {
-    const found = this.findKey(keyId)[0];
-    if (!found || found.key.account !== undeclaredAccount(keyId)) return;
-    await this.learnAccountOf(found.key.account, keyId, creatorUserId, now, 'creator');
+    // Only where the key is listed without an account (the same key may be declared in another list).
+    if (!this.findKey(keyId).some((x) => x.key.account === undeclaredAccount(keyId))) return;
+    await this.learnAccountOf(undeclaredAccount(keyId), keyId, creatorUserId, now, 'creator');
   }
 
   /** What an outcome does to the key's state, and the counter it moves. */
