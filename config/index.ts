@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { z } from 'zod';
-import { keyId, keyPreview } from '../providers/keys/keys';
+import { keyId, keyPreview, undeclaredAccount } from '../providers/keys/keys';
 import { BUILTIN_PROVIDERS } from './providers';
 import { globalSchema, providerSchema } from './schema';
 
@@ -165,7 +165,7 @@ function toKey(entry: string, role: KeyRole, variable: string): KeyConfig {
   const key = (m ? m[2] : entry).trim();
   if (!key || /\s/.test(key)) throw new ConfigError(`${variable}: expected comma-separated keys (optionally account:key) without spaces inside a key`);
   const id = keyId(key);
-  return { id, key, preview: keyPreview(key), role, account: m ? m[1] : `key:${id}` };
+  return { id, key, preview: keyPreview(key), role, account: m ? m[1] : undeclaredAccount(id) };
 }
 
 function providerIds(env: Env): Array<{ id: string; name: string; model: string }> {

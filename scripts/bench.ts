@@ -65,7 +65,8 @@ async function rotation(): Promise<void> {
     const text =
       `### Rotation ${when}${smoke ? ' (smoke)' : ''}\n\n` +
       `5 keys in 3 accounts (2+2+1), ${o.perAccount} calls per account per ${o.windowMs / 1000} s window, demand ${o.demand}× capacity, ` +
-      `${100 * o.errorRate} % upstream 502, ${o.seconds} s per run.\n\n${rotationTable(results)}\n`;
+      `${100 * o.errorRate} % upstream 502 (counted by the simulator, as OpenRouter counts what it admitted), ${o.seconds} s per run. ` +
+      `Windows on whole multiples of their length (OpenRouter's), except the runs marked first-call windows (each account's window opens at its first call).\n\n${rotationTable(results)}\n`;
     console.log(`\n${text}`);
     if (append) {
       const file = resolve(__dirname, '..', '..', 'BENCHMARKS.md');

@@ -48,7 +48,8 @@ class SimulatorServer implements Simulator, Core, ControlTarget {
   readonly server: Server;
 
   constructor(opts: SimulatorOptions) {
-    this.registry = new Registry(opts.acceptAnyKey === true, opts.windowMs);
+    this.now = opts.now ?? Date.now;
+    this.registry = new Registry(opts.acceptAnyKey === true, opts.windowMs, opts.windowMode ?? 'aligned', this.now);
     for (const a of opts.accounts ?? []) this.registry.addAccount(a);
     for (const k of opts.keys ?? []) this.registry.addKey(k);
     const models = opts.models ?? DEFAULT_MODELS;
@@ -62,7 +63,6 @@ class SimulatorServer implements Simulator, Core, ControlTarget {
       processingComment: opts.stream?.processingComment ?? true,
       roleDelta: opts.stream?.roleDelta ?? false,
     };
-    this.now = opts.now ?? Date.now;
     this.latencyMs = opts.latencyMs ?? 0;
     this.maxCalls = opts.maxCalls ?? 100_000;
     this.server = createServer((req, res) => this.route(req, res));
@@ -100,7 +100,11 @@ class SimulatorServer implements Simulator, Core, ControlTarget {
     res.end(body);
   }
 
-  /** GET /key: the key's own data, plus the account's free-model day as newer responses carry it. */
+  /**
+   * GET /key in OpenRouter's current shape (API reference, openrouter.ai/docs/api/api-reference/api-keys/
+   * get-current-key, 2026: creator_user_id, expires_at, the deprecated rate_limit with its note; live
+   * answers add free_model_daily_requests {limit, remaining, used}, the account's :free UTC day).
+   */
   private keyInfo(req: IncomingMessage, res: ServerResponse): void {
     const token = bearerToken(req.headers.authorization);
     if (token === undefined) return this.send(res, 401, errorBody(401, 'No auth credentials found', undefined, undefined));
@@ -120,8 +124,17 @@ class SimulatorServer implements Simulator, Core, ControlTarget {
         usage_daily: 0,
         usage_weekly: 0,
         usage_monthly: 0,
+        byok_usage: 0,
+        byok_usage_daily: 0,
+        byok_usage_weekly: 0,
+        byok_usage_monthly: 0,
         is_free_tier: !account.highBalance,
-        expires_at: null,
+        is_management_key: false,
+        is_provisioning_key: false,
+        include_byok_in_limit: false,
+        creator_user_id: account.id,
+        expires_at: key.expiresAt,
+        rate_limit: { ...key.rateLimit, note: 'This field is deprecated and safe to ignore.' },
         free_model_daily_requests: { limit: account.freeRpd, remaining: Math.max(0, account.freeRpd - used), used },
       },
     });

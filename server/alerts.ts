@@ -1,7 +1,7 @@
 import type { KeyPool, ProviderRuntime } from '../providers/keys/keyPool';
 import type { Logger } from './logger';
 
-export type AlertKind = 'provider_unavailable' | 'key_disabled' | 'provider_recovered';
+export type AlertKind = 'provider_unavailable' | 'key_disabled' | 'provider_recovered' | 'key_expiring';
 
 export interface Alert {
   kind: AlertKind;
@@ -19,7 +19,8 @@ export interface AlertOptions {
 }
 
 /**
- * Webhook alerts: a provider with no usable key, a disabled key, a provider usable again.
+ * Webhook alerts: a provider with no usable key, a disabled key, a provider usable again, a key that
+ * GET /key shows expiring within a day.
  * At most one alert per provider and kind per interval; sending is fire-and-forget.
  */
 export class Alerts {
@@ -46,6 +47,10 @@ export class Alerts {
       check(e.provider);
     });
     pool.events.on('recovered', (e) => check(e.provider));
+    pool.events.on('key_expiring', (e) => {
+      const at = new Date(e.expiresAt).toISOString();
+      for (const provider of e.providers) this.send({ kind: 'key_expiring', provider, key_id: e.keyId, message: `key ${e.keyId} of ${provider} expires at ${at}` });
+    });
     pool.events.on('reactivated', (e) => {
       for (const { provider } of pool.findKey(e.keyId)) check(provider.config.slug);
     });

@@ -99,6 +99,7 @@ function subscribeLogs(pool: KeyPool, logger: Logger): void {
   pool.events.on('congested', (e) => logger.info('model congested upstream', { provider: e.provider, model: e.model, until: iso(e.until), reason: e.reason }));
   pool.events.on('edge', (e) => logger.warn('upstream edge rate-limits this host: every provider waits', { provider: e.provider, key_id: e.keyId, until: iso(e.until), reason: e.reason }));
   pool.events.on('account_learned', (e) => logger.info('account learned', { key_id: e.keyId, account: e.account }));
+  pool.events.on('key_expiring', (e) => logger.warn('key expires within a day', { key_id: e.keyId, providers: e.providers, expires_at: new Date(e.expiresAt).toISOString() }));
   pool.events.on('reactivated', (e) => logger.info('key reactivated', { key_id: e.keyId }));
 }
 

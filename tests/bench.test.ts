@@ -17,15 +17,18 @@ test('bench --smoke runs end to end and prints every row of its table', async ()
   expect(stdout).not.toContain('appended to');
 }, 150_000);
 
-test('bench --rotation --smoke runs the rotation scenario against orche, the naive proxy, Redis and the fairness run', async () => {
-  const { stdout } = await run(process.execPath, [resolve(__dirname, '../dist/scripts/bench.js'), '--rotation', '--smoke'], { timeout: 120_000 });
+test('bench --rotation --smoke runs the rotation scenario against orche, the naive proxy, Redis, the fairness run and first-call windows', async () => {
+  const { stdout } = await run(process.execPath, [resolve(__dirname, '../dist/scripts/bench.js'), '--rotation', '--smoke'], { timeout: 240_000 });
   expect(stdout).toContain('| run | served / ideal | upstream calls | upstream 429s (per scope) |');
-  for (const row of ['| naive round-robin proxy | ', '| orche, 1 instance | ', '| orche, fairness 10:1 | ', '| orche, budgets configured (60 s windows) | ', '| orche, 3 instances on Redis | ']) {
+  expect(stdout).toContain('| most 429s of one account in one window (windows) |');
+  for (const row of ['| naive round-robin proxy | ', '| orche, 1 instance | ', '| orche, fairness 10:1 | ', '| orche, budgets configured (60 s windows) | ', '| orche, 3 instances on Redis | ', '| orche, 1 instance, first-call windows | ', '| orche, 3 instances on Redis, first-call windows | ']) {
     const line = stdout.split('\n').find((l) => l.startsWith(row));
     expect(line).toBeDefined();
     // served / ideal are numbers, and the ideal is positive: the scenario ran.
     expect(line).toMatch(/^\| [^|]+ \| \d+ \/ [1-9]\d* \(\d\.\d{3}\) \| \d+ \|/);
+    // The last column: a count and the windows opened, in brackets.
+    expect(line).toMatch(/\| \d+ \(\d+\) \|$/);
   }
   expect(stdout).toMatch(/lighter client share[\s\S]*\| \d+\.\d% \(heavy \d+\/\d+, light \d+\/\d+\) \|/);
   expect(stdout).not.toContain('appended to');
-}, 150_000);
+}, 270_000);

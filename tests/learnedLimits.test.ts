@@ -67,7 +67,34 @@ function learnedLimitStopsTheNextCall(storeEnv: () => Env): void {
     expect(s.orche.ctx.pool.store.health().ok).toBe(true);
   });
 
-  test('a 5xx the upstream did not serve does not use up the learned limit', async () => {
+  // SPEC §8: learned windows are anchored at the resets the upstream sends, on whole multiples or
+  // not. A reset off every boundary used to teach nothing: each window cost another upstream 429.
+  test('windows that open at the first call (resets off every boundary): learned from the reset, counted from it, and never held past it', async () => {
+    let now = T0 + 3_123;
+    stack = await startStack(env({ ...storeEnv(), ORCHE_MINUTE_MS: String(W) }), {
+      now: () => now, windowMs: W, windowMode: 'first-call', accounts: [{ id: 'user_acc', freeRpm: 3, freeRpd: 1000 }], keys: [{ key: K1, account: 'user_acc' }, { key: K2, account: 'user_acc' }],
+    }, { now: () => now });
+    const s = stack;
+    await storeUp(s);
+    // The simulator's window opens at the first call: [T0 + 3.123 s, T0 + 13.123 s).
+    expect([await chat(s), await chat(s), await chat(s), await chat(s)]).toEqual([200, 200, 200, 429]);
+    const reset = T0 + 3_123 + W;
+    expect(upstream429(s)).toBe(1);
+    // Just before the reset orche holds; at the reset itself (not at a whole multiple) it serves.
+    now = reset - 1;
+    expect(await chat(s)).toBe(429);
+    now = reset;
+    expect([await chat(s), await chat(s), await chat(s), await chat(s)]).toEqual([200, 200, 200, 429]);
+    // The fourth was refused by orche itself: it counted the window the upstream opened at the reset.
+    expect(upstream429(s)).toBe(1);
+    now = reset + W;
+    expect(await chat(s)).toBe(200);
+    expect(upstream429(s)).toBe(1);
+  });
+
+  // SPEC §8: a call the upstream admitted counts whatever it answered. The 502 used to be refunded;
+  // the upstream had counted it, so orche sent one call too many and met a second upstream 429.
+  test('a 5xx the upstream admitted counts against the learned limit: orche refuses the next call itself, no second upstream 429', async () => {
     let now = T0 + 3_000;
     stack = await startStack(env(storeEnv()), {
       now: () => now, windowMs: W, accounts: [{ id: 'user_acc', freeRpm: 2, freeRpd: 1000 }], keys: [{ key: K1, account: 'user_acc' }, { key: K2, account: 'user_acc' }],
@@ -77,9 +104,13 @@ function learnedLimitStopsTheNextCall(storeEnv: () => Env): void {
     expect([await chat(s), await chat(s), await chat(s)]).toEqual([200, 200, 429]);
     now = T0 + W + 1;
     s.sim.addRule({ type: 'status', status: 502, times: 1 });
-    // 502 then a retry on the other key: served; then one more fits in the window.
-    expect([await chat(s), await chat(s), await chat(s)]).toEqual([200, 200, 429]);
-    expect(s.sim.calls.filter((c) => c.status === 200)).toHaveLength(4);
+    // 502 (counted upstream) then a retry on the other key: served; the window's 2 calls are spent.
+    expect([await chat(s), await chat(s)]).toEqual([200, 429]);
+    expect(s.sim.calls.slice(-2).map((c) => c.status)).toEqual([502, 200]);
+    expect(upstream429(s)).toBe(1);
+    // The next window serves again.
+    now = T0 + 2 * W;
+    expect(await chat(s)).toBe(200);
     expect(upstream429(s)).toBe(1);
   });
 }

@@ -12,6 +12,8 @@ export interface PoolEvents {
   /** The edge in front of the upstream refused this host: every provider waits until `until`. */
   edge: { at: number; provider: string; keyId: string; until: number; reason: string };
   account_learned: { at: number; keyId: string; account: string };
+  /** GET /key shows the key expires within a day (SPEC §8): announced at each probe until it does. */
+  key_expiring: { at: number; keyId: string; providers: string[]; expiresAt: number };
   /** A 429 (or GET /key) taught the limit of a scope: `limit` calls per `windowMs`. */
   limit_learned: { at: number; provider: string; keyId: string; scope: CoolScope; limit: number; windowMs: number };
   /** One upstream call's verdict; `tokens` is the answer's usage.total_tokens (0 when unknown). */

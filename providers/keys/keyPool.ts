@@ -1,5 +1,5 @@
 import type { Config, KeyConfig, ProviderConfig } from '../../config';
-import { isFreeModel } from './keys';
+import { isFreeModel, undeclaredAccount } from './keys';
 import { PoolEmitter } from './events';
 import { type CoolScope, NO_HINT_HOLD_MS, type Outcome } from '../limits/rateLimit';
 import { emptyStats, type KeyStats, type SavedStats, statsFrom, totalTokens } from './keyStats';
@@ -48,7 +48,7 @@ export class KeyPool {
    * Accounts reported to the store, so that each is announced once and reported again only once a
    * day (the store forgets a learned account EXPIRY.accountMs after its last report).
    */
-  private readonly learned = new Map<string, { userId: string; at: number }>();
+  private readonly learned = new Map<string, { userId: string; at: number; from: 'answer' | 'creator' }>();
   /** Tells a persistent store that the per-key counters changed (they are saved with its state). */
   private readonly statsChanged: () => void;
 
@@ -184,23 +184,42 @@ export class KeyPool {
       stats.remaining = outcome.rate.remaining ?? stats.remaining;
       stats.resetAt = outcome.rate.resetAt ?? stats.resetAt;
     }
-    if (outcome.userId && outcome.userId !== view.account) {
-      const known = this.learned.get(view.account);
-      if (known?.userId !== outcome.userId || now - known.at >= ACCOUNT_REFRESH_MS) {
-        this.learned.set(view.account, { userId: outcome.userId, at: now });
-        await this.store.learnAccount(view.account, outcome.userId, now);
-        if (known?.userId !== outcome.userId) this.events.emit('account_learned', { at: now, keyId, account: outcome.userId });
-      }
-    }
+    if (outcome.userId) await this.learnAccountOf(view.account, keyId, outcome.userId, now, 'answer');
     this.events.emit('outcome', { at: now, provider: slug, keyId, kind: outcome.kind, status: outcome.status, latencyMs });
     await this.apply(provider, view, outcome, now, pick.trial);
-    // OpenRouter counts only the calls it served: one it answered with a 429 or a 5xx stops counting
-    // against the learned limits (a timeout may have been served, so it still counts). Only a pick
-    // that counted a learned limit has anything to give back: the others cost no round trip.
-    const unserved = outcome.kind === 'cool' || outcome.kind === 'congested' || (outcome.kind === 'retry' && outcome.reason !== 'timeout' && outcome.reason !== 'network');
-    if (pick.learned && unserved) {
+    // The upstream counts what it admitted (SPEC §8): a call it refused itself (its own 429 or limit
+    // cap, a 401/402 before routing, the edge in front of it) stops counting against the learned
+    // limits. A call it passed on counts whatever came back (a 5xx, a provider's 429, a timeout):
+    // refunding those only buys the next 429. Only a pick that counted a learned limit has anything
+    // to give back: the others cost no round trip.
+    const refused = outcome.kind === 'cool' || outcome.kind === 'edge' || outcome.kind === 'disable';
+    if (pick.learned && refused) {
       await this.store.refund(view, now - latencyMs);
     }
+  }
+
+  /** The key's configured account belongs to `userId` (an answer's user_id, GET /key's creator_user_id). */
+  private async learnAccountOf(account: string, keyId: string, userId: string, now: number, from: 'answer' | 'creator'): Promise<void> {
+    if (userId === account) return;
+    const known = this.learned.get(account);
+    if (known?.userId === userId && now - known.at < ACCOUNT_REFRESH_MS) return;
+    // The account an answer of the limiter named wins over the key's creator (an organization's key
+    // names the member who made it), so that the two never take turns.
+    if (from === 'creator' && known?.from === 'answer' && now - known.at < ACCOUNT_REFRESH_MS) return;
+    this.learned.set(account, { userId, at: now, from });
+    await this.store.learnAccount(account, userId, now);
+    if (known?.userId !== userId) this.events.emit('account_learned', { at: now, keyId, account: userId });
+  }
+
+  /**
+   * GET /key named the user that created the key (`creator_user_id`): keys with the same one share
+   * account limits from the first call (SPEC §8). A declared account (`name:sk-or-…`) wins, and so
+   * does an account an answer's user_id named.
+   */
+  async learnCreator(keyId: string, creatorUserId: string, now: number): Promise<void> {
+    // Only where the key is listed without an account (the same key may be declared in another list).
+    if (!this.findKey(keyId).some((x) => x.key.account === undeclaredAccount(keyId))) return;
+    await this.learnAccountOf(undeclaredAccount(keyId), keyId, creatorUserId, now, 'creator');
   }
 
   /** What an outcome does to the key's state, and the counter it moves. */
@@ -304,26 +323,40 @@ export class KeyPool {
     if (!lesson) return;
     const windowMs = windowFromReset(lesson.resetAt, now, this.options.minuteMs);
     if (windowMs === undefined) return;
-    await this.learnFor(provider, view, lesson.scope, lesson.limit, windowMs, lesson.resetAt, '429', now);
+    // The 429 says how much of its window is left (none, mostly): the window it fell in is that full.
+    const remaining = outcome.rate?.remaining;
+    const used = remaining !== undefined && remaining >= 0 && remaining < lesson.limit ? lesson.limit - remaining : undefined;
+    await this.learnFor(provider, view, lesson.scope, lesson.limit, windowMs, lesson.resetAt, '429', now, used);
   }
 
-  /** GET /key told a limit of this key's scope (its `rate_limit`, the account's free-model day). */
-  async learnFromProbe(provider: ProviderRuntime, keyId: string, scope: CoolScope, limit: number, windowMs: number, now: number): Promise<void> {
+  /**
+   * GET /key told a limit of this key's scope (the account's free-model day) and, with `used`, how much
+   * of its current window the upstream has counted: orche's count starts there.
+   */
+  async learnFromProbe(provider: ProviderRuntime, keyId: string, scope: CoolScope, limit: number, windowMs: number, now: number, used?: number): Promise<void> {
     const view = provider.views.get(keyId);
     if (!view || !Number.isInteger(limit) || limit < 1 || !(windowMs > 0)) return;
-    await this.learnFor(provider, view, scope, limit, windowMs, undefined, 'key_probe', now);
+    const seen = used !== undefined && Number.isFinite(used) && used >= 0 ? Math.floor(used) : undefined;
+    await this.learnFor(provider, view, scope, limit, windowMs, undefined, 'key_probe', now, seen);
+  }
+
+  /** GET /key showed a scope spent until `until` (nothing left of the account's :free day): it cools without a call. */
+  async coolFromProbe(provider: ProviderRuntime, keyId: string, scope: CoolScope, until: number, reason: string, now: number): Promise<void> {
+    const view = provider.views.get(keyId);
+    if (!view || !(until > now)) return;
+    await this.cool(provider, view, scope, until, reason, now, false);
   }
 
   /**
    * Every lesson reaches the store through here. Its window is made whole and at least a second
-   * (`wholeWindow`): GET /key may say "1.0005s", and a fractional window breaks Redis's expiries.
-   * A probe's reset is the window's next boundary. Only a 429 may lengthen a window guessed too
+   * (`wholeWindow`): a fractional window breaks Redis's expiries. A probe's reset is the window's
+   * next boundary (the UTC day's end for the free-model day). Only a 429 may lengthen a window guessed too
    * short: a probe states the window itself.
    */
-  private async learnFor(provider: ProviderRuntime, view: KeyView, scope: CoolScope, limit: number, rawWindowMs: number, reset: number | undefined, source: '429' | 'key_probe', now: number): Promise<void> {
+  private async learnFor(provider: ProviderRuntime, view: KeyView, scope: CoolScope, limit: number, rawWindowMs: number, reset: number | undefined, source: '429' | 'key_probe', now: number, used?: number): Promise<void> {
     const windowMs = wholeWindow(rawWindowMs);
     const resetAt = reset ?? (Math.floor(now / windowMs) + 1) * windowMs;
-    await this.store.learnLimit({ keyId: view.keyId, account: view.account, model: view.model, scope, limit, windowMs, resetAt, source, lengthen: source === '429' }, now);
+    await this.store.learnLimit({ keyId: view.keyId, account: view.account, model: view.model, scope, limit, windowMs, resetAt, source, lengthen: source === '429', ...(used === undefined ? {} : { used }) }, now);
     this.events.emit('limit_learned', { at: now, provider: provider.config.slug, keyId: view.keyId, scope, limit, windowMs });
   }
 

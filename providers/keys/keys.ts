@@ -16,3 +16,8 @@ export function keyPreview(key: string): string {
 export function isFreeModel(model: string): boolean {
   return model.endsWith(':free');
 }
+
+/** The account of a key configured without one (`name:sk-or-…` declares it): its own. */
+export function undeclaredAccount(keyId: string): string {
+  return `key:${keyId}`;
+}

@@ -18,16 +18,32 @@ export const WINDOWS = [1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 60_
 /**
  * The window a reset implies. A reset within a minute that falls on a whole minute is a per-minute
  * limit (OpenRouter's minute limits reset on the next whole minute); `minuteMs` is that minute,
- * shorter only where a simulation compresses it (ORCHE_MINUTE_MS). Otherwise the shortest window
- * length that reaches from now to the reset and on whose boundary it falls (an hour, a UTC day, …).
- * Undefined when the reset is in the past or fits none. A window guessed too short is lengthened by
+ * shorter only where a simulation compresses it (ORCHE_MINUTE_MS). A reset on a boundary: the
+ * shortest window length that reaches from now to the reset and on whose boundary it falls (an hour,
+ * a UTC day, …). A reset on no boundary (a limiter whose windows open at its first call, or run on
+ * their own phase) within a minute is a minute; further ahead, the shortest length that reaches it.
+ * Either way the windows are anchored at the reset (`windowStart`), not at whole multiples.
+ * Undefined when the reset is in the past. A window guessed too short is lengthened by
  * `relearnedWindow` when the next 429 comes.
  */
 export function windowFromReset(resetAt: number, now: number, minuteMs = 60_000): number | undefined {
   const ahead = resetAt - now;
   if (!(ahead > 0)) return undefined;
   if (ahead <= minuteMs && resetAt % minuteMs === 0) return minuteMs;
-  return WINDOWS.find((w) => w >= ahead && resetAt % w === 0);
+  const aligned = WINDOWS.find((w) => w >= ahead && resetAt % w === 0);
+  if (aligned !== undefined) return aligned;
+  return ahead <= minuteMs ? minuteMs : WINDOWS.find((w) => w >= ahead);
+}
+
+/**
+ * The start of the window of `l` that holds `now`. A learned limit's windows are anchored at the
+ * last reset the upstream sent for its scope (`anchor`): they run anchor + k × windowMs, so orche
+ * never holds a scope past that reset because of its own guess about where windows fall (SPEC §8).
+ * OpenRouter's resets fall on whole minutes and days, so there the windows are whole multiples.
+ */
+export function windowStart(l: Pick<LearnedLimit, 'windowMs' | 'anchor'>, now: number): number {
+  const a = l.anchor ?? 0;
+  return a + Math.floor((now - a) / l.windowMs) * l.windowMs;
 }
 
 /** Limits of up to a minute and longer ones (hour, day) are two limits of one scope. */
@@ -40,11 +56,13 @@ export function sameKind(a: number, b: number): boolean {
  * if it was learned in an earlier window than the one this 429 fell in, counting by it did not
  * prevent the 429: it is too short, and becomes the next length on whose boundary the reset falls
  * (never past a minute for a minute-class limit). A 429 in the same window (concurrent calls) keeps it.
+ * A reset on no boundary never lengthens it: such windows open at a first call, and the 429's reset
+ * re-anchors them instead.
  */
 export function relearnedWindow(inferred: number, current: LearnedLimit | undefined, resetAt: number, now: number): number {
   if (current === undefined || !isLive(current, now) || !sameKind(current.windowMs, inferred)) return inferred;
   let w = Math.max(inferred, current.windowMs);
-  if (current.learnedAt < Math.floor(now / current.windowMs) * current.windowMs) {
+  if (current.learnedAt < windowStart(current, now)) {
     const cap = current.windowMs <= 60_000 ? 60_000 : 86_400_000;
     const longer = WINDOWS.find((x) => x > current.windowMs && x <= cap && resetAt % x === 0);
     if (longer !== undefined) w = Math.max(w, longer);
@@ -58,6 +76,11 @@ export interface LearnedLimit {
   /** '429' or 'key_probe'. */
   source: string;
   learnedAt: number;
+  /**
+   * The reset the upstream last sent for this scope: its windows run anchor + k × windowMs. Absent
+   * in state saved before anchors: 0, windows on whole multiples of their length.
+   */
+  anchor?: number;
 }
 
 /** What a store keeps per scope: its learned limits by window length. */
@@ -82,17 +105,6 @@ export function lessonOf(outcome: Outcome, now: number): Lesson | undefined {
 /** Only limits learned within a day count. */
 export function isLive(l: LearnedLimit, now: number): boolean {
   return now - l.learnedAt < LEARNED_TTL_MS;
-}
-
-/** `"10s"`, `"1m"`, `"1h"`, `"1d"` or a number of seconds → milliseconds (GET /key's rate_limit.interval). */
-export function parseInterval(value: unknown): number | undefined {
-  if (typeof value === 'number' && value > 0) return value * 1000;
-  if (typeof value !== 'string') return undefined;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(value);
-  if (!m) return undefined;
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
-  const ms = Number(m[1]) * unit;
-  return ms > 0 ? ms : undefined;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { isLive, learnedCounter, type LearnedLimit, type LearnedSet, relearnedWindow, sameKind } from '../limits/learnedLimit';
+import { isLive, learnedCounter, type LearnedLimit, type LearnedSet, relearnedWindow, sameKind, windowStart } from '../limits/learnedLimit';
 import {
   counterKey,
   DAY_MS,
@@ -21,7 +21,7 @@ import {
   type StateStore,
   type StoreHealth,
 } from './types';
-import { EXPIRY } from './rules';
+import { EXPIRY, LEARNED_FULL } from './rules';
 
 interface Gate {
   until: number;
@@ -36,6 +36,7 @@ interface Gate {
 type SavedGate = Gate | (Omit<Gate, 'recovering' | 'trialUntil'> & { probing: boolean });
 
 interface Counter {
+  /** The budget counters' minute or day index; a learned limit's window start (ms). */
   window: number;
   count: number;
 }
@@ -166,16 +167,22 @@ export class MemoryStore implements StateStore {
       const gates = keyGates(c.keyId, account, plan.model, plan.free);
       let blockedUntil = 0;
       let trial = false;
+      let full = false;
       for (const name of gates) {
         const g = this.liveGate(name, now);
         if (!g) continue;
-        if (g.until > now) blockedUntil = Math.max(blockedUntil, g.until);
+        if (g.until > now) {
+          blockedUntil = Math.max(blockedUntil, g.until);
+          // A learned limit's full window is a spent budget, not a 429's cooldown.
+          if (g.reason === LEARNED_FULL) full = true;
+        }
         else if (g.recovering) {
           if (g.trialUntil > now) blockedUntil = Math.max(blockedUntil, Math.min(g.trialUntil, now + 1000));
           else trial = true;
         }
       }
       if (blockedUntil > 0) {
+        if (full) budgetBound = true;
         soonest = Math.min(soonest, blockedUntil);
         continue;
       }
@@ -198,7 +205,11 @@ export class MemoryStore implements StateStore {
         this.bump(counterKey.accountDay(account), day);
       }
       const learned = this.liveLearned(gates, now);
-      for (const [name, l] of learned) this.bump(learnedCounter(name, l.windowMs), Math.floor(now / l.windowMs));
+      for (const [name, l] of learned) {
+        const start = windowStart(l, now);
+        this.bump(learnedCounter(name, l.windowMs), start);
+        if (this.count(learnedCounter(name, l.windowMs), start) >= l.limit) this.holdFull(name, start + l.windowMs, now);
+      }
       if (index < rotating) this.positions.set(plan.provider, { value: index + 1, at: now });
       this.changed();
       return learned.length > 0 ? { keyId: c.keyId, index, trial, learned: true } : { keyId: c.keyId, index, trial };
@@ -234,10 +245,21 @@ export class MemoryStore implements StateStore {
   private learnedBlock(gates: readonly string[], now: number): number {
     let until = 0;
     for (const [name, l] of this.liveLearned(gates, now)) {
-      const window = Math.floor(now / l.windowMs);
-      if (this.count(learnedCounter(name, l.windowMs), window) >= l.limit) until = Math.max(until, (window + 1) * l.windowMs);
+      const start = windowStart(l, now);
+      if (this.count(learnedCounter(name, l.windowMs), start) >= l.limit) until = Math.max(until, start + l.windowMs);
     }
     return until;
+  }
+
+  /**
+   * A learned limit's window is full: its gate cools until the window ends, and after that (the
+   * window's end is orche's reckoning, not a reset the upstream sent) one trial call goes first;
+   * the others follow when it succeeds. A later deadline already there wins.
+   */
+  private holdFull(name: string, until: number, now: number): void {
+    const g = this.liveGate(name, now);
+    if (g && g.until >= until) return;
+    this.gates.set(name, { until, reason: LEARNED_FULL, recovering: true, trialUntil: 0 });
   }
 
   async learnLimit(req: LearnRequest, now: number): Promise<void> {
@@ -252,26 +274,43 @@ export class MemoryStore implements StateStore {
         delete set[w];
       }
     }
-    set[String(windowMs)] = { limit: req.limit, windowMs, source: req.source, learnedAt: now };
+    // Its windows are anchored at the reset this answer sent (SPEC §8).
+    const learned: LearnedLimit = { limit: req.limit, windowMs, source: req.source, learnedAt: now, anchor: deadlineMs(req.resetAt) };
+    set[String(windowMs)] = learned;
     this.learned.set(name, set);
+    if (req.used !== undefined) {
+      // The upstream's own count of the current window: orche's starts there (never lower).
+      const counter = learnedCounter(name, windowMs);
+      const start = windowStart(learned, now);
+      const count = Math.max(this.count(counter, start), req.used);
+      this.counters.set(counter, { window: start, count });
+      if (count >= req.limit) this.holdFull(name, start + windowMs, now);
+    }
     this.changed();
   }
 
   /**
-   * The counters of the key's live learned limits at `now`, as [name, window, window ms, n]: what a
+   * The counters of the key's live learned limits at `now`, as [name, window start, window end, n]: what a
    * pick counts (n 1) or a refund takes back (n -1), for the Redis store's outage journal.
    */
   learnedCounts(view: KeyView, now: number, n: number): Array<[string, number, number, number]> {
-    return this.liveLearned(this.gatesOf(view, now), now).map(([name, l]) => [learnedCounter(name, l.windowMs), Math.floor(now / l.windowMs), l.windowMs, n]);
+    return this.liveLearned(this.gatesOf(view, now), now).map(([name, l]) => {
+      const start = windowStart(l, now);
+      return [learnedCounter(name, l.windowMs), start, start + l.windowMs, n];
+    });
   }
 
   async refund(view: KeyView, pickedAt: number): Promise<void> {
     let dirty = false;
     for (const [name, l] of this.liveLearned(this.gatesOf(view, pickedAt), pickedAt)) {
       const c = this.counters.get(learnedCounter(name, l.windowMs));
-      if (c && c.window === Math.floor(pickedAt / l.windowMs) && c.count > 0) {
+      const start = windowStart(l, pickedAt);
+      if (c && c.window === start && c.count > 0) {
         c.count--;
         dirty = true;
+        // Room again in the window: the gate its fullness cooled opens (a 429's cooldown stays).
+        const g = this.gates.get(name);
+        if (c.count < l.limit && g && g.reason === LEARNED_FULL && g.until === start + l.windowMs) this.gates.delete(name);
       }
     }
     if (dirty) this.changed();
@@ -285,6 +324,8 @@ export class MemoryStore implements StateStore {
     const g = this.liveGate(name, now);
     if (g && g.until >= until) {
       g.recovering = true;
+      // A full window's hold that a 429 met is the upstream's now: a refund no longer opens it.
+      if (g.reason === LEARNED_FULL) g.reason = req.reason;
       this.changed();
       return g.until;
     }
@@ -393,7 +434,7 @@ export class MemoryStore implements StateStore {
       const learned: LearnedView[] = this.liveLearned(keyGates(v.keyId, account, v.model, v.free), now).map(([name, l]) => ({
         ...l,
         gate: name,
-        used: this.count(learnedCounter(name, l.windowMs), Math.floor(now / l.windowMs)),
+        used: this.count(learnedCounter(name, l.windowMs), windowStart(l, now)),
       }));
       return {
         learned,
@@ -461,9 +502,9 @@ export class MemoryStore implements StateStore {
   }
 }
 
-/** A learned limit's counter (`l:<gate>|<windowMs>`) still in its window. */
+/** A learned limit's counter (`l:<gate>|<windowMs>`, its window's start) still in its window. */
 function isCurrentLearned(name: string, c: Counter, now: number): boolean {
   if (!name.startsWith('l:')) return false;
   const w = Number(name.slice(name.lastIndexOf('|') + 1));
-  return Number.isFinite(w) && w > 0 && c.window === Math.floor(now / w);
+  return Number.isFinite(w) && w > 0 && c.window <= now && now < c.window + w;
 }

@@ -33,16 +33,19 @@ export type Change =
    */
   | { kind: 'pick'; id: string; counters: Counted[] };
 
-/** A pick's budget counter: its name, window and window length, and how many picks it counts. */
-export type Counted = [name: string, window: number, windowMs: number, count: number];
+/**
+ * A pick's counter: its name, its window (a budget's minute or day index, a learned limit's window
+ * start), when that window ends, and how many picks it counts.
+ */
+export type Counted = [name: string, window: number, endsAt: number, count: number];
 
 /** The counters one pick moves (`account` already resolved). */
 export function pickCounters(keyId: string, account: string, model: string, free: boolean, now: number): Counted[] {
   const out: Counted[] = [
-    [counterKey.keyMinute(keyId, model), minuteWindow(now), MINUTE_MS, 1],
-    [counterKey.keyDay(keyId, model), dayWindow(now), DAY_MS, 1],
+    [counterKey.keyMinute(keyId, model), minuteWindow(now), (minuteWindow(now) + 1) * MINUTE_MS, 1],
+    [counterKey.keyDay(keyId, model), dayWindow(now), (dayWindow(now) + 1) * DAY_MS, 1],
   ];
-  if (free) out.push([counterKey.accountMinute(account), minuteWindow(now), MINUTE_MS, 1], [counterKey.accountDay(account), dayWindow(now), DAY_MS, 1]);
+  if (free) out.push([counterKey.accountMinute(account), minuteWindow(now), (minuteWindow(now) + 1) * MINUTE_MS, 1], [counterKey.accountDay(account), dayWindow(now), (dayWindow(now) + 1) * DAY_MS, 1]);
   return out;
 }
 
@@ -78,11 +81,11 @@ export class OutageJournal {
 
   /** A pick that never reached Redis (or, with negative counts, a refund of a call upstream did not serve). */
   count(counters: Counted[]): void {
-    for (const [name, window, windowMs, n] of counters) {
+    for (const [name, window, endsAt, n] of counters) {
       const k = `${name}:${window}`;
       const c = this.counts.get(k);
       if (c) c[3] += n;
-      else this.counts.set(k, [name, window, windowMs, n]);
+      else this.counts.set(k, [name, window, endsAt, n]);
     }
   }
 
@@ -142,7 +145,7 @@ async function apply(redis: Redis & StoreScripts, prefix: string, c: Change, now
     case 'learn': {
       const r = c.req;
       if (now - c.at >= LEARNED_TTL_MS) return;
-      await redis.orcheLearn(prefix, c.at, r.keyId, r.account, r.model, r.scope, r.limit, r.windowMs, r.resetAt, r.source, '1', r.lengthen ? '1' : '0');
+      await redis.orcheLearn(prefix, c.at, r.keyId, r.account, r.model, r.scope, r.limit, r.windowMs, r.resetAt, r.source, '1', r.lengthen ? '1' : '0', r.used ?? -1);
       return;
     }
     case 'pick':

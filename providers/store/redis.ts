@@ -206,7 +206,7 @@ export class RedisStore implements StateStore {
   async learnLimit(req: LearnRequest, now: number): Promise<void> {
     await this.local.learnLimit(req, now);
     await this.shared(
-      async () => void (await this.redis.orcheLearn(this.prefix, clockMs(now), req.keyId, req.account, req.model, req.scope, req.limit, req.windowMs, deadlineMs(req.resetAt), req.source, '0', req.lengthen ? '1' : '0')),
+      async () => void (await this.redis.orcheLearn(this.prefix, clockMs(now), req.keyId, req.account, req.model, req.scope, req.limit, req.windowMs, deadlineMs(req.resetAt), req.source, '0', req.lengthen ? '1' : '0', req.used ?? -1)),
       // Merged when Redis returns; if the lesson did reach Redis, merging it again changes nothing (the same learned_at).
       async () => this.journal.record({ kind: 'learn', req: { ...req, resetAt: deadlineMs(req.resetAt) }, at: clockMs(now) }),
     );
@@ -357,11 +357,11 @@ export class RedisStore implements StateStore {
   }
 }
 
-/** The flat list INSPECT returns per key: gate, windowMs, limit, learnedAt, source, used per limit. */
+/** The flat list INSPECT returns per key: gate, windowMs, limit, learnedAt, source, used, anchor per limit. */
 function learnedViews(flat: string[]): LearnedView[] {
   const out: LearnedView[] = [];
-  for (let i = 0; i + 5 < flat.length; i += 6) {
-    out.push({ gate: flat[i], windowMs: Number(flat[i + 1]), limit: Number(flat[i + 2]), learnedAt: Number(flat[i + 3]), source: flat[i + 4], used: Number(flat[i + 5]) });
+  for (let i = 0; i + 6 < flat.length; i += 7) {
+    out.push({ gate: flat[i], windowMs: Number(flat[i + 1]), limit: Number(flat[i + 2]), learnedAt: Number(flat[i + 3]), source: flat[i + 4], used: Number(flat[i + 5]), anchor: Number(flat[i + 6]) });
   }
   return out;
 }

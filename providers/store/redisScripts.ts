@@ -8,14 +8,15 @@
  *   P d:<keyId>       "reason@at" (reason '' : reactivated at `at`)     P s:<keyId>  "strikes@at"
  *   P al:<account>    "learned@at"             P pos:<provider> "index@at"
  *   P n:<counter>:<window>                     budget counter for one minute or UTC day
- *   P l:<gate>        hash <windowMs> → "<limit>|<learnedAt>|<source>": learned limits (a day);
- *                     counted in P n:l:<gate>|<windowMs>:<window>
+ *   P l:<gate>        hash <windowMs> → "<limit>|<learnedAt>|<anchor>|<source>": learned limits (a day),
+ *                     their windows anchored at the upstream's last reset; counted in
+ *                     P n:l:<gate>|<windowMs>:<window start ms>
  * The expiries are rules.ts's, checked against the caller's `now` (ARGV[2]) so that an injected
  * clock and Redis agree; Redis's own TTLs (the same lengths) only collect the garbage.
  */
 import type Redis from 'ioredis';
 import { WINDOWS } from '../limits/learnedLimit';
-import { EXPIRY } from './rules';
+import { EXPIRY, LEARNED_FULL } from './rules';
 
 const PRELUDE = `
 local P = ARGV[1]
@@ -83,15 +84,33 @@ local function learnedOf(name)
   local h = redis.call('HGETALL', P .. 'l:' .. name)
   local out = {}
   for i = 1, #h, 2 do
-    local lim, at, src = string.match(h[i + 1], '^([^|]+)|([^|]+)|(.*)$')
+    local lim, at, anchor, src = string.match(h[i + 1], '^([^|]+)|([^|]+)|(%-?%d+)|(.*)$')
+    -- A value written before anchors: windows on whole multiples (anchor 0).
+    if not lim then
+      lim, at, src = string.match(h[i + 1], '^([^|]+)|([^|]+)|(.*)$')
+      anchor = '0'
+    end
     if lim and now - tonumber(at) < LEARNED_TTL then
-      out[#out + 1] = { w = tonumber(h[i]), limit = tonumber(lim), at = tonumber(at), src = src }
+      out[#out + 1] = { w = tonumber(h[i]), limit = tonumber(lim), at = tonumber(at), anchor = tonumber(anchor), src = src }
     end
   end
   return out
 end
+-- learnedLimit.ts windowStart: the start of the learned limit's window that holds time t.
+local function learnedStart(l, t)
+  return l.anchor + math.floor((t - l.anchor) / l.w) * l.w
+end
 local function learnedName(name, w)
   return 'l:' .. name .. '|' .. num(w)
+end
+-- MemoryStore.holdFull: a learned limit's full window cools its gate until the window ends, then a trial.
+local function holdFull(name, untilT)
+  local k = P .. 'g:' .. name
+  local g = redis.call('HMGET', k, 'u', 'p')
+  if g[1] and live(tonumber(g[1]), g[2]) and tonumber(g[1]) >= untilT then return end
+  redis.call('DEL', k)
+  redis.call('HSET', k, 'u', num(untilT), 'r', '${LEARNED_FULL}', 'p', '1', 'q', '0')
+  redis.call('PEXPIRE', k, ttl(math.max(untilT - now, 0) + RECOVERING_MS))
 end
 `;
 
@@ -139,16 +158,17 @@ local function learnedBlock(gs)
   local untilT = 0
   for _, name in ipairs(gs) do
     for _, l in ipairs(learnedOf(name)) do
-      local win = math.floor(now / l.w)
-      if count(learnedName(name, l.w), win) >= l.limit then untilT = math.max(untilT, (win + 1) * l.w) end
+      local start = learnedStart(l, now)
+      if count(learnedName(name, l.w), start) >= l.limit then untilT = math.max(untilT, start + l.w) end
     end
   end
   return untilT
 end
 
-local function bump(name, window, windowMs)
+-- One more call in a counter's window, which ends at 'ends'.
+local function bump(name, window, ends)
   local k = counter(name, window)
-  if redis.call('INCR', k) == 1 then redis.call('PEXPIRE', k, ttl((window + 1) * windowMs - now + COUNTER_MARGIN_MS)) end
+  if redis.call('INCR', k) == 1 then redis.call('PEXPIRE', k, ttl(ends - now + COUNTER_MARGIN_MS)) end
 end
 
 local function choose(useAvoid, limit)
@@ -164,13 +184,16 @@ local function choose(useAvoid, limit)
     if not (useAvoid and avoid[keyId]) and not disabled(keyId) then
       anyEnabled = true
       local account = resolve(ARGV[base + 2 + index * 2])
-      local blocked, trial, recovering = 0, false, {}
+      local blocked, trial, recovering, full = 0, false, {}, false
       local gs = gatesOf(keyId, account, model, free)
       for _, name in ipairs(gs) do
-        local g = redis.call('HMGET', P .. 'g:' .. name, 'u', 'p', 'q')
+        local g = redis.call('HMGET', P .. 'g:' .. name, 'u', 'p', 'q', 'r')
         if g[1] and live(tonumber(g[1]), g[2]) then
           local u = tonumber(g[1])
-          if u > now then blocked = math.max(blocked, u)
+          if u > now then
+            blocked = math.max(blocked, u)
+            -- A learned limit's full window is a spent budget, not a 429's cooldown.
+            if g[4] == '${LEARNED_FULL}' then full = true end
           else
             local q = tonumber(g[3] or '0')
             if q > now then blocked = math.max(blocked, math.min(q, now + 1000)) else trial = true end
@@ -179,6 +202,7 @@ local function choose(useAvoid, limit)
         end
       end
       if blocked > 0 then
+        if full then budgetBound = true end
         hold(blocked)
       else
         local b = math.max(budgetBlock(keyId, account), learnedBlock(gs))
@@ -191,16 +215,18 @@ local function choose(useAvoid, limit)
               redis.call('HSET', k, 'q', num(now + trialTtl))
             end
           end
-          bump('km:' .. keyId .. '|' .. model, minute, MINUTE)
-          bump('kd:' .. keyId .. '|' .. model, day, DAY)
+          bump('km:' .. keyId .. '|' .. model, minute, (minute + 1) * MINUTE)
+          bump('kd:' .. keyId .. '|' .. model, day, (day + 1) * DAY)
           if free then
-            bump('am:' .. account, minute, MINUTE)
-            bump('ad:' .. account, day, DAY)
+            bump('am:' .. account, minute, (minute + 1) * MINUTE)
+            bump('ad:' .. account, day, (day + 1) * DAY)
           end
           local learned = 0
           for _, name in ipairs(gs) do
             for _, l in ipairs(learnedOf(name)) do
-              bump(learnedName(name, l.w), math.floor(now / l.w), l.w)
+              local start = learnedStart(l, now)
+              bump(learnedName(name, l.w), start, start + l.w)
+              if count(learnedName(name, l.w), start) >= l.limit then holdFull(name, start + l.w) end
               learned = 1
             end
           end
@@ -242,9 +268,11 @@ if untilT < 0 then
   untilT = now + math.min(tonumber(ARGV[10]), tonumber(ARGV[9]) * 2 ^ math.min(math.max(strikes - 1, 0), 30))
 end
 local k = P .. 'g:' .. scopeGate(scope, keyId, resolve(ARGV[4]), model)
-local current = redis.call('HMGET', k, 'u', 'p')
+local current = redis.call('HMGET', k, 'u', 'p', 'r')
 if current[1] and live(tonumber(current[1]), current[2]) and tonumber(current[1]) >= untilT then
   redis.call('HSET', k, 'p', '1')
+  -- A full window's hold that a 429 met is the upstream's now: a refund no longer opens it.
+  if current[3] == '${LEARNED_FULL}' then redis.call('HSET', k, 'r', ARGV[8]) end
   redis.call('PEXPIRE', k, ttl(math.max(tonumber(current[1]) - now, 0) + RECOVERING_MS))
   return current[1]
 end
@@ -255,8 +283,10 @@ return num(untilT)
 `;
 
 /**
- * ARGV: P, now, keyId, account, model, scope, limit, windowMs, resetAt, source, merging (1|0), lengthen (1|0).
- * MemoryStore.learnLimit's rule: the limit of the same kind is replaced; a 429's (lengthen) window only lengthens.
+ * ARGV: P, now, keyId, account, model, scope, limit, windowMs, resetAt, source, merging (1|0), lengthen (1|0),
+ * used (the upstream's count of the current window; -1: none).
+ * MemoryStore.learnLimit's rule: the limit of the same kind is replaced; a 429's (lengthen) window only
+ * lengthens; its windows are anchored at resetAt; `used` raises the current window's count to it.
  * Merging a lesson from while Redis was away (`now`: when it was learned): a limit of the same kind
  * learned at that instant or later stays, as the later learned_at wins (returns -1).
  */
@@ -264,7 +294,8 @@ const LEARN = `
 local keyId, model, scope = ARGV[3], ARGV[5], ARGV[6]
 local limit, windowMs, resetAt = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local lengthen = ARGV[12] == '1'
-local k = P .. 'l:' .. scopeGate(scope, keyId, resolve(ARGV[4]), model)
+local gateName = scopeGate(scope, keyId, resolve(ARGV[4]), model)
+local k = P .. 'l:' .. gateName
 -- providers/limits/learnedLimit.ts WINDOWS, written into the script.
 local WINDOWS = { ${WINDOWS.join(', ')} }
 local h = redis.call('HGETALL', k)
@@ -297,17 +328,35 @@ for i = 1, #h, 2 do
     redis.call('HDEL', k, h[i])
   end
 end
-redis.call('HSET', k, num(w), num(limit) .. '|' .. num(now) .. '|' .. ARGV[10])
+redis.call('HSET', k, num(w), num(limit) .. '|' .. num(now) .. '|' .. num(resetAt) .. '|' .. ARGV[10])
 redis.call('PEXPIRE', k, ttl(LEARNED_TTL))
+local used = tonumber(ARGV[13] or '-1')
+if used >= 0 then
+  local start = learnedStart({ w = w, anchor = resetAt }, now)
+  local c = counter(learnedName(gateName, w), start)
+  if tonumber(redis.call('GET', c) or '0') < used then
+    redis.call('SET', c, num(used), 'PX', ttl(start + w - now + COUNTER_MARGIN_MS))
+  end
+  if math.max(used, tonumber(redis.call('GET', c) or '0')) >= limit then holdFull(gateName, start + w) end
+end
 return num(w)
 `;
 
-/** ARGV: P, pickedAt (as now), keyId, account, model, free. A call upstream did not serve stops counting. */
+/** ARGV: P, pickedAt (as now), keyId, account, model, free. A call the upstream refused itself stops counting. */
 const REFUND = `
 for _, name in ipairs(gatesOf(ARGV[3], resolve(ARGV[4]), ARGV[5], ARGV[6] == '1')) do
   for _, l in ipairs(learnedOf(name)) do
-    local c = counter(learnedName(name, l.w), math.floor(now / l.w))
-    if tonumber(redis.call('GET', c) or '0') > 0 then redis.call('DECR', c) end
+    local start = learnedStart(l, now)
+    local c = counter(learnedName(name, l.w), start)
+    if tonumber(redis.call('GET', c) or '0') > 0 then
+      -- Room again in the window: the gate its fullness cooled opens (a 429's cooldown stays).
+      -- (Not once the next window counts: the gate is that window's trial by then.)
+      if redis.call('DECR', c) < l.limit and redis.call('EXISTS', counter(learnedName(name, l.w), start + l.w)) == 0 then
+        local k = P .. 'g:' .. name
+        local g = redis.call('HMGET', k, 'u', 'r')
+        if g[2] == '${LEARNED_FULL}' and tonumber(g[1]) == start + l.w then redis.call('DEL', k) end
+      end
+    end
   end
 end
 return 1
@@ -359,7 +408,7 @@ return 1
 /**
  * ARGV: P, now, then keyId, account, model, free per view.
  * Returns per view {disabled|'', cooldownUntil, reason|'', account, recovering, minuteCount, dayCount,
- * learned: flat gate, windowMs, limit, learnedAt, source, used per learned limit}.
+ * learned: flat gate, windowMs, limit, learnedAt, source, used, anchor per learned limit}.
  */
 const INSPECT = `
 local out = {}
@@ -370,8 +419,8 @@ for i = 3, #ARGV, 4 do
   local learned = {}
   for _, name in ipairs(gatesOf(keyId, account, model, ARGV[i + 3] == '1')) do
     for _, l in ipairs(learnedOf(name)) do
-      local used = count(learnedName(name, l.w), math.floor(now / l.w))
-      for _, v in ipairs({ name, num(l.w), num(l.limit), num(l.at), l.src, num(used) }) do learned[#learned + 1] = v end
+      local used = count(learnedName(name, l.w), learnedStart(l, now))
+      for _, v in ipairs({ name, num(l.w), num(l.limit), num(l.at), l.src, num(used), num(l.anchor) }) do learned[#learned + 1] = v end
     end
     local g = redis.call('HMGET', P .. 'g:' .. name, 'u', 'r', 'p')
     if g[1] and live(tonumber(g[1]), g[3]) then
@@ -415,7 +464,7 @@ return 1
 `;
 
 /**
- * ARGV: P, now, then per entry: its id, a counter count n, then n × (counter name, window, window ms,
+ * ARGV: P, now, then per entry: its id, a counter count n, then n × (counter name, window, window end,
  * count). An entry is one pick, or the picks of an outage summed. They add up, except an entry Redis
  * has already counted (a pick whose script ran while its reply timed out, or an earlier merge whose
  * reply was lost): its id is known and it is skipped.
@@ -429,8 +478,7 @@ while i <= #ARGV do
     added = added + 1
     for j = 0, n - 1 do
       local b = i + 2 + j * 4
-      local window, windowMs = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
-      local ends = (window + 1) * windowMs
+      local window, ends = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
       if ends > now then
         local k = counter(ARGV[b], window)
         redis.call('INCRBY', k, ARGV[b + 3])

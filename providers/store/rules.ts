@@ -47,6 +47,9 @@ export const EXPIRY = {
   learnedMs: DAY,
 } as const;
 
+/** The reason of a gate that a full window of a learned limit cooled (rule learned-full). */
+export const LEARNED_FULL = 'learned_limit';
+
 /** How often an answer's user_id is reported to the store again, so that the account does not lapse. */
 export const ACCOUNT_REFRESH_MS = DAY;
 
@@ -74,8 +77,11 @@ export const RULES: readonly Rule[] = [
   { id: 'edge', state: 'host', event: 'an edge 429 (HTML page, error code 1015)', next: 'no key of any provider until the deadline (the later wins)', expiry: 'the deadline' },
   { id: 'count', state: 'budget counters', event: 'each pick', next: '+1 in the minute and the UTC day', expiry: 'the end of the window' },
   { id: 'learn-account', state: 'account', event: 'an answer reports user_id', next: "the key joins that account's gates and budgets", expiry: `${EXPIRY.accountMs / DAY} days after last reported` },
-  { id: 'learn-limit', state: 'scope (key, account, account+model)', event: 'a 429 with X-RateLimit-Limit and a reset, or GET /key', next: 'N calls per window (what the reset implies); a 429 in a later window lengthens the window', expiry: `${EXPIRY.learnedMs / DAY} day after it was learned; a new 429 relearns` },
+  { id: 'learn-limit', state: 'scope (key, account, account+model)', event: "a 429 with X-RateLimit-Limit and a reset, or GET /key's free-model day", next: 'N calls per window (what the reset implies); a 429 in a later window lengthens the window', expiry: `${EXPIRY.learnedMs / DAY} day after it was learned; a new 429 relearns` },
+  { id: 'learned-anchor', state: 'learned limit', event: 'a lesson with its reset', next: 'its windows run from that reset (reset + k × window), on whole multiples or not: the scope is never held past the reset the upstream sent', expiry: 'until the next lesson re-anchors them' },
+  { id: 'learned-seed', state: 'learned limit', event: "GET /key's free_model_daily_requests.used", next: "the day's count is at least `used` (the upstream's own count)", expiry: 'the end of the UTC day' },
   { id: 'learned-count', state: 'learned limit', event: 'each pick', next: '+1 in its window; at N the scope is skipped (budget) until the window ends', expiry: 'the end of the window' },
-  { id: 'learned-refund', state: 'learned limit', event: 'the call was answered with a 429 or a 5xx (not served upstream)', next: '−1 in the window it was picked in', expiry: '—' },
+  { id: 'learned-full', state: 'learned limit', event: 'a pick (or a lesson\'s used) fills its window', next: "the scope's gate cools until the window ends (reason learned_limit); then one trial call goes first, as after any cooldown: the window's end is orche's reckoning, and a 429 to the trial re-anchors it", expiry: 'gate: deadline + recovering' },
+  { id: 'learned-refund', state: 'learned limit', event: 'the upstream refused the call itself (its own 429 or cap, 401/402, an edge 429); never a call it admitted (5xx, a provider\'s 429, timeout)', next: '−1 in the window it was picked in', expiry: '—' },
   { id: 'position', state: 'rotation position', event: 'each round-robin pick', next: 'the next key', expiry: `${EXPIRY.positionMs / DAY} days without picks → the first key` },
 ];

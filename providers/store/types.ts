@@ -69,8 +69,13 @@ export interface LearnRequest {
   limit: number;
   /** The window the answer implies (`windowFromReset`), or the one GET /key states; whole ms, ≥ 1 s. */
   windowMs: number;
-  /** The reset the answer carried. */
+  /** The reset the answer carried: the limit's windows are anchored there (`windowStart`). */
   resetAt: number;
+  /**
+   * The upstream's own count in the current window, where it told one (GET /key's
+   * free_model_daily_requests.used): orche's count of that window starts there (never lower).
+   */
+  used?: number;
   /** '429' or 'key_probe'. */
   source: string;
   /**
@@ -159,8 +164,9 @@ export interface StateStore {
    */
   learnLimit(req: LearnRequest, now: number): Promise<void>;
   /**
-   * A call picked at `pickedAt` that upstream did not serve (5xx, 429): it no longer counts against
-   * the learned limits of the key's gates — OpenRouter counts only the calls it served.
+   * A call picked at `pickedAt` that the upstream refused itself (its own 429, an edge refusal): it no
+   * longer counts against the learned limits of the key's gates. A call it admitted (a 5xx, a
+   * provider's 429) is never refunded: the upstream counted it (SPEC §8).
    */
   refund(view: KeyView, pickedAt: number): Promise<void>;
   /** Disables a key (reason) or reactivates it (null); `now` orders admin actions (the later wins). */

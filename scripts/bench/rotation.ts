@@ -1,9 +1,12 @@
 /**
  * The rotation benchmark (`npm run bench -- --rotation`): a compressed minute on free keys.
  * 5 keys in 3 accounts (2+2+1), each account 5 calls per 10 s window (the simulator enforces it per
- * account and answers OpenRouter's free-models-per-min 429), demand 2× capacity, 5 % upstream 5xx.
- * Run against orche (one instance, then three on one Redis) and against a naive round-robin proxy
- * written here; then a fairness run with two clients at 10:1 demand. Numbers, not assertions.
+ * account and answers OpenRouter's free-models-per-min 429), demand 2× capacity, 5 % upstream 5xx
+ * (which the simulator counts, as OpenRouter counts what it admitted). Windows fall on whole
+ * multiples of their length, as OpenRouter's do; a second set of runs has windows that open at an
+ * account's first call. Run against orche (one instance, then three on one Redis) and against a
+ * naive round-robin proxy written here; then a fairness run with two clients at 10:1 demand.
+ * Numbers, not assertions.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -22,6 +25,8 @@ export interface RotationOptions {
   demand: number;
   errorRate: number;
   redisUrl?: string;
+  /** How the simulator's windows open: on whole multiples (OpenRouter's, the default) or at an account's first call. */
+  windowMode?: 'aligned' | 'first-call';
 }
 
 export const FULL: RotationOptions = { seconds: 40, windowMs: 10_000, perAccount: 5, demand: 2, errorRate: 0.05 };
@@ -39,12 +44,19 @@ interface SimCall { seq: number; at: number; keyId: string; account: string; sta
 
 export interface RunResult {
   name: string;
+  windowMode: 'aligned' | 'first-call';
   requests: number;
   served: number;
+  /** What the accounts allow these arrivals, after the 5xx each account spent in each window (`idealServed`). */
   ideal: number;
   upstreamCalls: number;
   upstream429: Record<string, number>;
   upstream5xx: number;
+  /** Upstream 429s per account over the whole run. */
+  per429: Record<string, number>;
+  /** The most upstream 429s one account had in one of its windows, and how many windows the accounts opened. */
+  max429PerWindow: number;
+  windows: number;
   /** Delay from each window reset (with demand waiting) to the account's next upstream call, ms. */
   resetToUse: number[];
   /** Per client: [served, requests]. */
@@ -68,6 +80,7 @@ function simConfig(o: RotationOptions): string {
   writeFileSync(file, JSON.stringify({
     acceptAnyKey: false,
     windowMs: o.windowMs,
+    windowMode: o.windowMode ?? 'aligned',
     accounts: ACCOUNTS.map((a) => ({ id: a.id, freeRpm: o.perAccount, freeRpd: 1_000_000 })),
     keys: ACCOUNTS.flatMap((a) => a.keys.map((key) => ({ key, account: a.id }))),
   }));
@@ -187,12 +200,15 @@ async function drive(urls: string[], clients: Client[], seconds: number): Promis
 }
 
 /**
- * What the accounts allow: window by window, up to the accounts' capacity, the waiting requests
- * that are still willing to wait (arrived at most `patienceMs` before the window, or during it),
- * oldest first — the most any gateway could serve to these arrivals.
+ * What the accounts allow: window by window, up to the accounts' capacity left after the 5xx they
+ * spent in that window (`roomOf`; the upstream counted those calls), the waiting requests that are
+ * still willing to wait (arrived at most `patienceMs` before the window, or during it), oldest
+ * first — the most any gateway could serve to these arrivals. Windows on whole multiples of
+ * `windowMs`.
  */
-export function idealServed(arrivals: number[], windowMs: number, perWindow: number, patienceMs: number): number {
+export function idealServed(arrivals: number[], windowMs: number, perWindow: number | ((window: number) => number), patienceMs: number): number {
   if (arrivals.length === 0) return 0;
+  const roomOf = typeof perWindow === 'number' ? () => perWindow : perWindow;
   const sorted = [...arrivals].sort((a, b) => a - b);
   const served = new Array<boolean>(sorted.length).fill(false);
   let total = 0;
@@ -200,7 +216,7 @@ export function idealServed(arrivals: number[], windowMs: number, perWindow: num
   for (let w = Math.floor(sorted[0] / windowMs); w <= last; w++) {
     const start = w * windowMs;
     const end = start + windowMs;
-    let room = perWindow;
+    let room = roomOf(w);
     for (let i = 0; i < sorted.length && room > 0; i++) {
       if (served[i] || sorted[i] >= end || sorted[i] + patienceMs < start) continue;
       served[i] = true;
@@ -209,6 +225,36 @@ export function idealServed(arrivals: number[], windowMs: number, perWindow: num
     }
   }
   return total;
+}
+
+/** Calls the simulator counted against an account's window: those it served and the 5xx it admitted. */
+const counted = (c: SimCall) => c.status === 200 || c.status >= 500;
+
+/**
+ * Each account's windows as the simulator opened them: on whole multiples of `windowMs`, or (first-call)
+ * from a counted call to `windowMs` later, the next opening at the first counted call after that.
+ * Returns, per account, the start of the window each call fell in (undefined: in none).
+ */
+export function accountWindows(calls: SimCall[], windowMs: number, mode: 'aligned' | 'first-call'): Map<SimCall, number | undefined> {
+  const out = new Map<SimCall, number | undefined>();
+  for (const a of ACCOUNTS) {
+    let start = -Infinity;
+    for (const c of calls.filter((x) => x.account === a.id).sort((x, y) => x.at - y.at || x.seq - y.seq)) {
+      if (mode === 'aligned') {
+        out.set(c, Math.floor(c.at / windowMs) * windowMs);
+        continue;
+      }
+      if (c.at >= start + windowMs) {
+        if (!counted(c)) {
+          out.set(c, undefined);
+          continue;
+        }
+        start = c.at;
+      }
+      out.set(c, start);
+    }
+  }
+  return out;
 }
 
 /** For each account and each window boundary while demand waited, the delay to its next call. */
@@ -237,20 +283,51 @@ async function measure(name: string, simRoot: string, urls: string[], clients: C
   const since = (await simCalls(simRoot, 0)).at(-1)?.seq ?? 0;
   const run = await drive(urls, clients, o.seconds);
   const calls = await simCalls(simRoot, since);
-  const arrivalsEvery = clients.flatMap((c) => Array.from({ length: run.sent[c.name] }, (_, i) => run.started + i * (1000 / c.perSecond)));
+  const mode = o.windowMode ?? 'aligned';
+  // When each request really left (not its planned time: the timers drift under load, and a later
+  // arrival may still be served later, so the real times make the ideal higher, the stricter reading).
+  const arrivalsEvery = run.done.map((d) => d.sentAt);
+  // The 5xx each account spent in each (whole-multiple) window: the upstream counted them.
+  const spent = new Map<number, Map<string, number>>();
+  for (const c of calls) {
+    if (c.status < 500) continue;
+    const w = Math.floor(c.at / o.windowMs);
+    const m = spent.get(w) ?? new Map<string, number>();
+    m.set(c.account, (m.get(c.account) ?? 0) + 1);
+    spent.set(w, m);
+  }
+  const roomOf = (w: number) => ACCOUNTS.reduce((n, a) => n + Math.max(0, o.perAccount - (spent.get(w)?.get(a.id) ?? 0)), 0);
+  // Upstream 429s per account, and per account and window.
+  const windowOf = accountWindows(calls, o.windowMs, mode);
+  const per429: Record<string, number> = {};
+  const perWindow = new Map<string, number>();
+  const opened = new Set<string>();
+  for (const c of calls) {
+    const w = windowOf.get(c);
+    if (w !== undefined && counted(c)) opened.add(`${c.account}|${w}`);
+    if (c.status !== 429) continue;
+    per429[c.account] = (per429[c.account] ?? 0) + 1;
+    const id = `${c.account}|${w ?? 'none'}`;
+    perWindow.set(id, (perWindow.get(id) ?? 0) + 1);
+  }
   const upstream429: Record<string, number> = {};
   for (const c of calls) if (c.status === 429) upstream429[`${c.outcome} ${c.outcome === 'free-per-min' ? c.account : c.keyId}`] = (upstream429[`${c.outcome} ${c.outcome === 'free-per-min' ? c.account : c.keyId}`] ?? 0) + 1;
   const clientsOut: Record<string, [number, number]> = {};
   for (const c of clients) clientsOut[c.name] = [run.done.filter((d) => d.client === c.name && d.status === 200).length, run.sent[c.name]];
   const result: RunResult = {
     name,
+    windowMode: mode,
     requests: run.done.length,
     served: run.done.filter((d) => d.status === 200).length,
-    ideal: idealServed(arrivalsEvery, o.windowMs, capacity(o), patience(o)),
+    ideal: idealServed(arrivalsEvery, o.windowMs, roomOf, patience(o)),
     upstreamCalls: calls.length,
     upstream429,
     upstream5xx: calls.filter((c) => c.status >= 500).length,
-    resetToUse: resetDelays(calls, o.windowMs, o.perAccount, run.started, run.lastArrival),
+    per429,
+    max429PerWindow: Math.max(0, ...perWindow.values()),
+    windows: opened.size,
+    // Resets fall on whole multiples only in the aligned mode.
+    resetToUse: mode === 'aligned' ? resetDelays(calls, o.windowMs, o.perAccount, run.started, run.lastArrival) : [],
     clients: clientsOut,
   };
   if (clients.length === 2) {
@@ -283,12 +360,12 @@ function pct(xs: number[], p: number): number {
 }
 
 export function rotationTable(results: RunResult[]): string {
-  const head = '| run | served / ideal | upstream calls | upstream 429s (per scope) | 5xx | reset → next use (median / max) | lighter client share |\n|---|---|---|---|---|---|---|';
+  const head = '| run | served / ideal | upstream calls | upstream 429s (per scope) | 5xx | reset → next use (median / max) | lighter client share | most 429s of one account in one window (windows) |\n|---|---|---|---|---|---|---|---|';
   const rows = results.map((r) => {
     const scopes = Object.entries(r.upstream429).map(([k, v]) => `${k}: ${v}`).join(', ');
     const delay = r.resetToUse.length === 0 ? 'n/a' : `${pct(r.resetToUse, 0.5)} / ${Math.max(...r.resetToUse)} ms (${r.resetToUse.length} resets)`;
     const share = r.lightShare === undefined ? '' : `${(100 * r.lightShare).toFixed(1)}% (${Object.entries(r.clients).map(([k, [s, n]]) => `${k} ${s}/${n}`).join(', ')})`;
-    return `| ${r.name} | ${r.served} / ${r.ideal} (${(r.ideal === 0 ? 0 : r.served / r.ideal).toFixed(3)}) | ${r.upstreamCalls} | ${sum(r.upstream429)}${scopes ? ` (${scopes})` : ''} | ${r.upstream5xx} | ${delay} | ${share} |`;
+    return `| ${r.name} | ${r.served} / ${r.ideal} (${(r.ideal === 0 ? 0 : r.served / r.ideal).toFixed(3)}) | ${r.upstreamCalls} | ${sum(r.upstream429)}${scopes ? ` (${scopes})` : ''} | ${r.upstream5xx} | ${delay} | ${share} | ${r.max429PerWindow} (${r.windows}) |`;
   });
   return [head, ...rows].join('\n');
 }
@@ -351,6 +428,31 @@ export async function rotationBench(o: RotationOptions, procs: Proc[], log: (lin
     for (const p of three) await p.stop();
     await dropPrefix(o.redisUrl, prefix);
   }
+
+  // Windows that open at an account's first call (not OpenRouter's way; a limiter that starts its
+  // clock when first used): resets fall anywhere, and orche's windows follow the resets it is sent.
+  log('rotation: first-call windows');
+  const fc: RotationOptions = { ...o, windowMode: 'first-call' };
+  const simFc = await startPrinting('scripts/simulator.js', ['--port', '0', '--config', simConfig(fc)]);
+  procs.push(simFc);
+  const fcBase = `${simFc.url}/api/v1`;
+  const single = await startOrche(orcheEnv(fcBase, fc));
+  procs.push(single);
+  results.push(await measure('orche, 1 instance, first-call windows', simFc.url, [single.url], one, fc, false));
+  await single.stop();
+  if (o.redisUrl) {
+    const prefix = `orche-bench-rot-fc-${process.pid}-${Date.now()}:`;
+    const three: Proc[] = [];
+    for (let i = 0; i < 3; i++) {
+      const p = await startOrche(orcheEnv(fcBase, fc, { REDIS_URL: o.redisUrl, ORCHE_REDIS_PREFIX: prefix }));
+      procs.push(p);
+      three.push(p);
+    }
+    results.push(await measure('orche, 3 instances on Redis, first-call windows', simFc.url, three.map((p) => p.url), one, fc, false));
+    for (const p of three) await p.stop();
+    await dropPrefix(o.redisUrl, prefix);
+  }
+  await simFc.stop();
   return results;
 }
 

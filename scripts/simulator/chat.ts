@@ -80,6 +80,7 @@ function precheck(core: Core, token: string | undefined, key: KeyState | undefin
   if (key === undefined) return errorReply(401, 'User not found.', undefined, 'invalid-key');
   const user = key.account.id;
   if (key.revoked) return errorReply(401, 'User not found.', user, 'invalid-key');
+  if (key.expiresAt !== null && Date.parse(key.expiresAt) <= core.now()) return errorReply(401, 'User not found.', user, 'invalid-key');
   if (!key.credits) {
     const message = 'Insufficient credits. This account never purchased credits. Make sure your key is on the correct account or org, and if so, purchase more at https://openrouter.ai/settings/credits';
     return errorReply(402, message, user, 'no-credits');
@@ -153,9 +154,30 @@ function streamEvents(call: Call, created: number, content: string, prompt: numb
   return events;
 }
 
-/** A matching rule replaces normal processing (and is not counted against limits). */
+/**
+ * Faults OpenRouter admitted and passed on to a provider: the provider's 5xx or its own 429. They
+ * count against the request windows like a served call (OpenRouter counted them), and an exhausted
+ * window answers its 429 first, as OpenRouter checks its limits before it routes.
+ */
+function admitted(rule: FaultRule): boolean {
+  if (rule.type === 'status') return (rule.status ?? 500) >= 500;
+  return rule.type === 'upstream-429' || rule.type === 'upstream-429-message' || rule.type === 'stream-error';
+}
+
+/** A matching rule replaces normal processing; only an admitted fault counts against the limits. */
 function applyRule(call: Call, key: KeyState, rule: FaultRule, now: number): void {
   const { core, rec } = call;
+  if (admitted(rule)) {
+    const accountLimited = core.accountLimits === 'all' || (core.accountLimits === 'free' && isFreeModel(rec.model));
+    const hit = findLimitHit(key, key.account, accountLimited, now);
+    if (hit !== undefined) {
+      const reply = limitReply(hit, key.account.id, key.account.highBalance);
+      if (core.retryAfter) reply.headers['Retry-After'] = retryAfterSeconds(hit.resetAt, now);
+      call.answer(reply);
+      return;
+    }
+    countServed(key, key.account, accountLimited, now);
+  }
   // In a stream, OpenRouter often says "temporarily rate-limited upstream" in a chunk after the role delta.
   if (rule.type === 'upstream-429-message' && rec.stream) {
     openThenFail(call, rule, now, 429, rule.message ?? upstreamCongestionMessage(rec.model), rule.metadata);

@@ -1,5 +1,7 @@
 /**
- * Request windows: OpenRouter counts per whole clock minute and per UTC day, only requests it served.
+ * Request windows: OpenRouter counts per whole clock minute and per UTC day the requests it admitted:
+ * a call it passed on counts whatever the provider answered (a 5xx too); its own refusals (429s,
+ * 401, 402) do not (SPEC §8).
  * The "minute" can be shortened (`windowMs`) so a benchmark compresses minutes into seconds.
  */
 
@@ -14,19 +16,32 @@ export function nextUtcDay(now: number): number {
   return (Math.floor(now / DAY_MS) + 1) * DAY_MS;
 }
 
-/** Served requests in the current minute (or compressed window) and the current UTC day. */
-export class WindowCounter {
-  constructor(readonly windowMs: number = MINUTE_MS) {}
+/**
+ * How short windows open: `aligned` on whole multiples of their length, as OpenRouter's minute
+ * (resets on the next whole minute); `first-call` at the first counted call after the last window
+ * ended, as a limiter that starts its clock when it is first used (resets at that call + the length).
+ */
+export type WindowMode = 'aligned' | 'first-call';
 
-  private minute = -1;
+/** Counted requests in the current minute (or compressed window) and the current UTC day. */
+export class WindowCounter {
+  constructor(readonly windowMs: number = MINUTE_MS, readonly mode: WindowMode = 'aligned') {}
+
+  /** The current short window: its index (aligned) or its start (first-call; -Infinity: none open). */
+  private minute = -Infinity;
   private minuteCount = 0;
   private day = -1;
   private dayCount = 0;
 
   private roll(now: number): void {
-    const minute = Math.floor(now / this.windowMs);
-    if (minute !== this.minute) {
-      this.minute = minute;
+    if (this.mode === 'aligned') {
+      const minute = Math.floor(now / this.windowMs);
+      if (minute !== this.minute) {
+        this.minute = minute;
+        this.minuteCount = 0;
+      }
+    } else if (now >= this.minute + this.windowMs) {
+      this.minute = -Infinity;
       this.minuteCount = 0;
     }
     const day = Math.floor(now / DAY_MS);
@@ -48,17 +63,26 @@ export class WindowCounter {
 
   /** When the current short window ends. */
   nextReset(now: number): number {
-    return (Math.floor(now / this.windowMs) + 1) * this.windowMs;
+    if (this.mode === 'aligned') return (Math.floor(now / this.windowMs) + 1) * this.windowMs;
+    this.roll(now);
+    return this.minute === -Infinity ? now + this.windowMs : this.minute + this.windowMs;
   }
 
   add(now: number): void {
     this.roll(now);
+    if (this.mode === 'first-call' && this.minute === -Infinity) this.minute = now;
     this.minuteCount++;
     this.dayCount++;
   }
 
+  /** Calls counted today before the simulator knew of them (an account used elsewhere since 00:00 UTC). */
+  seedDay(now: number, used: number): void {
+    this.roll(now);
+    this.dayCount = Math.max(this.dayCount, used);
+  }
+
   clear(): void {
-    this.minute = -1;
+    this.minute = -Infinity;
     this.day = -1;
     this.minuteCount = 0;
     this.dayCount = 0;
@@ -108,7 +132,7 @@ export function findLimitHit(key: LimitedKey, account: LimitedAccount, accountLi
   return undefined;
 }
 
-/** Counts a served call against the key's windows, and the account's when the call is limited there. */
+/** Counts an admitted call against the key's windows, and the account's when the call is limited there. */
 export function countServed(key: LimitedKey, account: LimitedAccount, accountLimited: boolean, now: number): void {
   key.counter.add(now);
   if (accountLimited) account.counter.add(now);

@@ -1,6 +1,6 @@
 /** The simulator's keys and the accounts that own them, with their request windows. */
 import { keyId } from '../../providers/keys/keys';
-import { type LimitedAccount, type LimitedKey, WindowCounter } from './limits';
+import { type LimitedAccount, type LimitedKey, WindowCounter, type WindowMode } from './limits';
 import type { SimAccount, SimKey } from './types';
 
 export interface KeyState extends LimitedKey {
@@ -10,16 +10,25 @@ export interface KeyState extends LimitedKey {
   credits: boolean;
   keyLimit?: { limit: number; remaining: number };
   revoked: boolean;
+  expiresAt: string | null;
+  rateLimit: { requests: number; interval: string };
 }
 
 export type AccountState = LimitedAccount;
+
+/**
+ * GET /key's deprecated `rate_limit` as OpenRouter's API reference shows it (documented example,
+ * openrouter.ai/docs/api/api-reference/api-keys/get-current-key, 2026): 1000 requests per 1h, with the
+ * note that it is safe to ignore. orche must show it and never enforce it (SPEC §8).
+ */
+export const DOCUMENTED_RATE_LIMIT = { requests: 1000, interval: '1h' };
 
 export class Registry {
   private readonly keys = new Map<string, KeyState>();
   private readonly accounts = new Map<string, AccountState>();
 
-  /** `windowMs`: the length of the per-minute windows (a benchmark compresses them). */
-  constructor(private readonly acceptAnyKey: boolean, private readonly windowMs?: number) {}
+  /** `windowMs`: the length of the per-minute windows (a benchmark compresses them); `windowMode`: how they open. */
+  constructor(private readonly acceptAnyKey: boolean, private readonly windowMs?: number, private readonly windowMode: WindowMode = 'aligned', private readonly now: () => number = Date.now) {}
 
   /** The key's state; in acceptAnyKey mode an unknown key is created on its own account. */
   resolve(key: string): KeyState | undefined {
@@ -33,13 +42,11 @@ export class Registry {
     const freeRpm = a.freeRpm ?? 20;
     const freeRpd = a.freeRpd ?? (highBalance ? 1000 : 50);
     const existing = this.accounts.get(a.id);
-    if (existing !== undefined) {
-      Object.assign(existing, { freeRpm, freeRpd, highBalance });
-      return existing;
-    }
-    const created: AccountState = { id: a.id, freeRpm, freeRpd, highBalance, counter: new WindowCounter(this.windowMs) };
-    this.accounts.set(a.id, created);
-    return created;
+    const account = existing ?? { id: a.id, freeRpm, freeRpd, highBalance, counter: new WindowCounter(this.windowMs, this.windowMode) };
+    Object.assign(account, { freeRpm, freeRpd, highBalance });
+    if (a.usedToday !== undefined) account.counter.seedDay(this.now(), a.usedToday);
+    this.accounts.set(a.id, account);
+    return account;
   }
 
   /** Adds a key, or replaces the configuration of a known one (its counters are kept). */
@@ -55,9 +62,11 @@ export class Registry {
       credits: k.credits !== false,
       keyLimit: k.keyLimit === undefined ? undefined : { ...k.keyLimit },
       revoked: k.revoked === true,
+      expiresAt: k.expiresAt ?? null,
+      rateLimit: k.rateLimit ?? DOCUMENTED_RATE_LIMIT,
       rpm: k.rpm,
       rpd: k.rpd,
-      counter: existing?.counter ?? new WindowCounter(this.windowMs),
+      counter: existing?.counter ?? new WindowCounter(this.windowMs, this.windowMode),
     };
     this.keys.set(k.key, state);
     return state;
@@ -72,6 +81,8 @@ export class Registry {
       credits: existing.credits,
       keyLimit: existing.keyLimit,
       revoked: existing.revoked,
+      expiresAt: existing.expiresAt,
+      rateLimit: existing.rateLimit,
       rpm: existing.rpm,
       rpd: existing.rpd,
     };

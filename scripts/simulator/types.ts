@@ -13,6 +13,14 @@ export interface SimKey {
   keyLimit?: { limit: number; remaining: number };
   /** True answers 401 "User not found.". */
   revoked?: boolean;
+  /**
+   * GET /key's `expires_at` (ISO 8601 UTC, default null: never). Once past, a chat call answers 401
+   * "User not found." as for a revoked key (OPENROUTER.md: 401 is a bad, revoked or expired key);
+   * GET /key still describes the key, so that orche can tell why.
+   */
+  expiresAt?: string | null;
+  /** GET /key's deprecated `rate_limit` (default: the documented example, 1000 per "1h"); never enforced here either. */
+  rateLimit?: { requests: number; interval: string };
   /** Per-KEY limits, any model. */
   rpm?: number;
   rpd?: number;
@@ -25,6 +33,8 @@ export interface SimAccount {
   /** Default 50, or 1000 if highBalance. */
   freeRpd?: number;
   highBalance?: boolean;
+  /** `:free` calls the account already made today (elsewhere, before this run): GET /key's free_model_daily_requests.used starts there. */
+  usedToday?: number;
 }
 
 export interface SimulatorOptions {
@@ -48,6 +58,11 @@ export interface SimulatorOptions {
    * compress a minute for benchmarks; 429s then carry this window's reset.
    */
   windowMs?: number;
+  /**
+   * How the per-minute windows open: 'aligned' (default) on whole multiples of `windowMs`, as
+   * OpenRouter's; 'first-call' at an account's (or key's) first counted call after its last window ended.
+   */
+  windowMode?: 'aligned' | 'first-call';
   /** Injectable clock (default Date.now), used for all windows and reset times. */
   now?: () => number;
   /** roleDelta: open every stream with the empty `{"role":"assistant","content":""}` delta, as real OpenRouter streams do (default false). */

@@ -54,6 +54,8 @@ export function statusRoutes(ctx: AppContext): Router {
       models_check: ctx.modelCheck,
       process_errors: ctx.processErrors,
       edge,
+      // GET /key's expires_at within a day (SPEC §8): replace these keys before they stop working.
+      keys_expiring: ctx.prober.expiring(ctx.now()),
       providers: sums.map((s) => {
         const { config, totals } = s.provider;
         return {

@@ -1,10 +1,10 @@
 /** The pure rules of learned limits (providers/limits/learnedLimit.ts), with fixed clocks. */
-import { isLive, lessonOf, parseInterval, relearnedWindow, windowFromReset } from '../../providers/limits/learnedLimit';
+import { isLive, lessonOf, relearnedWindow, windowFromReset, windowStart } from '../../providers/limits/learnedLimit';
 import { classifyResponse } from '../../providers/limits/rateLimit';
 
 const at = (h: number, m: number, s: number, ms = 0) => Date.UTC(2026, 10, 22, h, m, s, ms);
 
-describe('windowFromReset: a whole minute within a minute is the minute; else the shortest window that reaches the reset on its boundary', () => {
+describe('windowFromReset: a whole minute within a minute is the minute; else the shortest window that reaches the reset on its boundary; off every boundary, the minute or the shortest that reaches it', () => {
   test.each([
     ['per-minute reset 50 s ahead', at(12, 31, 0), at(12, 30, 10), 60_000, 60_000],
     ['per-minute reset 2 s ahead', at(12, 31, 0), at(12, 30, 58), 60_000, 60_000],
@@ -17,9 +17,18 @@ describe('windowFromReset: a whole minute within a minute is the minute; else th
     expect(windowFromReset(reset, now, minuteMs)).toBe(expected);
   });
 
-  test('a reset in the past or off every boundary teaches nothing', () => {
+  test('a reset in the past teaches nothing', () => {
     expect(windowFromReset(at(12, 30, 0), at(12, 30, 10))).toBeUndefined();
-    expect(windowFromReset(at(12, 30, 20, 7), at(12, 30, 10))).toBeUndefined();
+  });
+
+  // A limiter whose windows open at its first call sends resets on no boundary. They used to teach
+  // nothing, so such a scope was never counted and each window cost a 429 per call in flight.
+  test.each([
+    ['off every boundary within the minute: the minute', at(12, 30, 20, 7), at(12, 30, 10), 60_000, 60_000],
+    ['off every boundary within a compressed minute: that minute', at(12, 30, 17, 431), at(12, 30, 10), 10_000, 10_000],
+    ['off every boundary, further ahead: the shortest length that reaches it', at(12, 50, 20, 7), at(12, 30, 10), 60_000, 3_600_000],
+  ])('%s', (_name, reset, now, minuteMs, expected) => {
+    expect(windowFromReset(reset, now, minuteMs)).toBe(expected);
   });
 });
 
@@ -66,8 +75,18 @@ describe('lessonOf: what a classified answer teaches', () => {
   });
 });
 
-test('parseInterval reads GET /key rate_limit intervals', () => {
-  expect([parseInterval('10s'), parseInterval('1m'), parseInterval('1d'), parseInterval(30), parseInterval('x'), parseInterval('0s')]).toEqual([10_000, 60_000, 86_400_000, 30_000, undefined, undefined]);
+describe('windowStart: learned windows are anchored at the reset the upstream sent (SPEC §8)', () => {
+  test('a reset on a whole minute: windows on whole minutes, as before anchors', () => {
+    const l = { windowMs: 60_000, anchor: at(12, 31, 0) };
+    expect([windowStart(l, at(12, 30, 10)), windowStart(l, at(12, 31, 0)), windowStart(l, at(12, 33, 59, 999))]).toEqual([at(12, 30, 0), at(12, 31, 0), at(12, 33, 0)]);
+  });
+  test('a reset off every boundary (12:31:07.250): windows run from it, both ways', () => {
+    const l = { windowMs: 60_000, anchor: at(12, 31, 7, 250) };
+    expect([windowStart(l, at(12, 31, 7, 249)), windowStart(l, at(12, 31, 7, 250)), windowStart(l, at(12, 35, 0))]).toEqual([at(12, 30, 7, 250), at(12, 31, 7, 250), at(12, 34, 7, 250)]);
+  });
+  test('a limit saved before anchors counts on whole multiples', () => {
+    expect(windowStart({ windowMs: 10_000 }, at(12, 30, 17))).toBe(at(12, 30, 10));
+  });
 });
 
 test('isLive: a day', () => {

@@ -89,7 +89,7 @@ type Recorded = { [E in keyof PoolEvents]: PoolEvents[E][] };
 
 /** Every event the pool announces, by name, in order. */
 export function recordEvents(pool: KeyPool): Recorded {
-  const rec: Recorded = { rotated: [], cooled: [], disabled: [], reactivated: [], recovered: [], congested: [], edge: [], account_learned: [], limit_learned: [], outcome: [], tokens: [] };
+  const rec: Recorded = { rotated: [], cooled: [], disabled: [], reactivated: [], recovered: [], congested: [], edge: [], account_learned: [], key_expiring: [], limit_learned: [], outcome: [], tokens: [] };
   for (const name of Object.keys(rec) as Array<keyof PoolEvents>) {
     pool.events.on(name, (payload) => (rec[name] as unknown[]).push(payload));
   }
@@ -137,7 +137,9 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
 
     const noKey = (r: PickResult) => (r.keyId === null ? { keyId: null, retryAt: r.retryAt, reason: r.reason } : { keyId: r.keyId });
 
-    test('a reported 429 with X-RateLimit-Limit teaches the limit; 502s are refunded, timeouts are not', async () => {
+    // SPEC §8: the upstream counts what it admitted. A 502 used to be refunded: the upstream had
+    // counted it, so the refund bought the next 429 of the window.
+    test('a reported 429 with X-RateLimit-Limit teaches the limit; a 502 or a timeout the upstream admitted still counts; a 429 it refused itself is given back', async () => {
       const ks = [key('a', { account: 'acc' })];
       const n = namer(...ks);
       const { pool, rt, events } = build([provider('kimi', ks, { model: FREE_MODEL })]);
@@ -153,11 +155,16 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       expect(await pickNames(pool, kimi, 2, W + 2, n)).toEqual(['a', null]);
       // The pick of each call counted the learned limit (the dispatcher passes its pick on).
       await pool.report(kimi, ks[0].id, outcome.retry(502), 1, W + 3, { trial: false, learned: true });
-      expect(await pickNames(pool, kimi, 2, W + 4, n)).toEqual(['a', null]);
+      expect(await pickNames(pool, kimi, 2, W + 4, n)).toEqual([null, null]);
       await pool.report(kimi, ks[0].id, { kind: 'retry', status: 504, reason: 'timeout', message: 'timed out' }, 3, W + 8, { trial: false, learned: true });
       expect(await pickNames(pool, kimi, 1, W + 9, n)).toEqual([null]);
       const [status] = await pool.keyStatuses(kimi, W + 9);
       expect(status.learned_limits).toMatchObject([{ scope: 'account_free', limit: 2, window_ms: 10_000, used: 2, source: '429' }]);
+      // The upstream's own 429 (a per-key cap until W + 5 s) refused the call: it counts no more.
+      await pool.report(kimi, ks[0].id, outcome.cool('key', W + 5_000), 1, W + 10, { trial: false, learned: true });
+      const [after] = await pool.keyStatuses(kimi, W + 10);
+      expect(after.learned_limits).toMatchObject([{ used: 1 }]);
+      expect(await pickNames(pool, kimi, 1, W + 5_000, n)).toEqual(['a']);
     });
 
     test('round-robin spreads evenly: 3 keys, 9 picks → each key exactly 3, in turn', async () => {
@@ -328,7 +335,7 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       expect(n((await pool.pick(p, T0 + 10_003)).keyId)).toBe('b');
     });
 
-    test('a failed call costs no refund round trip unless the pick counted a learned limit, and no trial round trip unless it was a trial', async () => {
+    test('a refused call costs no refund round trip unless the pick counted a learned limit; an admitted one (5xx) is never refunded; no trial round trip unless it was a trial', async () => {
       const ks = keys('a');
       const [a] = ks;
       const { pool, rt } = build([provider('kimi', ks)]);
@@ -345,15 +352,19 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       if (first.keyId === null) throw new Error('no key picked');
       await pool.report(p, a.id, outcome.retry(502), 10, T0 + 10, first);
       expect(calls).toEqual([]);
-      // With a learned limit of the key: the refund gives the call back (2 a minute, 2 picks possible again).
+      // With a learned limit of the key (2 a minute): a 502 the upstream admitted keeps counting.
       await pool.learnFromProbe(p, a.id, 'key', 2, 60_000, T0 + 20);
       const second = await pool.pick(p, T0 + 30);
       if (second.keyId === null) throw new Error('no key picked');
       await pool.report(p, a.id, outcome.retry(502), 10, T0 + 40, second);
+      expect(calls).toEqual([]);
+      // A 429 the upstream refused itself (the key's own cap until T0 + 55) is given back.
+      const third = await pool.pick(p, T0 + 42);
+      if (third.keyId === null) throw new Error('no key picked');
+      await pool.report(p, a.id, outcome.cool('key', T0 + 55), 3, T0 + 45, third);
       expect(calls).toEqual(['refund']);
-      expect((await pool.pick(p, T0 + 50)).keyId).toBe(a.id);
-      expect((await pool.pick(p, T0 + 60)).keyId).toBe(a.id);
-      expect((await pool.pick(p, T0 + 70)).keyId).toBeNull();
+      const [status] = await pool.keyStatuses(p, T0 + 46);
+      expect(status.learned_limits).toMatchObject([{ limit: 2, used: 1 }]);
     });
 
     // SPEC §7: the trial call's hold on its gates ends with the call, whatever its outcome. An account

@@ -185,7 +185,7 @@ const RULE_CHECKS: Record<string, (store: StateStore) => Promise<void>> = {
     const p = planOf(['a'], { free: true, accounts: { a: 'acc' } });
     const v = viewOf(p, 'a');
     await store.learnLimit(learnOf(v, 'account_free', 1, 10_000, W10), T);
-    expect((await store.inspect([v], T))[0].learned).toEqual([{ gate: 'f:acc', limit: 1, windowMs: 10_000, learnedAt: T, source: '429', used: 0 }]);
+    expect((await store.inspect([v], T))[0].learned).toEqual([{ gate: 'f:acc', limit: 1, windowMs: 10_000, learnedAt: T, source: '429', used: 0, anchor: W10 }]);
     // A 429 in a later window: the window was too short and lengthens (W10 + 10 s falls on 20 s).
     await store.learnLimit(learnOf(v, 'account_free', 1, 10_000, W10 + 20_000), W10 + 5_000);
     expect((await store.inspect([v], W10 + 5_000))[0].learned).toMatchObject([{ windowMs: 20_000, learnedAt: W10 + 5_000 }]);
@@ -198,6 +198,57 @@ const RULE_CHECKS: Record<string, (store: StateStore) => Promise<void>> = {
     expect(await picks(store, p, 2, T + 1)).toEqual(['a', 'a']);
     expect(await store.pick(p, T + 2)).toEqual(none(W10, 'budget'));
     expect(await picks(store, p, 1, W10)).toEqual(['a']);
+  },
+  async 'learned-anchor'(store) {
+    const p = planOf(['a'], { free: true, accounts: { a: 'acc' } });
+    const v = viewOf(p, 'a');
+    // A 10 s limit whose reset is off every whole multiple (12:30:13.500): its windows run from there.
+    const reset = T + 3_500;
+    await store.learnLimit(learnOf(v, 'account_free', 2, 10_000, reset), T);
+    expect(await picks(store, p, 3, T + 1)).toEqual(['a', 'a', '-']);
+    // Held until the reset the upstream sent, not until the whole multiple (12:30:20).
+    expect(await store.pick(p, T + 2)).toEqual(none(reset, 'budget'));
+    // The trial call first (the window that follows is orche's reckoning), then the rest of the window.
+    expect(await picks(store, p, 2, reset)).toEqual(['a', '-']);
+    await store.succeed(v, reset);
+    expect(await picks(store, p, 2, reset + 1)).toEqual(['a', '-']);
+    expect(await store.pick(p, reset + 1)).toEqual(none(reset + 10_000, 'budget'));
+    expect((await store.inspect([v], reset + 1))[0].learned).toMatchObject([{ windowMs: 10_000, used: 2 }]);
+    // A later 429 sends another reset, with none remaining: the windows re-anchor there (a window
+    // opened at a first call), and the window it fell in is full.
+    const next = reset + 10_000 + 1_234;
+    await store.learnLimit({ ...learnOf(v, 'account_free', 2, 10_000, next), used: 2 }, reset + 10_500);
+    expect(await store.pick(p, reset + 10_600)).toEqual(none(next, 'budget'));
+    expect(await picks(store, p, 1, next)).toEqual(['a']);
+    await store.succeed(v, next);
+    expect(await picks(store, p, 2, next + 1)).toEqual(['a', '-']);
+  },
+  async 'learned-seed'(store) {
+    const p = planOf(['a', 'b'], { free: true, rotating: 0, accounts: { a: 'acc', b: 'acc' } });
+    const v = viewOf(p, 'a');
+    // GET /key: 48 of the account's 50 :free calls of the UTC day already used.
+    await store.learnLimit({ ...learnOf(v, 'account_free', 50, DAY, DAY_END, 'key_probe'), used: 48 }, T);
+    expect(await picks(store, p, 3, T + 1)).toEqual(['a', 'a', '-']);
+    expect(await store.pick(p, T + 2)).toEqual(none(DAY_END, 'budget'));
+    // A later probe that says less (its count lags) never lowers orche's; one that says more raises it.
+    await store.learnLimit({ ...learnOf(v, 'account_free', 50, DAY, DAY_END, 'key_probe'), used: 10 }, T + 3);
+    expect((await store.inspect([v], T + 3))[0].learned).toMatchObject([{ limit: 50, used: 50 }]);
+    expect(await picks(store, p, 1, DAY_END)).toEqual(['a']);
+  },
+  async 'learned-full'(store) {
+    const p = planOf(['a', 'b'], { free: true, rotating: 0, accounts: { a: 'acc', b: 'acc' } });
+    const a = viewOf(p, 'a');
+    await store.learnLimit(learnOf(a, 'account_free', 2, 10_000, W10), T);
+    expect(await picks(store, p, 2, T + 1)).toEqual(['a', 'a']);
+    // Full: the account's gate cools until the window's end, for every key of the account (a spent budget).
+    expect(await store.pick(p, T + 2)).toEqual(none(W10, 'budget'));
+    expect((await store.inspect([viewOf(p, 'b')], T + 2))[0]).toMatchObject({ cooldownUntil: W10, cooldownReason: 'learned_limit' });
+    // At the window's end one trial call first (orche's reckoning of the window may be early) …
+    expect(await store.pick(p, W10)).toEqual({ keyId: 'a', index: 0, trial: true, learned: true });
+    expect((await store.pick(p, W10)).keyId).toBeNull();
+    // … and the rest of the window once it succeeded.
+    await store.succeed(a, W10 + 5);
+    expect(await picks(store, p, 2, W10 + 6)).toEqual(['a', '-']);
   },
   async 'learned-refund'(store) {
     const p = planOf(['a'], { free: true, accounts: { a: 'acc' } });
@@ -486,7 +537,10 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
         // a2 is on the same account: its learned limit holds it too.
         expect(await picks(store, planOf(['a2'], { free: true, accounts: { a2: 'acc' } }), 1, T + 2)).toEqual(['-']);
         expect(await store.pick(planOf(['a2'], { free: true, accounts: { a2: 'acc' } }), T + 2)).toEqual(none(W10, 'budget'));
-        expect(await picks(store, p, 3, W10)).toEqual(['a1', 'a1', 'b']);
+        // At the window's end the account's trial call first, then its whole window again.
+        expect(await picks(store, p, 2, W10)).toEqual(['a1', 'b']);
+        await store.succeed(viewOf(p, 'a1'), W10);
+        expect(await picks(store, p, 3, W10 + 1)).toEqual(['a1', 'b', 'b']);
       });
 
       test('a learned key limit holds only its key, for every model; a paid plan skips the account-free limit', async () => {
@@ -525,14 +579,14 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
       test('a GET /key relearn replaces the window as it is: periodic probes never lengthen it', async () => {
         const p = planOf(['a'], { accounts: { a: 'acc' } });
         const v = viewOf(p, 'a');
-        // rate_limit {requests: 10, interval: "10s"}, probed at T and again in three later windows.
+        // A key_probe lesson of a 10 s window, probed at T and again in three later windows.
         for (const at of [T, W10 + 1_000, W10 + 11_000, W10 + 21_000]) {
           await store.learnLimit(learnOf(v, 'key', 10, 10_000, (Math.floor(at / 10_000) + 1) * 10_000, 'key_probe'), at);
           expect((await store.inspect([v], at))[0].learned).toMatchObject([{ gate: 'k:a', limit: 10, windowMs: 10_000, source: 'key_probe', learnedAt: at }]);
         }
       });
 
-      test('a fractional learned window (GET /key interval "1.0003s") still picks, counts and stops; the store stays healthy', async () => {
+      test('a fractional learned window (1000.3 ms) still picks, counts and stops; the store stays healthy', async () => {
         const p = planOf(['a'], { accounts: { a: 'acc' } });
         const v = viewOf(p, 'a');
         await store.learnLimit(learnOf(v, 'key', 2, 1000.3, T + 1000.3, 'key_probe'), T);
