@@ -53,6 +53,7 @@ export function statusRoutes(ctx: AppContext): Router {
       store: ctx.pool.store.health(),
       models_check: ctx.modelCheck,
       process_errors: ctx.processErrors,
+      connections: ctx.connections?.() ?? null,
       edge,
       providers: sums.map((s) => {
         const { config, totals } = s.provider;
