@@ -81,15 +81,19 @@ export class SseResponse {
     this.res.once('close', () => clearTimeout(timer));
   }
 
-  /** Closes the connection unless the client takes what waits for it in time. */
-  private stallTimer(): NodeJS.Timeout {
+  /** Closes the connection unless the client takes what waits for it in time (no timer without a bound). */
+  private stallTimer(): NodeJS.Timeout | undefined {
     const ms = Math.min(this.bounds.idleMs, Math.max(this.endsAt - Date.now(), LAST_BYTES_MS));
-    return setTimeout(() => {
+    if (!Number.isFinite(ms)) return undefined;
+    const timer = setTimeout(() => {
       if (this.res.destroyed) return;
       this.stalled = true;
       this.onStall();
       this.res.destroy();
     }, Math.min(ms, 2 ** 31 - 1));
+    // It guards a connection; it does not keep the process up on its own.
+    timer.unref();
+    return timer;
   }
 }
 

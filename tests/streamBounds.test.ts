@@ -102,16 +102,19 @@ async function endlessUpstream(): Promise<{ url: string; server: Server; calls: 
 }
 
 describe('a client that stops reading its stream (SPEC §8)', () => {
+  const v1 = { path: '/v1/chat/completions', body: { model: 'kimi', messages: [{ role: 'user', content: 'hi' }], stream: true } };
+  const fanout = { path: '/api/chat/fanout', body: { providers: ['kimi'], messages: [{ role: 'user', content: 'hi' }], stream: true } };
   test.each([
-    ['the idle timeout (ORCHE_REQUEST_TIMEOUT_MS)', { ORCHE_REQUEST_TIMEOUT_MS: '800', ORCHE_MAX_STREAM_MS: '600000' }, 800],
-    ['ORCHE_MAX_STREAM_MS', { ORCHE_REQUEST_TIMEOUT_MS: '60000', ORCHE_MAX_STREAM_MS: '1000' }, 1000],
-  ])('is released by %s: its connection is closed, the upstream call aborted and its stream slot freed', async (_bound, env, boundMs) => {
+    ['the idle timeout (ORCHE_REQUEST_TIMEOUT_MS)', v1, { ORCHE_REQUEST_TIMEOUT_MS: '800', ORCHE_MAX_STREAM_MS: '600000' }, 800],
+    ['ORCHE_MAX_STREAM_MS', v1, { ORCHE_REQUEST_TIMEOUT_MS: '60000', ORCHE_MAX_STREAM_MS: '1000' }, 1000],
+    ['the idle timeout, on a streaming fan-out', fanout, { ORCHE_REQUEST_TIMEOUT_MS: '800', ORCHE_MAX_STREAM_MS: '600000' }, 800],
+  ])('is released by %s: its connection is closed, the upstream call aborted and its stream slot freed', async (_bound, route, env, boundMs) => {
     const up = await endlessUpstream();
     const config = parseConfig({ ...TEST_ENV, PROVIDER_KIMI_API_KEY: K, OPENROUTER_BASE_URL: up.url, PORT: '0', HOST: '127.0.0.1', ORCHE_MAX_STREAMS_PER_CLIENT: '1', ...env });
     const orche = createApp(config, { logStream: new Writable({ write: (_c, _e, cb) => cb() }) });
     const { url } = await orche.listen(0, '127.0.0.1');
     const { hostname, port } = new URL(url);
-    const body = JSON.stringify({ model: 'kimi', messages: [{ role: 'user', content: 'hi' }], stream: true });
+    const body = JSON.stringify(route.body);
     const client = connect(Number(port), hostname);
     try {
       // The client sends its request and never reads a byte of the answer.
@@ -119,7 +122,7 @@ describe('a client that stops reading its stream (SPEC §8)', () => {
       client.pause();
       client.on('error', () => undefined);
       const clientClosed = new Promise<number>((r) => client.once('close', () => r(Date.now())));
-      client.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: orche\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      client.write(`POST ${route.path} HTTP/1.1\r\nHost: orche\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
       await eventually(async () => up.calls[0]?.closedAt, 'the upstream call aborted', boundMs + 4000).catch(() => undefined);
       expect(up.calls).toHaveLength(1);
       // Released within the bound (plus the time the socket buffers take to fill), not held without end.
@@ -131,7 +134,7 @@ describe('a client that stops reading its stream (SPEC §8)', () => {
       clearTimeout(timer);
       expect(clientClosedAt).toBeLessThan(Infinity);
       // Its slot is free: the same client (same address) opens a new stream, not a 429 too_many_streams.
-      const next = await postSse(`${url}/v1/chat/completions`, { model: 'kimi', messages: [{ role: 'user', content: 'hi' }], stream: true }, () => true);
+      const next = await postSse(`${url}${route.path}`, route.body, () => true);
       expect(next.status).toBe(200);
     } finally {
       client.destroy();
