@@ -263,8 +263,10 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
     listen(port = config.port, host = config.host) {
       return new Promise((resolve, reject) => {
         const bounds = config.connections;
-        const limit = bounds.maxConnections === undefined ? fileLimit() : undefined;
+        const limit = fileLimit();
         const max = bounds.maxConnections ?? defaultMaxConnections(limit);
+        // A cap at the file limit caps nothing: the files run out first (SPEC §8).
+        if (limit !== undefined && max >= limit) logger.warn('ORCHE_MAX_CONNECTIONS is not below the file limit: new connections will fail when the files run out', { max_connections: max, file_limit: limit });
         const s = createServer(serverOptions(bounds), app);
         const count = guardConnections(s, max);
         s.on('clientError', answerMalformed);

@@ -198,6 +198,13 @@ describe('a real orche process under a lowered file limit', () => {
     orche = sim = undefined;
   });
 
+  test('ORCHE_MAX_CONNECTIONS at or above the file limit is used, with a warning at start', async () => {
+    sim = await startSimulator({ keys: [{ key: K }] });
+    orche = await spawnOrche({ OPENROUTER_BASE_URL: sim.baseUrl, PROVIDER_KIMI_API_KEY: K, ORCHE_MAX_CONNECTIONS: '600', LOG_LEVEL: 'info' }, { fileLimit: 512 });
+    expect(await orche.waitForLine((l) => l.message === 'connection bounds')).toMatchObject({ file_limit: 512, max_connections: 600 });
+    expect(await orche.waitForLine((l) => String(l.message).startsWith('ORCHE_MAX_CONNECTIONS is not below the file limit'))).toMatchObject({ level: 'warn', max_connections: 600, file_limit: 512 });
+  });
+
   test('1,000 idle sockets from one client (ulimit -n 512): a new client is still served within 1 s, chat included', async () => {
     sim = await startSimulator({ keys: [{ key: K }] });
     orche = await spawnOrche({ OPENROUTER_BASE_URL: sim.baseUrl, PROVIDER_KIMI_API_KEY: K, ORCHE_HEADERS_TIMEOUT_MS: '10000', LOG_LEVEL: 'info' }, { fileLimit: 512 });
