@@ -70,6 +70,18 @@ export interface OpsConfig {
   alertIntervalMs: number;
 }
 
+/** Bounds on client connections (SPEC §8 "Hostile connections and data"); see server/connections.ts. */
+export interface ConnectionsConfig {
+  /** A request's headers must arrive within this (ORCHE_HEADERS_TIMEOUT_MS), counted from the connection or the request's first byte. */
+  headersTimeoutMs: number;
+  /** The whole request, headers and body, within this (ORCHE_BODY_TIMEOUT_MS); the answer, a stream included, is not counted. */
+  requestTimeoutMs: number;
+  /** An idle keep-alive socket is closed after this (ORCHE_KEEPALIVE_TIMEOUT_MS). */
+  keepAliveTimeoutMs: number;
+  /** Open client connections at most (ORCHE_MAX_CONNECTIONS); undefined: half the file limit read at start. */
+  maxConnections?: number;
+}
+
 export interface Config {
   port: number;
   host: string;
@@ -87,6 +99,7 @@ export interface Config {
   trustProxy: false | number | string[];
   /** Concurrent streams per client identity (fan-out legs count one each); 0: unlimited. */
   maxStreamsPerClient: number;
+  connections: ConnectionsConfig;
   corsOrigins: string[];
   /** ORCHE_CLIENT_ROUTING: 'refuse' (default) answers a client's models/route/plugins/provider with 400; 'allow' passes them on, charged to the request. */
   clientRouting: 'allow' | 'refuse';
@@ -241,6 +254,10 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
         `${providers.map((p) => p.id).join(', ')} in the environment or orche.env; to try orche without keys, run \`npm run demo\``,
     );
   }
+  // Node refuses a header bound past the whole request's.
+  if (g.ORCHE_HEADERS_TIMEOUT_MS > g.ORCHE_BODY_TIMEOUT_MS) {
+    throw new ConfigError('ORCHE_HEADERS_TIMEOUT_MS: expected a number of milliseconds not above ORCHE_BODY_TIMEOUT_MS');
+  }
   if (g.ORCHE_MAX_COOLDOWN_MS < g.ORCHE_COOLDOWN_MS) {
     throw new ConfigError('ORCHE_MAX_COOLDOWN_MS: expected a number of milliseconds not below ORCHE_COOLDOWN_MS');
   }
@@ -267,6 +284,12 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     clientRpm: g.ORCHE_CLIENT_RPM,
     trustProxy: g.ORCHE_TRUST_PROXY,
     maxStreamsPerClient: g.ORCHE_MAX_STREAMS_PER_CLIENT,
+    connections: {
+      headersTimeoutMs: g.ORCHE_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: g.ORCHE_BODY_TIMEOUT_MS,
+      keepAliveTimeoutMs: g.ORCHE_KEEPALIVE_TIMEOUT_MS,
+      maxConnections: g.ORCHE_MAX_CONNECTIONS,
+    },
     corsOrigins: splitList(g.ORCHE_CORS_ORIGINS),
     clientRouting: g.ORCHE_CLIENT_ROUTING,
     protectStatus: g.ORCHE_PROTECT_STATUS,

@@ -114,6 +114,10 @@ export const globalSchema = z.object({
   ORCHE_MAX_UPSTREAM_BYTES: int(1024).default(8 * 1024 * 1024),
   ORCHE_MAX_STREAM_MS: int(1).default(600_000),
   ORCHE_MAX_STREAMS_PER_CLIENT: int(0).default(20),
+  ORCHE_HEADERS_TIMEOUT_MS: int(1).default(10_000),
+  ORCHE_BODY_TIMEOUT_MS: int(1).default(30_000),
+  ORCHE_KEEPALIVE_TIMEOUT_MS: int(1).default(5_000),
+  ORCHE_MAX_CONNECTIONS: int(1).optional(),
   ORCHE_ADMIN_TOKEN: z
     .string()
     .trim()

@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { Duplex, Writable } from 'node:stream';
@@ -23,6 +23,7 @@ import type { AppContext } from './context';
 import { dashboardRoutes } from './dashboard';
 import { clientLimitRedis } from './clientLimitStore';
 import { streamLimit } from './clientStreams';
+import { type ConnectionCount, defaultMaxConnections, fileLimit, guardConnections, serverOptions } from './connections';
 import { methodNotAllowed, singleQueryValues, verifyJsonDepth } from './requestShape';
 import { safeOrigin } from './exposure';
 import { createLogger, type Logger } from './logger';
@@ -69,19 +70,26 @@ export interface OrcheApp {
   close(): Promise<void>;
 }
 
+/** What Node's HTTP parser rejects, in the error shape: too large headers, requests not received in time, bad HTTP. */
+function parserRejection(err: NodeJS.ErrnoException): { status: number; reason: string; type: string; message: string } {
+  if (err.code === 'HPE_HEADER_OVERFLOW') return { status: 431, reason: 'Request Header Fields Too Large', type: 'headers_too_large', message: 'Request headers are too large' };
+  // ORCHE_HEADERS_TIMEOUT_MS or ORCHE_BODY_TIMEOUT_MS passed (Node names both so); Node's own answer is a 408 too.
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return { status: 408, reason: 'Request Timeout', type: 'request_timeout', message: 'The request was not received in time' };
+  return { status: 400, reason: 'Bad Request', type: 'bad_http_request', message: 'The request is not valid HTTP' };
+}
+
 /** Requests Node's HTTP parser rejects still get the error shape, not a bare 400. */
 function answerMalformed(err: NodeJS.ErrnoException, socket: Duplex): void {
-  if (!socket.writable) {
+  // Nothing is written into an answer already under way (a response whose head went out).
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (!socket.writable || inFlight?.headersSent) {
     socket.destroy();
     return;
   }
-  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-  const status = tooLarge ? 431 : 400;
-  const body = JSON.stringify({
-    error: { code: status, type: tooLarge ? 'headers_too_large' : 'bad_http_request', message: tooLarge ? 'Request headers are too large' : 'The request is not valid HTTP' },
-  });
+  const r = parserRejection(err);
+  const body = JSON.stringify({ error: { code: r.status, type: r.type, message: r.message } });
   socket.end(
-    `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json\r\nX-Request-Id: ${randomUUID()}\r\n` +
+    `HTTP/1.1 ${r.status} ${r.reason}\r\nContent-Type: application/json\r\nX-Request-Id: ${randomUUID()}\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
@@ -222,6 +230,8 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   app.use(errorHandler(logger));
 
   let server: Server | undefined;
+  let connectionCount: (() => ConnectionCount) | undefined;
+  ctx.connections = () => connectionCount?.();
   const stopTimers = () => {
     prober.stop();
     alerts?.stop();
@@ -253,13 +263,26 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
     checkModels,
     listen(port = config.port, host = config.host) {
       return new Promise((resolve, reject) => {
-        const s = app.listen(port, host);
+        const bounds = config.connections;
+        const limit = fileLimit();
+        const max = bounds.maxConnections ?? defaultMaxConnections(limit);
+        // A cap at the file limit caps nothing: the files run out first (SPEC §8).
+        if (limit !== undefined && max >= limit) logger.warn('ORCHE_MAX_CONNECTIONS is not below the file limit: new connections will fail when the files run out', { max_connections: max, file_limit: limit });
+        const s = createServer(serverOptions(bounds), app);
+        const count = guardConnections(s, max);
+        s.on('clientError', answerMalformed);
         s.once('error', reject);
+        s.listen(port, host);
         s.once('listening', () => {
           server = s;
-          s.on('clientError', answerMalformed);
-          // Upstream calls may take a minute; idle client sockets close sooner.
-          s.keepAliveTimeout = 65_000;
+          connectionCount = count;
+          logger.info('connection bounds', {
+            headers_timeout_ms: bounds.headersTimeoutMs,
+            request_timeout_ms: bounds.requestTimeoutMs,
+            keepalive_timeout_ms: bounds.keepAliveTimeoutMs,
+            max_connections: max,
+            file_limit: limit === Infinity ? 'unlimited' : (limit ?? null),
+          });
           const actual = (s.address() as AddressInfo).port;
           resolve({ server: s, port: actual, url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${actual}` });
         });

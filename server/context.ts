@@ -35,6 +35,8 @@ export interface AppContext {
    * streams (SPEC §7). Throws the 429 when that passes a limit.
    */
   chargeLegs(req: Request, res: Response, legs: number): Promise<void>;
+  /** Open client connections and their cap (server/connections.ts); undefined until the server listens. */
+  connections?: () => { open: number; max: number } | undefined;
   /** Re-reads the environment file and applies provider/key/budget settings; throws ConfigError on a bad file. */
   reload(): ReloadReport;
 }

@@ -2,10 +2,12 @@
  * End users (issue 13): a frontend that serves many people names each one with OpenAI's `user`
  * field or an `X-Orche-User` header. Then fair sharing, ORCHE_USER_RPM / ORCHE_USER_RPD and
  * /api/usage work per end user too. The users tracked are bounded (least recently seen dropped
- * first), so naming a new user per request cannot grow memory without end. The tracked users and
+ * first), so naming a new user per request cannot grow memory without end. Users are kept, shown
+ * and logged by a hash of their name only (endUserHash), each to the client that named it. The tracked users and
  * their counts for /api/usage are per instance; with Redis the limits are decided on counts shared
  * by every instance (server/userLimitRedis.ts), and on this instance's own while Redis is away.
  */
+import { createHash } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import type { Config } from '../config';
 import { OrcheError } from '../providers/errors';
@@ -38,6 +40,21 @@ export function endUserOf(header: string | undefined, body: unknown): string | u
   const raw = header !== undefined && header.trim() !== '' ? header : typeof fromBody === 'string' ? fromBody : undefined;
   const name = raw?.trim();
   return name ? name.slice(0, MAX_USER_LENGTH) : undefined;
+}
+
+/**
+ * How orche names an end user everywhere past the request (SPEC §8): the first 12 hex digits of the
+ * SHA-256 of the name as sent. Names are often e-mail addresses; none is kept, shown or logged in
+ * clear. A frontend can compute the same hash to find its users in /api/usage.
+ */
+export function endUserHash(name: string): string {
+  return createHash('sha256').update(name).digest('hex').slice(0, 12);
+}
+
+/** A tracked user key (fairKey's `<client>|u:<user hash>`) split into its client identity and the user's hash. */
+export function splitUserKey(key: string): { client: string; user: string } {
+  const at = key.indexOf('|u:');
+  return at < 0 ? { client: key, user: key } : { client: key.slice(0, at), user: key.slice(at + 3) };
 }
 
 /** Per-user request counts in the current minute and UTC day, for limits and /api/usage. */
@@ -90,11 +107,15 @@ export class EndUsers {
     return this.users.size;
   }
 
-  /** The tracked users, most recently seen first, with counts for the current minute and day. */
-  view(now: number): Array<{ user: string; calls_this_minute: number; calls_today: number; successes: number; failures: number; rate_limited: number; last_seen_at: string }> {
+  /**
+   * The tracked users whose client `canSee` accepts, most recently seen first, with counts for the
+   * current minute and day; each user by its hash, its client not named.
+   */
+  view(now: number, canSee: (client: string) => boolean): Array<{ user: string; calls_this_minute: number; calls_today: number; successes: number; failures: number; rate_limited: number; last_seen_at: string }> {
     const minute = Math.floor(now / MINUTE_MS);
     const day = Math.floor(now / DAY_MS);
-    return [...this.users.entries()].reverse().map(([user, u]) => ({
+    const seen = [...this.users.entries()].map(([key, u]) => ({ ...splitUserKey(key), u })).filter((e) => canSee(e.client));
+    return seen.reverse().map(({ user, u }) => ({
       user,
       calls_this_minute: u.minute === minute ? u.minuteCount : 0,
       calls_today: u.day === day ? u.dayCount : 0,
@@ -106,20 +127,17 @@ export class EndUsers {
   }
 }
 
-/** Display name of a tracked user key (fairKey's `<client>|u:<name>` → name); the client part stays hidden. */
-export function userName(key: string): string {
-  const at = key.indexOf('|u:');
-  return at < 0 ? key : key.slice(at + 3);
-}
-
 /**
  * On the chat routes, after the body is parsed: who the request is for (client identity, end user)
  * goes on `res.locals.fairKey` for the wait room, and the per-user limits apply.
  */
 export function requestScope(config: Config, users: EndUsers, now: () => number, shared?: SharedUserLimit): RequestHandler {
   return async (req, res, next) => {
-    const who: RequestClient = { client: clientIdentity(req, config.clientTokens), user: endUserOf(req.get('x-orche-user'), req.body) };
+    const name = endUserOf(req.get('x-orche-user'), req.body);
+    // The name goes no further than here (it still goes upstream in the body, as the frontend sent it).
+    const who: RequestClient = { client: clientIdentity(req, config.clientTokens), user: name === undefined ? undefined : endUserHash(name) };
     const key = fairKey(who);
+    res.locals.endUser = who.user;
     if (who.user !== undefined) {
       const at = now();
       const wait = users.admit(key, at, shared ? await shared(key, at) : undefined);

@@ -44,6 +44,8 @@ export function requestLog(logger: Logger, now: () => number): RequestHandler {
         provider: l.provider,
         key_id: l.keyId,
         attempts: l.attempts,
+        // By its hash only (server/endUsers.ts): a name never reaches a log line.
+        end_user: l.endUser,
       });
     });
     next();

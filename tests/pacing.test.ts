@@ -10,6 +10,7 @@ import type { Env } from '../config';
 import { describeRedis, dropPrefix, REDIS_URL, uniquePrefix } from './helpers/redis';
 import { hi, startStack, type Stack } from './helpers/stack';
 import { RedisStore } from '../providers/store/redis';
+import { endUserHash } from '../server/endUsers';
 
 /** A Redis store must be connected before the test: until then orche serves from its local state. */
 async function storeUp(s: Stack): Promise<void> {
@@ -139,9 +140,10 @@ function rules(storeEnv: () => Env): void {
     const usage = await s.http.get('/api/usage');
     expect(usage.body.end_users).toMatchObject({ tracked: 3, max_tracked: 10_000 });
     expect(usage.body.end_users.users.map((u: { user: string; calls_this_minute: number; successes: number; failures: number; rate_limited: number }) => [u.user, u.calls_this_minute, u.successes, u.failures, u.rate_limited])).toEqual([
-      ['carol', 1, 1, 0, 0],
-      ['alice', 2, 2, 0, 2],
-      ['bob', 1, 1, 0, 0],
+      // By the hash of each name (SPEC §8), shown to the client address that named them.
+      [endUserHash('carol'), 1, 1, 0, 0],
+      [endUserHash('alice'), 2, 2, 0, 2],
+      [endUserHash('bob'), 1, 1, 0, 0],
     ]);
   });
 }

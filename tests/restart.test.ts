@@ -1,7 +1,7 @@
 /**
  * State survives a restart: a real orche process with ORCHE_STATE_FILE, killed with SIGKILL.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
@@ -99,4 +99,52 @@ test('SIGTERM writes the snapshot on the way out', async () => {
   expect(JSON.parse(readFileSync(file, 'utf8')).sections.pool_stats.kimi.totals.requests).toBe(1);
   orche = await spawnOrche(env);
   expect((await kimiKeys(orche.url))[0]).toMatchObject({ requests: 1, successes: 1, calls_today: 1 });
+});
+
+/** A well-formed snapshot from a running orche (A cooling, the kimi position at 1), with one value spoiled. */
+function snapshotWith(spoil: (f: Record<string, any>) => void): string {
+  const now = Date.now();
+  const f: Record<string, any> = {
+    format: 'orche-state',
+    version: 1,
+    saved_at: now - 1000,
+    state: {
+      gates: { [`k:${keyId(A)}`]: { until: now + 120_000, reason: 'rate_limited', recovering: false, trialUntil: 0 } },
+      disabled: {},
+      strikes: {},
+      aliases: {},
+      counters: {},
+      positions: { kimi: { value: 1, at: now - 1000 } },
+      learned: {},
+    },
+    sections: {},
+  };
+  spoil(f);
+  return JSON.stringify(f);
+}
+
+test.each<[string, string, (f: Record<string, any>) => void]>([
+  ['a gate that is null', `state.gates["k:${keyId(C)}"]`, (f) => (f.state.gates[`k:${keyId(C)}`] = null)],
+  ['a gate that is a number', `state.gates["k:${keyId(C)}"]`, (f) => (f.state.gates[`k:${keyId(C)}`] = 7)],
+  ['a string saved_at', 'saved_at', (f) => (f.saved_at = 'last night')],
+  ['a non-numeric round-robin position', 'state.positions["kimi"]', (f) => (f.state.positions.kimi = { value: 'next', at: Date.now() })],
+])('a snapshot with %s: orche starts, serves every request, keeps the rest and rewrites the file', async (_kind, name, spoil) => {
+  sim = await startSimulator({ keys: [{ key: A }, { key: B }, { key: C }] });
+  const file = join(dir, 'state.json');
+  writeFileSync(file, snapshotWith(spoil));
+  orche = await spawnOrche({ OPENROUTER_BASE_URL: sim.baseUrl, ORCHE_STATE_FILE: file, PROVIDER_KIMI_API_KEY: A, PROVIDER_KIMI_BACKUP_KEYS: `${B},${C}` });
+  for (let i = 0; i < 3; i++) {
+    const res = await request(orche.url).post('/api/chat').send({ provider: 'kimi', messages: hi });
+    expect(res.status).toBe(200);
+    // A is still cooling from the snapshot: it serves none of them.
+    expect(res.body.key_id).not.toBe(keyId(A));
+  }
+  const warn = await orche.waitForLine((l) => l.level === 'warn' && String(l.message).startsWith('state snapshot'));
+  expect(warn).toMatchObject({ path: file, dropped: [name], count: 1 });
+  expect((await request(orche.url).get('/api/key-status/kimi')).status).toBe(200);
+  // Rewritten without the bad value: it parses, and names no malformed entry any more.
+  await eventually(async () => {
+    const saved = JSON.parse(readFileSync(file, 'utf8'));
+    return typeof saved.saved_at === 'number' && saved.state.gates[`k:${keyId(C)}`] === undefined && typeof saved.state.positions.kimi?.value === 'number';
+  }, 'the snapshot rewritten clean');
 });

@@ -1,8 +1,10 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { open, rename, unlink } from 'node:fs/promises';
+import { renameSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { MemoryStore, type MemoryState } from './memory';
+import { healState, isTime } from './snapshotShape';
 import type { StateSection, StoreHealth } from './types';
 
 /** What a store may say about itself; the app's logger fits. */
@@ -32,18 +34,16 @@ export interface SnapshotOptions {
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Why a parsed file is not ours to load, or null when it is. */
+/** Why a parsed file is not ours to load at all, or null when it is (its entries are checked one by one: snapshotShape.ts). */
 function rejectReason(data: unknown): string | null {
   if (!isRecord(data) || data.format !== FORMAT) return `not an orche state file (no "format":"${FORMAT}")`;
-  if (data.version !== VERSION) return `format version ${String(data.version)}, this orche reads version ${VERSION}`;
-  const state = data.state;
-  if (!isRecord(state)) return 'no state section';
-  for (const part of ['gates', 'disabled', 'strikes', 'aliases', 'counters', 'positions']) {
-    if (!isRecord(state[part])) return `state.${part} is missing or not an object`;
-  }
-  if (data.sections !== undefined && !isRecord(data.sections)) return 'sections is not an object';
+  if (data.version !== VERSION) return `format version ${String(data.version).slice(0, 20)}, this orche reads version ${VERSION}`;
+  if (!isRecord(data.state)) return 'no state section';
   return null;
 }
+
+/** Names listed in the one warning about a healed file; the count says how many there were. */
+const MAX_NAMED = 20;
 
 /**
  * The memory store, saved to a file: read at start, written atomically (temp file + rename) shortly
@@ -85,8 +85,8 @@ export class SnapshotStore extends MemoryStore {
     let data: unknown;
     try {
       data = JSON.parse(text);
-    } catch (err) {
-      this.logger.warn('state snapshot is corrupt (not JSON), ignored; it will be overwritten', { path: this.path, error: (err as Error).message });
+    } catch {
+      this.moveAside();
       return;
     }
     const reason = rejectReason(data);
@@ -94,10 +94,40 @@ export class SnapshotStore extends MemoryStore {
       this.logger.warn('state snapshot ignored; it will be overwritten', { path: this.path, reason });
       return;
     }
-    const file = data as SnapshotFile;
-    this.importState(file.state, typeof file.saved_at === 'number' ? file.saved_at : this.now());
-    this.savedSections = { ...(file.sections ?? {}) };
-    this.logger.info('state restored from snapshot', { path: this.path, saved_at: new Date(file.saved_at).toISOString() });
+    const file = data as Record<string, unknown> & { state: Record<string, unknown> };
+    const { state, dropped } = healState(file.state);
+    const savedAt = isTime(file.saved_at) ? file.saved_at : undefined;
+    if (savedAt === undefined) dropped.unshift('saved_at');
+    if (file.sections !== undefined && !isRecord(file.sections)) dropped.push('sections');
+    this.importState(state, savedAt ?? this.now());
+    this.savedSections = isRecord(file.sections) ? { ...file.sections } : {};
+    const saved_at = savedAt === undefined ? null : new Date(savedAt).toISOString();
+    if (dropped.length === 0) {
+      this.logger.info('state restored from snapshot', { path: this.path, saved_at });
+      return;
+    }
+    // One line for the whole file, naming what was dropped; the rewrite leaves a file that loads clean.
+    this.logger.warn('state snapshot: malformed entries ignored and dropped; the rest is restored and the file rewritten', {
+      path: this.path,
+      saved_at,
+      dropped: dropped.slice(0, MAX_NAMED),
+      count: dropped.length,
+    });
+    this.changed();
+  }
+
+  /**
+   * A file that is not JSON is kept for whoever wants to look (`<path>.corrupt-<time>`) and orche
+   * starts empty. Never logged: its text may be anything, and a parse error quotes it.
+   */
+  private moveAside(): void {
+    const aside = `${this.path}.corrupt-${this.now()}`;
+    try {
+      renameSync(this.path, aside);
+      this.logger.warn('state snapshot is corrupt (not JSON): moved aside, starting with empty state', { path: this.path, moved_to: aside });
+    } catch (err) {
+      this.logger.warn('state snapshot is corrupt (not JSON) and could not be moved aside: ignored, it will be overwritten', { path: this.path, error: (err as NodeJS.ErrnoException).code ?? 'unknown' });
+    }
   }
 
   override attach(name: string, section: StateSection): () => void {

@@ -32,6 +32,14 @@ export function noteDispatch(res: Response, r: DispatchResult<unknown>): void {
   res.setHeader('X-Orche-Attempts', String(r.attempts));
 }
 
+/** The client's stream, bounded like the relay that feeds it: a client that stops reading is closed (SPEC §8). */
+function sseFor(ctx: AppContext, res: Response): SseResponse {
+  const { requestTimeoutMs, maxStreamMs } = ctx.config.rotation;
+  return new SseResponse(res, { idleMs: requestTimeoutMs, maxMs: maxStreamMs }, () =>
+    ctx.logger.warn('stream closed: the client stopped reading', { request_id: res.locals.requestId, provider: res.locals.provider, waited_ms_max: requestTimeoutMs }),
+  );
+}
+
 /**
  * A streaming chat: failures before the first byte throw (and become the JSON error body, so the
  * client sees a real status); after it, the stream is relayed as it arrives.
@@ -40,7 +48,7 @@ export async function streamChat(ctx: AppContext, res: Response, slug: string, b
   const signal = clientSignal(res);
   const opened = await ctx.chat.openStream(slug, body, signal, fairKeyOf(res));
   noteDispatch(res, opened);
-  const out = new SseResponse(res);
+  const out = sseFor(ctx, res);
   out.open();
   await ctx.chat.relayStream(opened, relaySink(out), signal);
   out.end();
@@ -83,7 +91,7 @@ export function chatRoutes(ctx: AppContext): Router {
     await ctx.chargeLegs(req, res, slugs.length);
     if (input.stream) {
       const signal = clientSignal(res);
-      const out = new SseResponse(res);
+      const out = sseFor(ctx, res);
       out.open();
       await streamFanout(ctx.chat, slugs, body, input.timeout_ms, signal, (event, data) => out.write(formatSse(data, event)), fairKeyOf(res));
       out.end();

@@ -53,6 +53,7 @@ export function statusRoutes(ctx: AppContext): Router {
       store: ctx.pool.store.health(),
       models_check: ctx.modelCheck,
       process_errors: ctx.processErrors,
+      connections: ctx.connections?.() ?? null,
       edge,
       // GET /key's expires_at within a day (SPEC §8): replace these keys before they stop working.
       keys_expiring: ctx.prober.expiring(ctx.now()),

@@ -26,8 +26,13 @@ export interface OrcheProcess {
   close(): Promise<void>;
 }
 
-export async function startOrcheProcess(envFile: string, env: Record<string, string>): Promise<OrcheProcess> {
-  const proc = launchOrche(envFile, env);
+export interface LaunchOptions {
+  /** The limit of open files of the orche process (`ulimit -n`, soft and hard: node raises its soft limit to the hard one at start), set in a shell that then execs node. */
+  fileLimit?: number;
+}
+
+export async function startOrcheProcess(envFile: string, env: Record<string, string>, opts: LaunchOptions = {}): Promise<OrcheProcess> {
+  const proc = launchOrche(envFile, env, opts);
   try {
     const listening = await proc.waitForLine((l) => l.message === 'orche listening', 10_000);
     return { ...proc, url: String(listening.url) };
@@ -38,11 +43,13 @@ export async function startOrcheProcess(envFile: string, env: Record<string, str
 }
 
 /** The process, started, without waiting for it to listen (start-up failure tests). */
-export function launchOrche(envFile: string, env: Record<string, string>): OrcheProcess {
+export function launchOrche(envFile: string, env: Record<string, string>, opts: LaunchOptions = {}): OrcheProcess {
   if (!existsSync(ENTRY)) throw new Error(`${ENTRY} is missing: run \`npm run build\` first (\`npm test\` does)`);
   const dir = mkdtempSync(join(tmpdir(), 'orche-child-'));
   writeFileSync(join(dir, 'orche.env'), envFile);
-  const child = spawn(process.execPath, [ENTRY], {
+  const [command, args]: [string, string[]] =
+    opts.fileLimit === undefined ? [process.execPath, [ENTRY]] : ['bash', ['-c', `ulimit -n ${opts.fileLimit} && exec "$0" "$1"`, process.execPath, ENTRY]];
+  const child = spawn(command, args, {
     cwd: dir,
     env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', LOG_FORMAT: 'json', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -114,8 +121,8 @@ export function launchOrche(envFile: string, env: Record<string, string>): Orche
 }
 
 /** orche as `npm start` runs it, configured by the environment only (an empty orche.env), with the tests' quick defaults. */
-export function spawnOrche(env: Record<string, string>): Promise<OrcheProcess> {
-  return startOrcheProcess('', { ...(TEST_ENV as Record<string, string>), ...env });
+export function spawnOrche(env: Record<string, string>, opts: LaunchOptions = {}): Promise<OrcheProcess> {
+  return startOrcheProcess('', { ...(TEST_ENV as Record<string, string>), ...env }, opts);
 }
 
 /** A port nothing listens on right now. */

@@ -112,6 +112,13 @@ describe('parseConfig', () => {
     expect([c.trustProxy, c.upstream.maxBodyBytes, c.rotation.maxStreamMs, c.maxStreamsPerClient]).toEqual([false, 8 * 1024 * 1024, 600_000, 20]);
   });
 
+  test('connection bounds (SPEC §8): headers 10 s, whole request 30 s, keep-alive 5 s, the cap from the file limit unless set', () => {
+    expect(parseConfig({ PROVIDER_KIMI_API_KEY: KEY_A }).connections).toEqual({ headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, maxConnections: undefined });
+    expect(parseConfig({ PROVIDER_KIMI_API_KEY: KEY_A, ORCHE_MAX_CONNECTIONS: '300' }).connections.maxConnections).toBe(300);
+    expect(configError({ PROVIDER_KIMI_API_KEY: KEY_A, ORCHE_MAX_CONNECTIONS: '0' }).message).toMatch(/^ORCHE_MAX_CONNECTIONS: expected a whole number from 1/);
+    expect(configError({ PROVIDER_KIMI_API_KEY: KEY_A, ORCHE_HEADERS_TIMEOUT_MS: '40000' }).message).toBe('ORCHE_HEADERS_TIMEOUT_MS: expected a number of milliseconds not above ORCHE_BODY_TIMEOUT_MS');
+  });
+
   test('a fallback to the provider itself → ConfigError naming the variable', () => {
     const err = configError({ PROVIDER_KIMI_API_KEY: KEY_A, PROVIDER_KIMI_FALLBACK: 'kimi' });
     expect(err.message.startsWith('PROVIDER_KIMI_FALLBACK: expected another provider ID')).toBe(true);

@@ -122,6 +122,106 @@ describe('SnapshotStore', () => {
   });
 });
 
+/**
+ * A snapshot heals (SPEC §8, issue 17): one malformed value in an otherwise good file is dropped
+ * with one warning naming it, the rest is loaded, and the file is rewritten without it.
+ */
+describe('SnapshotStore: a malformed value in a good file', () => {
+  const liveGate = { until: T + 60_000, reason: 'rate_limited', recovering: false, trialUntil: 0 };
+  /** A good file: key b cooling, key c disabled, a's account learned, the position at 1; `patch` spoils one part. */
+  const fileWith = (patch: (f: Record<string, any>) => void) => {
+    const f: Record<string, any> = {
+      format: 'orche-state',
+      version: 1,
+      saved_at: T - 1000,
+      state: {
+        gates: { 'k:b': liveGate },
+        disabled: { c: { value: 'invalid_key', at: T - 1000 } },
+        strikes: { b: { value: 2, at: T - 1000 } },
+        aliases: { 'key:a': { value: 'user_7', at: T - 1000 } },
+        counters: {},
+        positions: { kimi: { value: 1, at: T - 1000 } },
+        learned: {},
+      },
+      sections: {},
+    };
+    patch(f);
+    return JSON.stringify(f);
+  };
+  const views = ['a', 'b', 'c'].map((id) => ({ keyId: id, account: `key:${id}`, model: plan.model, free: true }));
+  const planOwn: PickPlan = { ...plan, candidates: [{ keyId: 'a', account: 'key:a' }, { keyId: 'b', account: 'key:b' }, { keyId: 'c', account: 'key:c' }] };
+
+  test.each<[string, string, (f: Record<string, any>) => void]>([
+    ['a gate that is null', 'state.gates["k:x"]', (f) => (f.state.gates['k:x'] = null)],
+    ['a gate that is a number', 'state.gates["k:x"]', (f) => (f.state.gates['k:x'] = 42)],
+    ['a gate whose deadline is a string', 'state.gates["k:x"]', (f) => (f.state.gates['k:x'] = { ...liveGate, until: 'soon' })],
+    ['a gate whose deadline is past what a date can hold', 'state.gates["k:x"]', (f) => (f.state.gates['k:x'] = { ...liveGate, until: 1e300 })],
+    ['a string saved_at', 'saved_at', (f) => (f.saved_at = 'yesterday')],
+    ['a saved_at past what a date can hold', 'saved_at', (f) => (f.saved_at = 1e20)],
+    ['a non-numeric round-robin position', 'state.positions["glm45"]', (f) => (f.state.positions.glm45 = { value: 'two', at: T })],
+    ['a bare non-numeric position (a file from before values were stamped)', 'state.positions["glm45"]', (f) => (f.state.positions.glm45 = 'two')],
+    ['a disabled flag that is a number', 'state.disabled["x"]', (f) => (f.state.disabled.x = { value: 5, at: T })],
+    ['a strike count that is an object', 'state.strikes["x"]', (f) => (f.state.strikes.x = { value: { n: 1 }, at: T })],
+    ['an alias that is null', 'state.aliases["key:x"]', (f) => (f.state.aliases['key:x'] = null)],
+    ['a counter without a window', 'state.counters["d:x"]', (f) => (f.state.counters['d:x'] = { count: 3 })],
+    ['a learned limit that is a string', 'state.learned["k:x"]', (f) => (f.state.learned['k:x'] = { 60000: 'ten' })],
+    ['a part that is not an object', 'state.counters', (f) => (f.state.counters = [1, 2])],
+    ['sections that are not an object', 'sections', (f) => (f.sections = 'none')],
+  ])('%s: dropped with one warning naming it, the rest loaded, the file rewritten', async (_kind, name, spoil) => {
+    const path = tempFile();
+    writeFileSync(path, fileWith(spoil));
+    const log = recordingLog();
+    const store = new SnapshotStore(path, { logger: log, now: () => T });
+    const warns = log.lines.filter((l) => l.level === 'warn');
+    expect(warns).toHaveLength(1);
+    expect(warns[0].meta).toMatchObject({ path, dropped: [name] });
+    // The rest is loaded: b still cooling, c still disabled, a's account learned.
+    const seen = await store.inspect(views, T);
+    expect(seen.map((v) => [v.cooldownUntil, v.disabled, v.account])).toEqual([
+      [0, null, 'user_7'],
+      [T + 60_000, null, 'key:b'],
+      [0, 'invalid_key', 'key:c'],
+    ]);
+    // Picks work on every provider (a bad position used to be a 500 on each request to it).
+    expect((await store.pick({ ...planOwn, provider: 'glm45' }, T)).keyId).toBe('a');
+    expect(await store.pick({ ...planOwn, provider: 'kimi' }, T)).toMatchObject({ keyId: 'a' });
+    // The file is rewritten without the bad value: a second start warns no more.
+    await store.flush();
+    await eventuallyTrue(() => !JSON.stringify(JSON.parse(readFileSync(path, 'utf8'))).includes('"two"') && JSON.parse(readFileSync(path, 'utf8')).saved_at === T);
+    await store.close();
+    const again = recordingLog();
+    const second = new SnapshotStore(path, { logger: again, now: () => T + 1 });
+    expect(again.lines).toEqual([expect.objectContaining({ level: 'info', message: 'state restored from snapshot' })]);
+    expect((await second.inspect(views, T + 1))[1].cooldownUntil).toBe(T + 60_000);
+    await second.close();
+  });
+
+  test('a non-JSON file is moved aside (its content never logged) and orche starts with empty state', async () => {
+    const path = tempFile();
+    const text = '{"format":"orche-state","secret-ish-content-0123456789';
+    writeFileSync(path, text);
+    const log = recordingLog();
+    const store = new SnapshotStore(path, { logger: log, now: () => T });
+    expect(log.lines).toHaveLength(1);
+    expect(JSON.stringify(log.lines)).not.toMatch(/secret-ish|orche-state"|0123/);
+    const movedTo = String(log.lines[0].meta?.moved_to);
+    expect(movedTo.startsWith(`${path}.corrupt-`)).toBe(true);
+    expect(readFileSync(movedTo, 'utf8')).toBe(text);
+    expect(existsSync(path)).toBe(false);
+    expect(await store.pick(plan, T)).toEqual({ keyId: 'a', index: 0, trial: false });
+    await store.close();
+    expect(JSON.parse(readFileSync(path, 'utf8')).format).toBe('orche-state');
+  });
+});
+
+async function eventuallyTrue(check: () => boolean, withinMs = 2000): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`not within ${withinMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 describeRedis('RedisStore in Redis', () => {
   test('every key it writes is under the prefix, names no secret, and expires', async () => {
     const secret = 'sk-or-v1-redis-names-secret-0001';
