@@ -95,7 +95,7 @@ export class ChatService {
   /** Relays an opened stream to its sink, then records on the key what only the stream's end can tell: usage, or a failure. */
   async relayStream(opened: DispatchResult<UpstreamStream>, sink: StreamSink, signal?: AbortSignal): Promise<RelayEnd> {
     const end = await relayStream(opened.value, sink, { signal, idleTimeoutMs: this.rotation.requestTimeoutMs, maxDurationMs: this.rotation.maxStreamMs, now: this.deps.now });
-    if (end.usage) this.pool.recordTokens(opened.provider, opened.keyId, end.usage, this.deps.now());
+    if (end.usage) this.pool.recordUsage(opened.provider, opened.keyId, end.usage, this.deps.now(), opened.client);
     // A stream orche itself ended (ORCHE_MAX_STREAM_MS) is no failure of the key.
     if (end.kind === 'failed' && end.outcome.kind !== 'client_error') await this.pool.recordStreamFailure(opened.provider, opened.keyId, end.outcome, this.deps.now());
     return end;

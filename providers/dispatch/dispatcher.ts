@@ -24,6 +24,8 @@ export interface DispatchResult<T> {
   keyId: string;
   attempts: number;
   latencyMs: number;
+  /** Who the request was for (requestClient.ts's fairKey): a stream's usage, known at its end, is told for them. */
+  client: string;
 }
 
 export interface DispatchDeps {
@@ -182,7 +184,7 @@ export class Dispatcher {
             const result = await attempt({ provider, keyId: pick.keyId, key, signal, timeoutMs: step.timeoutMs });
             const end = now();
             const gone = signal?.aborted === true;
-            await this.pool.report(provider, pick.keyId, reportedOutcome(result.outcome, gone), end - callStart, end, pick);
+            await this.pool.report(provider, pick.keyId, reportedOutcome(result.outcome, gone), end - callStart, end, pick, client);
             if (gone) throw new ClientGoneError();
             value = result.value;
             last = result.outcome;
@@ -203,7 +205,7 @@ export class Dispatcher {
 
         switch (step.kind) {
           case 'answer':
-            return { value: value as T, provider, keyId: pickedKey!, attempts: b.attempts, latencyMs: now() - started };
+            return { value: value as T, provider, keyId: pickedKey!, attempts: b.attempts, latencyMs: now() - started, client };
           case 'pick':
             continue;
           case 'back_off':
