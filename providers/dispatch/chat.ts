@@ -57,10 +57,14 @@ export class ChatService {
 
   /** Accepts the lower-case ID, its upper-case form, or a configured model slug. */
   resolve(name: string): ProviderRuntime {
-    const lower = name.toLowerCase();
-    const found = this.pool.get(lower) ?? this.pool.list().find((p) => p.config.model === name);
+    const found = this.find(name);
     if (!found) throw new UnknownProviderError(name, this.pool.list().map((p) => p.config.slug));
     return found;
+  }
+
+  /** The provider a name means, or undefined. */
+  find(name: string): ProviderRuntime | undefined {
+    return this.pool.get(name.toLowerCase()) ?? this.pool.list().find((p) => p.config.model === name);
   }
 
   /** The attempt for a JSON (non-streaming) call: the body goes upstream with the provider's model. */
@@ -94,7 +98,7 @@ export class ChatService {
 
   /** Relays an opened stream to its sink, then records on the key what only the stream's end can tell: usage, or a failure. */
   async relayStream(opened: DispatchResult<UpstreamStream>, sink: StreamSink, signal?: AbortSignal): Promise<RelayEnd> {
-    const end = await relayStream(opened.value, sink, { signal, idleTimeoutMs: this.rotation.requestTimeoutMs, maxDurationMs: this.rotation.maxStreamMs, now: this.deps.now });
+    const end = await relayStream(opened.value, sink, { signal, idleTimeoutMs: this.rotation.requestTimeoutMs, maxDurationMs: this.rotation.maxStreamMs, now: this.deps.now, model: opened.provider.config.model });
     if (end.usage) this.pool.recordUsage(opened.provider, opened.keyId, end.usage, this.deps.now(), opened.client);
     // A stream orche itself ended (ORCHE_MAX_STREAM_MS) is no failure of the key.
     if (end.kind === 'failed' && end.outcome.kind !== 'client_error') await this.pool.recordStreamFailure(opened.provider, opened.keyId, end.outcome, this.deps.now());

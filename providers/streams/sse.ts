@@ -172,7 +172,18 @@ export interface StreamError {
   metadata?: Record<string, unknown>;
 }
 
-/** A mid-stream failure in OpenRouter's form: the status is already 200, so the error rides in a last chunk. */
-export function errorChunk(error: StreamError): string {
-  return formatSse({ error, choices: [{ index: 0, delta: { content: '' }, finish_reason: 'error' }] });
+/**
+ * A mid-stream failure in OpenRouter's form: the status is already 200, so the error rides in a last
+ * chunk, which names the stream it ends (`id`, `object`, `created`, `model`) as OpenRouter's own
+ * error chunks do — clients that check chunks against a schema (@openrouter/sdk) need them.
+ */
+export function errorChunk(error: StreamError, stream: { id: string; created: number; model: string }): string {
+  return formatSse({
+    id: stream.id,
+    object: 'chat.completion.chunk',
+    created: stream.created,
+    model: stream.model,
+    error,
+    choices: [{ index: 0, delta: { content: '' }, finish_reason: 'error' }],
+  });
 }

@@ -45,15 +45,20 @@ export async function streamChat(ctx: AppContext, res: Response, slug: string, b
   out.end();
 }
 
+/** Fields of /api/chat and the fan-out that are orche's own and do not go upstream. */
+const CHAT_OWN = ['provider'] as const;
+const FANOUT_OWN = ['providers', 'timeout_ms'] as const;
+
 export function chatRoutes(ctx: AppContext): Router {
   const r = Router();
 
   r.post('/api/chat', async (req, res) => {
     const input = validate(chatSchema, req.body);
+    const body = upstreamBody(input, CHAT_OWN);
     const provider = ctx.chat.resolve(input.provider);
     res.locals.provider = provider.config.slug;
-    if (input.stream) return streamChat(ctx, res, provider.config.slug, upstreamBody(input));
-    const result = await ctx.chat.complete(provider.config.slug, upstreamBody(input), clientSignal(res), fairKeyOf(res));
+    if (input.stream) return streamChat(ctx, res, provider.config.slug, body);
+    const result = await ctx.chat.complete(provider.config.slug, body, clientSignal(res), fairKeyOf(res));
     noteDispatch(res, result);
     const c = contentOf(result.value);
     res.json({
@@ -71,6 +76,7 @@ export function chatRoutes(ctx: AppContext): Router {
 
   r.post('/api/chat/fanout', async (req, res) => {
     const input = validate(fanoutSchema, req.body);
+    const body = upstreamBody(input, FANOUT_OWN);
     const slugs = input.providers
       ? [...new Set(input.providers.map((name) => ctx.chat.resolve(name).config.slug))]
       : ctx.pool.list().filter((p) => p.keys.size > 0).map((p) => p.config.slug);
@@ -80,12 +86,12 @@ export function chatRoutes(ctx: AppContext): Router {
       const signal = clientSignal(res);
       const out = new SseResponse(res);
       out.open();
-      await streamFanout(ctx.chat, slugs, upstreamBody(input), input.timeout_ms, signal, (event, data) => out.write(formatSse(data, event)), fairKeyOf(res));
+      await streamFanout(ctx.chat, slugs, body, input.timeout_ms, signal, (event, data) => out.write(formatSse(data, event)), fairKeyOf(res));
       out.end();
       return;
     }
     const started = ctx.now();
-    const results = await ctx.chat.fanout(slugs, upstreamBody(input), input.timeout_ms, clientSignal(res), fairKeyOf(res));
+    const results = await ctx.chat.fanout(slugs, body, input.timeout_ms, clientSignal(res), fairKeyOf(res));
     res.locals.fanout = results.map((x) => ({ provider: x.provider, ok: x.ok }));
     const succeeded = results.filter((x) => x.ok).length;
     res.json({ results, succeeded, failed: results.length - succeeded, latency_ms: ctx.now() - started });

@@ -63,10 +63,19 @@ test('readSseEvents reassembles a UTF-8 character split across byte chunks', asy
   expect(JSON.parse(events[0].data!)).toEqual({ t: 'héllo — 你好' });
 });
 
-test('formatSse writes named JSON events; errorChunk is OpenRouter\'s mid-stream error form', () => {
+// OpenRouter's own mid-stream error chunk names its stream: `{"id":"cmpl-abc123","object":"chat.completion.chunk",
+// "error":{…},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}` (documented example,
+// openrouter.ai/docs/api-reference/streaming, tests/fixtures/openrouter/200-stream-server-error-documented.json);
+// @openrouter/sdk's chunk schema also requires `created` and `model` (issue 18).
+test('formatSse writes named JSON events; errorChunk is OpenRouter\'s mid-stream error form, naming the stream it ends', () => {
   expect(formatSse({ provider: 'kimi' }, 'delta')).toBe('event: delta\ndata: {"provider":"kimi"}\n\n');
-  const chunk = JSON.parse(new SseParser().push(errorChunk({ code: 502, message: 'Provider returned error', metadata: { a: 1 } }))[0].data!);
+  const stream = { id: 'gen-1759420128-LjBsuYJf6lKeyy66nQs9', created: 1759420128, model: 'z-ai/glm-4.5' };
+  const chunk = JSON.parse(new SseParser().push(errorChunk({ code: 502, message: 'Provider returned error', metadata: { a: 1 } }, stream))[0].data!);
   expect(chunk).toEqual({
+    id: 'gen-1759420128-LjBsuYJf6lKeyy66nQs9',
+    object: 'chat.completion.chunk',
+    created: 1759420128,
+    model: 'z-ai/glm-4.5',
     error: { code: 502, message: 'Provider returned error', metadata: { a: 1 } },
     choices: [{ index: 0, delta: { content: '' }, finish_reason: 'error' }],
   });

@@ -1,0 +1,146 @@
+/**
+ * The frontends get everything the model sends (SPEC §8, issue 18), over real HTTP against the
+ * simulator: OpenRouter's request fields pass through /api/chat and the fan-out, reasoning and tool
+ * calls come back from both, failed streams end with an error chunk naming the stream, and
+ * GET /v1/models/:id answers one model.
+ */
+import OpenAI from 'openai';
+import { hi, startStack, type Stack } from './helpers/stack';
+import { chunks, postSse } from './helpers/sse';
+
+const IDS = ['GLM45', 'GPTOSS', 'LLAMA3', 'KIMI', 'QWEN3', 'FALCON'];
+const KEYS = IDS.map((id) => `sk-or-v1-frontends-${id.toLowerCase()}-key`);
+const ENV: Record<string, string> = Object.fromEntries(IDS.map((id, i) => [`PROVIDER_${id}_API_KEY`, KEYS[i]]));
+const KIMI = 'moonshotai/kimi-k2';
+const GLM = 'z-ai/glm-4.5';
+
+let stack: Stack | undefined;
+afterEach(async () => {
+  await stack?.close();
+  stack = undefined;
+});
+
+async function sixStack(simStream?: { chunks?: number; chunkDelayMs?: number; roleDelta?: boolean }): Promise<Stack> {
+  stack = await startStack(ENV, { keys: KEYS.map((key) => ({ key })), stream: simStream });
+  return stack;
+}
+
+const weather = [{ type: 'function', function: { name: 'get_weather', description: 'Current weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+
+describe('OpenRouter\'s generation fields pass through /api/chat and the fan-out (SPEC §8)', () => {
+  test('/api/chat: tools, tool_choice, reasoning, response_format, temperature, max_tokens, stop, seed, usage and an unknown field reach the upstream as sent', async () => {
+    const s = await sixStack();
+    const fields = {
+      tools: weather,
+      tool_choice: 'auto',
+      reasoning: { exclude: true },
+      response_format: { type: 'json_object' },
+      temperature: 3,
+      max_tokens: 0,
+      stop: ['a', 'b', 'c', 'd', 'e'],
+      seed: 7,
+      usage: { include: true },
+      top_k: 40,
+      user: 'alice',
+    };
+    const res = await s.http.post('/api/chat').send({ provider: 'glm45', messages: hi, ...fields });
+    expect(res.status).toBe(200);
+    // orche's own `provider` stays here; everything else is the upstream's, untouched (OpenRouter judges its own ranges).
+    expect(s.sim.calls[0].body).toEqual({ model: GLM, messages: hi, ...fields });
+  });
+
+  test('the fan-out: the same fields go to every leg; providers and timeout_ms stay orche\'s', async () => {
+    const s = await sixStack();
+    const res = await s.http.post('/api/chat/fanout').send({ providers: ['kimi', 'glm45'], timeout_ms: 5000, messages: hi, tools: weather, reasoning: { effort: 'high' }, seed: 3 });
+    expect(res.status).toBe(200);
+    expect(res.body.succeeded).toBe(2);
+    const bodies = s.sim.calls.map((c) => c.body as Record<string, unknown>).sort((a, b) => String(a.model).localeCompare(String(b.model)));
+    expect(bodies).toEqual([
+      { model: KIMI, messages: hi, tools: weather, reasoning: { effort: 'high' }, seed: 3 },
+      { model: GLM, messages: hi, tools: weather, reasoning: { effort: 'high' }, seed: 3 },
+    ]);
+  });
+
+  test('a tool conversation comes back: an assistant turn with content null beside its tool_calls, then the tool\'s answer', async () => {
+    const s = await sixStack();
+    const messages = [
+      { role: 'user', content: 'Weather in Paris?' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: '{"temp_c":18}' },
+    ];
+    const res = await s.http.post('/api/chat').send({ provider: 'kimi', messages, tools: weather });
+    expect(res.status).toBe(200);
+    expect((s.sim.calls[0].body as { messages: unknown }).messages).toEqual(messages);
+  });
+
+  test.each([
+    ['/api/chat', { provider: 'kimi', messages: hi, stream: 'yes' }, 'stream'],
+    ['/api/chat', { provider: 'kimi', messages: hi, user: ['a'] }, 'user'],
+    ['/api/chat/fanout', { messages: hi, providers: 'kimi' }, 'providers'],
+    ['/api/chat/fanout', { messages: hi, timeout_ms: -1 }, 'timeout_ms'],
+    ['/api/chat/fanout', { messages: 'hi' }, 'messages'],
+  ])('%s %j: a field orche reads with a bad type is a 400 naming %s', async (path, body, field) => {
+    const s = await sixStack();
+    const res = await s.http.post(path).send(body);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: 400, type: 'invalid_request' });
+    expect(res.body.error.details.map((d: { path: string }) => d.path)).toContain(field);
+    expect(s.sim.calls).toHaveLength(0);
+  });
+
+  test.each([
+    ['/api/chat', { provider: 'kimi', messages: hi, models: ['openai/gpt-5'] }, 'models'],
+    ['/api/chat', { provider: 'kimi', messages: hi, route: 'fallback' }, 'route'],
+    ['/api/chat/fanout', { messages: hi, plugins: [{ id: 'web' }] }, 'plugins'],
+    ['/api/chat/fanout', { messages: hi, provider: { order: ['DeepInfra'] } }, 'provider'],
+  ])('%s with the routing field in %j is refused, never passed upstream', async (path, body, field) => {
+    const s = await sixStack();
+    const res = await s.http.post(path).send(body);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: 400, type: 'routing_field_not_allowed' });
+    expect(res.body.error.message).toContain(`"${field}"`);
+    expect(s.sim.calls).toHaveLength(0);
+  });
+});
+
+describe('a stream that fails after its first byte ends with an error chunk naming the stream (SPEC §8)', () => {
+  test('/api/chat and /v1: the error chunk carries the upstream stream\'s id, object, created and model', async () => {
+    const s = await sixStack();
+    for (const [path, body] of [
+      ['/api/chat', { provider: 'kimi', messages: hi, stream: true }],
+      ['/v1/chat/completions', { model: 'kimi', messages: hi, stream: true }],
+    ] as const) {
+      s.sim.addRule({ match: { model: KIMI }, type: 'stream-error', afterChunks: 1, times: 1 });
+      const read = await postSse(`${s.url}${path}`, body);
+      const [first, last] = [chunks(read.events)[0], chunks(read.events).at(-1)!];
+      expect(first.id).toMatch(/^gen-/);
+      expect(last).toMatchObject({ id: first.id, object: 'chat.completion.chunk', created: first.created, model: KIMI, error: { code: 502 } });
+      expect(read.text.endsWith('data: [DONE]\n\n')).toBe(true);
+    }
+  });
+});
+
+describe('GET /v1/models/:id (SPEC §8)', () => {
+  test('a provider ID (any case) or a configured slug, with its slash plain or encoded, answers one model in OpenAI\'s shape', async () => {
+    const s = await sixStack();
+    for (const [path, id] of [['/v1/models/glm45', 'glm45'], ['/v1/models/GLM45', 'glm45'], ['/v1/models/z-ai/glm-4.5', GLM], ['/v1/models/z-ai%2Fglm-4.5', GLM]]) {
+      const res = await s.http.get(path);
+      expect([path, res.status]).toEqual([path, 200]);
+      expect(res.body).toEqual({ id, object: 'model', created: expect.any(Number), owned_by: 'orche', name: 'GLM-4.5', provider: 'glm45', model: GLM, configured: true });
+    }
+    const retrieved = await new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'x', maxRetries: 0 }).models.retrieve('z-ai/glm-4.5');
+    expect(retrieved).toMatchObject({ id: GLM, object: 'model', owned_by: 'orche' });
+  });
+
+  test('an unknown model is a 404 in the error shape; another method is a 405', async () => {
+    const s = await sixStack();
+    for (const path of ['/v1/models/gpt-4o', '/v1/models/z-ai/glm-9', '/v1/models/z-ai/glm-4.5/extra']) {
+      const res = await s.http.get(path);
+      expect([path, res.status]).toEqual([path, 404]);
+      expect(res.body.error).toMatchObject({ code: 404, type: 'model_not_found' });
+    }
+    const post = await s.http.post('/v1/models/kimi').send({});
+    expect(post.status).toBe(405);
+    expect(post.headers.allow).toBe('GET, HEAD');
+  });
+});
