@@ -6,6 +6,18 @@ import { openaiChatSchema, validate } from '../validation';
 import { clientSignal, fairKeyOf, noteDispatch, streamChat } from './chat';
 
 /**
+ * The upstream's chat.completion, with `system_fingerprint: null` when it has none. OpenRouter omits
+ * the field for many providers, and @openrouter/sdk (its schema: nullable but required) then rejects
+ * a complete answer (OpenRouterTeam/benchmark-harness PR #23, 2026-08-12, fills the same default).
+ * Nothing else changes; a value the upstream sent, null included, stays.
+ */
+export function completionForClients(body: unknown): unknown {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return body;
+  const b = body as Record<string, unknown>;
+  return b.object === 'chat.completion' && !('system_fingerprint' in b) ? { ...b, system_fingerprint: null } : body;
+}
+
+/**
  * The OpenAI-compatible API, so the official `openai` client works with `baseURL` set to orche:
  * bodies pass through (only `model` becomes the provider's slug), answers are the upstream's own.
  */
@@ -21,7 +33,7 @@ export function v1Routes(ctx: AppContext): Router {
     if (input.stream) return streamChat(ctx, res, provider.config.slug, body);
     const result = await ctx.chat.complete(provider.config.slug, body, clientSignal(res), fairKeyOf(res));
     noteDispatch(res, result);
-    res.json(result.value);
+    res.json(completionForClients(result.value));
   });
 
   const modelOf = (p: ProviderRuntime, id: string) => ({

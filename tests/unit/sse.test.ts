@@ -76,9 +76,21 @@ test('formatSse writes named JSON events; errorChunk is OpenRouter\'s mid-stream
     object: 'chat.completion.chunk',
     created: 1759420128,
     model: 'z-ai/glm-4.5',
-    error: { code: 502, message: 'Provider returned error', metadata: { a: 1 } },
+    error: { code: 502, message: 'Provider returned error', metadata: { a: 1, error_type: 'provider_unavailable' } },
     choices: [{ index: 0, delta: { content: '' }, finish_reason: 'error' }],
   });
+});
+
+// @openrouter/sdk's chunk schema: `error.code` a whole number, and `metadata.error_type` a string
+// whenever `metadata` is there (OpenRouter's newer error bodies carry it: shared/OPENROUTER.md).
+test('errorChunk: metadata always carries error_type (the upstream\'s own kept), and the code is a whole number', () => {
+  const stream = { id: 'gen-1', created: 1759420128, model: 'z-ai/glm-4.5' };
+  const errorOf = (e: Parameters<typeof errorChunk>[0]) => JSON.parse(new SseParser().push(errorChunk(e, stream))[0].data!).error;
+  expect(errorOf({ code: 429, message: 'Rate limit exceeded' })).toEqual({ code: 429, message: 'Rate limit exceeded', metadata: { error_type: 'rate_limit_exceeded' } });
+  expect(errorOf({ code: 502, message: 'x', metadata: { error_type: 'provider_overloaded', provider_name: 'P' } }).metadata).toEqual({ error_type: 'provider_overloaded', provider_name: 'P' });
+  expect(errorOf({ code: '504', message: 'x', metadata: { reason: 'timeout' } })).toEqual({ code: 504, message: 'x', metadata: { reason: 'timeout', error_type: 'timeout' } });
+  expect(errorOf({ code: 'server_error', message: 'x' }).code).toBe(502);
+  expect(errorOf({ code: 418, message: 'x' }).metadata.error_type).toBe('unmapped');
 });
 
 test('the work is linear: a 4 MiB line in 16 KiB chunks is scanned about once, not once per chunk', () => {
