@@ -6,6 +6,7 @@
  */
 import OpenAI from 'openai';
 import { hi, startStack, type Stack } from './helpers/stack';
+import { SseParser } from '../providers/streams/sse';
 import { chunks, postSse } from './helpers/sse';
 
 const IDS = ['GLM45', 'GPTOSS', 'LLAMA3', 'KIMI', 'QWEN3', 'FALCON'];
@@ -142,5 +143,119 @@ describe('GET /v1/models/:id (SPEC §8)', () => {
     const post = await s.http.post('/v1/models/kimi').send({});
     expect(post.status).toBe(405);
     expect(post.headers.allow).toBe('GET, HEAD');
+  });
+});
+
+/** Reads a fan-out stream event by event; `onEvent` may act (and wait) before the next is read. */
+async function readFanout(url: string, body: unknown, onEvent: (ev: { event?: string; data: Record<string, unknown> }) => Promise<void> | void = () => undefined) {
+  const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  const parser = new SseParser();
+  const decoder = new TextDecoder();
+  const reader = res.body!.getReader();
+  const events: Array<{ event?: string; data: Record<string, unknown> }> = [];
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    for (const ev of parser.push(decoder.decode(value, { stream: true }))) {
+      if (ev.data === undefined) continue;
+      const parsed = { event: ev.event, data: JSON.parse(ev.data) as Record<string, unknown> };
+      events.push(parsed);
+      await onEvent(parsed);
+    }
+  }
+  return events;
+}
+
+const reasoningOf = (model: string, seq: number) => `Okay, the user greets ${model}. A short, friendly answer will do (sim #${seq}).`;
+
+describe('reasoning and tool calls reach the fan-out and /api/chat (SPEC §8)', () => {
+  test('a reasoning model\'s fan-out stream sends its first reasoning event before the upstream has sent its second reasoning chunk (causal: the simulator holds it until then)', async () => {
+    const s = await sixStack();
+    // The upstream stream stops after its first data chunk (the first reasoning delta) until the gate opens.
+    s.sim.addRule({ match: { model: GLM }, type: 'gate', gate: 'first-reasoning', afterChunks: 1, times: 1 });
+    let sentWhenSeen: number | undefined;
+    const noReasoning = setTimeout(() => s.sim.release('first-reasoning'), 4000); // a bound, so a failing orche ends the test
+    const events = await readFanout(`${s.url}/api/chat/fanout`, { providers: ['glm45'], messages: hi, stream: true }, (ev) => {
+      if (ev.event === 'reasoning' && sentWhenSeen === undefined) {
+        sentWhenSeen = s.sim.calls[0].chunksSent;
+        s.sim.release('first-reasoning');
+      }
+    });
+    clearTimeout(noReasoning);
+    // When the client saw the first reasoning event, the upstream had sent exactly one chunk: the gate still held the second.
+    expect(sentWhenSeen).toBe(1);
+    const reasoning = events.filter((e) => e.event === 'reasoning');
+    expect(reasoning[0].data).toEqual({ provider: 'glm45', content: expect.any(String) });
+    expect(reasoning.map((e) => e.data.content).join('')).toBe(reasoningOf(GLM, 1));
+    // Reasoning first, then the answer, then done with finish_reason and usage (with cost).
+    const firstDelta = events.findIndex((e) => e.event === 'delta');
+    expect(events.findIndex((e) => e.event === 'reasoning')).toBeLessThan(firstDelta);
+    expect(events.filter((e) => e.event === 'delta').map((e) => e.data.content).join('')).toBe(`Hello from ${GLM} (sim #1)`);
+    const done = events.find((e) => e.event === 'done')!.data;
+    expect(done).toMatchObject({ provider: 'glm45', model: GLM, finish_reason: 'stop', tool_calls: null, usage: { cost: expect.any(Number), completion_tokens_details: { reasoning_tokens: expect.any(Number) } } });
+    expect((done.usage as { cost: number }).cost).toBeGreaterThan(0);
+    expect(events.at(-1)).toMatchObject({ event: 'end', data: { succeeded: 1, failed: 0 } });
+  });
+
+  test('the JSON fan-out carries each provider\'s reasoning, reasoning_details, tool_calls, finish_reason and usage', async () => {
+    const s = await sixStack();
+    const res = await s.http.post('/api/chat/fanout').send({ providers: ['glm45', 'kimi'], messages: hi });
+    expect(res.status).toBe(200);
+    const byProvider = Object.fromEntries(res.body.results.map((r: { provider: string }) => [r.provider, r]));
+    const glmSeq = s.sim.calls.find((c) => c.model === GLM)!.seq;
+    const reasoning = reasoningOf(GLM, glmSeq);
+    expect(byProvider.glm45).toMatchObject({
+      ok: true,
+      content: `Hello from ${GLM} (sim #${glmSeq})`,
+      reasoning,
+      reasoning_details: [{ type: 'reasoning.text', text: reasoning, format: 'unknown', index: 0 }],
+      tool_calls: null,
+      finish_reason: 'stop',
+      usage: { cost: expect.any(Number), total_tokens: expect.any(Number) },
+    });
+    expect(byProvider.kimi).toMatchObject({ ok: true, reasoning: null, reasoning_details: null, tool_calls: null, finish_reason: 'stop', usage: { cost: expect.any(Number) } });
+  });
+
+  test('/api/chat carries the reasoning; with reasoning:{exclude:true} the field reaches the upstream and no reasoning comes back', async () => {
+    const s = await sixStack();
+    const shown = await s.http.post('/api/chat').send({ provider: 'gptoss', messages: hi });
+    expect(shown.status).toBe(200);
+    expect(shown.body).toMatchObject({ provider: 'gptoss', reasoning: reasoningOf('openai/gpt-oss-120b', 1), message: { reasoning: reasoningOf('openai/gpt-oss-120b', 1) } });
+    const excluded = await s.http.post('/api/chat').send({ provider: 'gptoss', messages: hi, reasoning: { exclude: true } });
+    expect(excluded.status).toBe(200);
+    expect((s.sim.calls[1].body as { reasoning?: unknown }).reasoning).toEqual({ exclude: true });
+    expect(excluded.body).toMatchObject({ reasoning: null, reasoning_details: null, content: expect.stringContaining('Hello from') });
+    // Streamed, the same field goes up too.
+    await postSse(`${s.url}/api/chat`, { provider: 'gptoss', messages: hi, stream: true, reasoning: { exclude: true } });
+    expect(s.sim.calls[2].body).toMatchObject({ stream: true, reasoning: { exclude: true } });
+  });
+
+  test('a fan-out with tools relays the tool-call deltas as they arrive; done carries the calls they add up to and finish_reason tool_calls', async () => {
+    const s = await sixStack();
+    const events = await readFanout(`${s.url}/api/chat/fanout`, { providers: ['kimi', 'qwen3'], messages: hi, tools: weather, stream: true });
+    for (const provider of ['kimi', 'qwen3']) {
+      const calls = events.filter((e) => e.event === 'tool_call' && e.data.provider === provider).map((e) => e.data);
+      const seq = s.sim.calls.find((c) => c.model === (provider === 'kimi' ? KIMI : 'qwen/qwen3-235b-a22b'))!.seq;
+      expect(calls[0]).toEqual({ provider, index: 0, id: `call_sim${seq}_0`, name: 'get_weather', arguments: '' });
+      expect(calls.length).toBeGreaterThan(2);
+      for (const c of calls.slice(1)) expect(c).toEqual({ provider, index: 0, id: null, name: null, arguments: expect.any(String) });
+      expect(calls.map((c) => c.arguments).join('')).toBe('{"city":"sim"}');
+      const done = events.find((e) => e.event === 'done' && e.data.provider === provider)!.data;
+      expect(done).toMatchObject({ finish_reason: 'tool_calls', tool_calls: [{ id: `call_sim${seq}_0`, type: 'function', function: { name: 'get_weather', arguments: '{"city":"sim"}' } }] });
+    }
+    // Each tool_call event went out before its leg's done.
+    const kimiDone = events.findIndex((e) => e.event === 'done' && e.data.provider === 'kimi');
+    expect(events.findIndex((e) => e.event === 'tool_call' && e.data.provider === 'kimi')).toBeLessThan(kimiDone);
+    expect((s.sim.calls[0].body as { tools: unknown }).tools).toEqual(weather);
+  });
+
+  test('streamed reasoning of a fan-out leg that fails after its first bytes: the reasoning so far, then the leg\'s error; the others finish', async () => {
+    const s = await sixStack();
+    s.sim.addRule({ match: { model: 'qwen/qwen3-235b-a22b' }, type: 'stream-error', afterChunks: 1, times: 1 });
+    const events = await readFanout(`${s.url}/api/chat/fanout`, { providers: ['qwen3', 'glm45'], messages: hi, stream: true });
+    expect(events.filter((e) => e.event === 'reasoning' && e.data.provider === 'qwen3').length).toBe(3);
+    expect(events.find((e) => e.event === 'error')).toMatchObject({ data: { provider: 'qwen3', error: { code: 502, type: 'upstream_stream_error' } } });
+    expect(events.find((e) => e.event === 'done')).toMatchObject({ data: { provider: 'glm45', finish_reason: 'stop' } });
+    expect(events.at(-1)).toMatchObject({ event: 'end', data: { succeeded: 1, failed: 1 } });
   });
 });

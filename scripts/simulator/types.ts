@@ -73,6 +73,8 @@ export interface CallRecord {
   inFlight: number;
   /** The parsed request body (the raw text when it was not JSON). */
   body: unknown;
+  /** Data chunks of a stream written so far (keep-alive comments not counted). */
+  chunksSent: number;
 }
 
 export type FaultType =
@@ -85,6 +87,12 @@ export type FaultType =
   | 'truncated'
   | 'reset'
   | 'delay'
+  /**
+   * A normal stream that stops after `afterChunks` data chunks (default 1) and sends the rest only
+   * once the gate named `gate` (default "default") is released (Simulator.release, POST /_sim/release):
+   * a test can show that orche relayed a chunk before the upstream sent the next one, causally.
+   */
+  | 'gate'
   | 'stream-error'
   // Real answers orche once misread (issue 10, SPEC §7):
   /** 429 whose message itself says "<model> is temporarily rate-limited upstream" (no raw, no provider_name); in a stream, an error chunk after the empty role delta. */
@@ -117,6 +125,8 @@ export interface FaultRule {
   retryAfterSeconds?: number;
   delayMs?: number;
   afterChunks?: number;
+  /** gate: the gate's name (default "default"). */
+  gate?: string;
   /** Per-rule streaming delay override. */
   chunkDelayMs?: number;
   /** key-limit-403: which of the key's caps ran out (default 'total'). */
@@ -144,6 +154,8 @@ export interface Simulator {
   /** Clears calls, rules and counters (keys stay). */
   reset(): void;
   setLatency(ms: number): void;
+  /** Opens the gate `name` (a 'gate' rule's): held streams go on, later ones pass it at once. */
+  release(name?: string): void;
   /** Closes the server and destroys open sockets (incl. hanging ones) promptly. */
   close(): Promise<void>;
 }
