@@ -114,6 +114,17 @@ browserTest('a browser sees six providers and their keys, a rate-limited key tur
   const reasoned = Object.fromEntries(answers.map((a) => [a.provider, a.reasoning]));
   for (const p of ['glm45', 'gptoss', 'qwen3', 'falcon']) expect(reasoned[p]).toMatch(/^Okay, the user greets .* \(sim #\d+\)\.$/);
   expect([reasoned.llama3, reasoned.kimi]).toEqual([null, null]);
+  // Cost (usage.cost): each card shows its provider's last hour and day as /api/usage has them,
+  // each key its day, and the client table this page's own client (every call came from here).
+  const kimiCost = 'article.provider[data-provider="kimi"] div.cost';
+  await page.locator(kimiCost, { hasText: /^cost \$0\.\d{6} last hour/ }).waitFor({ timeout: 2500 });
+  const kimiUsage = (await stack.http.get('/api/usage?provider=kimi')).body.providers[0];
+  expect(kimiUsage.day.cost_usd).toBeGreaterThan(0);
+  expect(await page.textContent(kimiCost)).toBe(`cost $${kimiUsage.hour.cost_usd.toFixed(6)} last hour · $${kimiUsage.day.cost_usd.toFixed(6)} last day`);
+  const keyCosts = await page.$$eval('article.provider[data-provider="kimi"] tr.key td.cost', (tds) => tds.map((td) => td.textContent));
+  expect(keyCosts.filter((c) => c !== '$0')).toHaveLength(kimiUsage.keys.filter((k: { day: { cost_usd: number } }) => k.day.cost_usd > 0).length);
+  expect(await page.locator('#costs tr.client').count()).toBe(1);
+  expect(await page.textContent('#costs tr.client td:nth-child(1)')).toMatch(/^ip:[0-9a-f]{12}$/);
   // Opened for the screenshot, so the README shows what the reasoning looks like.
   await page.click(`${glm} details.reasoning summary`);
   await page.waitForSelector('#rotations li code');
