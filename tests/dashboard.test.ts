@@ -103,7 +103,7 @@ browserTest('a browser sees six providers and their keys, a rate-limited key tur
     provider: e.getAttribute('data-result-provider'),
     meta: e.querySelector('.meta')?.textContent ?? '',
     answer: e.querySelector('p.answer')?.textContent ?? '',
-    reasoning: (e.querySelector('details.reasoning') as HTMLDetailsElement | null)?.hidden === false ? e.querySelector('details.reasoning .text')?.textContent ?? '' : null,
+    reasoning: e.querySelector('details.reasoning:not([hidden])') ? e.querySelector('details.reasoning .text')?.textContent ?? '' : null,
   })));
   expect(answers.map((a) => a.provider).sort()).toEqual(BUILTIN_PROVIDERS.map((p) => p.id.toLowerCase()).sort());
   for (const a of answers) {
