@@ -70,7 +70,7 @@ test('a stream with stream_options.include_usage: the option goes upstream, one 
   const withUsage = chunks.filter((c) => c.usage);
   expect(withUsage).toHaveLength(1);
   expect(withUsage[0].choices).toEqual([]);
-  expect(withUsage[0].usage).toMatchObject({ prompt_tokens: expect.any(Number), completion_tokens: expect.any(Number), total_tokens: expect.any(Number) });
+  expect(withUsage[0].usage).toMatchObject({ prompt_tokens: expect.any(Number), completion_tokens: expect.any(Number), total_tokens: expect.any(Number), cost: expect.any(Number) });
   expect(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('')).toBe(`Hello from ${KIMI} (sim #1)`);
   expect(s.sim.calls[0].body).toMatchObject({ model: KIMI, stream: true, stream_options: { include_usage: true } });
 });
