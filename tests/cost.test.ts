@@ -47,16 +47,18 @@ function sample(text: string, name: string, labels: Record<string, string>): num
 
 type Entry = { user?: string; client?: string; cost_usd: { minute: number; hour: number; day: number } };
 
-test('JSON answers, a stream\'s last chunk and fan-out legs: their cost shows per provider, key, client and end user, and in /metrics', async () => {
+test('JSON answers, a stream\'s last chunk and fan-out legs (JSON and streaming): their cost shows per provider, key, client and end user, and in /metrics', async () => {
   const s = await kimiStack();
   const alice = await s.http.post('/api/chat').set('X-Orche-User', 'alice').send({ provider: 'kimi', messages: hi });
   const bob = await s.http.post('/v1/chat/completions').send({ model: 'kimi', messages: hi, user: 'bob' });
   const stream = await postSse(`${s.url}/v1/chat/completions`, { model: 'kimi', messages: hi, stream: true, stream_options: { include_usage: true } });
   const fanout = await s.http.post('/api/chat/fanout').send({ providers: ['kimi'], messages: hi });
+  const fanoutStream = await postSse(`${s.url}/api/chat/fanout`, { providers: ['kimi'], messages: hi, stream: true });
   const streamUsage = chunks(stream.events).find((c) => c.usage)!.usage as { cost: number };
-  const costs = { alice: alice.body.usage.cost, bob: bob.body.usage.cost, stream: streamUsage.cost, fanout: fanout.body.results[0].usage.cost };
+  const done = JSON.parse(fanoutStream.events.find((e) => e.event === 'done')!.data!) as { usage: { cost: number } };
+  const costs = { alice: alice.body.usage.cost, bob: bob.body.usage.cost, stream: streamUsage.cost, fanout: fanout.body.results[0].usage.cost, fanoutStream: done.usage.cost };
   for (const c of Object.values(costs)) expect(c).toBeGreaterThan(0); // the simulator prices moonshotai/kimi-k2
-  const total = costs.alice + costs.bob + costs.stream + costs.fanout;
+  const total = costs.alice + costs.bob + costs.stream + costs.fanout + costs.fanoutStream;
 
   const usage = (await s.http.get('/api/usage?provider=kimi')).body;
   const [kimi] = usage.providers;
