@@ -168,10 +168,11 @@ export function usageOf(model: string, prompt: number, answer: Answer) {
 }
 
 /**
- * A JSON answer. A reasoning model's message carries `reasoning` and `reasoning_details`, as
- * OpenRouter answers them (non-streamed z-ai/glm-4.5 answer kept with the stream of
- * gen-1759420128-LjBsuYJf6lKeyy66nQs9, 2025-10-02); tool calls are `message.tool_calls` with
- * finish_reason "tool_calls".
+ * A JSON answer. A reasoning model's message carries `reasoning` (OpenRouter's field:
+ * `response.json()['choices'][0]['message']['reasoning']`, Aider-AI/aider issue #3086, 2025-03-09,
+ * after OpenRouter's reasoning-tokens docs) and `reasoning_details`, one `reasoning.text` entry
+ * (`{"type":"reasoning.text","text":…,"format":"unknown","index":0}`, the form of the streamed
+ * deltas below); tool calls are `message.tool_calls` with finish_reason "tool_calls".
  */
 export function successBody(seq: number, model: string, created: number, answer: Answer, prompt: number): string {
   const message: Record<string, unknown> = { role: 'assistant', content: answer.content };
@@ -230,7 +231,9 @@ export function contentEvent(head: ChunkHead, piece: string, reasoningModel = fa
 /**
  * A reasoning delta, as OpenRouter streams a reasoning model's thinking before its content:
  * `delta.reasoning` and the same text in `delta.reasoning_details`, with empty content. Byte shape of
- * the z-ai/glm-4.5 stream gen-1759420128-LjBsuYJf6lKeyy66nQs9 (DeepInfra, 2025-10-02):
+ * the z-ai/glm-4.5 stream gen-1759420128-LjBsuYJf6lKeyy66nQs9 (DeepInfra, created 2025-10-02; kept
+ * verbatim in a public OpenRouter client's test server, a code-corpus file whose repository the
+ * corpus does not name; the same chunks are in tests/unit/deltaParts.test.ts):
  * `"delta":{"role":"assistant","content":"","reasoning":"Okay","reasoning_details":[{"type":
  * "reasoning.text","text":"Okay","format":"unknown","index":0}]},"finish_reason":null,
  * "native_finish_reason":null`; the same fields in huggingface/responses.js PR #19 (2025-07-31,
@@ -245,7 +248,9 @@ export function reasoningEvent(head: ChunkHead, piece: string): string {
 
 /**
  * A tool call's deltas, as OpenRouter streams them (deepseek/deepseek-v4-pro-0813 via StreamLake,
- * stream gen-1790156376-H3hQlnMSJkVWkGJ4ROxR, 2026-09-23): the first names it
+ * stream gen-1790156376-H3hQlnMSJkVWkGJ4ROxR, 2026-09-23, "first SSE payloads verbatim" of a
+ * published probe of OpenRouter's reasoning and tool calling; a code-corpus file whose repository
+ * the corpus does not name): the first names it
  * (`{"index":0,"id":"call_…","type":"function","function":{"name":"get_weather","arguments":""}}`),
  * the next carry pieces of the arguments (`{"index":0,"function":{"arguments":"{\"city\": \""}}`),
  * in deltas `{"content":null,"role":"assistant","tool_calls":[…]}`.
