@@ -44,6 +44,7 @@ class SimulatorServer implements Simulator, Core, ControlTarget {
   private inFlight = 0;
   private readonly maxCalls: number;
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly gates = new Map<string, { open: Promise<void>; release: () => void }>();
   private readonly modelsJson: string;
   readonly server: Server;
 
@@ -158,6 +159,25 @@ class SimulatorServer implements Simulator, Core, ControlTarget {
     this.calls.push(rec);
     // Drop the oldest in batches so a long benchmark keeps bounded memory without O(n) work per call.
     if (this.calls.length > this.maxCalls + Math.max(1, this.maxCalls >> 3)) this.calls.splice(0, this.calls.length - this.maxCalls);
+  }
+
+  gate(name: string): Promise<void> {
+    return this.gateNamed(name).open;
+  }
+
+  private gateNamed(name: string): { open: Promise<void>; release: () => void } {
+    let g = this.gates.get(name);
+    if (!g) {
+      let release!: () => void;
+      const open = new Promise<void>((resolve) => (release = resolve));
+      g = { open, release };
+      this.gates.set(name, g);
+    }
+    return g;
+  }
+
+  release(name = 'default'): void {
+    this.gateNamed(name).release();
   }
 
   schedule(ms: number, fn: () => void): NodeJS.Timeout {

@@ -109,13 +109,13 @@ export class EndUsers {
 
   /**
    * The tracked users whose client `canSee` accepts, most recently seen first, with counts for the
-   * current minute and day; each user by its hash, its client not named.
+   * current minute and day; each user by its hash, its client not named; `extra` adds fields by the user's tracked key.
    */
-  view(now: number, canSee: (client: string) => boolean): Array<{ user: string; calls_this_minute: number; calls_today: number; successes: number; failures: number; rate_limited: number; last_seen_at: string }> {
+  view(now: number, canSee: (client: string) => boolean, extra?: (key: string) => Record<string, unknown>): Array<{ user: string; calls_this_minute: number; calls_today: number; successes: number; failures: number; rate_limited: number; last_seen_at: string; [more: string]: unknown }> {
     const minute = Math.floor(now / MINUTE_MS);
     const day = Math.floor(now / DAY_MS);
-    const seen = [...this.users.entries()].map(([key, u]) => ({ ...splitUserKey(key), u })).filter((e) => canSee(e.client));
-    return seen.reverse().map(({ user, u }) => ({
+    const seen = [...this.users.entries()].map(([key, u]) => ({ key, ...splitUserKey(key), u })).filter((e) => canSee(e.client));
+    return seen.reverse().map(({ key, user, u }) => ({
       user,
       calls_this_minute: u.minute === minute ? u.minuteCount : 0,
       calls_today: u.day === day ? u.dayCount : 0,
@@ -123,6 +123,7 @@ export class EndUsers {
       failures: u.failures,
       rate_limited: u.rateLimited,
       last_seen_at: new Date(u.lastSeenAt).toISOString(),
+      ...extra?.(key),
     }));
   }
 }

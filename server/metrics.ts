@@ -17,6 +17,7 @@ export class Metrics {
   private readonly upstreamCalls: Counter<'provider' | 'key_id' | 'outcome'>;
   private readonly upstreamLatency: Histogram<'provider'>;
   private readonly tokens: Counter<'provider' | 'key_id'>;
+  private readonly cost: Counter<'provider' | 'key_id'>;
   private readonly rotations: Counter<'provider' | 'reason'>;
   private readonly cooldowns: Counter<'provider' | 'scope' | 'reason'>;
   private readonly disabled: Counter<'provider' | 'reason'>;
@@ -41,6 +42,7 @@ export class Metrics {
       registers,
     });
     this.tokens = new Counter({ name: 'orche_tokens_total', help: 'Tokens (usage.total_tokens) of successful upstream calls, streams included', labelNames: ['provider', 'key_id'], registers });
+    this.cost = new Counter({ name: 'orche_cost_usd_total', help: 'What the upstream charged (usage.cost, USD) for calls that reported it, streams included', labelNames: ['provider', 'key_id'], registers });
     this.rotations = new Counter({ name: 'orche_rotations_total', help: 'Changes of the key in use because of an outcome', labelNames: ['provider', 'reason'], registers });
     this.cooldowns = new Counter({ name: 'orche_cooldowns_total', help: 'Keys (or their accounts) put to cool, by scope and reason', labelNames: ['provider', 'scope', 'reason'], registers });
     this.disabled = new Counter({ name: 'orche_keys_disabled_total', help: 'Keys disabled, by reason', labelNames: ['provider', 'reason'], registers });
@@ -72,7 +74,10 @@ export class Metrics {
       this.upstreamCalls.inc({ provider: e.provider, key_id: e.keyId, outcome: e.kind });
       this.upstreamLatency.observe({ provider: e.provider }, e.latencyMs / 1000);
     });
-    pool.events.on('tokens', (e) => this.tokens.inc({ provider: e.provider, key_id: e.keyId }, e.tokens));
+    pool.events.on('usage', (e) => {
+      if (e.tokens > 0) this.tokens.inc({ provider: e.provider, key_id: e.keyId }, e.tokens);
+      if (e.cost > 0) this.cost.inc({ provider: e.provider, key_id: e.keyId }, e.cost);
+    });
     pool.events.on('rotated', (e) => this.rotations.inc({ provider: e.provider, reason: e.reason }));
     pool.events.on('cooled', (e) => this.cooldowns.inc({ provider: e.provider, scope: e.scope, reason: e.reason }));
     pool.events.on('disabled', (e) => this.disabled.inc({ provider: e.provider, reason: e.reason }));

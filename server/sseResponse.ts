@@ -101,8 +101,8 @@ export class SseResponse {
 export function relaySink(out: SseResponse): StreamSink {
   return {
     event: (ev) => out.write(ev.raw),
-    async fail(error) {
-      await out.write(errorChunk(error) + SSE_DONE);
+    async fail(error, _outcome, stream) {
+      await out.write(errorChunk(error, stream) + SSE_DONE);
     },
   };
 }

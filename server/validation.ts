@@ -11,33 +11,46 @@ const content = z.union([z.string().max(LIMITS.messageChars, `at most ${LIMITS.m
   error: 'a string or an array of content parts',
 });
 
-const message = z.looseObject({
-  role: z.string({ error: 'a string' }).min(1, 'a non-empty string').max(64),
-  content,
-});
+/**
+ * A message: a role, and content as text or parts. An assistant turn that called tools may carry
+ * `content: null` (or none) beside its `tool_calls`, as OpenAI's and OpenRouter's APIs allow, so a
+ * frontend can send a tool conversation back.
+ */
+const message = z
+  .looseObject({
+    role: z.string({ error: 'a string' }).min(1, 'a non-empty string').max(64),
+    content: content.nullish(),
+    tool_calls: z.array(z.unknown(), { error: 'an array of tool calls' }).max(1000).optional(),
+  })
+  .refine((m) => (m.content !== undefined && m.content !== null) || (m.tool_calls !== undefined && m.tool_calls.length > 0), {
+    message: 'content: a string or an array of content parts (null only beside tool_calls)',
+    path: ['content'],
+  });
 
 const messages = z
   .array(message, { error: 'an array of {role, content} messages' })
   .min(1, 'at least one message')
   .max(LIMITS.messages, `at most ${LIMITS.messages} messages`);
 
-const sampling = {
+/**
+ * The fields orche itself reads. Everything else in a chat body is OpenRouter's (tools, tool_choice,
+ * reasoning, response_format, temperature, max_tokens, stop, seed, usage, …) and goes upstream as
+ * sent, as /v1 does (SPEC §8): OpenRouter ignores what a model does not support, and answers 400
+ * itself for what it refuses, which orche relays as the request's error.
+ */
+const ownFields = {
   stream: z.boolean({ error: 'true or false' }).optional(),
-  temperature: z.number({ error: 'a number from 0 to 2' }).min(0).max(2).optional(),
-  max_tokens: z.number({ error: 'a whole number from 1 to 1000000' }).int().min(1).max(1_000_000).optional(),
-  top_p: z.number({ error: 'a number from 0 to 1' }).min(0).max(1).optional(),
-  stop: z.union([z.string().max(1000), z.array(z.string().max(1000)).max(4)], { error: 'a string or up to 4 strings' }).optional(),
-  /** OpenAI's end-user name: fair sharing and ORCHE_USER_RPM/RPD per end user (server/endUsers.ts). */
+  /** OpenAI's end-user name: fair sharing and ORCHE_USER_RPM/RPD per end user (server/endUsers.ts). Sent upstream too. */
   user: z.string({ error: 'a string naming the end user' }).min(1).max(256).optional(),
 };
 
-export const chatSchema = z.strictObject({
+export const chatSchema = z.looseObject({
   provider: z.string({ error: 'a provider ID such as kimi' }).min(1).max(64),
   messages,
-  ...sampling,
+  ...ownFields,
 });
 
-export const fanoutSchema = z.strictObject({
+export const fanoutSchema = z.looseObject({
   messages,
   providers: z
     .array(z.string().min(1).max(64), { error: 'an array of provider IDs' })
@@ -45,7 +58,7 @@ export const fanoutSchema = z.strictObject({
     .max(LIMITS.fanoutProviders, `at most ${LIMITS.fanoutProviders} providers`)
     .optional(),
   timeout_ms: z.number({ error: 'milliseconds from 1 to 600000' }).int().min(1).max(600_000).optional(),
-  ...sampling,
+  ...ownFields,
 });
 
 /**
@@ -72,13 +85,17 @@ export function validate<T extends z.ZodTypeAny>(schema: T, body: unknown): z.ou
   throw new ValidationError(`Invalid request: ${details.map((d) => `${d.path || 'body'}: ${d.message}`).join('; ')}`, details);
 }
 
-/** The sampling fields that go upstream with the messages. */
-export function upstreamBody(input: { messages: unknown[]; temperature?: number; max_tokens?: number; top_p?: number; stop?: string | string[]; user?: string }): Record<string, unknown> {
-  const body: Record<string, unknown> = { messages: input.messages };
-  if (input.temperature !== undefined) body.temperature = input.temperature;
-  if (input.max_tokens !== undefined) body.max_tokens = input.max_tokens;
-  if (input.top_p !== undefined) body.top_p = input.top_p;
-  if (input.stop !== undefined) body.stop = input.stop;
-  if (input.user !== undefined) body.user = input.user;
-  return body;
+/**
+ * The body that goes upstream: the client's, as sent, without the fields that are orche's own
+ * (`consumed`: on /api/chat `provider` names orche's provider, on the fan-out `providers` and
+ * `timeout_ms` are the fan-out's). `stream` is set by the attempt itself. Routing fields never reach
+ * here: server/clientRouting.ts refuses them, or takes them out when the operator allows them.
+ */
+export function upstreamBody(body: Record<string, unknown>, consumed: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(body)) {
+    if (consumed.includes(field) || field === 'stream') continue;
+    out[field] = value;
+  }
+  return out;
 }

@@ -85,13 +85,48 @@ browserTest('a browser sees six providers and their keys, a rate-limited key tur
   expect(await page.textContent(`${row} td.cd`)).toMatch(/^(1m 5\d|2m 00)s$|^1m \d\ds$/);
   expect(await page.textContent(`${row} td.state`)).toBe('cooling');
 
+  // "Try it" streams: GLM-4.5's upstream holds after two reasoning chunks, and the page shows that
+  // reasoning (collapsed) before any answer text exists; released, every provider finishes.
+  stack.sim.addRule({ match: { model: 'z-ai/glm-4.5' }, type: 'gate', gate: 'dashboard', afterChunks: 2, times: 1 });
   await page.fill('#prompt', 'Say hello in five words.');
   await page.click('#send');
+  const glm = '.result[data-result-provider="glm45"]';
+  await page.locator(`${glm} details.reasoning:not([hidden])`).waitFor({ timeout: 5000 });
+  expect(stack.sim.calls.find((c) => c.model === 'z-ai/glm-4.5')!.chunksSent).toBe(2);
+  expect(await page.textContent(`${glm} details.reasoning .text`)).toMatch(/^Okay, the user greets z-ai\/glm-4\.5\./);
+  expect(await page.textContent(`${glm} p.answer`)).toBe('');
+  expect(await page.getAttribute(`${glm} details.reasoning`, 'open')).toBeNull();
+  stack.sim.release('dashboard');
   await page.locator('.result[data-ok="true"]').nth(5).waitFor({ timeout: 5000 });
   expect(await page.locator('.result').count()).toBe(6);
-  const answers = await page.$$eval('.result', (els) => els.map((e) => ({ provider: e.getAttribute('data-result-provider'), text: e.textContent ?? '' })));
+  const answers = await page.$$eval('.result', (els) => els.map((e) => ({
+    provider: e.getAttribute('data-result-provider'),
+    meta: e.querySelector('.meta')?.textContent ?? '',
+    answer: e.querySelector('p.answer')?.textContent ?? '',
+    reasoning: e.querySelector('details.reasoning:not([hidden])') ? e.querySelector('details.reasoning .text')?.textContent ?? '' : null,
+  })));
   expect(answers.map((a) => a.provider).sort()).toEqual(BUILTIN_PROVIDERS.map((p) => p.id.toLowerCase()).sort());
-  for (const a of answers) expect(a.text).toMatch(/\d+ ms · key [0-9a-f]{12} · 1 attempt\(s\)Hello from /);
+  for (const a of answers) {
+    expect(a.meta).toMatch(/^\d+ ms · key [0-9a-f]{12} · 1 attempt\(s\)$/);
+    expect(a.answer).toMatch(/^Hello from /);
+  }
+  // The four reasoning models show their reasoning above the answer; the two others show none.
+  const reasoned = Object.fromEntries(answers.map((a) => [a.provider, a.reasoning]));
+  for (const p of ['glm45', 'gptoss', 'qwen3', 'falcon']) expect(reasoned[p]).toMatch(/^Okay, the user greets .* \(sim #\d+\)\.$/);
+  expect([reasoned.llama3, reasoned.kimi]).toEqual([null, null]);
+  // Cost (usage.cost): each card shows its provider's last hour and day as /api/usage has them,
+  // each key its day, and the client table this page's own client (every call came from here).
+  const kimiCost = 'article.provider[data-provider="kimi"] div.cost';
+  await page.locator(kimiCost, { hasText: /^cost \$0\.\d{6} last hour/ }).waitFor({ timeout: 2500 });
+  const kimiUsage = (await stack.http.get('/api/usage?provider=kimi')).body.providers[0];
+  expect(kimiUsage.day.cost_usd).toBeGreaterThan(0);
+  expect(await page.textContent(kimiCost)).toBe(`cost $${kimiUsage.hour.cost_usd.toFixed(6)} last hour · $${kimiUsage.day.cost_usd.toFixed(6)} last day`);
+  const keyCosts = await page.$$eval('article.provider[data-provider="kimi"] tr.key td.cost', (tds) => tds.map((td) => td.textContent));
+  expect(keyCosts.filter((c) => c !== '$0')).toHaveLength(kimiUsage.keys.filter((k: { day: { cost_usd: number } }) => k.day.cost_usd > 0).length);
+  expect(await page.locator('#costs tr.client').count()).toBe(1);
+  expect(await page.textContent('#costs tr.client td:nth-child(1)')).toMatch(/^ip:[0-9a-f]{12}$/);
+  // Opened for the screenshot, so the README shows what the reasoning looks like.
+  await page.click(`${glm} details.reasoning summary`);
   await page.waitForSelector('#rotations li code');
   expect(external).toEqual([]);
   expect(pageErrors).toEqual([]);

@@ -62,6 +62,28 @@ test('a streaming create read with for await: the chunks add up to the simulator
   expect(s.sim.calls[0].body).toMatchObject({ model: KIMI, stream: true });
 });
 
+test('a stream with stream_options.include_usage: the option goes upstream, one last chunk with empty choices carries the usage', async () => {
+  const s = await kimiStack();
+  const stream = await client(s).chat.completions.create({ model: 'kimi', messages: [{ role: 'user', content: 'hi' }], stream: true, stream_options: { include_usage: true } });
+  const chunks = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  const withUsage = chunks.filter((c) => c.usage);
+  expect(withUsage).toHaveLength(1);
+  expect(withUsage[0].choices).toEqual([]);
+  expect(withUsage[0].usage).toMatchObject({ prompt_tokens: expect.any(Number), completion_tokens: expect.any(Number), total_tokens: expect.any(Number), cost: expect.any(Number) });
+  expect(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('')).toBe(`Hello from ${KIMI} (sim #1)`);
+  expect(s.sim.calls[0].body).toMatchObject({ model: KIMI, stream: true, stream_options: { include_usage: true } });
+});
+
+test('models.retrieve(): a provider ID or its slug in OpenAI\'s model shape; an unknown one is a NotFoundError', async () => {
+  const s = await kimiStack();
+  expect(await client(s).models.retrieve('kimi')).toMatchObject({ id: 'kimi', object: 'model', owned_by: 'orche', model: KIMI, configured: true });
+  expect(await client(s).models.retrieve(KIMI)).toMatchObject({ id: KIMI, object: 'model', model: KIMI });
+  const unknown = await client(s).models.retrieve('gpt-4o').catch((e: unknown) => e);
+  expect(unknown).toBeInstanceOf(OpenAI.NotFoundError);
+  expect((unknown as InstanceType<typeof OpenAI.NotFoundError>).error).toMatchObject({ code: 404, type: 'model_not_found' });
+});
+
 test('models.list(): one entry per provider in OpenAI\'s list shape, with the upstream slug and name', async () => {
   const s = await kimiStack();
   const page = await client(s).models.list();

@@ -142,6 +142,8 @@ const ROUTES: Record<string, string[]> = {
   '/api/chat/fanout': ['POST'],
   '/v1/chat/completions': ['POST'],
   '/v1/models': ['GET', 'HEAD'],
+  '/v1/models/kimi': ['GET', 'HEAD'],
+  '/v1/models/z-ai/glm-4.5': ['GET', 'HEAD'],
   '/api/keys/reset': ['POST'],
   '/api/keys/abc/disable': ['POST'],
   '/api/keys/abc/reactivate': ['POST'],

@@ -4,6 +4,8 @@ import { type FaultRule, type Simulator, type SimulatorOptions, startSimulator }
 const FREE = 'z-ai/glm-4.5:free';
 const FREE2 = 'moonshotai/kimi-k2:free';
 const PAID = 'openai/gpt-oss-120b';
+/** A default model that does not reason. */
+const PLAIN = FREE2;
 // 2026-03-10T12:00:10Z: ten seconds into a whole minute.
 const T0 = Date.UTC(2026, 2, 10, 12, 0, 10);
 
@@ -64,9 +66,12 @@ describe('chat completions', () => {
       model: PAID,
       provider: 'SimProvider',
       choices: [{ index: 0, finish_reason: 'stop', native_finish_reason: 'stop', message: { role: 'assistant', content: `Hello from ${PAID} (sim #1)` } }],
-      usage: { cost: 0 },
     });
     expect(body.usage.total_tokens).toBe(body.usage.prompt_tokens + body.usage.completion_tokens);
+    // A paid model's answer carries its cost, and its parts (usage as OpenRouter sends it: see responses.ts).
+    expect(body.usage.cost).toBeGreaterThan(0);
+    expect(body.usage.cost_details.upstream_inference_cost).toBe(body.usage.cost);
+    expect(body.usage.cost_details.upstream_inference_prompt_cost + body.usage.cost_details.upstream_inference_completions_cost).toBeCloseTo(body.usage.cost, 12);
     expect(sim.calls[0]).toMatchObject({ seq: 1, keyId: keyId('sk-a'), key: 'sk-a', account: `user_${keyId('sk-a')}`, model: PAID, status: 200, outcome: 'ok', stream: false, closedByClient: false });
     expect((sim.calls[0].body as { model: string }).model).toBe(PAID);
   });
@@ -366,8 +371,9 @@ describe('fault rules', () => {
 
 describe('streaming', () => {
   test('processing comment, content chunks, finish, empty-choices usage chunk, [DONE]', async () => {
+    // A model that does not reason: its stream is content only (reasoning models: the tests below).
     const sim = await start({ keys: [{ key: 'k' }], stream: { chunks: 3 } });
-    const res = await ask(sim, 'k', FREE, { stream: true });
+    const res = await ask(sim, 'k', PLAIN, { stream: true });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('text/event-stream');
     const events = sseEvents(await res.text());
@@ -378,12 +384,12 @@ describe('streaming', () => {
       return JSON.parse(e.slice(6));
     });
     expect(chunks).toHaveLength(5);
-    for (const c of chunks) expect(c).toMatchObject({ id: 'gen-1', object: 'chat.completion.chunk', model: FREE, provider: 'SimProvider' });
+    for (const c of chunks) expect(c).toMatchObject({ id: 'gen-1', object: 'chat.completion.chunk', model: PLAIN, provider: 'SimProvider' });
     const content = chunks.slice(0, 3).map((c) => {
       expect(c.choices[0].finish_reason).toBeNull();
       return c.choices[0].delta.content as string;
     }).join('');
-    expect(content).toBe(`Hello from ${FREE} (sim #1)`);
+    expect(content).toBe(`Hello from ${PLAIN} (sim #1)`);
     expect(chunks[3].choices[0].finish_reason).toBe('stop');
     expect(chunks[4].choices).toEqual([]);
     expect(chunks[4].usage).toMatchObject({ prompt_tokens: expect.any(Number), completion_tokens: expect.any(Number), cost: 0 });
@@ -401,8 +407,8 @@ describe('streaming', () => {
   test('stream-error: chunks, then an error chunk, no [DONE]; non-streaming calls pass the rule by', async () => {
     const sim = await start({ keys: [{ key: 'k', account: 'u' }], stream: { processingComment: false } });
     sim.addRule({ type: 'stream-error', afterChunks: 2, metadata: { error_type: 'provider_overloaded' } });
-    expect((await ask(sim, 'k', FREE)).status).toBe(200);
-    const res = await ask(sim, 'k', FREE, { stream: true });
+    expect((await ask(sim, 'k', PLAIN)).status).toBe(200);
+    const res = await ask(sim, 'k', PLAIN, { stream: true });
     expect(res.status).toBe(200);
     const events = sseEvents(await res.text());
     expect(events).toHaveLength(3);
@@ -415,7 +421,7 @@ describe('streaming', () => {
 
   test('stream.roleDelta opens every stream with the empty assistant delta, as OpenRouter does', async () => {
     const sim = await start({ keys: [{ key: 'k' }], stream: { chunks: 2, roleDelta: true } });
-    const events = sseEvents(await (await ask(sim, 'k', FREE, { stream: true })).text());
+    const events = sseEvents(await (await ask(sim, 'k', PLAIN, { stream: true })).text());
     expect(events[0]).toBe(': OPENROUTER PROCESSING');
     expect(JSON.parse(events[1].slice(6)).choices).toEqual([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null, native_finish_reason: null }]);
     expect(JSON.parse(events[2].slice(6)).choices[0].delta.content).not.toBe('');
@@ -552,7 +558,7 @@ describe('other routes', () => {
 
     const calls = (await json(await fetch(`${ctl}/calls?since=2`))).calls;
     expect(calls.map((c: { seq: number; status: number }) => [c.seq, c.status])).toEqual([[3, 500], [4, 429], [5, 200]]);
-    expect(calls[0]).toEqual({ seq: 3, at: T0, keyId: keyId('k'), account: 'u', model: PAID, status: 500, outcome: 'status', stream: false, closedByClient: false, inFlight: 1 });
+    expect(calls[0]).toEqual({ seq: 3, at: T0, keyId: keyId('k'), account: 'u', model: PAID, status: 500, outcome: 'status', stream: false, closedByClient: false, inFlight: 1, chunksSent: 0 });
     expect((await json(await fetch(`${ctl}/calls`))).calls).toHaveLength(5);
 
     expect((await post('latency', { ms: 30 })).status).toBe(204);
@@ -578,5 +584,106 @@ describe('other routes', () => {
     expect(Date.now() - t).toBeLessThan(500);
     expect(await pending).toBe('failed');
     expect(sim.calls[0].closedByClient).toBe(false);
+  });
+});
+
+/**
+ * The shapes reasoning models, tools and cost take on OpenRouter (issue 18). Real samples they follow
+ * (cited in scripts/simulator/responses.ts): the z-ai/glm-4.5 stream gen-1759420128-LjBsuYJf6lKeyy66nQs9
+ * (DeepInfra, 2025-10-02) for reasoning deltas; huggingface/responses.js PR #19 (2025-07-31) for the
+ * `delta.reasoning` field; the deepseek/deepseek-v4-pro-0813 stream gen-1790156376-H3hQlnMSJkVWkGJ4ROxR
+ * (2026-09-23) for tool-call deltas; underpass-ai/AXLR adapters/openrouter/usage_cost_test.go (the
+ * usage of a z-ai/glm-5.3-flash stream, 2026-10-09) for usage with cost and cost_details.
+ */
+describe('reasoning, tool calls and cost', () => {
+  const GLM = 'z-ai/glm-4.5';
+  const weather = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+  const dataOf = (events: string[]) => events.filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)));
+
+  test('a reasoning model streams reasoning deltas (delta.reasoning and reasoning_details) before its content; the last chunk carries usage with cost', async () => {
+    const sim = await start({ keys: [{ key: 'k' }], stream: { chunks: 2 } });
+    const chunks = dataOf(sseEvents(await (await ask(sim, 'k', GLM, { stream: true })).text()));
+    const reasoning = chunks.filter((c) => c.choices[0]?.delta?.reasoning);
+    expect(reasoning).toHaveLength(3);
+    for (const c of reasoning) {
+      const d = c.choices[0].delta;
+      expect(d).toEqual({ role: 'assistant', content: '', reasoning: d.reasoning, reasoning_details: [{ type: 'reasoning.text', text: d.reasoning, format: 'unknown', index: 0 }] });
+      expect(c.choices[0]).toMatchObject({ finish_reason: null, native_finish_reason: null });
+    }
+    expect(reasoning.map((c) => c.choices[0].delta.reasoning).join('')).toBe(`Okay, the user greets ${GLM}. A short, friendly answer will do (sim #1).`);
+    const firstContent = chunks.findIndex((c) => c.choices[0]?.delta?.content);
+    expect(firstContent).toBe(3);
+    expect(chunks[firstContent].choices[0].delta).toEqual({ role: 'assistant', content: expect.any(String), reasoning: null, reasoning_details: [] });
+    const last = chunks.at(-1);
+    expect(last.choices).toEqual([]);
+    expect(last.usage).toEqual({
+      prompt_tokens: expect.any(Number), completion_tokens: expect.any(Number), total_tokens: expect.any(Number),
+      cost: expect.any(Number), is_byok: false,
+      prompt_tokens_details: { cached_tokens: 0, cache_write_tokens: 0, audio_tokens: 0 },
+      cost_details: { upstream_inference_cost: last.usage.cost, upstream_inference_prompt_cost: expect.any(Number), upstream_inference_completions_cost: expect.any(Number) },
+      completion_tokens_details: { reasoning_tokens: expect.any(Number), image_tokens: 0 },
+    });
+    expect(last.usage.cost).toBeGreaterThan(0);
+    expect(last.usage.completion_tokens_details.reasoning_tokens).toBeGreaterThan(0);
+    expect(last.usage.completion_tokens).toBeGreaterThan(last.usage.completion_tokens_details.reasoning_tokens);
+  });
+
+  test('non-streamed: message.reasoning and reasoning_details; a :free variant costs 0; GET /models shows the prices', async () => {
+    const sim = await start({ keys: [{ key: 'k' }] });
+    const body = await json(await ask(sim, 'k', GLM));
+    const reasoning = `Okay, the user greets ${GLM}. A short, friendly answer will do (sim #1).`;
+    expect(body.choices[0].message).toEqual({ role: 'assistant', content: `Hello from ${GLM} (sim #1)`, reasoning, reasoning_details: [{ type: 'reasoning.text', text: reasoning, format: 'unknown', index: 0 }] });
+    expect(body.usage.cost).toBeGreaterThan(0);
+    const free = await json(await ask(sim, 'k', `${GLM}:free`));
+    expect(free.usage).toMatchObject({ cost: 0, cost_details: { upstream_inference_cost: 0 } });
+    const models = await json(await fetch(`${sim.baseUrl}/models`));
+    expect(models.data.find((m: { id: string }) => m.id === GLM).pricing).toEqual({ prompt: '4e-7', completion: '0.0000016' });
+  });
+
+  test('reasoning:{exclude:true} (or enabled:false, effort "none", include_reasoning:false) leaves the reasoning out; a model that does not reason never sends any', async () => {
+    const sim = await start({ keys: [{ key: 'k' }] });
+    for (const extra of [{ reasoning: { exclude: true } }, { reasoning: { enabled: false } }, { reasoning: { effort: 'none' } }, { include_reasoning: false }]) {
+      const body = await json(await ask(sim, 'k', GLM, extra));
+      expect(body.choices[0].message).toEqual({ role: 'assistant', content: expect.any(String) });
+      const text = await (await ask(sim, 'k', GLM, { ...extra, stream: true })).text();
+      // Content deltas of a reasoning model still carry `"reasoning":null` (as real ones do); no reasoning text.
+      expect(text).not.toMatch(/"reasoning":"|"reasoning_details":\[\{/);
+      expect(text).toMatch(/"content":"Hello/);
+    }
+    expect((await json(await ask(sim, 'k', 'moonshotai/kimi-k2'))).choices[0].message).toEqual({ role: 'assistant', content: expect.any(String) });
+  });
+
+  test('tools sent: the answer calls the first one; streamed, its deltas name it first, then carry the arguments in pieces; finish_reason tool_calls', async () => {
+    const sim = await start({ keys: [{ key: 'k' }] });
+    const body = await json(await ask(sim, 'k', 'moonshotai/kimi-k2', { tools: weather }));
+    expect(body.choices[0]).toMatchObject({ finish_reason: 'tool_calls', message: { tool_calls: [{ id: 'call_sim1_0', type: 'function', function: { name: 'get_weather', arguments: '{"city":"sim"}' } }] } });
+    const chunks = dataOf(sseEvents(await (await ask(sim, 'k', 'moonshotai/kimi-k2', { tools: weather, stream: true })).text()));
+    const calls = chunks.filter((c) => c.choices[0]?.delta?.tool_calls).map((c) => c.choices[0].delta);
+    expect(calls[0]).toEqual({ content: null, role: 'assistant', tool_calls: [{ index: 0, id: 'call_sim2_0', type: 'function', function: { name: 'get_weather', arguments: '' } }] });
+    expect(calls.length).toBeGreaterThan(2);
+    for (const d of calls.slice(1)) expect(Object.keys(d.tool_calls[0])).toEqual(['index', 'function']);
+    expect(calls.map((d) => d.tool_calls[0].function.arguments).join('')).toBe('{"city":"sim"}');
+    expect(chunks.find((c) => c.choices[0]?.finish_reason)?.choices[0]).toMatchObject({ finish_reason: 'tool_calls', native_finish_reason: 'tool_calls' });
+    const none = await json(await ask(sim, 'k', 'moonshotai/kimi-k2', { tools: weather, tool_choice: 'none' }));
+    expect(none.choices[0].message.tool_calls).toBeUndefined();
+  });
+
+  test('a gate rule holds a stream after its first chunk until released; chunksSent counts what went out', async () => {
+    const sim = await start({ keys: [{ key: 'k' }] });
+    sim.addRule({ type: 'gate', gate: 'g1', afterChunks: 1, times: 1 });
+    const res = await ask(sim, 'k', GLM, { stream: true });
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!text.includes('"reasoning":"')) text += new TextDecoder().decode((await reader.read()).value);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(sim.calls[0].chunksSent).toBe(1);
+    sim.release('g1');
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
+    expect(sim.calls[0].chunksSent).toBe(sseEvents(text).filter((e) => e.startsWith('data: ')).length);
   });
 });

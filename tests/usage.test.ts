@@ -85,7 +85,7 @@ test('bad usage queries answer 400 / 404 in the error shape', async () => {
   expect((await stack.http.get('/api/usage?series=0')).body.error).toMatchObject({ code: 400, type: 'invalid_request' });
   expect((await stack.http.get('/api/usage?provider=nope')).status).toBe(404);
   const idle = (await stack.http.get('/api/usage?provider=kimi')).body.providers[0];
-  expect(idle.day).toEqual({ calls: 0, successes: 0, rate_limited: 0, failures: 0, tokens: 0, mean_latency_ms: null });
+  expect(idle.day).toEqual({ calls: 0, successes: 0, rate_limited: 0, failures: 0, tokens: 0, cost_usd: 0, mean_latency_ms: null });
   expect(idle.calls_per_minute).toEqual(Array(30).fill(0));
 });
 

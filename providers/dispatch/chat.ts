@@ -16,19 +16,71 @@ export interface FanoutResult {
   model: string;
   ok: boolean;
   content?: string;
+  /** The model's reasoning as text, and OpenRouter's structured form of it (null when the model sent none). */
+  reasoning?: string | null;
+  reasoning_details?: unknown[] | null;
+  tool_calls?: unknown[] | null;
+  finish_reason?: unknown;
+  /** As the upstream sent it: tokens and, on OpenRouter, `cost`. */
+  usage?: unknown;
   error?: { code: number; type: string; message: string };
   latency_ms: number;
   attempts: number;
   key_id: string | null;
 }
 
-/** The first choice's text; OpenRouter may send content as parts. */
-export function contentOf(body: unknown): { content: string; message: unknown; finishReason: unknown; usage: unknown; model?: string } {
-  const b = (body ?? {}) as { choices?: Array<{ message?: { content?: unknown }; finish_reason?: unknown }>; usage?: unknown; model?: unknown };
+/** What an answer says, as a frontend shows it. */
+export interface AnswerParts {
+  content: string;
+  reasoning: string | null;
+  reasoningDetails: unknown[] | null;
+  toolCalls: unknown[] | null;
+  message: unknown;
+  finishReason: unknown;
+  usage: unknown;
+  model?: string;
+}
+
+/** Text parts of content or of `reasoning_details` (`reasoning.text` / `reasoning.summary` entries), joined. */
+export function textOfParts(parts: unknown[], fields: readonly string[]): string {
+  let out = '';
+  for (const p of parts) {
+    if (!p || typeof p !== 'object') continue;
+    for (const f of fields) {
+      const v = (p as Record<string, unknown>)[f];
+      if (typeof v === 'string') {
+        out += v;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The first choice of a JSON answer: its text (OpenRouter may send content as parts), reasoning
+ * (`message.reasoning`; else the text of `reasoning_details`), tool calls, finish reason and usage.
+ */
+export function contentOf(body: unknown): AnswerParts {
+  const b = (body ?? {}) as { choices?: Array<{ message?: Record<string, unknown>; finish_reason?: unknown }>; usage?: unknown; model?: unknown };
   const choice = Array.isArray(b.choices) ? b.choices[0] : undefined;
-  const raw = choice?.message?.content;
-  const content = typeof raw === 'string' ? raw : Array.isArray(raw) ? raw.map((p: { text?: unknown }) => (typeof p?.text === 'string' ? p.text : '')).join('') : '';
-  return { content, message: choice?.message ?? null, finishReason: choice?.finish_reason ?? null, usage: b.usage ?? null, model: typeof b.model === 'string' ? b.model : undefined };
+  const message = choice?.message && typeof choice.message === 'object' ? choice.message : undefined;
+  const raw = message?.content;
+  const content = typeof raw === 'string' ? raw : Array.isArray(raw) ? textOfParts(raw, ['text']) : '';
+  const details = Array.isArray(message?.reasoning_details) && message.reasoning_details.length > 0 ? message.reasoning_details : null;
+  const fromDetails = details ? textOfParts(details, ['text', 'summary']) : '';
+  const reasoning = typeof message?.reasoning === 'string' && message.reasoning !== '' ? message.reasoning : fromDetails !== '' ? fromDetails : null;
+  const toolCalls = Array.isArray(message?.tool_calls) && message.tool_calls.length > 0 ? message.tool_calls : null;
+  return {
+    content,
+    reasoning,
+    reasoningDetails: details,
+    toolCalls,
+    message: message ?? null,
+    finishReason: choice?.finish_reason ?? null,
+    usage: b.usage ?? null,
+    model: typeof b.model === 'string' ? b.model : undefined,
+  };
 }
 
 /** One fan-out leg's signal: the client's, and the leg's own timeout when one is set. */
@@ -59,13 +111,17 @@ export class ChatService {
 
   /** Accepts the lower-case ID, its upper-case form, or a configured model slug. */
   resolve(name: string): ProviderRuntime {
-    const lower = name.toLowerCase();
-    const found = this.pool.get(lower) ?? this.pool.list().find((p) => p.config.model === name);
+    const found = this.find(name);
     if (!found) throw new UnknownProviderError(name, this.pool.list().map((p) => p.config.slug));
     return found;
   }
 
-  /** The attempt for a JSON (non-streaming) call: the body goes upstream with the provider's model; a 401 is confirmed by GET /key. */
+  /** The provider a name means, or undefined. */
+  find(name: string): ProviderRuntime | undefined {
+    return this.pool.get(name.toLowerCase()) ?? this.pool.list().find((p) => p.config.model === name);
+  }
+
+    /** The attempt for a JSON (non-streaming) call: the body goes upstream with the provider's model; a 401 is confirmed by GET /key. */
   jsonAttempt(body: Record<string, unknown>): Attempt<unknown> {
     return withKeyCheck(this.client, async ({ provider, key, signal, timeoutMs }) => {
       let outcome: Outcome;
@@ -99,8 +155,8 @@ export class ChatService {
 
   /** Relays an opened stream to its sink, then records on the key what only the stream's end can tell: usage, or a failure. */
   async relayStream(opened: DispatchResult<UpstreamStream>, sink: StreamSink, signal?: AbortSignal): Promise<RelayEnd> {
-    const end = await relayStream(opened.value, sink, { signal, idleTimeoutMs: this.rotation.requestTimeoutMs, maxDurationMs: this.rotation.maxStreamMs, now: this.deps.now });
-    if (end.usage) this.pool.recordTokens(opened.provider, opened.keyId, end.usage, this.deps.now());
+    const end = await relayStream(opened.value, sink, { signal, idleTimeoutMs: this.rotation.requestTimeoutMs, maxDurationMs: this.rotation.maxStreamMs, now: this.deps.now, model: opened.provider.config.model });
+    if (end.usage) this.pool.recordUsage(opened.provider, opened.keyId, end.usage, this.deps.now(), opened.client);
     // A stream orche itself ended (ORCHE_MAX_STREAM_MS) is no failure of the key.
     if (end.kind === 'failed' && end.outcome.kind !== 'client_error' && !opened.isolated) {
       const key = this.pool.secret(opened.provider, opened.keyId);
@@ -119,7 +175,20 @@ export class ChatService {
         try {
           const r = await this.complete(slug, body, legSignal(signal, timeoutMs), client);
           const c = contentOf(r.value);
-          return { provider: r.provider.config.slug, model: c.model ?? r.provider.config.model, ok: true, content: c.content, latency_ms: r.latencyMs, attempts: r.attempts, key_id: r.keyId };
+          return {
+            provider: r.provider.config.slug,
+            model: c.model ?? r.provider.config.model,
+            ok: true,
+            content: c.content,
+            reasoning: c.reasoning,
+            reasoning_details: c.reasoningDetails,
+            tool_calls: c.toolCalls,
+            finish_reason: c.finishReason,
+            usage: c.usage,
+            latency_ms: r.latencyMs,
+            attempts: r.attempts,
+            key_id: r.keyId,
+          };
         } catch (err) {
           const e = legError(err, slug, timeoutMs, signal);
           return {

@@ -26,6 +26,8 @@ export interface DispatchResult<T> {
   latencyMs: number;
   /** The request carried a client's routing choice: what its stream ends with changes no shared state either. */
   isolated?: boolean;
+  /** Who the request was for (requestClient.ts's fairKey): a stream's usage, known at its end, is told for them. */
+  client: string;
 }
 
 export interface DispatchDeps {
@@ -189,7 +191,7 @@ export class Dispatcher {
             const end = now();
             const gone = signal?.aborted === true;
             const shared = sharedOutcome(result.outcome, isolated);
-            await this.pool.report(provider, pick.keyId, reportedOutcome(shared, gone), end - callStart, end, pick);
+            await this.pool.report(provider, pick.keyId, reportedOutcome(shared, gone), end - callStart, end, pick, client);
             if (gone) throw new ClientGoneError();
             value = result.value;
             last = result.outcome;
@@ -211,7 +213,7 @@ export class Dispatcher {
 
         switch (step.kind) {
           case 'answer':
-            return { value: value as T, provider, keyId: pickedKey!, attempts: b.attempts, latencyMs: now() - started, isolated };
+            return { value: value as T, provider, keyId: pickedKey!, attempts: b.attempts, latencyMs: now() - started, isolated, client };
           case 'pick':
             continue;
           case 'back_off':

@@ -15,3 +15,9 @@ export function fairKey(c: RequestClient | undefined): string {
   if (!c) return 'anonymous';
   return c.user === undefined ? c.client : `${c.client}|u:${c.user}`;
 }
+
+/** The client part of a fair key: the key itself when it names no end user. */
+export function clientOf(fairKey: string): string {
+  const at = fairKey.indexOf('|u:');
+  return at < 0 ? fairKey : fairKey.slice(0, at);
+}

@@ -18,8 +18,12 @@ export interface PoolEvents {
   limit_learned: { at: number; provider: string; keyId: string; scope: CoolScope; limit: number; windowMs: number };
   /** One upstream call's verdict; `tokens` is the answer's usage.total_tokens (0 when unknown). */
   outcome: { at: number; provider: string; keyId: string; kind: string; status: number; latencyMs: number };
-  /** Tokens a call used: with its success, or, for a stream, when its last chunk arrives. */
-  tokens: { at: number; provider: string; keyId: string; tokens: number };
+  /**
+   * What a call used, from its `usage`: with its success, or, for a stream, when its last chunk
+   * arrives. `cost` is `usage.cost` in USD (0 when the upstream sent none); `client` is who the
+   * request was for (requestClient.ts's fairKey), when known.
+   */
+  usage: { at: number; provider: string; keyId: string; tokens: number; cost: number; client?: string };
 }
 
 export class PoolEmitter {

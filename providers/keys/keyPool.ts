@@ -2,7 +2,7 @@ import type { Config, KeyConfig, ProviderConfig } from '../../config';
 import { isFreeModel, undeclaredAccount } from './keys';
 import { PoolEmitter } from './events';
 import { type CoolScope, NO_HINT_HOLD_MS, type Outcome } from '../limits/rateLimit';
-import { emptyStats, type KeyStats, type SavedStats, statsFrom, totalTokens } from './keyStats';
+import { emptyStats, type KeyStats, type SavedStats, statsFrom, costOf, totalTokens } from './keyStats';
 import { describeKeys, type KeyStatus } from './keyStatus';
 import { lessonOf, wholeWindow, windowFromReset } from '../limits/learnedLimit';
 import { ACCOUNT_REFRESH_MS } from '../store/rules';
@@ -166,7 +166,7 @@ export class KeyPool {
    * Applies one upstream outcome to the key's state and counters, and announces what changed. `pick`:
    * what the pick of this call said (a trial call; learned limits counted).
    */
-  async report(provider: ProviderRuntime, keyId: string, outcome: Outcome, latencyMs: number, now: number, pick: Pick<PickedKey, 'trial' | 'learned'> = { trial: false }): Promise<void> {
+  async report(provider: ProviderRuntime, keyId: string, outcome: Outcome, latencyMs: number, now: number, pick: Pick<PickedKey, 'trial' | 'learned'> = { trial: false }, client?: string): Promise<void> {
     const slug = provider.config.slug;
     const view = provider.views.get(keyId);
     if (!view) return;
@@ -186,7 +186,7 @@ export class KeyPool {
     }
     if (outcome.userId) await this.learnAccountOf(view.account, keyId, outcome.userId, now, 'answer');
     this.events.emit('outcome', { at: now, provider: slug, keyId, kind: outcome.kind, status: outcome.status, latencyMs });
-    await this.apply(provider, view, outcome, now, pick.trial);
+    await this.apply(provider, view, outcome, now, pick.trial, client);
     // The upstream counts what it admitted (SPEC §8): a call it refused itself (its own 429 or limit
     // cap, a 401/402 before routing, the edge in front of it) stops counting against the learned
     // limits. A call it passed on counts whatever came back (a 5xx, a provider's 429, a timeout):
@@ -223,7 +223,7 @@ export class KeyPool {
   }
 
   /** What an outcome does to the key's state, and the counter it moves. */
-  private async apply(provider: ProviderRuntime, view: KeyView, outcome: Outcome, now: number, trial: boolean): Promise<void> {
+  private async apply(provider: ProviderRuntime, view: KeyView, outcome: Outcome, now: number, trial: boolean, client?: string): Promise<void> {
     const slug = provider.config.slug;
     const keyId = view.keyId;
     const stats = provider.stats.get(keyId)!;
@@ -232,7 +232,7 @@ export class KeyPool {
       case 'success': {
         stats.successes++;
         totals.successes++;
-        this.recordTokens(provider, keyId, (outcome.body as { usage?: unknown }).usage, now);
+        this.recordUsage(provider, keyId, (outcome.body as { usage?: unknown }).usage, now, client);
         await this.store.succeed(view, now);
         if (trial) this.events.emit('recovered', { at: now, provider: slug, keyId });
         break;
@@ -360,14 +360,20 @@ export class KeyPool {
     this.events.emit('limit_learned', { at: now, provider: provider.config.slug, keyId: view.keyId, scope, limit, windowMs });
   }
 
-  /** Tokens a call used, from its `usage` (a stream's arrives in its last chunk, long after the report). */
-  recordTokens(provider: ProviderRuntime, keyId: string, usage: unknown, now: number): void {
+  /**
+   * Tokens and cost a call used, from its `usage` (a stream's arrives in its last chunk, long after
+   * the report). `client`: who the request was for, so cost is told per client and end user too.
+   */
+  recordUsage(provider: ProviderRuntime, keyId: string, usage: unknown, now: number, client?: string): void {
     const tokens = totalTokens(usage);
+    const cost = costOf(usage);
     const stats = provider.stats.get(keyId);
-    if (!stats || tokens === 0) return;
-    stats.tokens += tokens;
-    this.statsChanged();
-    this.events.emit('tokens', { at: now, provider: provider.config.slug, keyId, tokens });
+    if (!stats || (tokens === 0 && cost === 0)) return;
+    if (tokens > 0) {
+      stats.tokens += tokens;
+      this.statsChanged();
+    }
+    this.events.emit('usage', { at: now, provider: provider.config.slug, keyId, tokens, cost, client });
   }
 
   /**

@@ -35,3 +35,9 @@ export function totalTokens(usage: unknown): number {
   const total = (usage as { total_tokens?: unknown } | null | undefined)?.total_tokens;
   return typeof total === 'number' && Number.isFinite(total) && total > 0 ? total : 0;
 }
+
+/** `usage.cost` of an answer: what OpenRouter charged for it, in USD (its credits), or 0 when not sent. */
+export function costOf(usage: unknown): number {
+  const cost = (usage as { cost?: unknown } | null | undefined)?.cost;
+  return typeof cost === 'number' && Number.isFinite(cost) && cost > 0 ? cost : 0;
+}

@@ -172,7 +172,46 @@ export interface StreamError {
   metadata?: Record<string, unknown>;
 }
 
-/** A mid-stream failure in OpenRouter's form: the status is already 200, so the error rides in a last chunk. */
-export function errorChunk(error: StreamError): string {
-  return formatSse({ error, choices: [{ index: 0, delta: { content: '' }, finish_reason: 'error' }] });
+/**
+ * OpenRouter's canonical error type for a status, as its newer error bodies carry it in
+ * `metadata.error_type` (shared/OPENROUTER.md, "Errors"). @openrouter/sdk's stream-chunk schema
+ * requires it whenever `metadata` is there.
+ */
+export function errorTypeOf(code: number): string {
+  switch (code) {
+    case 400: return 'invalid_request';
+    case 401: return 'authentication';
+    case 402: return 'payment_required';
+    case 403: return 'permission_denied';
+    case 404: return 'not_found';
+    case 408: case 504: case 524: return 'timeout';
+    case 413: return 'payload_too_large';
+    case 422: return 'unprocessable';
+    case 429: return 'rate_limit_exceeded';
+    case 500: return 'server';
+    case 502: case 503: return 'provider_unavailable';
+    case 529: return 'provider_overloaded';
+    default: return 'unmapped';
+  }
+}
+
+/**
+ * A mid-stream failure in OpenRouter's form: the status is already 200, so the error rides in a last
+ * chunk, which names the stream it ends (`id`, `object`, `created`, `model`) as OpenRouter's own
+ * error chunks do — clients that check chunks against a schema (@openrouter/sdk) need them, a
+ * whole-number `code`, and `metadata.error_type` beside whatever else the metadata says.
+ */
+export function errorChunk(error: StreamError, stream: { id: string; created: number; model: string }): string {
+  const numeric = typeof error.code === 'number' ? error.code : Number(error.code);
+  const code = Number.isInteger(numeric) ? numeric : 502;
+  const given = error.metadata?.error_type;
+  const metadata = { ...error.metadata, error_type: typeof given === 'string' ? given : errorTypeOf(code) };
+  return formatSse({
+    id: stream.id,
+    object: 'chat.completion.chunk',
+    created: stream.created,
+    model: stream.model,
+    error: { ...error, code, metadata },
+    choices: [{ index: 0, delta: { content: '' }, finish_reason: 'error' }],
+  });
 }

@@ -1,9 +1,9 @@
-import { type ChatService, legError, legSignal } from '../dispatch/chat';
+import { type ChatService, legError, legSignal, textOfParts } from '../dispatch/chat';
 import { ClientGoneError } from '../dispatch/dispatcher';
 import type { OrcheError } from '../errors';
 import type { Chunk, StreamSink } from './streamRelay';
 
-export type FanoutEvent = 'delta' | 'done' | 'error' | 'end';
+export type FanoutEvent = 'delta' | 'reasoning' | 'tool_call' | 'done' | 'error' | 'end';
 /** Writes one named event; resolves when more may be written. */
 export type FanoutEmit = (event: FanoutEvent, data: Record<string, unknown>) => Promise<void>;
 
@@ -13,9 +13,65 @@ export interface FanoutSummary {
   latency_ms: number;
 }
 
-function deltaContent(chunk: Chunk | undefined): string {
-  const content = Array.isArray(chunk?.choices) ? chunk.choices[0]?.delta?.content : undefined;
-  return typeof content === 'string' ? content : '';
+/** One tool-call delta as it arrives: the first names the call (`id`, `name`), the next carry pieces of `arguments`. */
+export interface ToolCallDelta {
+  index: number;
+  id: string | null;
+  name: string | null;
+  arguments: string;
+}
+
+/** What one chunk's first choice adds: content, reasoning, tool-call deltas, a finish reason. */
+export interface DeltaParts {
+  content: string;
+  reasoning: string;
+  toolCalls: ToolCallDelta[];
+  finishReason: string | null;
+}
+
+/**
+ * Reads a chunk's first choice. Reasoning is `delta.reasoning` (OpenRouter's); a chunk that has only
+ * `reasoning_details` gives the text of those, so a model whose provider fills only one is not silent.
+ */
+export function deltaParts(chunk: Chunk | undefined): DeltaParts {
+  const choice = Array.isArray(chunk?.choices) ? chunk.choices[0] : undefined;
+  const delta = choice?.delta && typeof choice.delta === 'object' ? choice.delta : {};
+  const content = typeof delta.content === 'string' ? delta.content : '';
+  let reasoning = typeof delta.reasoning === 'string' ? delta.reasoning : '';
+  if (reasoning === '' && Array.isArray(delta.reasoning_details)) reasoning = textOfParts(delta.reasoning_details, ['text', 'summary']);
+  const toolCalls: ToolCallDelta[] = [];
+  if (Array.isArray(delta.tool_calls)) {
+    delta.tool_calls.forEach((raw: unknown, i: number) => {
+      if (!raw || typeof raw !== 'object') return;
+      const tc = raw as { index?: unknown; id?: unknown; function?: { name?: unknown; arguments?: unknown } };
+      toolCalls.push({
+        index: typeof tc.index === 'number' && Number.isInteger(tc.index) ? tc.index : i,
+        id: typeof tc.id === 'string' ? tc.id : null,
+        name: typeof tc.function?.name === 'string' ? tc.function.name : null,
+        arguments: typeof tc.function?.arguments === 'string' ? tc.function.arguments : '',
+      });
+    });
+  }
+  const finishReason = typeof choice?.finish_reason === 'string' ? choice.finish_reason : null;
+  return { content, reasoning, toolCalls, finishReason };
+}
+
+/** The tool calls a stream's deltas add up to, in OpenAI's message shape, for the leg's `done`. */
+class ToolCalls {
+  private readonly calls = new Map<number, { id: string | null; name: string; arguments: string }>();
+
+  add(d: ToolCallDelta): void {
+    const call = this.calls.get(d.index) ?? { id: null, name: '', arguments: '' };
+    if (d.id !== null) call.id = d.id;
+    if (d.name !== null) call.name += d.name;
+    call.arguments += d.arguments;
+    this.calls.set(d.index, call);
+  }
+
+  list(): unknown[] | null {
+    if (this.calls.size === 0) return null;
+    return [...this.calls.entries()].sort(([a], [b]) => a - b).map(([, c]) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }));
+  }
 }
 
 /**
@@ -37,10 +93,19 @@ async function leg(chat: ChatService, slug: string, body: Record<string, unknown
   const error = (e: OrcheError) => emit('error', { provider: slug, error: { code: e.status, type: e.type, message: e.message } });
   try {
     const opened = await chat.openStream(slug, body, signal, who);
+    let finishReason: string | null = null;
+    const toolCalls = new ToolCalls();
     const sink: StreamSink = {
+      // Each part goes out the moment its chunk arrives: a reasoning model is not silent while it thinks.
       async event(_ev, chunk) {
-        const content = deltaContent(chunk);
-        if (content) await emit('delta', { provider: slug, content });
+        const parts = deltaParts(chunk);
+        if (parts.reasoning) await emit('reasoning', { provider: slug, content: parts.reasoning });
+        if (parts.content) await emit('delta', { provider: slug, content: parts.content });
+        for (const tc of parts.toolCalls) {
+          toolCalls.add(tc);
+          await emit('tool_call', { provider: slug, ...tc });
+        }
+        if (parts.finishReason !== null) finishReason = parts.finishReason;
       },
       fail: (err, outcome) => emit('error', { provider: slug, error: { code: outcome.status, type: 'upstream_stream_error', message: err.message } }),
     };
@@ -51,6 +116,8 @@ async function leg(chat: ChatService, slug: string, body: Record<string, unknown
         provider: slug,
         ...(served.slug === slug ? {} : { served_by: served.slug }),
         model: end.model ?? served.model,
+        finish_reason: finishReason,
+        tool_calls: toolCalls.list(),
         usage: end.usage ?? null,
         latency_ms: chat.deps.now() - started,
         key_id: opened.keyId,

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { capRelayed, capRelayedValue } from '../upstream/relayed';
 import { carriedError, classifyResponse, failureOutcome, type Outcome } from '../limits/rateLimit';
 import type { SseEvent, StreamError } from './sse';
@@ -5,17 +6,26 @@ import type { UpstreamStream } from './streamAttempt';
 
 /** The fields of a chat.completion.chunk the relay looks at; everything else passes through. */
 export interface Chunk {
+  id?: unknown;
+  created?: unknown;
   model?: unknown;
-  choices?: Array<{ delta?: { content?: unknown } }>;
+  choices?: Array<{ delta?: Record<string, unknown>; finish_reason?: unknown }>;
   usage?: unknown;
+}
+
+/** Which stream a chunk belongs to, as its chunks name it: an error chunk orche writes carries the same (SPEC §8). */
+export interface StreamIdentity {
+  id: string;
+  created: number;
+  model: string;
 }
 
 /** Where a relayed stream goes: the client's SSE response, or one leg of a streaming fan-out. */
 export interface StreamSink {
   /** One upstream event (keep-alive comment, chunk, or [DONE]); resolves when more may be written. */
   event(ev: SseEvent, chunk: Chunk | undefined): Promise<void>;
-  /** The upstream failed after the first byte; nothing follows. */
-  fail(error: StreamError, outcome: Outcome): Promise<void>;
+  /** The upstream failed after the first byte; nothing follows. `stream`: the id, created and model of the stream it ends. */
+  fail(error: StreamError, outcome: Outcome, stream: StreamIdentity): Promise<void>;
 }
 
 interface Seen {
@@ -23,6 +33,9 @@ interface Seen {
   usage?: unknown;
   /** The model that actually answered, as the chunks name it. */
   model?: string;
+  /** The stream's id and creation time, as its chunks name them. */
+  id?: string;
+  created?: number;
 }
 
 export type RelayEnd =
@@ -38,6 +51,8 @@ export interface RelayOptions {
   /** The longest a relay may last, however busy the stream (ORCHE_MAX_STREAM_MS); none when unset. */
   maxDurationMs?: number;
   now: () => number;
+  /** The model asked for: the identity of a stream whose chunks named none. */
+  model?: string;
 }
 
 class IdleTimeout extends Error {}
@@ -77,6 +92,13 @@ export async function relayStream(up: UpstreamStream, sink: StreamSink, opts: Re
   const onAbort = () => up.abort();
   signal?.addEventListener('abort', onAbort, { once: true });
   const seen: Seen = {};
+  // A stream whose chunks named no id still gets one, made once, so its error chunk is well-formed.
+  let fallbackId: string | undefined;
+  const identity = (): StreamIdentity => ({
+    id: seen.id ?? (fallbackId ??= `gen-orche-${randomUUID()}`),
+    created: seen.created ?? Math.floor(opts.now() / 1000),
+    model: seen.model ?? opts.model ?? 'unknown',
+  });
   const head = [...up.head];
   const endsAt = opts.maxDurationMs === undefined ? Infinity : opts.now() + opts.maxDurationMs;
   // Ended by orche's bound, not by the upstream or the key: recorded as nobody's failure.
@@ -90,7 +112,7 @@ export async function relayStream(up: UpstreamStream, sink: StreamSink, opts: Re
   };
   const failed = async (error: StreamError, outcome: Outcome): Promise<RelayEnd> => {
     up.abort();
-    await sink.fail(error, outcome);
+    await sink.fail(error, outcome, identity());
     return { kind: 'failed', outcome, ...seen };
   };
   try {
@@ -132,6 +154,8 @@ export async function relayStream(up: UpstreamStream, sink: StreamSink, opts: Re
       }
       if (chunk?.usage && typeof chunk.usage === 'object') seen.usage = chunk.usage;
       if (typeof chunk?.model === 'string') seen.model = chunk.model;
+      if (typeof chunk?.id === 'string' && seen.id === undefined) seen.id = chunk.id;
+      if (typeof chunk?.created === 'number' && Number.isFinite(chunk.created) && seen.created === undefined) seen.created = chunk.created;
       await sink.event(ev, chunk);
     }
   } finally {

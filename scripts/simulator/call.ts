@@ -23,6 +23,8 @@ export interface Core {
   /** A chat call's connection closed (answered, cut or abandoned). */
   leave(): void;
   record(rec: CallRecord): void;
+  /** Resolves when the gate `name` is released. */
+  gate(name: string): Promise<void>;
   schedule(ms: number, fn: () => void): NodeJS.Timeout;
   cancel(timer: NodeJS.Timeout): void;
 }
@@ -100,19 +102,33 @@ export class Call {
     this.res.write(body.slice(0, Math.floor(body.length / 2)), () => this.res.socket?.destroy());
   }
 
-  /** Writes SSE events, `delayMs` apart, then ends the response. */
-  sendEvents(events: readonly string[], delayMs: number): void {
+  /**
+   * Writes SSE events, `delayMs` apart, then ends the response. `hold`: after `afterChunks` data
+   * chunks, nothing more is written until `open` resolves.
+   */
+  sendEvents(events: readonly string[], delayMs: number, hold?: { afterChunks: number; open: Promise<void> }): void {
     this.rec.status = 200;
     this.res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
-    if (delayMs <= 0) {
+    if (delayMs <= 0 && hold === undefined) {
+      this.rec.chunksSent += events.filter((e) => e.startsWith('data: ')).length;
       this.res.end(events.join(''));
       return;
     }
     let i = 0;
+    let held = false;
     const step = (): void => {
-      this.res.write(events[i++]);
-      if (i >= events.length) this.res.end();
-      else this.later(delayMs, step);
+      const ev = events[i++];
+      this.res.write(ev);
+      if (ev.startsWith('data: ')) this.rec.chunksSent++;
+      if (i >= events.length) return void this.res.end();
+      if (hold && !held && this.rec.chunksSent >= hold.afterChunks) {
+        held = true;
+        void hold.open.then(() => {
+          if (!this.gone) this.later(delayMs, step);
+        });
+        return;
+      }
+      this.later(delayMs, step);
     };
     step();
   }

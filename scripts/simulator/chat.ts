@@ -6,8 +6,9 @@ import { EDGE_1015_TEXT, faultReply, isTransportFault, keyLimitMessage, upstream
 import { countServed, findLimitHit } from './limits';
 import type { KeyState } from './registry';
 import {
-  chunkHead, completionTokens, contentEvent, contentFor, DONE_EVENT, errorEvent, errorReply, finishEvent, GARBAGE_HTML,
-  limitReply, PROCESSING_COMMENT, PROVIDER, promptTokens, type Reply, retryAfterSeconds, roleEvent, splitContent, successBody, usageEvent,
+  type Answer, chunkHead, contentEvent, contentFor, DONE_EVENT, errorEvent, errorReply, finishEvent, GARBAGE_HTML, isReasoningModel,
+  limitReply, PROCESSING_COMMENT, PROVIDER, promptTokens, reasoningEvent, type Reply, retryAfterSeconds, roleEvent, type SimToolCall,
+  splitContent, successBody, toolCallEvents, usageEvent,
 } from './responses';
 import type { CallRecord, FaultRule } from './types';
 
@@ -59,6 +60,7 @@ function onRequest(core: Core, req: IncomingMessage, res: ServerResponse, raw: s
     closedByClient: false,
     inFlight: core.enter(),
     body,
+    chunksSent: 0,
   };
   res.once('close', () => core.leave());
   core.record(rec);
@@ -111,15 +113,55 @@ function serve(call: Call, key: KeyState, now: number, rule: FaultRule | undefin
   rec.outcome = rule?.type ?? 'ok';
   const created = Math.floor(now / 1000);
   const big = rec.stream ? largeStream(rec.body) : undefined;
-  const content = big ? 'x'.repeat(big.chunks * big.chunkBytes) : contentFor(rec.model, rec.seq);
+  const answer = answerFor(rec, big ? 'x'.repeat(big.chunks * big.chunkBytes) : contentFor(rec.model, rec.seq));
   const prompt = promptTokens(rec.body);
   if (rec.stream) {
-    const events = streamEvents(call, created, content, prompt, big?.chunks ?? core.stream.chunks, undefined);
-    call.afterLatency(() => call.sendEvents(events, rule?.chunkDelayMs ?? core.stream.chunkDelayMs));
+    const events = streamEvents(call, created, answer, prompt, big?.chunks ?? core.stream.chunks, undefined);
+    const hold = rule?.type === 'gate' ? { afterChunks: rule.afterChunks ?? 1, open: core.gate(rule.gate ?? 'default') } : undefined;
+    call.afterLatency(() => call.sendEvents(events, rule?.chunkDelayMs ?? core.stream.chunkDelayMs, hold));
   } else {
-    const body = successBody(rec.seq, rec.model, created, content, prompt);
+    const body = successBody(rec.seq, rec.model, created, answer, prompt);
     call.afterLatency(() => call.sendJson(200, {}, body));
   }
+}
+
+/** The reasoning a reasoning model shows for this call. */
+export function reasoningFor(model: string, seq: number): string {
+  return `Okay, the user greets ${model}. A short, friendly answer will do (sim #${seq}).`;
+}
+
+/**
+ * Whether the answer carries reasoning: a reasoning model reasons unless told not to, and shows it
+ * unless told to leave it out (`reasoning: {exclude: true}`, `{enabled: false}`, `{effort: "none"}`,
+ * or the older `include_reasoning: false`), as OpenRouter's reasoning-tokens guide describes.
+ */
+function showsReasoning(model: string, body: unknown): boolean {
+  if (!isReasoningModel(model)) return false;
+  const b = (body ?? {}) as { reasoning?: { exclude?: unknown; enabled?: unknown; effort?: unknown }; include_reasoning?: unknown };
+  const r = b.reasoning;
+  if (r && typeof r === 'object' && (r.exclude === true || r.enabled === false || r.effort === 'none')) return false;
+  return b.include_reasoning !== false;
+}
+
+/** The tool the answer calls: the first function tool sent, unless `tool_choice` is "none"; each required argument is "sim". */
+function toolCallFor(body: unknown, seq: number): SimToolCall | undefined {
+  const b = (body ?? {}) as { tools?: unknown; tool_choice?: unknown };
+  if (!Array.isArray(b.tools) || b.tools.length === 0 || b.tool_choice === 'none') return undefined;
+  const fn = (b.tools[0] as { function?: { name?: unknown; parameters?: { properties?: unknown; required?: unknown } } } | null)?.function;
+  if (!fn || typeof fn.name !== 'string') return undefined;
+  const props = fn.parameters?.properties && typeof fn.parameters.properties === 'object' ? Object.keys(fn.parameters.properties) : [];
+  const required = Array.isArray(fn.parameters?.required) ? (fn.parameters.required as unknown[]).filter((x): x is string => typeof x === 'string') : props;
+  const args: Record<string, string> = {};
+  for (const name of required) args[name] = 'sim';
+  return { id: `call_sim${seq}_0`, name: fn.name, arguments: JSON.stringify(args) };
+}
+
+function answerFor(rec: CallRecord, content: string): Answer {
+  const answer: Answer = { content };
+  if (showsReasoning(rec.model, rec.body)) answer.reasoning = reasoningFor(rec.model, rec.seq);
+  const tool = toolCallFor(rec.body, rec.seq);
+  if (tool) answer.toolCalls = [tool];
+  return answer;
 }
 
 /**
@@ -136,21 +178,32 @@ function largeStream(body: unknown): { chunks: number; chunkBytes: number } | un
 
 interface StreamFailure { afterChunks: number; code: number; message: string; metadata: Record<string, unknown> }
 
-/** The SSE events of one answer: comment, content chunks, then finish + usage + [DONE], or an error chunk. */
-function streamEvents(call: Call, created: number, content: string, prompt: number, chunks: number, failure: StreamFailure | undefined): string[] {
+/** How many deltas a reasoning text and a tool call's arguments are streamed in. */
+const REASONING_CHUNKS = 3;
+const ARGUMENT_CHUNKS = 3;
+
+/**
+ * The SSE events of one answer: comment, reasoning deltas (reasoning models), content chunks, tool-call
+ * deltas (when tools were sent), then finish + usage + [DONE], or an error chunk after `afterChunks`
+ * content chunks.
+ */
+function streamEvents(call: Call, created: number, answer: Answer, prompt: number, chunks: number, failure: StreamFailure | undefined): string[] {
   const { core, rec } = call;
   const head = chunkHead(rec.seq, rec.model, created);
+  const reasoningModel = isReasoningModel(rec.model);
   const events: string[] = [];
   if (core.stream.processingComment) events.push(PROCESSING_COMMENT);
   if (core.stream.roleDelta) events.push(roleEvent(head));
-  const pieces = splitContent(content, chunks);
+  if (answer.reasoning !== undefined) for (const piece of splitContent(answer.reasoning, REASONING_CHUNKS)) events.push(reasoningEvent(head, piece));
+  const pieces = splitContent(answer.content, chunks);
   const sent = failure === undefined ? pieces.length : Math.min(failure.afterChunks, pieces.length);
-  for (let i = 0; i < sent; i++) events.push(contentEvent(head, pieces[i]));
+  for (let i = 0; i < sent; i++) events.push(contentEvent(head, pieces[i], reasoningModel));
   if (failure !== undefined) {
     events.push(errorEvent(head, failure.code, failure.message, failure.metadata));
     return events;
   }
-  events.push(finishEvent(head), usageEvent(head, prompt, completionTokens(content)), DONE_EVENT);
+  (answer.toolCalls ?? []).forEach((tool, i) => events.push(...toolCallEvents(head, i, tool, ARGUMENT_CHUNKS)));
+  events.push(finishEvent(head, answer), usageEvent(head, rec.model, prompt, answer), DONE_EVENT);
   return events;
 }
 
@@ -198,11 +251,12 @@ function applyRule(call: Call, key: KeyState, rule: FaultRule, now: number): voi
       call.afterLatency(() => call.sendRaw(502, 'text/html', GARBAGE_HTML));
       return;
     case 'truncated': {
-      const body = successBody(rec.seq, rec.model, Math.floor(now / 1000), contentFor(rec.model, rec.seq), promptTokens(rec.body));
+      const body = successBody(rec.seq, rec.model, Math.floor(now / 1000), answerFor(rec, contentFor(rec.model, rec.seq)), promptTokens(rec.body));
       call.afterLatency(() => call.truncate(body));
       return;
     }
     case 'delay':
+    case 'gate':
       call.later(rule.delayMs ?? 0, () => serve(call, key, core.now(), rule));
       return;
     case 'edge-1015': {
@@ -226,8 +280,7 @@ function applyRule(call: Call, key: KeyState, rule: FaultRule, now: number): voi
         metadata: { provider_name: PROVIDER, raw: 'upstream connection reset', ...rule.metadata },
       };
       const chunks = Math.max(core.stream.chunks, failure.afterChunks);
-      const content = contentFor(rec.model, rec.seq);
-      const events = streamEvents(call, Math.floor(now / 1000), content, promptTokens(rec.body), chunks, failure);
+      const events = streamEvents(call, Math.floor(now / 1000), answerFor(rec, contentFor(rec.model, rec.seq)), promptTokens(rec.body), chunks, failure);
       call.afterLatency(() => call.sendEvents(events, rule.chunkDelayMs ?? core.stream.chunkDelayMs));
       return;
     }

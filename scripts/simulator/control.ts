@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBody } from './chat';
 import type { CallRecord, FaultRule, SimAccount, SimKey, Simulator } from './types';
 
-export type ControlTarget = Pick<Simulator, 'addRule' | 'clearRules' | 'updateKey' | 'addAccount' | 'reset' | 'resetCounters' | 'setLatency'> & {
+export type ControlTarget = Pick<Simulator, 'addRule' | 'clearRules' | 'updateKey' | 'addAccount' | 'reset' | 'resetCounters' | 'setLatency' | 'release'> & {
   callsSince(seq: number): CallRecord[];
 };
 
@@ -26,7 +26,7 @@ function noContent(res: ServerResponse): void {
 function publicCall(c: CallRecord): Omit<CallRecord, 'key' | 'body'> {
   return {
     seq: c.seq, at: c.at, keyId: c.keyId, account: c.account, model: c.model, status: c.status,
-    outcome: c.outcome, stream: c.stream, closedByClient: c.closedByClient, inFlight: c.inFlight,
+    outcome: c.outcome, stream: c.stream, closedByClient: c.closedByClient, inFlight: c.inFlight, chunksSent: c.chunksSent,
   };
 }
 
@@ -80,6 +80,9 @@ export function handleControl(target: ControlTarget, action: string, query: stri
         return noContent(res);
       case 'reset-counters':
         target.resetCounters();
+        return noContent(res);
+      case 'release':
+        target.release(typeof body.gate === 'string' ? body.gate : undefined);
         return noContent(res);
       case 'latency':
         if (typeof body.ms !== 'number') return sendJson(res, 400, { error: { code: 400, message: 'ms (number) is required' } });

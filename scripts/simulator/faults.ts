@@ -6,11 +6,11 @@ import { errorBody, type Headers, limitReply, promptTokens, rateLimitHeaders, ty
 import type { FaultRule, FaultType } from './types';
 
 /** Faults answered by the transport rather than by a JSON error body. */
-export type TransportFault = 'hang' | 'garbage' | 'truncated' | 'reset' | 'delay' | 'stream-error' | 'stream-open-error' | 'edge-1015';
-const TRANSPORT: ReadonlySet<FaultType> = new Set<FaultType>(['hang', 'garbage', 'truncated', 'reset', 'delay', 'stream-error', 'stream-open-error', 'edge-1015']);
+export type TransportFault = 'hang' | 'garbage' | 'truncated' | 'reset' | 'delay' | 'gate' | 'stream-error' | 'stream-open-error' | 'edge-1015';
+const TRANSPORT: ReadonlySet<FaultType> = new Set<FaultType>(['hang', 'garbage', 'truncated', 'reset', 'delay', 'gate', 'stream-error', 'stream-open-error', 'edge-1015']);
 
 /** Faults that exist only for streams; other calls pass the rule by. */
-const STREAM_ONLY: ReadonlySet<FaultType> = new Set<FaultType>(['stream-error', 'stream-open-error']);
+const STREAM_ONLY: ReadonlySet<FaultType> = new Set<FaultType>(['stream-error', 'stream-open-error', 'gate']);
 
 export function isTransportFault(type: FaultType): type is TransportFault {
   return TRANSPORT.has(type);

@@ -88,6 +88,8 @@ export interface CallRecord {
   inFlight: number;
   /** The parsed request body (the raw text when it was not JSON). */
   body: unknown;
+  /** Data chunks of a stream written so far (keep-alive comments not counted). */
+  chunksSent: number;
 }
 
 export type FaultType =
@@ -100,6 +102,12 @@ export type FaultType =
   | 'truncated'
   | 'reset'
   | 'delay'
+  /**
+   * A normal stream that stops after `afterChunks` data chunks (default 1) and sends the rest only
+   * once the gate named `gate` (default "default") is released (Simulator.release, POST /_sim/release):
+   * a test can show that orche relayed a chunk before the upstream sent the next one, causally.
+   */
+  | 'gate'
   | 'stream-error'
   // Real answers orche once misread (issue 10, SPEC §7):
   /** 429 whose message itself says "<model> is temporarily rate-limited upstream" (no raw, no provider_name); in a stream, an error chunk after the empty role delta. */
@@ -141,6 +149,8 @@ export interface FaultRule {
   retryAfterSeconds?: number;
   delayMs?: number;
   afterChunks?: number;
+  /** gate: the gate's name (default "default"). */
+  gate?: string;
   /** Per-rule streaming delay override. */
   chunkDelayMs?: number;
   /** request-too-large: the most prompt tokens (estimated as characters / 4) and max_tokens a request may carry. */
@@ -171,6 +181,8 @@ export interface Simulator {
   /** Clears calls, rules and counters (keys stay). */
   reset(): void;
   setLatency(ms: number): void;
+  /** Opens the gate `name` (a 'gate' rule's): held streams go on, later ones pass it at once. */
+  release(name?: string): void;
   /** Closes the server and destroys open sockets (incl. hanging ones) promptly. */
   close(): Promise<void>;
 }

@@ -54,15 +54,19 @@ export async function streamChat(ctx: AppContext, res: Response, slug: string, b
   out.end();
 }
 
+/** Fields of /api/chat and the fan-out that are orche's own and do not go upstream. */
+const CHAT_OWN = ['provider'] as const;
+const FANOUT_OWN = ['providers', 'timeout_ms'] as const;
+
 export function chatRoutes(ctx: AppContext): Router {
   const r = Router();
 
   r.post('/api/chat', async (req, res) => {
     const routing = clientRouting(ctx.config.clientRouting, req);
     const input = validate(chatSchema, req.body);
+    const body = { ...upstreamBody(input, CHAT_OWN), ...routing };
     const provider = ctx.chat.resolve(input.provider);
     res.locals.provider = provider.config.slug;
-    const body = { ...upstreamBody(input), ...routing };
     if (input.stream) return streamChat(ctx, res, provider.config.slug, body);
     const result = await ctx.chat.complete(provider.config.slug, body, clientSignal(res), fairKeyOf(res));
     noteDispatch(res, result);
@@ -71,6 +75,9 @@ export function chatRoutes(ctx: AppContext): Router {
       provider: result.provider.config.slug,
       model: c.model ?? result.provider.config.model,
       content: c.content,
+      reasoning: c.reasoning,
+      reasoning_details: c.reasoningDetails,
+      tool_calls: c.toolCalls,
       message: c.message,
       usage: c.usage,
       finish_reason: c.finishReason,
@@ -83,7 +90,7 @@ export function chatRoutes(ctx: AppContext): Router {
   r.post('/api/chat/fanout', async (req, res) => {
     const routing = clientRouting(ctx.config.clientRouting, req);
     const input = validate(fanoutSchema, req.body);
-    const body = { ...upstreamBody(input), ...routing };
+    const body = { ...upstreamBody(input, FANOUT_OWN), ...routing };
     const slugs = input.providers
       ? [...new Set(input.providers.map((name) => ctx.chat.resolve(name).config.slug))]
       : ctx.pool.list().filter((p) => p.keys.size > 0).map((p) => p.config.slug);

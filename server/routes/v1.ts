@@ -1,8 +1,22 @@
 import { Router } from 'express';
+import { OrcheError } from '../../providers/errors';
+import type { ProviderRuntime } from '../../providers/keys/keyPool';
 import type { AppContext } from '../context';
 import { clientRouting } from '../clientRouting';
 import { openaiChatSchema, validate } from '../validation';
 import { clientSignal, fairKeyOf, noteDispatch, streamChat } from './chat';
+
+/**
+ * The upstream's chat.completion, with `system_fingerprint: null` when it has none. OpenRouter omits
+ * the field for many providers, and @openrouter/sdk (its schema: nullable but required) then rejects
+ * a complete answer (OpenRouterTeam/benchmark-harness PR #23, 2026-08-12, fills the same default).
+ * Nothing else changes; a value the upstream sent, null included, stays.
+ */
+export function completionForClients(body: unknown): unknown {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return body;
+  const b = body as Record<string, unknown>;
+  return b.object === 'chat.completion' && !('system_fingerprint' in b) ? { ...b, system_fingerprint: null } : body;
+}
 
 /**
  * The OpenAI-compatible API, so the official `openai` client works with `baseURL` set to orche:
@@ -21,23 +35,36 @@ export function v1Routes(ctx: AppContext): Router {
     if (input.stream) return streamChat(ctx, res, provider.config.slug, body);
     const result = await ctx.chat.complete(provider.config.slug, body, clientSignal(res), fairKeyOf(res));
     noteDispatch(res, result);
-    res.json(result.value);
+    res.json(completionForClients(result.value));
+  });
+
+  const modelOf = (p: ProviderRuntime, id: string) => ({
+    id,
+    object: 'model',
+    created: Math.floor(ctx.startedAt / 1000),
+    owned_by: 'orche',
+    name: p.config.name,
+    provider: p.config.slug,
+    model: p.config.model,
+    configured: p.keys.size > 0,
   });
 
   r.get('/v1/models', (_req, res) => {
-    const created = Math.floor(ctx.startedAt / 1000);
-    res.json({
-      object: 'list',
-      data: ctx.pool.list().map((p) => ({
-        id: p.config.slug,
-        object: 'model',
-        created,
-        owned_by: 'orche',
-        name: p.config.name,
-        model: p.config.model,
-        configured: p.keys.size > 0,
-      })),
-    });
+    res.json({ object: 'list', data: ctx.pool.list().map((p) => modelOf(p, p.config.slug)) });
+  });
+
+  // One model (the openai client's models.retrieve): a provider ID, or a configured slug, whose
+  // slash makes it several path segments (/v1/models/z-ai/glm-4.5) — or one, when sent encoded.
+  r.get('/v1/models/*id', (req, res) => {
+    const segments = (req.params as { id: string | string[] }).id;
+    const id = Array.isArray(segments) ? segments.join('/') : segments;
+    const provider = ctx.chat.find(id);
+    if (!provider) {
+      const shown = id.length > 64 ? `${id.slice(0, 64)}…` : id;
+      throw new OrcheError(404, 'model_not_found', `The model "${shown}" does not exist here; GET /v1/models lists the models`, { model: shown });
+    }
+    // Asked by provider ID (any case): answered by its ID; asked by slug: by the slug.
+    res.json(modelOf(provider, provider.config.model === id ? id : provider.config.slug));
   });
 
   return r;

@@ -89,7 +89,7 @@ type Recorded = { [E in keyof PoolEvents]: PoolEvents[E][] };
 
 /** Every event the pool announces, by name, in order. */
 export function recordEvents(pool: KeyPool): Recorded {
-  const rec: Recorded = { rotated: [], cooled: [], disabled: [], reactivated: [], recovered: [], congested: [], edge: [], account_learned: [], key_expiring: [], limit_learned: [], outcome: [], tokens: [] };
+  const rec: Recorded = { rotated: [], cooled: [], disabled: [], reactivated: [], recovered: [], congested: [], edge: [], account_learned: [], key_expiring: [], limit_learned: [], outcome: [], usage: [] };
   for (const name of Object.keys(rec) as Array<keyof PoolEvents>) {
     pool.events.on(name, (payload) => (rec[name] as unknown[]).push(payload));
   }

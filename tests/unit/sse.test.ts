@@ -63,13 +63,34 @@ test('readSseEvents reassembles a UTF-8 character split across byte chunks', asy
   expect(JSON.parse(events[0].data!)).toEqual({ t: 'héllo — 你好' });
 });
 
-test('formatSse writes named JSON events; errorChunk is OpenRouter\'s mid-stream error form', () => {
+// OpenRouter's own mid-stream error chunk names its stream: `{"id":"cmpl-abc123","object":"chat.completion.chunk",
+// "error":{…},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}` (documented example,
+// openrouter.ai/docs/api-reference/streaming, tests/fixtures/openrouter/200-stream-server-error-documented.json);
+// @openrouter/sdk's chunk schema also requires `created` and `model` (issue 18).
+test('formatSse writes named JSON events; errorChunk is OpenRouter\'s mid-stream error form, naming the stream it ends', () => {
   expect(formatSse({ provider: 'kimi' }, 'delta')).toBe('event: delta\ndata: {"provider":"kimi"}\n\n');
-  const chunk = JSON.parse(new SseParser().push(errorChunk({ code: 502, message: 'Provider returned error', metadata: { a: 1 } }))[0].data!);
+  const stream = { id: 'gen-1759420128-LjBsuYJf6lKeyy66nQs9', created: 1759420128, model: 'z-ai/glm-4.5' };
+  const chunk = JSON.parse(new SseParser().push(errorChunk({ code: 502, message: 'Provider returned error', metadata: { a: 1 } }, stream))[0].data!);
   expect(chunk).toEqual({
-    error: { code: 502, message: 'Provider returned error', metadata: { a: 1 } },
+    id: 'gen-1759420128-LjBsuYJf6lKeyy66nQs9',
+    object: 'chat.completion.chunk',
+    created: 1759420128,
+    model: 'z-ai/glm-4.5',
+    error: { code: 502, message: 'Provider returned error', metadata: { a: 1, error_type: 'provider_unavailable' } },
     choices: [{ index: 0, delta: { content: '' }, finish_reason: 'error' }],
   });
+});
+
+// @openrouter/sdk's chunk schema: `error.code` a whole number, and `metadata.error_type` a string
+// whenever `metadata` is there (OpenRouter's newer error bodies carry it: shared/OPENROUTER.md).
+test('errorChunk: metadata always carries error_type (the upstream\'s own kept), and the code is a whole number', () => {
+  const stream = { id: 'gen-1', created: 1759420128, model: 'z-ai/glm-4.5' };
+  const errorOf = (e: Parameters<typeof errorChunk>[0]) => JSON.parse(new SseParser().push(errorChunk(e, stream))[0].data!).error;
+  expect(errorOf({ code: 429, message: 'Rate limit exceeded' })).toEqual({ code: 429, message: 'Rate limit exceeded', metadata: { error_type: 'rate_limit_exceeded' } });
+  expect(errorOf({ code: 502, message: 'x', metadata: { error_type: 'provider_overloaded', provider_name: 'P' } }).metadata).toEqual({ error_type: 'provider_overloaded', provider_name: 'P' });
+  expect(errorOf({ code: '504', message: 'x', metadata: { reason: 'timeout' } })).toEqual({ code: 504, message: 'x', metadata: { reason: 'timeout', error_type: 'timeout' } });
+  expect(errorOf({ code: 'server_error', message: 'x' }).code).toBe(502);
+  expect(errorOf({ code: 418, message: 'x' }).metadata.error_type).toBe('unmapped');
 });
 
 test('the work is linear: a 4 MiB line in 16 KiB chunks is scanned about once, not once per chunk', () => {
