@@ -15,3 +15,9 @@ export function fairKey(c: RequestClient | undefined): string {
   if (!c) return 'anonymous';
   return c.user === undefined ? c.client : `${c.client}|u:${c.user}`;
 }
+
+/** fairKey's inverse: the client and its end user ('' when it named none), for turns by client first. */
+export function splitFairKey(key: string): { client: string; user: string } {
+  const at = key.indexOf('|u:');
+  return at < 0 ? { client: key, user: '' } : { client: key.slice(0, at), user: key.slice(at + 3) };
+}
