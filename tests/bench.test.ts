@@ -26,6 +26,6 @@ test('bench --rotation --smoke runs the rotation scenario against orche, the nai
     // served / ideal are numbers, and the ideal is positive: the scenario ran.
     expect(line).toMatch(/^\| [^|]+ \| \d+ \/ [1-9]\d* \(\d\.\d{3}\) \| \d+ \|/);
   }
-  expect(stdout).toMatch(/lighter client share[\s\S]*\| \d+\.\d% \(heavy \d+\/\d+, light \d+\/\d+\) \|/);
+  expect(stdout).toMatch(/lighter client's share of everything served[\s\S]*\| \d+\.\d% \(heavy \d+\/\d+, light \d+\/\d+\) \|/);
   expect(stdout).not.toContain('appended to');
 }, 150_000);
