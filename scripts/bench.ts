@@ -14,7 +14,7 @@ import { pickCost, planOf } from './bench/pick';
 import { relayMemory, streamTimings } from './bench/stream';
 import { redisFigures } from './bench/redis';
 import { FULL, rotationBench, rotationTable, SMOKE } from './bench/rotation';
-import { fairnessBench, fairnessTable } from './bench/fairness';
+import { DEFAULT_PATIENCE_MS, fairnessBench, fairnessTable } from './bench/fairness';
 
 const smoke = process.argv.includes('--smoke');
 const rotationOnly = process.argv.includes('--rotation');
@@ -63,12 +63,14 @@ async function fairness(): Promise<void> {
   const procs: Proc[] = [];
   try {
     const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-    const runs = await fairnessBench(smoke, redisUrl, procs, (line) => console.error(line));
+    const patienceArg = process.argv.find((a) => a.startsWith('--patience-ms='));
+    const patienceMs = patienceArg ? Number(patienceArg.split('=')[1]) : DEFAULT_PATIENCE_MS;
+    const runs = await fairnessBench(smoke, patienceMs, redisUrl, procs, (line) => console.error(line));
     const when = new Date().toISOString();
     const text =
       `### Fairness ${when}${smoke ? ' (smoke)' : ''}\n\n` +
       `5 keys in 3 accounts (2+2+1), 5 calls per account per ${smoke ? 2 : 10} s window on whole multiples, ORCHE_MINUTE_MS = the window, ` +
-      `two client tokens at 10:1 and 3:1 (light: ${smoke ? 'capacity' : '1 req/s'}), ${smoke ? 4 : 40} s per run, no upstream errors. ` +
+      `two client tokens at 10:1 and 3:1 (light: ${smoke ? 'capacity' : '1 req/s'}), ${smoke ? 4 : 40} s per run, no upstream errors, ORCHE_MAX_WAIT_MS=${patienceMs}. ` +
       "Share = the client's successes over all successes of the run.\n\n" +
       `${fairnessTable(runs)}\n`;
     console.log(`\n${text}`);

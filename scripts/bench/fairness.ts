@@ -24,7 +24,10 @@ export interface FairRun {
   p99: number;
 }
 
-const fairOptions = (smoke: boolean): RotationOptions => ({ ...(smoke ? SMOKE : FULL), errorRate: 0 });
+/** ORCHE_MAX_WAIT_MS's default: the issue's setup names no other. */
+export const DEFAULT_PATIENCE_MS = 3000;
+
+const fairOptions = (smoke: boolean, patienceMs: number): RotationOptions => ({ ...(smoke ? SMOKE : FULL), errorRate: 0, patienceMs });
 
 async function post(url: string, body: unknown): Promise<void> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -72,8 +75,8 @@ export function fairnessTable(runs: FairRun[]): string {
 }
 
 /** Every scenario; `procs` collects children so the caller stops them. */
-export async function fairnessBench(smoke: boolean, redisUrl: string | undefined, procs: Proc[], log: (line: string) => void = () => {}): Promise<FairRun[]> {
-  const o = fairOptions(smoke);
+export async function fairnessBench(smoke: boolean, patienceMs: number, redisUrl: string | undefined, procs: Proc[], log: (line: string) => void = () => {}): Promise<FairRun[]> {
+  const o = fairOptions(smoke, patienceMs);
   const sim = await startPrinting('scripts/simulator.js', ['--port', '0', '--config', simConfig(o)]);
   procs.push(sim);
   const simBase = `${sim.url}/api/v1`;
