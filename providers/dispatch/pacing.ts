@@ -28,6 +28,8 @@ export interface PaceInput {
   windowEnd: number;
   /** Requests waiting for the provider (on every instance). */
   waiting: number;
+  /** New requests per millisecond lately (on every instance): those the held-back budget is kept for. */
+  arrivalRate: number;
   burst: number;
 }
 
@@ -36,13 +38,18 @@ export type PaceDecision = { go: true; state: PaceState } | { go: false; at: num
 /**
  * May the next waiting request go now? Without contention (no more waiting than the budget
  * allows) always; with it, the first `burst` of the window at once, then one every
- * remaining-time / remaining-budget. A spent budget waits for the window's end.
+ * remaining-time / remaining-budget. Budget is held back only for requests expected to arrive in
+ * the rest of the window (at the recent arrival rate): what none of them will need goes at once,
+ * so that waiting requests do not reach their deadlines while it lies unused (the end of a burst
+ * of demand). A spent budget waits for the window's end.
  */
 export function paceRelease(state: PaceState | undefined, i: PaceInput): PaceDecision {
   const s = state !== undefined && state.windowEnd === i.windowEnd ? state : { windowEnd: i.windowEnd, released: 0, nextAt: 0 };
   if (i.remaining <= 0) return { go: false, at: i.windowEnd };
   const contended = i.waiting > i.remaining;
-  if (contended && s.released >= i.burst && i.now < s.nextAt) return { go: false, at: s.nextAt };
+  const heldFor = Math.min(i.remaining, Math.ceil(i.arrivalRate * Math.max(0, i.windowEnd - i.now)));
+  const surplus = i.remaining - heldFor >= 1;
+  if (contended && !surplus && s.released >= i.burst && i.now < s.nextAt) return { go: false, at: s.nextAt };
   return { go: true, state: { windowEnd: i.windowEnd, released: s.released + 1, nextAt: i.now + (i.windowEnd - i.now) / i.remaining } };
 }
 

@@ -29,14 +29,14 @@ export class ProviderPacer implements RoomPacer {
     return this.provider().config.slug;
   }
 
-  async release(now: number, waiting: number): Promise<PaceVerdict> {
+  async release(now: number, waiting: number, arrivalRate: number): Promise<PaceVerdict> {
     const p = this.provider();
     const budget = budgetLeft(await this.pool.store.inspect([...p.views.values()], now), now);
     // No known limit (or no usable key): nothing to pace; the pick decides and says when to retry.
     if (budget === undefined) return { go: true, at: now };
     for (let i = 0; i < CLAIM_TRIES; i++) {
-      const read = await this.fair.paceState(this.slug, waiting, now);
-      const d = paceRelease(read.state, { now, remaining: budget.remaining, windowEnd: budget.windowEnd, waiting: read.waiting, burst: PACE_BURST });
+      const read = await this.fair.paceState(this.slug, waiting, now, arrivalRate);
+      const d = paceRelease(read.state, { now, remaining: budget.remaining, windowEnd: budget.windowEnd, waiting: read.waiting, arrivalRate: read.arrivalRate, burst: PACE_BURST });
       if (!d.go) return { go: false, at: d.at, budget };
       if (await this.fair.claimPace(this.slug, read.version, d.state, now)) return { go: true, at: now, budget };
     }
@@ -52,7 +52,7 @@ export class ProviderPacer implements RoomPacer {
 
   async giveBack(now: number, waiting: number): Promise<void> {
     for (let i = 0; i < CLAIM_TRIES; i++) {
-      const read = await this.fair.paceState(this.slug, waiting, now);
+      const read = await this.fair.paceState(this.slug, waiting, now, 0);
       const s = read.state;
       if (s === undefined || s.windowEnd <= now || s.released === 0) return;
       if (await this.fair.claimPace(this.slug, read.version, { windowEnd: s.windowEnd, released: s.released - 1, nextAt: Math.min(s.nextAt, now) }, now)) return;
@@ -60,7 +60,7 @@ export class ProviderPacer implements RoomPacer {
   }
 
   idle(now: number): void {
-    void this.fair.paceState(this.slug, 0, now).catch(() => {});
+    void this.fair.paceState(this.slug, 0, now, 0).catch(() => {});
   }
 
   /** One call served for a request of `who` (client and end user). */

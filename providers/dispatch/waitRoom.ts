@@ -18,6 +18,9 @@ export interface RoomClock {
   clearTimer(timer: unknown): void;
 }
 
+/** The span the recent arrival rate is measured over. */
+export const ARRIVALS_MS = 1000;
+
 export const realClock: RoomClock = {
   now: () => Date.now(),
   setTimer: (fn, ms) => {
@@ -52,7 +55,8 @@ export interface PaceVerdict {
  * shared state): may one go now, and who was served how much in the current window.
  */
 export interface RoomPacer {
-  release(now: number, waiting: number): Promise<PaceVerdict>;
+  /** `arrivalRate`: requests that joined the line lately, per millisecond. */
+  release(now: number, waiting: number, arrivalRate: number): Promise<PaceVerdict>;
   served(now: number, names: { clients: string[]; users: Array<[string, string]> }): Promise<ServedView>;
   /** Nobody waits here any more (the shared waiting count drops this instance's). */
   idle(now: number): void;
@@ -102,6 +106,8 @@ export class WaitRoom {
   private reported = false;
   /** Without a pacer (unit tests of the room alone): served counts kept here, never reset. */
   private readonly localServed = new Map<string, number>();
+  /** When requests joined the line in the last ARRIVALS_MS: the arrival rate the pacing holds budget for. */
+  private readonly arrivals: number[] = [];
   /** A release being given back to the pacer: the next decision waits for it. */
   private givingBack: Promise<void> | undefined;
 
@@ -131,6 +137,7 @@ export class WaitRoom {
     const soonest = this.soonest(this.lineLength(t), this.clock.now());
     if (soonest > deadline) return Promise.reject(new WaitEnded('hopeless', soonest));
     if (this.queue.size >= this.maxQueue && !this.makeRoomFor(t.client)) return Promise.reject(new WaitEnded('full'));
+    this.arrivals.push(this.clock.now());
     const done = this.park(t);
     this.queue.push(t.client, t, t.user);
     this.wait(t);
@@ -294,6 +301,14 @@ export class WaitRoom {
     user: (c, u) => this.localServed.get(`${c}\u0000${u}`) ?? 0,
   };
 
+  /** Requests per millisecond that joined in the last ARRIVALS_MS. */
+  private arrivalRate(now: number): number {
+    let old = 0;
+    while (old < this.arrivals.length && this.arrivals[old] <= now - ARRIVALS_MS) old++;
+    if (old > 0) this.arrivals.splice(0, old);
+    return this.arrivals.length / ARRIVALS_MS;
+  }
+
   /** Asks the pacer whether one may go now, and to whom; then schedules again. */
   private async decide(pacer: RoomPacer): Promise<void> {
     try {
@@ -301,7 +316,7 @@ export class WaitRoom {
       this.givingBack = undefined;
       const now = this.clock.now();
       this.reported = true;
-      const verdict = await pacer.release(now, this.queue.size);
+      const verdict = await pacer.release(now, this.queue.size, this.arrivalRate(now));
       this.budget = verdict.budget;
       if (verdict.budget) this.turnAwayHopeless(this.clock.now());
       if (!verdict.go) {

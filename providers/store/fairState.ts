@@ -16,11 +16,13 @@ export interface PaceRead {
   version: string;
   /** Requests waiting for the provider on every instance. */
   waiting: number;
+  /** New requests per millisecond lately, on every instance. */
+  arrivalRate: number;
 }
 
 export interface FairState {
-  /** Records this instance's waiting requests for the provider; the pacing state and the total waiting. */
-  paceState(provider: string, waiting: number, now: number): Promise<PaceRead>;
+  /** Records this instance's waiting requests and arrival rate for the provider; the pacing state and the totals. */
+  paceState(provider: string, waiting: number, now: number, arrivalRate: number): Promise<PaceRead>;
   /** Moves the pacing on to `next` if it is still at `version`; false when another instance moved it first. */
   claimPace(provider: string, version: string, next: PaceState, now: number): Promise<boolean>;
   /** One call served for the client (and its end user; '' for none) in the window. */
@@ -41,9 +43,9 @@ export class MemoryFairState implements FairState {
   private readonly pace = new Map<string, string>();
   private readonly counts = new Map<string, { window: number; clients: Map<string, number>; users: Map<string, number> }>();
 
-  async paceState(provider: string, waiting: number): Promise<PaceRead> {
+  async paceState(provider: string, waiting: number, _now: number, arrivalRate: number): Promise<PaceRead> {
     const version = this.pace.get(provider) ?? '';
-    return { state: decode(version), version, waiting };
+    return { state: decode(version), version, waiting, arrivalRate };
   }
 
   async claimPace(provider: string, version: string, next: PaceState): Promise<boolean> {
@@ -82,19 +84,21 @@ export const WAITING_FRESH_MS = 60_000;
 const PACE_STATE = `
 local P, now = ARGV[1], tonumber(ARGV[2])
 local key = P .. 'pz:' .. ARGV[3]
-redis.call('HSET', key, 'w:' .. ARGV[4], ARGV[5] .. '@' .. ARGV[2])
+redis.call('HSET', key, 'w:' .. ARGV[4], ARGV[5] .. ':' .. ARGV[6] .. '@' .. ARGV[2])
 redis.call('PEXPIRE', key, ${WAITING_FRESH_MS} * 2)
 local h = redis.call('HGETALL', key)
-local total, state = 0, ''
+local total, rate, state = 0, 0, ''
 for i = 1, #h, 2 do
   if h[i] == 's' then state = h[i + 1]
   else
-    local n, at = string.match(h[i + 1], '^(%d+)@(%d+)$')
-    if n and now - tonumber(at) < ${WAITING_FRESH_MS} then total = total + tonumber(n)
+    local n, r, at = string.match(h[i + 1], '^(%d+):(%d+)@(%d+)$')
+    if n and now - tonumber(at) < ${WAITING_FRESH_MS} then
+      total = total + tonumber(n)
+      rate = rate + tonumber(r)
     else redis.call('HDEL', key, h[i]) end
   end
 end
-return {state, total}
+return {state, total, rate}
 `;
 
 const CLAIM_PACE = `
@@ -106,7 +110,7 @@ return 1
 `;
 
 interface FairScripts {
-  orchePaceState(...args: Array<string | number>): Promise<[string, number]>;
+  orchePaceState(...args: Array<string | number>): Promise<[string, number, number]>;
   orcheClaimPace(...args: Array<string | number>): Promise<number>;
 }
 
@@ -126,12 +130,13 @@ export class RedisFairState implements FairState {
     this.redis = redis as Redis & FairScripts;
   }
 
-  async paceState(provider: string, waiting: number, now: number): Promise<PaceRead> {
+  async paceState(provider: string, waiting: number, now: number, arrivalRate: number): Promise<PaceRead> {
     try {
-      const [version, total] = await this.redis.orchePaceState(this.prefix, Math.floor(now), provider, this.instance, Math.max(0, Math.floor(waiting)));
-      return { state: decode(version), version, waiting: Number(total) };
+      // The rate travels as arrivals per 1000 s, a whole number for Lua's pattern.
+      const [version, total, rate] = await this.redis.orchePaceState(this.prefix, Math.floor(now), provider, this.instance, Math.max(0, Math.floor(waiting)), Math.round(arrivalRate * 1e6));
+      return { state: decode(version), version, waiting: Number(total), arrivalRate: Number(rate) / 1e6 };
     } catch {
-      return this.local.paceState(provider, waiting);
+      return this.local.paceState(provider, waiting, now, arrivalRate);
     }
   }
 

@@ -8,7 +8,8 @@ import { type PaceVerdict, type RoomClock, type RoomPacer, type Ticket, WaitEnde
 import type { KeyInspection, LearnedView } from '../../providers/store/types';
 
 describe('paceRelease: spread the budget over the rest of the window when more wait than it allows', () => {
-  const W = { now: 1_000, remaining: 10, windowEnd: 11_000, waiting: 30, burst: 2 };
+  // 10 left for the 10 s to the window's end, 30 waiting, 10 new requests a second arriving.
+  const W = { now: 1_000, remaining: 10, windowEnd: 11_000, waiting: 30, arrivalRate: 0.01, burst: 2 };
   test.each([
     ['no contention: as many wait as the budget allows, all go at once', undefined, { ...W, waiting: 10 }, true, 0],
     ['contention, first of the window: the burst goes at once', undefined, W, true, 0],
@@ -16,6 +17,10 @@ describe('paceRelease: spread the budget over the rest of the window when more w
     ['contention, next due: go', { windowEnd: 11_000, released: 2, nextAt: 1_000 }, W, true, 0],
     ["a state of another window counts as none: the new window's burst", { windowEnd: 1_000, released: 9, nextAt: 5_000 }, W, true, 0],
     ["budget spent: wait for the window's end", undefined, { ...W, remaining: 0 }, false, 11_000],
+    // Budget is held back only for requests expected in the rest of the window.
+    ['demand paused (no arrivals lately): nothing is held back, the waiting go', { windowEnd: 11_000, released: 2, nextAt: 2_000 }, { ...W, arrivalRate: 0 }, true, 0],
+    ['arrivals expected for 5 of the 10 left: the other 5 go at once', { windowEnd: 11_000, released: 2, nextAt: 2_000 }, { ...W, arrivalRate: 0.0005 }, true, 0],
+    ['arrivals expected for all 10 left: paced', { windowEnd: 11_000, released: 2, nextAt: 2_000 }, { ...W, arrivalRate: 0.001 }, false, 2_000],
   ] as Array<[string, PaceState | undefined, typeof W, boolean, number]>)('%s', (_name, state, input, go, at) => {
     const d = paceRelease(state, input);
     expect(d.go).toBe(go);
@@ -41,7 +46,7 @@ describe('paceRelease: spread the budget over the rest of the window when more w
     let left = waiting;
     const times: number[] = [];
     while (remaining > 0) {
-      const d = paceRelease(state, { now, remaining, windowEnd: windowMs, waiting: left, burst: PACE_BURST });
+      const d = paceRelease(state, { now, remaining, windowEnd: windowMs, waiting: left, arrivalRate: 0.01, burst: PACE_BURST });
       if (!d.go) {
         now = d.at;
         continue;
@@ -123,9 +128,9 @@ class FakePacer implements RoomPacer {
   state: PaceState | undefined;
   served_ = new Map<string, number>();
   constructor(public remaining: number, public windowEnd: number, readonly windowMs: number, readonly capacity = Math.max(remaining, 2)) {}
-  async release(now: number, waiting: number): Promise<PaceVerdict> {
+  async release(now: number, waiting: number, arrivalRate: number): Promise<PaceVerdict> {
     const budget: BudgetLeft = { remaining: this.remaining, windowEnd: this.windowEnd, capacity: this.capacity, windowMs: this.windowMs };
-    const d = paceRelease(this.state, { now, remaining: this.remaining, windowEnd: this.windowEnd, waiting, burst: PACE_BURST });
+    const d = paceRelease(this.state, { now, remaining: this.remaining, windowEnd: this.windowEnd, waiting, arrivalRate, burst: PACE_BURST });
     if (!d.go) return { go: false, at: d.at, budget };
     this.state = d.state;
     return { go: true, at: now, budget };
