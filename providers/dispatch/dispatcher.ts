@@ -172,6 +172,7 @@ export class Dispatcher {
         let value: T | undefined;
         let pickedKey: string | null = null;
         const room = this.room(provider);
+        if (step.kind === 'pick' && held === null && b.attempts === 0 && !room.busy) room.noteArrival();
         if (step.kind === 'pick' && held === null && b.attempts === 0 && room.busy) {
           // A new request queues behind those already waiting for this provider: arrival order, clients in turn.
           try {

@@ -33,24 +33,26 @@ export interface PaceInput {
   burst: number;
 }
 
-export type PaceDecision = { go: true; state: PaceState } | { go: false; at: number };
+/** `paced`: the provider is contended; new requests should queue for the pacing, not pick at once. */
+export type PaceDecision = { go: true; paced: boolean; state: PaceState } | { go: false; at: number; paced: boolean };
 
 /**
- * May the next waiting request go now? Without contention (no more waiting than the budget
- * allows) always; with it, the first `burst` of the window at once, then one every
- * remaining-time / remaining-budget. Budget is held back only for requests expected to arrive in
- * the rest of the window (at the recent arrival rate): what none of them will need goes at once,
- * so that waiting requests do not reach their deadlines while it lies unused (the end of a burst
- * of demand). A spent budget waits for the window's end.
+ * May the next waiting request go now? Contention: more requests waiting and expected in the rest
+ * of the window (at the recent arrival rate) than the budget allows. Without it, always. With it,
+ * what no expected arrival will need goes at once (so that waiting requests do not reach their
+ * deadlines while it lies unused, as at the end of a burst of demand); the rest is held for them
+ * and released across the window: the first `burst` of the window at once, then one every
+ * remaining-time / remaining-budget. A spent budget waits for the window's end.
  */
 export function paceRelease(state: PaceState | undefined, i: PaceInput): PaceDecision {
   const s = state !== undefined && state.windowEnd === i.windowEnd ? state : { windowEnd: i.windowEnd, released: 0, nextAt: 0 };
-  if (i.remaining <= 0) return { go: false, at: i.windowEnd };
-  const contended = i.waiting > i.remaining;
-  const heldFor = Math.min(i.remaining, Math.ceil(i.arrivalRate * Math.max(0, i.windowEnd - i.now)));
-  const surplus = i.remaining - heldFor >= 1;
-  if (contended && !surplus && s.released >= i.burst && i.now < s.nextAt) return { go: false, at: s.nextAt };
-  return { go: true, state: { windowEnd: i.windowEnd, released: s.released + 1, nextAt: i.now + (i.windowEnd - i.now) / i.remaining } };
+  if (i.remaining <= 0) return { go: false, at: i.windowEnd, paced: i.waiting > 0 };
+  const expected = Math.ceil(i.arrivalRate * Math.max(0, i.windowEnd - i.now));
+  const contended = i.waiting + expected > i.remaining;
+  const surplus = i.remaining - Math.min(i.remaining, expected) >= 1;
+  const paced = contended && !surplus;
+  if (paced && s.released >= i.burst && i.now < s.nextAt) return { go: false, at: s.nextAt, paced };
+  return { go: true, paced: contended, state: { windowEnd: i.windowEnd, released: s.released + 1, nextAt: i.now + (i.windowEnd - i.now) / i.remaining } };
 }
 
 /** What the keys allow of a provider now: the rest of this window, a whole window, and the window. */

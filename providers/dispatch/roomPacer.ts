@@ -37,10 +37,10 @@ export class ProviderPacer implements RoomPacer {
     for (let i = 0; i < CLAIM_TRIES; i++) {
       const read = await this.fair.paceState(this.slug, waiting, now, arrivalRate);
       const d = paceRelease(read.state, { now, remaining: budget.remaining, windowEnd: budget.windowEnd, waiting: read.waiting, arrivalRate: read.arrivalRate, burst: PACE_BURST });
-      if (!d.go) return { go: false, at: d.at, budget };
-      if (await this.fair.claimPace(this.slug, read.version, d.state, now)) return { go: true, at: now, budget };
+      if (!d.go) return { go: false, at: d.at, budget, paced: d.paced };
+      if (await this.fair.claimPace(this.slug, read.version, d.state, now)) return { go: true, at: now, budget, paced: d.paced };
     }
-    return { go: false, at: now + CLAIM_RETRY_MS, budget };
+    return { go: false, at: now + CLAIM_RETRY_MS, budget, paced: true };
   }
 
   async served(now: number, names: { clients: string[]; users: Array<[string, string]> }): Promise<ServedView> {

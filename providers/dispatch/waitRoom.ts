@@ -48,6 +48,8 @@ export interface PaceVerdict {
   go: boolean;
   at: number;
   budget?: BudgetLeft;
+  /** The provider is contended: until the window ends, new requests queue here rather than pick at once. */
+  paced?: boolean;
 }
 
 /**
@@ -108,6 +110,8 @@ export class WaitRoom {
   private readonly localServed = new Map<string, number>();
   /** When requests joined the line in the last ARRIVALS_MS: the arrival rate the pacing holds budget for. */
   private readonly arrivals: number[] = [];
+  /** The provider is paced until then (its window's end): new requests queue for their turn. */
+  private pacedUntil = 0;
   /** A release being given back to the pacer: the next decision waits for it. */
   private givingBack: Promise<void> | undefined;
 
@@ -119,7 +123,17 @@ export class WaitRoom {
 
   /** Requests are waiting, or one holds the turn: a new request must queue behind them. */
   get busy(): boolean {
-    return this.turn !== null || this.queue.size > 0 || this.inflight >= this.cap;
+    return this.turn !== null || this.queue.size > 0 || this.inflight >= this.cap || this.clock.now() < this.pacedUntil;
+  }
+
+  /**
+   * A new request that did not queue (the room was not busy): it counts in the arrival rate the
+   * pacing holds budget for.
+   */
+  noteArrival(): void {
+    const now = this.clock.now();
+    this.arrivals.push(now);
+    if (this.arrivals.length > 64 && this.arrivals[0] <= now - ARRIVALS_MS) this.arrivalRate(now);
   }
 
   /** How many calls may be in flight from the room now (Infinity: no slow start). */
@@ -318,6 +332,7 @@ export class WaitRoom {
       this.reported = true;
       const verdict = await pacer.release(now, this.queue.size, this.arrivalRate(now));
       this.budget = verdict.budget;
+      this.pacedUntil = verdict.paced && verdict.budget ? verdict.budget.windowEnd : 0;
       if (verdict.budget) this.turnAwayHopeless(this.clock.now());
       if (!verdict.go) {
         this.wakeAt = Math.max(this.wakeAt, verdict.at);

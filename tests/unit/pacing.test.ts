@@ -29,7 +29,7 @@ describe('paceRelease: spread the budget over the rest of the window when more w
 
   test('a release sets the next one remaining-time / remaining-budget later', () => {
     const d = paceRelease(undefined, W);
-    expect(d).toEqual({ go: true, state: { windowEnd: 11_000, released: 1, nextAt: 1_000 + 10_000 / 10 } });
+    expect(d).toEqual({ go: true, paced: true, state: { windowEnd: 11_000, released: 1, nextAt: 1_000 + 10_000 / 10 } });
   });
 
   test.each([
@@ -37,16 +37,18 @@ describe('paceRelease: spread the budget over the rest of the window when more w
     [4, 2_000, 8, [0, 0, 667, 1333]],
     // 15 per 10 s window, 30 waiting: 2 at once, the other 13 evenly spread (10000/14 apart), all within the window.
     [15, 10_000, 30, [0, 0, ...Array.from({ length: 13 }, (_, i) => Math.round(((i + 1) * 10_000) / 14))]],
-    // As many waiting as the budget: no pacing, all at once.
-    [5, 10_000, 5, [0, 0, 0, 0, 0]],
-  ] as Array<[number, number, number, number[]]>)('%i calls per %i ms window, %i waiting from its start: released at the times the schedule names', (budget, windowMs, waiting, expected) => {
+    // As many waiting as the budget, and no more arriving: no pacing, all at once.
+    [5, 10_000, 5, [0, 0, 0, 0, 0], 0],
+    // As many waiting as the budget, but 1 a second arriving: held for them, spread.
+    [5, 10_000, 5, [0, 0, 2500, 5000, 7500], 0.001],
+  ] as Array<[number, number, number, number[], number?]>)('%i calls per %i ms window, %i waiting from its start: released at the times the schedule names', (budget, windowMs, waiting, expected, rate = 0.01) => {
     let state: PaceState | undefined;
     let now = 0;
     let remaining = budget;
     let left = waiting;
     const times: number[] = [];
     while (remaining > 0) {
-      const d = paceRelease(state, { now, remaining, windowEnd: windowMs, waiting: left, arrivalRate: 0.01, burst: PACE_BURST });
+      const d = paceRelease(state, { now, remaining, windowEnd: windowMs, waiting: left, arrivalRate: rate, burst: PACE_BURST });
       if (!d.go) {
         now = d.at;
         continue;
@@ -182,8 +184,9 @@ describe('WaitRoom with a pacer: paced, least served first, bounded line, hopele
     expect(log).toEqual([['h0', 0], ['h1', 0], ['l0', 667], ['h2', 1_333]]);
   });
 
-  test('no contention: as many waiting as the budget allows all go at once', async () => {
-    const { clock, log, join } = setup(4, 2_000);
+  test('no contention: the waiting and those expected at the rate they came fit the budget, all go at once', async () => {
+    // 3 joined in the last second: 6 more expected in the 2 s window; 3 + 6 fit in 10.
+    const { clock, log, join } = setup(10, 2_000);
     for (let i = 0; i < 3; i++) void join('h', `h${i}`);
     await clock.advance(0);
     expect(log).toEqual([['h0', 0], ['h1', 0], ['h2', 0]]);
