@@ -41,7 +41,8 @@ const userKey = (client: string, user: string) => `${client}\u0000${user}`;
 /** One instance: plain maps; windows other than the current and the previous one are dropped. */
 export class MemoryFairState implements FairState {
   private readonly pace = new Map<string, string>();
-  private readonly counts = new Map<string, { window: number; clients: Map<string, number>; users: Map<string, number> }>();
+  /** Per provider and window, the served counts (clients, and `userKey`s). */
+  private readonly counts = new Map<string, Map<number, Map<string, number>>>();
 
   async paceState(provider: string, waiting: number, _now: number, arrivalRate: number): Promise<PaceRead> {
     const version = this.pace.get(provider) ?? '';
@@ -59,17 +60,21 @@ export class MemoryFairState implements FairState {
   }
 
   countServedSync(provider: string, window: number, client: string, user: string): void {
-    let c = this.counts.get(provider);
-    if (!c || c.window < window) this.counts.set(provider, (c = { window, clients: new Map(), users: new Map() }));
-    if (c.window !== window) return;
-    c.clients.set(client, (c.clients.get(client) ?? 0) + 1);
-    c.users.set(userKey(client, user), (c.users.get(userKey(client, user)) ?? 0) + 1);
+    let windows = this.counts.get(provider);
+    if (!windows) this.counts.set(provider, (windows = new Map()));
+    let c = windows.get(window);
+    if (!c) {
+      windows.set(window, (c = new Map()));
+      // Only this window and the one before are kept, as Redis expires them.
+      for (const w of windows.keys()) if (w < window - 1) windows.delete(w);
+    }
+    c.set(client, (c.get(client) ?? 0) + 1);
+    c.set(userKey(client, user), (c.get(userKey(client, user)) ?? 0) + 1);
   }
 
   async served(provider: string, window: number, clients: readonly string[], users: ReadonlyArray<readonly [string, string]>): Promise<{ clients: number[]; users: number[] }> {
-    const c = this.counts.get(provider);
-    const mine = c && c.window === window ? c : undefined;
-    return { clients: clients.map((x) => mine?.clients.get(x) ?? 0), users: users.map(([x, u]) => mine?.users.get(userKey(x, u)) ?? 0) };
+    const c = this.counts.get(provider)?.get(window);
+    return { clients: clients.map((x) => c?.get(x) ?? 0), users: users.map(([x, u]) => c?.get(userKey(x, u)) ?? 0) };
   }
 }
 
