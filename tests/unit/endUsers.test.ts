@@ -16,17 +16,20 @@ test.each([
 
 test('per-minute and per-day windows: the wait until the window that allows the next', () => {
   const u = new EndUsers({ rpm: 2, rpd: 3 });
-  expect([u.admit('a', T), u.admit('a', T + 1), u.admit('a', T + 2)]).toEqual([0, 0, 50_000 - 2]);
-  expect(u.admit('a', T + 50_000)).toBe(0); // next minute
-  expect(u.admit('a', T + 50_001)).toBe(Date.UTC(2026, 10, 23) - T - 50_001); // the day's 3 are used
+  // Keys as requestScope makes them (fairKey: `<client>|u:<user hash>`).
+  const a = 'ip:127.0.0.1|u:a';
+  expect([u.admit(a, T), u.admit(a, T + 1), u.admit(a, T + 2)]).toEqual([0, 0, 50_000 - 2]);
+  expect(u.admit(a, T + 50_000)).toBe(0); // next minute
+  expect(u.admit(a, T + 50_001)).toBe(Date.UTC(2026, 10, 23) - T - 50_001); // the day's 3 are used
   expect(u.view(T + 50_001, () => true)[0]).toMatchObject({ user: 'a', calls_this_minute: 1, calls_today: 3, rate_limited: 2 });
 });
 
 test('at most `max` users are tracked: the least recently seen goes first', () => {
   const u = new EndUsers({}, 3);
-  for (const name of ['a', 'b', 'c']) u.admit(name, T);
-  u.admit('a', T + 1); // a is seen again: b is now the oldest
-  u.admit('d', T + 2);
+  const key = (name: string) => `ip:127.0.0.1|u:${name}`;
+  for (const name of ['a', 'b', 'c']) u.admit(key(name), T);
+  u.admit(key('a'), T + 1); // a is seen again: b is now the oldest
+  u.admit(key('d'), T + 2);
   expect(u.size).toBe(3);
   expect(u.view(T + 2, () => true).map((x) => x.user)).toEqual(['d', 'a', 'c']);
 });
