@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { keyId } from '../providers/keys/keys';
+import { endUserHash } from '../server/endUsers';
 import { chunks, postSse } from './helpers/sse';
 import { hi, startStack, type Stack } from './helpers/stack';
 
@@ -73,8 +74,10 @@ test('JSON answers, a stream\'s last chunk and fan-out legs (JSON and streaming)
   expect(usage.clients[0].client).toMatch(/^ip:[0-9a-f]{12}$/);
   expect(usage.clients[0].cost_usd.minute).toBeCloseTo(total, 12);
   const users = Object.fromEntries((usage.end_users.users as Entry[]).map((u) => [u.user, u.cost_usd]));
-  expect(users.alice.minute).toBeCloseTo(costs.alice, 12);
-  expect(users.bob.minute).toBeCloseTo(costs.bob, 12);
+  // End users are listed by the hash of their name (SPEC §8), never by the name.
+  expect(users.alice).toBeUndefined();
+  expect(users[endUserHash('alice')].minute).toBeCloseTo(costs.alice, 12);
+  expect(users[endUserHash('bob')].minute).toBeCloseTo(costs.bob, 12);
 
   const metrics = (await s.http.get('/metrics')).text;
   expect(sample(metrics, 'orche_cost_usd_total', { provider: 'kimi', key_id: keyId(A) })).toBeCloseTo(total, 12);
