@@ -9,11 +9,12 @@ export const ROUTING_FIELDS = ['models', 'route', 'plugins', 'provider'] as cons
 export type RoutingField = (typeof ROUTING_FIELDS)[number];
 
 /**
- * The routing fields a body carries (a field set to anything, null included). A string `provider` is
- * not OpenRouter's routing object but /api/chat's own field, the provider ID.
+ * The routing fields a body carries (a field set to anything, null included). A `provider` that is not
+ * an object is not OpenRouter's routing object: on /api/chat it is orche's own field, the provider ID,
+ * which its schema checks (a number there is a 400 invalid_request naming it).
  */
 export function routingFieldsIn(body: Record<string, unknown>): RoutingField[] {
-  return ROUTING_FIELDS.filter((f) => Object.prototype.hasOwnProperty.call(body, f) && body[f] !== undefined && !(f === 'provider' && typeof body[f] === 'string'));
+  return ROUTING_FIELDS.filter((f) => Object.prototype.hasOwnProperty.call(body, f) && body[f] !== undefined && !(f === 'provider' && (typeof body[f] !== 'object' || body[f] === null)));
 }
 
 /**
