@@ -389,7 +389,10 @@ export class WaitRoom {
       }
       return;
     }
-    if (this.turn === null && this.inflight < this.cap && !this.deciding) soonest = Math.min(soonest, Math.max(this.wakeAt, now));
+    // A decision under way reschedules when it ends (the pacer's store calls time out), and the
+    // timer stays as it is meanwhile: a decision is not a moment to wait for.
+    if (this.deciding) return;
+    if (this.turn === null && this.inflight < this.cap) soonest = Math.min(soonest, Math.max(this.wakeAt, now));
     if (soonest === this.timerAt) return;
     this.clearTimer();
     this.timerAt = soonest;
