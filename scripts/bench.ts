@@ -14,9 +14,11 @@ import { pickCost, planOf } from './bench/pick';
 import { relayMemory, streamTimings } from './bench/stream';
 import { redisFigures } from './bench/redis';
 import { FULL, rotationBench, rotationTable, SMOKE } from './bench/rotation';
+import { DEFAULT_PATIENCE_MS, fairnessBench, fairnessTable } from './bench/fairness';
 
 const smoke = process.argv.includes('--smoke');
 const rotationOnly = process.argv.includes('--rotation');
+const fairnessOnly = process.argv.includes('--fairness');
 const append = !smoke && !process.argv.includes('--no-append');
 const SECONDS = smoke ? 1 : 5;
 const ROUNDS = smoke ? 1 : 3;
@@ -51,8 +53,35 @@ async function fanoutOverhead(orche: Proc, simRoot: string, sim: Target): Promis
 }
 
 async function main(): Promise<void> {
+  if (fairnessOnly) return fairness();
   if (!rotationOnly) await basics();
   await rotation();
+}
+
+/** Two clients at 10:1 and 3:1 on scarce capacity, and latency at half of it (issue 19); its own table. */
+async function fairness(): Promise<void> {
+  const procs: Proc[] = [];
+  try {
+    const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+    const patienceArg = process.argv.find((a) => a.startsWith('--patience-ms='));
+    const patienceMs = patienceArg ? Number(patienceArg.split('=')[1]) : DEFAULT_PATIENCE_MS;
+    const runs = await fairnessBench(smoke, patienceMs, redisUrl, procs, (line) => console.error(line));
+    const when = new Date().toISOString();
+    const text =
+      `### Fairness ${when}${smoke ? ' (smoke)' : ''}\n\n` +
+      `5 keys in 3 accounts (2+2+1), 5 calls per account per ${smoke ? 2 : 10} s window on whole multiples, ORCHE_MINUTE_MS = the window, ` +
+      `two client tokens at 10:1 and 3:1 (light: ${smoke ? 'capacity' : '1 req/s'}), ${smoke ? 4 : 40} s per run, no upstream errors, ORCHE_MAX_WAIT_MS=${patienceMs}. ` +
+      "Share = the client's successes over all successes of the run.\n\n" +
+      `${fairnessTable(runs)}\n`;
+    console.log(`\n${text}`);
+    if (append) {
+      const file = resolve(__dirname, '..', '..', 'BENCHMARKS.md');
+      appendFileSync(file, `\n${text}`);
+      console.log(`appended to ${file}`);
+    }
+  } finally {
+    for (const p of procs.reverse()) await p.stop();
+  }
 }
 
 /** The compressed-minute rotation scenario; its own table. */

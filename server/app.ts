@@ -128,6 +128,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
     // Real, cancellable timers for the wait rooms unless a test drives time through its own sleep.
     timers: deps.sleep ? undefined : realClock,
     maxQueue: config.pacing.maxQueue,
+    minuteMs: config.pacing.minuteMs,
   });
   const history = new RotationHistory(pool.events);
   subscribeLogs(pool, logger);

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import type { Config } from '../config';
 import { OrcheError } from '../providers/errors';
-import { fairKey, type RequestClient } from '../providers/dispatch/requestClient';
+import { fairKey, type RequestClient, splitFairKey } from '../providers/dispatch/requestClient';
 import { clientIdentity } from './clientIdentity';
 import type { SharedUserLimit } from './userLimitRedis';
 
@@ -49,12 +49,6 @@ export function endUserOf(header: string | undefined, body: unknown): string | u
  */
 export function endUserHash(name: string): string {
   return createHash('sha256').update(name).digest('hex').slice(0, 12);
-}
-
-/** A tracked user key (fairKey's `<client>|u:<user hash>`) split into its client identity and the user's hash. */
-export function splitUserKey(key: string): { client: string; user: string } {
-  const at = key.indexOf('|u:');
-  return at < 0 ? { client: key, user: key } : { client: key.slice(0, at), user: key.slice(at + 3) };
 }
 
 /** Per-user request counts in the current minute and UTC day, for limits and /api/usage. */
@@ -114,7 +108,7 @@ export class EndUsers {
   view(now: number, canSee: (client: string) => boolean, extra?: (key: string) => Record<string, unknown>): Array<{ user: string; calls_this_minute: number; calls_today: number; successes: number; failures: number; rate_limited: number; last_seen_at: string; [more: string]: unknown }> {
     const minute = Math.floor(now / MINUTE_MS);
     const day = Math.floor(now / DAY_MS);
-    const seen = [...this.users.entries()].map(([key, u]) => ({ key, ...splitUserKey(key), u })).filter((e) => canSee(e.client));
+    const seen = [...this.users.entries()].map(([key, u]) => ({ key, ...splitFairKey(key), u })).filter((e) => canSee(e.client));
     return seen.reverse().map(({ key, user, u }) => ({
       user,
       calls_this_minute: u.minute === minute ? u.minuteCount : 0,

@@ -5,6 +5,8 @@ import { lessonOf } from '../limits/learnedLimit';
 import { type Budget, nextStep, reportedOutcome, sharedOutcome, waitUntil } from './nextStep';
 import type { Outcome } from '../limits/rateLimit';
 import { type RoomClock, type Ticket, WaitEnded, WaitRoom } from './waitRoom';
+import { ProviderPacer } from './roomPacer';
+import { splitFairKey } from './requestClient';
 
 export interface AttemptContext {
   provider: ProviderRuntime;
@@ -41,6 +43,8 @@ export interface DispatchDeps {
   timers?: Pick<RoomClock, 'setTimer' | 'clearTimer'>;
   /** Requests waiting per provider before one fails at once (ORCHE_MAX_QUEUE); default 1000. */
   maxQueue?: number;
+  /** The window the served counts of fair release count in (ORCHE_MINUTE_MS); default a minute. */
+  minuteMs?: number;
 }
 
 /** The client went away while we were working for it. */
@@ -59,6 +63,7 @@ export class ClientGoneError extends OrcheError {
 export class Dispatcher {
   /** Requests waiting for a key, per provider (paced recovery and fair sharing, SPEC §7). */
   private readonly rooms = new Map<string, WaitRoom>();
+  private readonly pacers = new Map<string, ProviderPacer>();
   private readonly roomClock: RoomClock;
 
   constructor(
@@ -85,10 +90,21 @@ export class Dispatcher {
     const slug = provider.config.slug;
     let r = this.rooms.get(slug);
     if (!r) {
-      r = new WaitRoom(this.deps.maxQueue ?? 1000, this.roomClock);
+      r = new WaitRoom(this.deps.maxQueue ?? 1000, this.roomClock, this.pacer(provider));
       this.rooms.set(slug, r);
     }
     return r;
+  }
+
+  /** The pacer of a provider's wait room, which also counts what each client was served (SPEC §8). */
+  private pacer(provider: ProviderRuntime): ProviderPacer {
+    const slug = provider.config.slug;
+    let p = this.pacers.get(slug);
+    if (!p) {
+      p = new ProviderPacer(this.pool, () => this.pool.get(slug) ?? provider, this.deps.minuteMs ?? 60_000);
+      this.pacers.set(slug, p);
+    }
+    return p;
   }
 
   /** Something may have freed keys of every provider (an admin reset): waiting requests try again now. */
@@ -115,6 +131,7 @@ export class Dispatcher {
     const started = now();
     let provider = this.pool.get(slug)!;
     const requested = provider.config.slug;
+    const who = splitFairKey(client);
     const visited = new Set([slug]);
     let previous: { keyId: string; reason: string } | null = null;
     // Keys that failed this request (5xx, timeout): another usable key is preferred for the retry.
@@ -151,6 +168,8 @@ export class Dispatcher {
     const waitFailed = (err: unknown, p: ProviderRuntime): Error => {
       if (!(err instanceof WaitEnded)) return err as Error;
       if (err.why === 'aborted') return new ClientGoneError();
+      // The paced schedule shows it cannot go before its deadline: told now, with when it could.
+      if (err.why === 'hopeless') return new AllKeysRateLimitedError(p.config.slug, Math.max(1000, (err.at ?? now()) - now()), `no turn within ORCHE_MAX_WAIT_MS (${r.maxWaitMs} ms)`);
       return new AllKeysRateLimitedError(p.config.slug, Math.max(1000, lastRetryAt - now()), err.why === 'full' ? 'too many requests waiting' : 'cooling');
     };
 
@@ -161,6 +180,7 @@ export class Dispatcher {
         let value: T | undefined;
         let pickedKey: string | null = null;
         const room = this.room(provider);
+        if (step.kind === 'pick' && held === null && b.attempts === 0 && !room.busy) room.noteArrival();
         if (step.kind === 'pick' && held === null && b.attempts === 0 && room.busy) {
           // A new request queues behind those already waiting for this provider: arrival order, clients in turn.
           try {
@@ -176,6 +196,10 @@ export class Dispatcher {
             if (pick.retryAt !== null) lastRetryAt = pick.retryAt;
             step = nextStep({ kind: 'no_key', provider: provider.config.slug, requested, pick, fallback: this.fallbackOf(provider, visited), last }, budget());
           } else {
+            // Served for this client in this window: the least served goes first (SPEC §8). A
+            // request from the line waits for the count, so the next release sees it.
+            const counted = this.pacer(provider).countServed(who.client, who.user, now()).catch(() => {});
+            if (held) await counted;
             if (held) {
               // Its turn is used: the next in line may pick at once.
               held.room.picked(held.ticket);

@@ -16,8 +16,13 @@ export function fairKey(c: RequestClient | undefined): string {
   return c.user === undefined ? c.client : `${c.client}|u:${c.user}`;
 }
 
+/** fairKey's inverse: the client and its end user ('' when it named none), for turns by client first. */
+export function splitFairKey(key: string): { client: string; user: string } {
+  const at = key.indexOf('|u:');
+  return at < 0 ? { client: key, user: '' } : { client: key.slice(0, at), user: key.slice(at + 3) };
+}
+
 /** The client part of a fair key: the key itself when it names no end user. */
 export function clientOf(fairKey: string): string {
-  const at = fairKey.indexOf('|u:');
-  return at < 0 ? fairKey : fairKey.slice(0, at);
+  return splitFairKey(fairKey).client;
 }

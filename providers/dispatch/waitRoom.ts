@@ -1,19 +1,25 @@
 /**
- * Paced recovery (SPEC §7): requests that found no usable key wait here, per provider, and are let
- * through one at a time in fair order (fairQueue.ts) when a key may be usable again — never a herd.
- * Each one let through picks a key (the store counts it atomically against budgets and learned
- * limits); the next goes as soon as that pick is done, so no more are released than the remaining
- * budget allows. With no known limit, after a 429 the room slow-starts: 1, 2, 4, … calls in flight.
- * The clock and timers are injected, so the rules are tested without waiting.
+ * Paced recovery (SPEC §7) and fair, paced release (SPEC §8): requests that found no usable key
+ * wait here, per provider, and are let through one at a time, least served first (fairQueue.ts),
+ * when a key may be usable again — never a herd. Each one let through picks a key (the store counts
+ * it atomically against budgets and learned limits); the next goes when that pick is done and the
+ * pacer allows: under contention the window's budget is spread over the rest of the window
+ * (pacing.ts). With no known limit, after a 429 the room slow-starts: 1, 2, 4, … calls in flight.
+ * The clock, timers and pacer are injected, so the rules are tested without waiting.
  */
-import { FairQueue } from './fairQueue';
+import { FairQueue, NOBODY_SERVED, type ServedView } from './fairQueue';
 import { MinHeap } from './minHeap';
+import { type BudgetLeft, soonestRelease } from './pacing';
+import { splitFairKey } from './requestClient';
 
 export interface RoomClock {
   now(): number;
   setTimer(fn: () => void, ms: number): unknown;
   clearTimer(timer: unknown): void;
 }
+
+/** The span the recent arrival rate is measured over. */
+export const ARRIVALS_MS = 1000;
 
 export const realClock: RoomClock = {
   now: () => Date.now(),
@@ -25,13 +31,39 @@ export const realClock: RoomClock = {
   clearTimer: (t) => clearTimeout(t as NodeJS.Timeout),
 };
 
-/** Why a wait ended without a turn. */
-export type WaitEnd = 'full' | 'deadline' | 'aborted';
+/**
+ * Why a wait ended without a turn. 'hopeless': the schedule shows it cannot be released before its
+ * deadline (`at`: the soonest it could), so it is told at once rather than at the deadline.
+ */
+export type WaitEnd = 'full' | 'deadline' | 'aborted' | 'hopeless';
 
 export class WaitEnded extends Error {
-  constructor(readonly why: WaitEnd) {
+  constructor(readonly why: WaitEnd, readonly at?: number) {
     super(`wait ended: ${why}`);
   }
+}
+
+/** The pacer's verdict on the next release: go now, or not before `at`; and the budget when known. */
+export interface PaceVerdict {
+  go: boolean;
+  at: number;
+  budget?: BudgetLeft;
+  /** The provider is contended: until the window ends, new requests queue here rather than pick at once. */
+  paced?: boolean;
+}
+
+/**
+ * What the room asks before each release (the dispatcher binds it to the provider's keys and the
+ * shared state): may one go now, and who was served how much in the current window.
+ */
+export interface RoomPacer {
+  /** `arrivalRate`: requests that joined the line lately, per millisecond. */
+  release(now: number, waiting: number, arrivalRate: number): Promise<PaceVerdict>;
+  served(now: number, names: { clients: string[]; users: Array<[string, string]> }): Promise<ServedView>;
+  /** Nobody waits here any more (the shared waiting count drops this instance's). */
+  idle(now: number): void;
+  /** The last release found no key: it did not use the budget, and the next may go at once. */
+  giveBack(now: number, waiting: number): Promise<void>;
 }
 
 /** One waiting request; it holds the room's turn between being woken and `picked`/`retry`/`leave`. */
@@ -42,7 +74,14 @@ export class Ticket {
   /** In the line (not holding the turn, not gone), and in the room's deadline heap. */
   waiting = false;
   inHeap = false;
-  constructor(readonly client: string, readonly deadline: number, readonly signal?: AbortSignal) {}
+  readonly client: string;
+  /** The end user within the client ('' when none was named). */
+  readonly user: string;
+  constructor(who: string, readonly deadline: number, readonly signal?: AbortSignal) {
+    const { client, user } = splitFairKey(who);
+    this.client = client;
+    this.user = user;
+  }
 }
 
 export class WaitRoom {
@@ -61,15 +100,40 @@ export class WaitRoom {
   /** Slow start: calls let through and still in flight, and how many may be. */
   private inflight = 0;
   private cap = Infinity;
+  /** A pacer's answer is awaited: no other release starts meanwhile. */
+  private deciding = false;
+  /** The budget the pacer last reported, for turning away at once who cannot make it. */
+  private budget: BudgetLeft | undefined;
+  /** This instance told the pacer it has requests waiting (and must say when it has none). */
+  private reported = false;
+  /** Without a pacer (unit tests of the room alone): served counts kept here, never reset. */
+  private readonly localServed = new Map<string, number>();
+  /** When requests joined the line in the last ARRIVALS_MS: the arrival rate the pacing holds budget for. */
+  private readonly arrivals: number[] = [];
+  /** The provider is paced until then (its window's end): new requests queue for their turn. */
+  private pacedUntil = 0;
+  /** A release being given back to the pacer: the next decision waits for it. */
+  private givingBack: Promise<void> | undefined;
 
   constructor(
     private readonly maxQueue: number,
     private readonly clock: RoomClock = realClock,
+    private readonly pacer?: RoomPacer,
   ) {}
 
   /** Requests are waiting, or one holds the turn: a new request must queue behind them. */
   get busy(): boolean {
-    return this.turn !== null || this.queue.size > 0 || this.inflight >= this.cap;
+    return this.turn !== null || this.queue.size > 0 || this.inflight >= this.cap || this.clock.now() < this.pacedUntil;
+  }
+
+  /**
+   * A new request that did not queue (the room was not busy): it counts in the arrival rate the
+   * pacing holds budget for.
+   */
+  noteArrival(): void {
+    const now = this.clock.now();
+    this.arrivals.push(now);
+    if (this.arrivals.length > 64 && this.arrivals[0] <= now - ARRIVALS_MS) this.arrivalRate(now);
   }
 
   /** How many calls may be in flight from the room now (Infinity: no slow start). */
@@ -83,10 +147,13 @@ export class WaitRoom {
    * deadline, or when the signal aborts.
    */
   join(client: string, deadline: number, retryAt: number | undefined, signal?: AbortSignal): Promise<Ticket> {
-    if (this.queue.size >= this.maxQueue) return Promise.reject(new WaitEnded('full'));
     const t = new Ticket(client, deadline, signal);
+    const soonest = this.soonest(this.lineLength(t), this.clock.now());
+    if (soonest > deadline) return Promise.reject(new WaitEnded('hopeless', soonest));
+    if (this.queue.size >= this.maxQueue && !this.makeRoomFor(t.client)) return Promise.reject(new WaitEnded('full'));
+    this.arrivals.push(this.clock.now());
     const done = this.park(t);
-    this.queue.push(client, t);
+    this.queue.push(t.client, t, t.user);
     this.wait(t);
     // A pick that just failed knows best when a key may be usable again.
     if (retryAt !== undefined) this.wakeAt = retryAt;
@@ -99,9 +166,13 @@ export class WaitRoom {
    * until `retryAt` (or a `kick`) before the next turn.
    */
   retry(t: Ticket, retryAt: number): Promise<void> {
-    if (this.turn === t) this.turn = null;
+    if (this.turn === t) {
+      this.turn = null;
+      // Its release bought nothing (a trial call held the key, another instance took the budget): the pacing gets it back.
+      if (this.pacer) this.givingBack = this.pacer.giveBack(this.clock.now(), this.queue.size + 1).catch(() => {});
+    }
     const done = this.park(t);
-    this.queue.unshift(t.client, t);
+    this.queue.unshift(t.client, t, t.user);
     this.wait(t);
     this.wakeAt = retryAt;
     this.schedule();
@@ -111,6 +182,11 @@ export class WaitRoom {
   /** The ticket holding the turn picked a key: the next may go at once. Call `finished` when its call ends. */
   picked(t: Ticket): void {
     if (this.turn === t) this.turn = null;
+    // With a pacer the dispatcher counts what was served, in the shared state; without, the room does.
+    if (!this.pacer) {
+      this.localServed.set(t.client, (this.localServed.get(t.client) ?? 0) + 1);
+      this.localServed.set(`${t.client}\u0000${t.user}`, (this.localServed.get(`${t.client}\u0000${t.user}`) ?? 0) + 1);
+    }
     this.inflight++;
     this.schedule();
   }
@@ -141,7 +217,7 @@ export class WaitRoom {
     this.unpark(t);
     t.waiting = false;
     if (this.turn === t) this.turn = null;
-    else this.queue.remove(t.client, t);
+    else this.queue.remove(t.client, t, t.user);
     this.schedule();
   }
 
@@ -177,12 +253,106 @@ export class WaitRoom {
     t.onAbort = undefined;
   }
 
-  private expire(t: Ticket, why: WaitEnd): void {
-    if (!this.queue.remove(t.client, t)) return;
+  private expire(t: Ticket, why: WaitEnd, at?: number): void {
+    if (!this.queue.remove(t.client, t, t.user)) return;
     t.waiting = false;
     this.unpark(t);
-    t.reject(new WaitEnded(why));
+    t.reject(new WaitEnded(why, at));
     this.schedule();
+  }
+
+  /**
+   * The line is full: the client holding the most waiting requests gives up its newest, unless the
+   * newcomer's client would then hold as many — so no client holds more than its share while
+   * others wait (SPEC §8). False when the newcomer is the one to turn away.
+   */
+  private makeRoomFor(client: string): boolean {
+    const biggest = this.queue.largest();
+    if (biggest === undefined || this.queue.countOf(biggest) <= this.queue.countOf(client) + 1) return false;
+    const victim = this.queue.newest(biggest)!;
+    this.expire(victim.item, 'full');
+    return true;
+  }
+
+  /** Requests of the ticket's own line (client and end user) ahead of it. */
+  private lineLength(t: Ticket): number {
+    for (const line of this.queue.lines()) if (line.client === t.client && line.user === t.user) return line.items.length;
+    return 0;
+  }
+
+  /** The soonest a request with `ahead` of its line before it can be released (now when no budget is known). */
+  private soonest(ahead: number, now: number): number {
+    const b = this.budget;
+    if (b === undefined || now >= b.windowEnd) return now;
+    return soonestRelease(b, ahead, now);
+  }
+
+  /** Turns away every waiting request that, by its place in its line, cannot go before its deadline. */
+  private turnAwayHopeless(now: number): void {
+    const gone: Array<[Ticket, number]> = [];
+    for (const line of this.queue.lines()) {
+      line.items.forEach((t, ahead) => {
+        const at = this.soonest(ahead, now);
+        if (at > t.deadline) gone.push([t, at]);
+      });
+    }
+    for (const [t, at] of gone) this.expire(t, 'hopeless', at);
+  }
+
+  /** The next ticket, least served first, takes the turn. */
+  private release(served: ServedView): void {
+    if (this.turn !== null) return;
+    const next = this.queue.shift(served);
+    if (!next) return;
+    this.turn = next.item;
+    next.item.waiting = false;
+    this.unpark(next.item);
+    next.item.resolve();
+  }
+
+  private readonly localView: ServedView = {
+    client: (c) => this.localServed.get(c) ?? 0,
+    user: (c, u) => this.localServed.get(`${c}\u0000${u}`) ?? 0,
+  };
+
+  /** Requests per millisecond that joined in the last ARRIVALS_MS. */
+  private arrivalRate(now: number): number {
+    let old = 0;
+    while (old < this.arrivals.length && this.arrivals[old] <= now - ARRIVALS_MS) old++;
+    if (old > 0) this.arrivals.splice(0, old);
+    return this.arrivals.length / ARRIVALS_MS;
+  }
+
+  /** Asks the pacer whether one may go now, and to whom; then schedules again. */
+  private async decide(pacer: RoomPacer): Promise<void> {
+    try {
+      if (this.givingBack) await this.givingBack;
+      this.givingBack = undefined;
+      const now = this.clock.now();
+      this.reported = true;
+      const verdict = await pacer.release(now, this.queue.size, this.arrivalRate(now));
+      this.budget = verdict.budget;
+      this.pacedUntil = verdict.paced && verdict.budget ? verdict.budget.windowEnd : 0;
+      if (verdict.budget) this.turnAwayHopeless(this.clock.now());
+      if (!verdict.go) {
+        this.wakeAt = Math.max(this.wakeAt, verdict.at);
+        return;
+      }
+      if (this.queue.size === 0 || this.turn !== null) return;
+      let served = NOBODY_SERVED;
+      try {
+        served = await pacer.served(now, this.queue.waitingNames());
+      } catch {
+        // Without the counts, the oldest request goes: a turn is not lost for want of them.
+      }
+      this.release(served);
+    } catch {
+      // A pacer that cannot answer does not hold the line: the request goes, its pick decides.
+      this.release(NOBODY_SERVED);
+    } finally {
+      this.deciding = false;
+      this.schedule();
+    }
   }
 
   /**
@@ -192,12 +362,11 @@ export class WaitRoom {
    */
   private schedule(): void {
     const now = this.clock.now();
-    if (this.queue.size > 0 && this.turn === null && this.inflight < this.cap && this.wakeAt <= now) {
-      const next = this.queue.shift()!;
-      this.turn = next.item;
-      next.item.waiting = false;
-      this.unpark(next.item);
-      next.item.resolve();
+    if (this.queue.size > 0 && this.turn === null && !this.deciding && this.inflight < this.cap && this.wakeAt <= now) {
+      if (this.pacer) {
+        this.deciding = true;
+        void this.decide(this.pacer);
+      } else this.release(this.localView);
     }
     // Only the soonest deadlines: tickets no longer waiting are dropped, those due are turned away.
     for (let t = this.deadlines.peek(); t !== undefined && (!t.waiting || t.deadline <= now); t = this.deadlines.peek()) {
@@ -205,7 +374,7 @@ export class WaitRoom {
       t.inHeap = false;
       if (!t.waiting) continue;
       t.waiting = false;
-      this.queue.remove(t.client, t);
+      this.queue.remove(t.client, t, t.user);
       this.unpark(t);
       t.reject(new WaitEnded('deadline'));
     }
@@ -214,8 +383,15 @@ export class WaitRoom {
       // The demand ended: so does the slow start.
       if (this.turn === null && this.inflight === 0) this.cap = Infinity;
       this.clearTimer();
+      if (this.reported && !this.deciding) {
+        this.reported = false;
+        this.pacer?.idle(now);
+      }
       return;
     }
+    // A decision under way reschedules when it ends (the pacer's store calls time out), and the
+    // timer stays as it is meanwhile: a decision is not a moment to wait for.
+    if (this.deciding) return;
     if (this.turn === null && this.inflight < this.cap) soonest = Math.min(soonest, Math.max(this.wakeAt, now));
     if (soonest === this.timerAt) return;
     this.clearTimer();

@@ -22,6 +22,7 @@ import {
   type StoreHealth,
 } from './types';
 import { EXPIRY, LEARNED_FULL } from './rules';
+import { type FairState, MemoryFairState } from './fairState';
 
 interface Gate {
   until: number;
@@ -77,6 +78,7 @@ function stamped<T>(v: unknown, at: number): Stamped<T> {
 /** In-process state: the default store, and the base of the snapshot store. */
 export class MemoryStore implements StateStore {
   readonly kind: StoreHealth['kind'] = 'memory';
+  readonly fair: FairState = new MemoryFairState();
   protected gates = new Map<string, Gate>();
   protected disabled = new Map<string, DisabledEntry>();
   protected strikes = new Map<string, Stamped<number>>();

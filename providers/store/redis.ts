@@ -4,6 +4,7 @@ import { MemoryStore } from './memory';
 import { OutageJournal, pickCounters } from './outageJournal';
 import { defineScripts, type StoreScripts } from './redisScripts';
 import { EXPIRY } from './rules';
+import { type FairState, RedisFairState } from './fairState';
 import type { StoreLog } from './snapshot';
 import { clockMs, deadlineMs, gate, keyGates, scopeGate, type CoolRequest, type KeyInspection, type KeyView, type LearnedView, type LearnRequest, type PickPlan, type PickResult, type StateStore, type StoreHealth } from './types';
 
@@ -30,6 +31,7 @@ const budget = (n: number | undefined) => (n === undefined ? -1 : n);
  */
 export class RedisStore implements StateStore {
   readonly kind: StoreHealth['kind'] = 'redis';
+  readonly fair: FairState;
   private readonly redis: Redis & StoreScripts;
   private readonly local = new MemoryStore();
   private readonly prefix: string;
@@ -65,6 +67,7 @@ export class RedisStore implements StateStore {
         retryStrategy: (times) => Math.min(100 * times, 1000),
       }),
     );
+    this.fair = new RedisFairState(this.redis, this.prefix, this.instance);
     this.redis.on('ready', () => this.markUp());
     this.redis.on('error', (err: Error) => this.markDown(err.message));
     this.redis.on('close', () => this.markDown('connection closed'));

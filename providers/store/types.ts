@@ -1,5 +1,6 @@
 import type { LearnedLimit } from '../limits/learnedLimit';
 import type { CoolScope } from '../limits/rateLimit';
+import type { FairState } from './fairState';
 
 /** One key as a pick sees it. `account` is the configured account; the store resolves learned aliases. */
 export interface Candidate {
@@ -137,6 +138,8 @@ export interface StoreHealth {
  */
 export interface StateStore {
   readonly kind: StoreHealth['kind'];
+  /** What fair, paced release shares: pacing and served counts (fairState.ts, SPEC §8). */
+  readonly fair: FairState;
   /**
    * Chooses and counts one key. Keys in `avoid` (they failed this request) are taken only when no
    * other non-reserve key is usable; they still count as usable for the reserve rule, so a reserve

@@ -65,16 +65,16 @@ export interface RunResult {
 }
 
 /** How long a request may wait for a key: one whole window and a little (ORCHE_MAX_WAIT_MS). */
-function patience(o: RotationOptions): number {
+export function patience(o: RotationOptions): number {
   return o.patienceMs ?? o.windowMs + 2000;
 }
 
 /** The capacity per window and per account, from the scenario. */
-function capacity(o: RotationOptions): number {
+export function capacity(o: RotationOptions): number {
   return ACCOUNTS.length * o.perAccount;
 }
 
-function simConfig(o: RotationOptions): string {
+export function simConfig(o: RotationOptions): string {
   const dir = mkdtempSync(join(tmpdir(), 'orche-rotation-'));
   const file = join(dir, 'sim.json');
   writeFileSync(file, JSON.stringify({
@@ -152,12 +152,12 @@ export function startNaive(simBase: string): Promise<{ url: string; close(): Pro
   });
 }
 
-interface Client { name: string; token: string; perSecond: number }
+export interface Client { name: string; token: string; perSecond: number }
 
 /** Open-loop arrivals for each client, spread over the targets in turn; resolves when every answer is in. */
-interface Done { client: string; sentAt: number; at: number; status: number }
+export interface Done { client: string; sentAt: number; at: number; status: number }
 
-async function drive(urls: string[], clients: Client[], seconds: number): Promise<{ started: number; lastArrival: number; done: Done[]; sent: Record<string, number> }> {
+export async function drive(urls: string[], clients: Client[], seconds: number): Promise<{ started: number; lastArrival: number; done: Done[]; sent: Record<string, number> }> {
   const done: Done[] = [];
   const sent: Record<string, number> = {};
   const inflight: Promise<void>[] = [];
@@ -338,15 +338,13 @@ async function measure(name: string, simRoot: string, urls: string[], clients: C
 }
 
 /**
- * The lighter client's share of what was served while it wanted more: its own successes, against
- * those plus the other client's successes answered while one of its requests was waiting.
+ * The lighter client's share of everything served (issue 19, SPEC §8): its successes over all
+ * successes of the run. (Issue 13's figure counted only what was served while the light client had
+ * a request waiting, which hid how little it got.)
  */
 export function lightShare(done: Done[], light: string): number {
-  const mine = done.filter((d) => d.client === light);
-  const wanting = (t: number) => mine.some((d) => d.sentAt <= t && d.at >= t);
-  const served = mine.filter((d) => d.status === 200).length;
-  const others = done.filter((d) => d.client !== light && d.status === 200 && wanting(d.at)).length;
-  return served + others === 0 ? 0 : served / (served + others);
+  const served = done.filter((d) => d.status === 200);
+  return served.length === 0 ? 0 : served.filter((d) => d.client === light).length / served.length;
 }
 
 function sum(r: Record<string, number>): number {
@@ -360,7 +358,7 @@ function pct(xs: number[], p: number): number {
 }
 
 export function rotationTable(results: RunResult[]): string {
-  const head = '| run | served / ideal | upstream calls | upstream 429s (per scope) | 5xx | reset → next use (median / max) | lighter client share | most 429s of one account in one window (windows) |\n|---|---|---|---|---|---|---|---|';
+  const head = '| run | served / ideal | upstream calls | upstream 429s (per scope) | 5xx | reset → next use (median / max) | lighter client\'s share of everything served | most 429s of one account in one window (windows) |\n|---|---|---|---|---|---|---|---|';
   const rows = results.map((r) => {
     const scopes = Object.entries(r.upstream429).map(([k, v]) => `${k}: ${v}`).join(', ');
     const delay = r.resetToUse.length === 0 ? 'n/a' : `${pct(r.resetToUse, 0.5)} / ${Math.max(...r.resetToUse)} ms (${r.resetToUse.length} resets)`;
@@ -457,7 +455,7 @@ export async function rotationBench(o: RotationOptions, procs: Proc[], log: (lin
 }
 
 /** Removes the benchmark's keys from Redis (its own prefix only). */
-async function dropPrefix(url: string, prefix: string): Promise<void> {
+export async function dropPrefix(url: string, prefix: string): Promise<void> {
   const { default: Redis } = await import('ioredis');
   const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {

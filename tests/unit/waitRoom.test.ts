@@ -2,7 +2,7 @@
  * Paced recovery and fair sharing as pure rules (providers/dispatch/fairQueue.ts, providers/dispatch/waitRoom.ts):
  * a fake clock and fake timers, no waiting.
  */
-import { FairQueue } from '../../providers/dispatch/fairQueue';
+import { type Contender, FairQueue, leastServed, type ServedView } from '../../providers/dispatch/fairQueue';
 import { type RoomClock, type Ticket, WaitEnded, WaitRoom } from '../../providers/dispatch/waitRoom';
 
 class FakeClock implements RoomClock {
@@ -37,40 +37,66 @@ class FakeClock implements RoomClock {
 
 const flush = () => new Promise<void>((r) => setImmediate(r));
 
-describe('FairQueue: clients in turn, each client in arrival order', () => {
-  const drain = <T>(q: FairQueue<T>) => {
+describe('FairQueue: least served first, clients before end users, then arrival order', () => {
+  /** Drains the queue as releases do: each item served counts for its client and end user, on top of `base`. */
+  const drain = <T>(q: FairQueue<T>, base: Record<string, number> = {}) => {
+    const counts = new Map<string, number>(Object.entries(base));
+    const view: ServedView = { client: (c) => counts.get(c) ?? 0, user: (c, u) => counts.get(`${c}/${u}`) ?? 0 };
     const out: T[] = [];
-    for (let x = q.shift(); x; x = q.shift()) out.push(x.item);
+    for (let x = q.shift(view); x; x = q.shift(view)) {
+      out.push(x.item);
+      counts.set(x.client, (counts.get(x.client) ?? 0) + 1);
+      counts.set(`${x.client}/${x.user}`, (counts.get(`${x.client}/${x.user}`) ?? 0) + 1);
+    }
     return out;
   };
 
   test.each([
-    ['one client: arrival order', [['a', 1], ['a', 2], ['a', 3]], [1, 2, 3]],
-    ['two clients alternate, whatever the order of arrival', [['h', 'h1'], ['h', 'h2'], ['h', 'h3'], ['l', 'l1'], ['h', 'h4'], ['l', 'l2']], ['h1', 'l1', 'h2', 'l2', 'h3', 'h4']],
-    ['a heavy client at 10:1 gets one turn per light turn', [...Array.from({ length: 10 }, (_, i) => ['h', `h${i}`]), ['l', 'l0'], ['l', 'l1']], ['h0', 'l0', 'h1', 'l1', 'h2', 'h3', 'h4', 'h5', 'h6', 'h7', 'h8', 'h9']],
-    ['three clients round-robin', [['a', 'a1'], ['b', 'b1'], ['c', 'c1'], ['a', 'a2'], ['b', 'b2']], ['a1', 'b1', 'c1', 'a2', 'b2']],
-  ] as Array<[string, Array<[string, unknown]>, unknown[]]>)('%s', (_name, pushes, expected) => {
+    ['one client: arrival order', [['a', 1], ['a', 2], ['a', 3]], {}, [1, 2, 3]],
+    ['two clients alternate, whatever the order of arrival', [['h', 'h1'], ['h', 'h2'], ['h', 'h3'], ['l', 'l1'], ['h', 'h4'], ['l', 'l2']], {}, ['h1', 'l1', 'h2', 'l2', 'h3', 'h4']],
+    ['a heavy client at 10:1 gets one turn per light turn', [...Array.from({ length: 10 }, (_, i) => ['h', `h${i}`]), ['l', 'l0'], ['l', 'l1']], {}, ['h0', 'l0', 'h1', 'l1', 'h2', 'h3', 'h4', 'h5', 'h6', 'h7', 'h8', 'h9']],
+    ['three clients round-robin', [['a', 'a1'], ['b', 'b1'], ['c', 'c1'], ['a', 'a2'], ['b', 'b2']], {}, ['a1', 'b1', 'c1', 'a2', 'b2']],
+    // Served earlier in the window (its requests came spread out and were served at once): the other catches up first.
+    ['a client served 3 already this window waits until the other has caught up', [['h', 'h1'], ['h', 'h2'], ['l', 'l1'], ['l', 'l2'], ['l', 'l3'], ['l', 'l4']], { h: 3 }, ['l1', 'l2', 'l3', 'h1', 'l4', 'h2']],
+    ['equal counts: the line whose oldest request came first', [['b', 'b1'], ['a', 'a1']], { a: 2, b: 2 }, ['b1', 'a1']],
+    // End users take turns only within their client: five names buy the heavy client no more turns.
+    ['a new end user per request buys no turns', [['h/u1', 'h1'], ['h/u2', 'h2'], ['h/u3', 'h3'], ['h/u4', 'h4'], ['h/u5', 'h5'], ['l', 'l1'], ['l', 'l2']], {}, ['h1', 'l1', 'h2', 'l2', 'h3', 'h4', 'h5']],
+    ['within a client, the end user served least', [['c/ann', 'a1'], ['c/ann', 'a2'], ['c/ann', 'a3'], ['c/bob', 'b1']], { 'c/ann': 1 }, ['b1', 'a1', 'a2', 'a3']],
+  ] as Array<[string, Array<[string, unknown]>, Record<string, number>, unknown[]]>)('%s', (_name, pushes, base, expected) => {
     const q = new FairQueue<unknown>();
-    for (const [client, item] of pushes) q.push(client, item);
+    for (const [who, item] of pushes) {
+      const [client, user] = who.split('/');
+      q.push(client, item, user);
+    }
     expect(q.size).toBe(pushes.length);
-    expect(drain(q)).toEqual(expected);
+    expect(drain(q, base)).toEqual(expected);
     expect(q.size).toBe(0);
   });
 
-  test('a new client joins last in the current round; unshift gives back the turn; remove keeps the order', () => {
+  test('unshift puts an item back first; remove keeps the order; largest and newest name the client to trim', () => {
     const q = new FairQueue<string>();
     q.push('a', 'a1');
     q.push('a', 'a2');
     q.push('b', 'b1');
+    expect(q.largest()).toBe('a');
+    expect(q.newest('a')).toEqual({ user: '', item: 'a2' });
+    const first = q.shift()!;
+    expect(first.item).toBe('a1');
+    q.unshift('a', 'a1'); // a1 could not be served: before everything that arrived
     expect(q.shift()!.item).toBe('a1');
-    q.push('c', 'c1'); // b is next, then c, then a again
-    const b = q.shift()!;
-    expect(b.item).toBe('b1');
-    q.unshift('b', 'b1'); // b could not be served: its turn comes again
-    expect(q.shift()!.item).toBe('b1');
     expect(q.remove('a', 'a2')).toBe(true);
     expect(q.remove('a', 'a2')).toBe(false);
-    expect(drain(q)).toEqual(['c1']);
+    expect(q.countOf('a')).toBe(0);
+    expect(q.shift()!.item).toBe('b1');
+    expect(q.size).toBe(0);
+  });
+
+  test.each([
+    ['served least wins', [{ key: 'a', served: 2, oldest: 1 }, { key: 'b', served: 1, oldest: 9 }], 'b'],
+    ['a tie goes to the oldest', [{ key: 'a', served: 1, oldest: 5 }, { key: 'b', served: 1, oldest: 3 }], 'b'],
+    ['nobody', [], undefined],
+  ] as Array<[string, Contender[], string | undefined]>)('leastServed: %s', (_name, contenders, expected) => {
+    expect(leastServed(contenders)).toBe(expected);
   });
 });
 
