@@ -7,6 +7,7 @@ import { clientIdentity } from './clientIdentity';
 import type { Logger } from './logger';
 import { bearerMatches } from './bearer';
 import { sendError } from './middleware';
+import { MINUTE_MS } from '../providers/limits/windows';
 
 /** Headers for an API that serves JSON to browsers; the dashboard sets its own CSP. */
 export const securityHeaders: RequestHandler = (_req, res, next) => {
@@ -33,7 +34,7 @@ export function corsPolicy(origins: string[]): RequestHandler {
   });
 }
 
-const WINDOW_MS = 60_000;
+const WINDOW_MS = MINUTE_MS;
 
 /** Routes that show key state; private with ORCHE_PROTECT_STATUS=true (liveness and readiness stay open). */
 export const STATUS_PATHS = ['/status', '/api/key-status', '/api/models', '/api/rotations', '/api/usage', '/metrics'];

@@ -16,6 +16,7 @@
  */
 import type Redis from 'ioredis';
 import { WINDOWS } from '../limits/learnedLimit';
+import { LUA_WINDOWS } from '../limits/windows';
 import { EXPIRY, LEARNED_FULL } from './rules';
 
 const PRELUDE = `
@@ -75,9 +76,10 @@ end
 local function count(name, window)
   return tonumber(redis.call('GET', counter(name, window)) or '0')
 end
-local MINUTE, DAY = 60000, 86400000
-local minute = math.floor(now / MINUTE)
-local day = math.floor(now / DAY)
+-- providers/limits/windows.ts, written into the script.
+${LUA_WINDOWS}
+local minute = minuteWindow(now)
+local day = dayWindow(now)
 -- Learned limits (providers/limits/learnedLimit.ts): live for a day, by window length.
 local LEARNED_TTL = ${EXPIRY.learnedMs}
 local function learnedOf(name)
@@ -145,11 +147,11 @@ if rotating > 0 then start = tonumber(fresh(P .. 'pos:' .. provider, POSITION_MS
 
 local function budgetBlock(keyId, account)
   local untilT = 0
-  if keyRpd >= 0 and count('kd:' .. keyId .. '|' .. model, day) >= keyRpd then untilT = (day + 1) * DAY
-  elseif keyRpm >= 0 and count('km:' .. keyId .. '|' .. model, minute) >= keyRpm then untilT = (minute + 1) * MINUTE end
+  if keyRpd >= 0 and count('kd:' .. keyId .. '|' .. model, day) >= keyRpd then untilT = nextUtcMidnight(now)
+  elseif keyRpm >= 0 and count('km:' .. keyId .. '|' .. model, minute) >= keyRpm then untilT = nextMinute(now) end
   if free then
-    if accRpd >= 0 and count('ad:' .. account, day) >= accRpd then untilT = math.max(untilT, (day + 1) * DAY)
-    elseif accRpm >= 0 and count('am:' .. account, minute) >= accRpm then untilT = math.max(untilT, (minute + 1) * MINUTE) end
+    if accRpd >= 0 and count('ad:' .. account, day) >= accRpd then untilT = math.max(untilT, nextUtcMidnight(now))
+    elseif accRpm >= 0 and count('am:' .. account, minute) >= accRpm then untilT = math.max(untilT, nextMinute(now)) end
   end
   return untilT
 end
@@ -215,11 +217,11 @@ local function choose(useAvoid, limit)
               redis.call('HSET', k, 'q', num(now + trialTtl))
             end
           end
-          bump('km:' .. keyId .. '|' .. model, minute, (minute + 1) * MINUTE)
-          bump('kd:' .. keyId .. '|' .. model, day, (day + 1) * DAY)
+          bump('km:' .. keyId .. '|' .. model, minute, nextMinute(now))
+          bump('kd:' .. keyId .. '|' .. model, day, nextUtcMidnight(now))
           if free then
-            bump('am:' .. account, minute, (minute + 1) * MINUTE)
-            bump('ad:' .. account, day, (day + 1) * DAY)
+            bump('am:' .. account, minute, nextMinute(now))
+            bump('ad:' .. account, day, nextUtcMidnight(now))
           end
           local learned = 0
           for _, name in ipairs(gs) do

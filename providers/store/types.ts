@@ -197,17 +197,6 @@ export interface StateStore {
 export const deadlineMs = (t: number): number => Math.ceil(t);
 export const clockMs = (t: number): number => Math.floor(t);
 
-export const MINUTE_MS = 60_000;
-export const DAY_MS = 86_400_000;
-
-/** Budget windows: the clock's whole minute and the UTC day, as OpenRouter counts them. */
-export function minuteWindow(now: number): number {
-  return Math.floor(now / MINUTE_MS);
-}
-export function dayWindow(now: number): number {
-  return Math.floor(now / DAY_MS);
-}
-
 /** Budget counter names (the window is kept beside them), shared like the gate names. */
 export const counterKey = {
   keyMinute: (keyId: string, model: string) => `km:${keyId}|${model}`,
