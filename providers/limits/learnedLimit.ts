@@ -115,8 +115,3 @@ export function isLive(l: LearnedLimit, now: number): boolean {
 export function wholeWindow(ms: number): number {
   return Math.max(SECOND_MS, Math.ceil(ms));
 }
-
-/** Counter name of a learned limit's window, beside the budget counters (`counterKey`). */
-export function learnedCounter(gateName: string, windowMs: number): string {
-  return `l:${gateName}|${windowMs}`;
-}

@@ -1,12 +1,9 @@
-import { isLive, learnedCounter, type LearnedLimit, type LearnedSet, relearnedWindow, sameKind, windowStart } from '../limits/learnedLimit';
+import { doubling } from '../dispatch/backoff';
+import { isLive, type LearnedLimit, type LearnedSet, relearnedWindow, sameKind, windowStart } from '../limits/learnedLimit';
 import { dayWindow, minuteWindow, nextMinute, nextUtcMidnight } from '../limits/windows';
+import { counterKey, gate, keyGates, learnedCounter, learnedCounterWindow, scopeGate } from './names';
 import {
-  counterKey,
   deadlineMs,
-  doublingCooldown,
-  gate,
-  keyGates,
-  scopeGate,
   type CoolRequest,
   type KeyInspection,
   type KeyView,
@@ -320,7 +317,7 @@ export class MemoryStore implements StateStore {
   async cool(req: CoolRequest, now: number): Promise<number> {
     const strikes = this.strikeCount(req.keyId, now) + (req.strike === false ? 0 : 1);
     if (req.strike !== false) this.strikes.set(req.keyId, { value: strikes, at: now });
-    const until = deadlineMs(req.until ?? now + doublingCooldown(strikes, req.baseMs, req.maxMs));
+    const until = deadlineMs(req.until ?? now + doubling(strikes, req.baseMs, req.maxMs));
     const name = scopeGate(req.scope, req.keyId, this.resolve(req.account, now), req.model);
     const g = this.liveGate(name, now);
     if (g && g.until >= until) {
@@ -505,7 +502,6 @@ export class MemoryStore implements StateStore {
 
 /** A learned limit's counter (`l:<gate>|<windowMs>`, its window's start) still in its window. */
 function isCurrentLearned(name: string, c: Counter, now: number): boolean {
-  if (!name.startsWith('l:')) return false;
-  const w = Number(name.slice(name.lastIndexOf('|') + 1));
-  return Number.isFinite(w) && w > 0 && c.window <= now && now < c.window + w;
+  const w = learnedCounterWindow(name);
+  return w !== undefined && c.window <= now && now < c.window + w;
 }

@@ -3,7 +3,8 @@ import type Redis from 'ioredis';
 import type { StoreScripts } from './redisScripts';
 import { LEARNED_TTL_MS } from '../limits/learnedLimit';
 import { dayWindow, minuteWindow, nextMinute, nextUtcMidnight } from '../limits/windows';
-import { counterKey, type CoolRequest, type KeyView, type LearnRequest } from './types';
+import { counterKey } from './names';
+import type { CoolRequest, KeyView, LearnRequest } from './types';
 
 /**
  * What changed locally while Redis was away, to be merged into Redis when it returns (SPEC §7): the
