@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import type { Config } from '../config';
-import { OrcheError } from '../providers/errors';
+import { OrcheError, retryHeaders } from '../providers/errors';
 import { fairKey, type RequestClient, splitFairKey } from '../providers/dispatch/requestClient';
 import { clientIdentity } from './clientIdentity';
 import type { SharedUserLimit } from './userLimitRedis';
@@ -136,8 +136,7 @@ export function requestScope(config: Config, users: EndUsers, now: () => number,
       const at = now();
       const wait = users.admit(key, at, shared ? await shared(key, at) : undefined);
       if (wait > 0) {
-        const seconds = Math.max(1, Math.ceil(wait / 1000));
-        next(new OrcheError(429, 'user_rate_limited', 'Too many requests for this end user', { retry_after_ms: wait }, { 'Retry-After': String(seconds) }));
+        next(new OrcheError(429, 'user_rate_limited', 'Too many requests for this end user', { retry_after_ms: wait }, retryHeaders(wait)));
         return;
       }
       res.on('finish', () => users.settle(key, res.statusCode < 400));
