@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import type { Config } from './index';
 
 /** Every variable is named here once; an error names the variable and the form expected. */
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
@@ -91,39 +92,42 @@ const providerRouting = z
 
 export const strategySchema = z.enum(['round-robin', 'failover'], { error: 'round-robin or failover' });
 
+/** The part of the Config a variable feeds: server/reload.ts names the variables of a part that changed. */
+const part = (name: keyof Config) => ({ part: name });
+
 export const globalSchema = z.object({
-  PORT: int(0, 65535).default(8002),
-  HOST: z.string().trim().min(1, 'a host name or address').default('0.0.0.0'),
+  PORT: int(0, 65535).default(8002).meta(part('port')),
+  HOST: z.string().trim().min(1, 'a host name or address').default('0.0.0.0').meta(part('host')),
   OPENROUTER_BASE_URL: z
     .url({ protocol: /^https?$/, error: 'an http(s) URL such as https://openrouter.ai/api/v1' })
     .default('https://openrouter.ai/api/v1')
-    .transform((u) => u.replace(/\/+$/, '')),
-  OPENROUTER_REFERER: z.string().trim().optional(),
-  OPENROUTER_TITLE: z.string().trim().optional(),
-  ORCHE_STRATEGY: strategySchema.default('round-robin'),
-  ORCHE_COOLDOWN_MS: int(1).default(60000),
-  ORCHE_MAX_COOLDOWN_MS: int(1).default(900000),
-  ORCHE_MAX_ATTEMPTS: int(1, 50).default(4),
-  ORCHE_MAX_WAIT_MS: int(0).default(3000),
-  ORCHE_BACKOFF_BASE_MS: int(0).default(1000),
-  ORCHE_BACKOFF_MAX_MS: int(0).default(10000),
-  ORCHE_REQUEST_TIMEOUT_MS: int(1).default(60000),
-  ORCHE_REQUEST_DEADLINE_MS: int(1).default(120000),
-  ORCHE_CLIENT_RPM: int(1).optional(),
-  ORCHE_TRUST_PROXY: trustProxy.default(false),
-  ORCHE_MAX_UPSTREAM_BYTES: int(1024).default(8 * 1024 * 1024),
-  ORCHE_MAX_STREAM_MS: int(1).default(600_000),
-  ORCHE_MAX_STREAMS_PER_CLIENT: int(0).default(20),
-  ORCHE_HEADERS_TIMEOUT_MS: int(1).default(10_000),
-  ORCHE_BODY_TIMEOUT_MS: int(1).default(30_000),
-  ORCHE_KEEPALIVE_TIMEOUT_MS: int(1).default(5_000),
-  ORCHE_MAX_CONNECTIONS: int(1).optional(),
+    .transform((u) => u.replace(/\/+$/, '')).meta(part('upstream')),
+  OPENROUTER_REFERER: z.string().trim().optional().meta(part('upstream')),
+  OPENROUTER_TITLE: z.string().trim().optional().meta(part('upstream')),
+  ORCHE_STRATEGY: strategySchema.default('round-robin').meta(part('providers')),
+  ORCHE_COOLDOWN_MS: int(1).default(60000).meta(part('rotation')),
+  ORCHE_MAX_COOLDOWN_MS: int(1).default(900000).meta(part('rotation')),
+  ORCHE_MAX_ATTEMPTS: int(1, 50).default(4).meta(part('rotation')),
+  ORCHE_MAX_WAIT_MS: int(0).default(3000).meta(part('rotation')),
+  ORCHE_BACKOFF_BASE_MS: int(0).default(1000).meta(part('rotation')),
+  ORCHE_BACKOFF_MAX_MS: int(0).default(10000).meta(part('rotation')),
+  ORCHE_REQUEST_TIMEOUT_MS: int(1).default(60000).meta(part('rotation')),
+  ORCHE_REQUEST_DEADLINE_MS: int(1).default(120000).meta(part('rotation')),
+  ORCHE_CLIENT_RPM: int(1).optional().meta(part('clientRpm')),
+  ORCHE_TRUST_PROXY: trustProxy.default(false).meta(part('trustProxy')),
+  ORCHE_MAX_UPSTREAM_BYTES: int(1024).default(8 * 1024 * 1024).meta(part('upstream')),
+  ORCHE_MAX_STREAM_MS: int(1).default(600_000).meta(part('rotation')),
+  ORCHE_MAX_STREAMS_PER_CLIENT: int(0).default(20).meta(part('maxStreamsPerClient')),
+  ORCHE_HEADERS_TIMEOUT_MS: int(1).default(10_000).meta(part('connections')),
+  ORCHE_BODY_TIMEOUT_MS: int(1).default(30_000).meta(part('connections')),
+  ORCHE_KEEPALIVE_TIMEOUT_MS: int(1).default(5_000).meta(part('connections')),
+  ORCHE_MAX_CONNECTIONS: int(1).optional().meta(part('connections')),
   ORCHE_ADMIN_TOKEN: z
     .string()
     .trim()
     .min(8, 'a token of at least 8 characters')
     .regex(/^\S+$/, 'a token without spaces (a Bearer header cannot carry one)')
-    .optional(),
+    .optional().meta(part('adminToken')),
   // Client tokens open the chat routes, which spend the keys: a short one can be guessed.
   ORCHE_CLIENT_TOKENS: z
     .string()
@@ -131,8 +135,8 @@ export const globalSchema = z.object({
     .refine(
       (v) => (v ?? '').split(',').map((t) => t.trim()).filter(Boolean).every((t) => t.length >= MIN_CLIENT_TOKEN && !/\s/.test(t)),
       `comma-separated tokens of at least ${MIN_CLIENT_TOKEN} characters each, without spaces`,
-    ),
-  ORCHE_CORS_ORIGINS: z.string().optional(),
+    ).meta(part('clientTokens')),
+  ORCHE_CORS_ORIGINS: z.string().optional().meta(part('corsOrigins')),
   // Whether a client may send OpenRouter's routing fields (models, route, plugins, provider): SPEC §8.
   ORCHE_CLIENT_ROUTING: z
     .string()
@@ -140,28 +144,28 @@ export const globalSchema = z.object({
     .toLowerCase()
     .refine((v) => v === 'allow' || v === 'refuse', 'allow or refuse')
     .transform((v) => v as 'allow' | 'refuse')
-    .default('refuse'),
-  ORCHE_STATE_FILE: z.string().trim().min(1, 'a file path').optional(),
-  REDIS_URL: z.string().trim().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').optional(),
-  ORCHE_REDIS_PREFIX: z.string().trim().min(1, 'a key prefix such as orche:').default('orche:'),
-  ORCHE_REDIS_REQUIRED: bool.default(false),
-  ORCHE_FREE_RPM: int(1).optional(),
-  ORCHE_FREE_RPD: int(1).optional(),
-  ORCHE_MINUTE_MS: int(1000, 60000).default(60000),
-  ORCHE_MAX_QUEUE: int(0).default(1000),
-  ORCHE_USER_RPM: int(1).optional(),
-  ORCHE_USER_RPD: int(1).optional(),
-  ORCHE_PROVIDERS: z.string().optional(),
-  ORCHE_BODY_LIMIT: z.string().trim().regex(/^\d+(b|kb|mb)?$/i, 'a size such as 1mb or 512kb').default('1mb'),
-  ORCHE_PROTECT_STATUS: bool.default(false),
-  ORCHE_PROBE_INTERVAL_MS: int(0).default(600000),
-  ORCHE_SHUTDOWN_GRACE_MS: int(0).default(10000),
-  ORCHE_ALERT_WEBHOOK: z.url({ protocol: /^https?$/, error: 'an http(s) URL that accepts a JSON POST' }).optional(),
-  ORCHE_ALERT_INTERVAL_MS: int(0).default(300000),
+    .default('refuse').meta(part('clientRouting')),
+  ORCHE_STATE_FILE: z.string().trim().min(1, 'a file path').optional().meta(part('stateFile')),
+  REDIS_URL: z.string().trim().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').optional().meta(part('redis')),
+  ORCHE_REDIS_PREFIX: z.string().trim().min(1, 'a key prefix such as orche:').default('orche:').meta(part('redis')),
+  ORCHE_REDIS_REQUIRED: bool.default(false).meta(part('redis')),
+  ORCHE_FREE_RPM: int(1).optional().meta(part('budgets')),
+  ORCHE_FREE_RPD: int(1).optional().meta(part('budgets')),
+  ORCHE_MINUTE_MS: int(1000, 60000).default(60000).meta(part('pacing')),
+  ORCHE_MAX_QUEUE: int(0).default(1000).meta(part('pacing')),
+  ORCHE_USER_RPM: int(1).optional().meta(part('pacing')),
+  ORCHE_USER_RPD: int(1).optional().meta(part('pacing')),
+  ORCHE_PROVIDERS: z.string().optional().meta(part('providers')),
+  ORCHE_BODY_LIMIT: z.string().trim().regex(/^\d+(b|kb|mb)?$/i, 'a size such as 1mb or 512kb').default('1mb').meta(part('bodyLimit')),
+  ORCHE_PROTECT_STATUS: bool.default(false).meta(part('protectStatus')),
+  ORCHE_PROBE_INTERVAL_MS: int(0).default(600000).meta(part('ops')),
+  ORCHE_SHUTDOWN_GRACE_MS: int(0).default(10000).meta(part('ops')),
+  ORCHE_ALERT_WEBHOOK: z.url({ protocol: /^https?$/, error: 'an http(s) URL that accepts a JSON POST' }).optional().meta(part('ops')),
+  ORCHE_ALERT_INTERVAL_MS: int(0).default(300000).meta(part('ops')),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly', 'silent'], {
     error: 'one of error, warn, info, debug, silent',
-  }).default('info'),
-  LOG_FORMAT: z.enum(['json', 'pretty'], { error: 'json or pretty' }).default('json'),
+  }).default('info').meta(part('log')),
+  LOG_FORMAT: z.enum(['json', 'pretty'], { error: 'json or pretty' }).default('json').meta(part('log')),
 });
 
 export const providerSchema = z.object({
@@ -177,3 +181,10 @@ export const providerSchema = z.object({
   FALLBACK: z.string().trim().min(1, 'a provider ID').optional(),
   ROUTING: providerRouting.optional(),
 });
+
+/** The variables behind a part of the Config, in the schema's order (none for a part no variable feeds). */
+export function variablesOf(name: keyof Config): string[] {
+  return Object.entries(globalSchema.shape)
+    .filter(([, schema]) => (schema.meta() as { part?: string } | undefined)?.part === name)
+    .map(([variable]) => variable);
+}

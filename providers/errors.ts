@@ -2,7 +2,7 @@ import { capRelayed } from './upstream/relayed';
 
 /**
  * The errors orche answers with. Route handlers and the dispatcher throw these; one Express handler
- * turns them into the SPEC's error body `{error:{code,type,message,...extra}}`.
+ * turns them into the SPEC's error body `{error:{code,type,message,...extra}}` (`errorBody`).
  */
 export class OrcheError extends Error {
   constructor(
@@ -31,8 +31,28 @@ export class UnknownProviderError extends OrcheError {
   }
 }
 
-function retryHeaders(retryAfterMs: number): Record<string, string> {
-  return { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterMs / 1000))) };
+export type ErrorObject = { code: number; type: string; message: string } & Record<string, unknown>;
+
+/**
+ * The SPEC's error object, built here only: what `errorBody` wraps, and what a fan-out leg that
+ * failed carries (code, type and message: the leg's other fields name the provider and attempts).
+ */
+export function errorObject(status: number, type: string, message: string, extra: Record<string, unknown> = {}): ErrorObject {
+  return { code: status, type, message, ...extra };
+}
+
+/** An error as the SPEC's error body. */
+export function errorBody(err: OrcheError): { error: ErrorObject } {
+  return { error: errorObject(err.status, err.type, err.message, err.extra) };
+}
+
+/** A wait as the whole seconds of a Retry-After header: rounded up, never 0 (a client would retry at once). */
+export function retryAfterSeconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}
+
+export function retryHeaders(retryAfterMs: number): Record<string, string> {
+  return { 'Retry-After': String(retryAfterSeconds(retryAfterMs)) };
 }
 
 export class AllKeysRateLimitedError extends OrcheError {
@@ -40,7 +60,7 @@ export class AllKeysRateLimitedError extends OrcheError {
     super(
       429,
       'all_keys_rate_limited',
-      `Every key of ${provider} is rate-limited (${reason}); retry in ${Math.ceil(retryAfterMs / 1000)} s`,
+      `Every key of ${provider} is rate-limited (${reason}); retry in ${retryAfterSeconds(retryAfterMs)} s`,
       { provider, retry_after_ms: retryAfterMs },
       retryHeaders(retryAfterMs),
     );
@@ -52,7 +72,7 @@ export class UpstreamRateLimitedError extends OrcheError {
     super(
       429,
       'upstream_rate_limited',
-      `The model of ${provider} is rate-limited upstream (no key is at fault); retry in ${Math.ceil(retryAfterMs / 1000)} s`,
+      `The model of ${provider} is rate-limited upstream (no key is at fault); retry in ${retryAfterSeconds(retryAfterMs)} s`,
       { provider, retry_after_ms: retryAfterMs, upstream_message: capRelayed(upstreamMessage) },
       retryHeaders(retryAfterMs),
     );
@@ -65,7 +85,7 @@ export class EdgeRateLimitedError extends OrcheError {
     super(
       429,
       'upstream_edge_rate_limited',
-      `The upstream's edge is rate-limiting this host (every provider waits, no key is at fault); retry in ${Math.ceil(retryAfterMs / 1000)} s`,
+      `The upstream's edge is rate-limiting this host (every provider waits, no key is at fault); retry in ${retryAfterSeconds(retryAfterMs)} s`,
       { provider, retry_after_ms: retryAfterMs },
       retryHeaders(retryAfterMs),
     );

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { Duplex, Writable } from 'node:stream';
 import express, { type Express } from 'express';
 import type { Config } from '../config';
-import { OrcheError } from '../providers/errors';
+import { errorBody, OrcheError } from '../providers/errors';
 import { sleep as realSleep } from '../providers/dispatch/backoff';
 import { ChatService } from '../providers/dispatch/chat';
 import type { DispatchDeps } from '../providers/dispatch/dispatcher';
@@ -87,7 +87,7 @@ function answerMalformed(err: NodeJS.ErrnoException, socket: Duplex): void {
     return;
   }
   const r = parserRejection(err);
-  const body = JSON.stringify({ error: { code: r.status, type: r.type, message: r.message } });
+  const body = JSON.stringify(errorBody(new OrcheError(r.status, r.type, r.message)));
   socket.end(
     `HTTP/1.1 ${r.status} ${r.reason}\r\nContent-Type: application/json\r\nX-Request-Id: ${randomUUID()}\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,

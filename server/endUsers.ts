@@ -10,13 +10,12 @@
 import { createHash } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import type { Config } from '../config';
-import { OrcheError } from '../providers/errors';
+import { OrcheError, retryHeaders } from '../providers/errors';
 import { fairKey, type RequestClient, splitFairKey } from '../providers/dispatch/requestClient';
 import { clientIdentity } from './clientIdentity';
 import type { SharedUserLimit } from './userLimitRedis';
+import { dayWindow, minuteWindow, nextMinute, nextUtcMidnight } from '../providers/limits/windows';
 
-const MINUTE_MS = 60_000;
-const DAY_MS = 86_400_000;
 /** Users tracked at once; the least recently seen is forgotten first. */
 export const MAX_TRACKED_USERS = 10_000;
 /** Longer names are cut: a name is an identifier, not a payload. */
@@ -66,8 +65,8 @@ export class EndUsers {
    * replaces this instance's own; the request is still counted here for /api/usage.
    */
   admit(key: string, now: number, shared?: number): number {
-    const minute = Math.floor(now / MINUTE_MS);
-    const day = Math.floor(now / DAY_MS);
+    const minute = minuteWindow(now);
+    const day = dayWindow(now);
     let u = this.users.get(key);
     if (u) this.users.delete(key); // re-inserted last: most recently seen
     else u = { minute, minuteCount: 0, day, dayCount: 0, successes: 0, failures: 0, rateLimited: 0, lastSeenAt: now };
@@ -77,8 +76,8 @@ export class EndUsers {
     if (u.day !== day) Object.assign(u, { day, dayCount: 0 });
     u.lastSeenAt = now;
     let own = 0;
-    if (this.limits.rpd !== undefined && u.dayCount >= this.limits.rpd) own = (day + 1) * DAY_MS - now;
-    else if (this.limits.rpm !== undefined && u.minuteCount >= this.limits.rpm) own = (minute + 1) * MINUTE_MS - now;
+    if (this.limits.rpd !== undefined && u.dayCount >= this.limits.rpd) own = nextUtcMidnight(now) - now;
+    else if (this.limits.rpm !== undefined && u.minuteCount >= this.limits.rpm) own = nextMinute(now) - now;
     const wait = shared ?? own;
     if (wait > 0) {
       u.rateLimited++;
@@ -106,8 +105,8 @@ export class EndUsers {
    * current minute and day; each user by its hash, its client not named; `extra` adds fields by the user's tracked key.
    */
   view(now: number, canSee: (client: string) => boolean, extra?: (key: string) => Record<string, unknown>): Array<{ user: string; calls_this_minute: number; calls_today: number; successes: number; failures: number; rate_limited: number; last_seen_at: string; [more: string]: unknown }> {
-    const minute = Math.floor(now / MINUTE_MS);
-    const day = Math.floor(now / DAY_MS);
+    const minute = minuteWindow(now);
+    const day = dayWindow(now);
     const seen = [...this.users.entries()].map(([key, u]) => ({ key, ...splitFairKey(key), u })).filter((e) => canSee(e.client));
     return seen.reverse().map(({ key, user, u }) => ({
       user,
@@ -137,8 +136,7 @@ export function requestScope(config: Config, users: EndUsers, now: () => number,
       const at = now();
       const wait = users.admit(key, at, shared ? await shared(key, at) : undefined);
       if (wait > 0) {
-        const seconds = Math.max(1, Math.ceil(wait / 1000));
-        next(new OrcheError(429, 'user_rate_limited', 'Too many requests for this end user', { retry_after_ms: wait }, { 'Retry-After': String(seconds) }));
+        next(new OrcheError(429, 'user_rate_limited', 'Too many requests for this end user', { retry_after_ms: wait }, retryHeaders(wait)));
         return;
       }
       res.on('finish', () => users.settle(key, res.statusCode < 400));

@@ -1,11 +1,16 @@
 import type { Writable } from 'node:stream';
 import winston from 'winston';
+import { maskKeyShaped, REDACTED } from '../providers/upstream/mask';
 
-// Defence in depth: keys are never passed to the logger, and anything shaped like one is masked anyway.
-const SECRET = /(sk-or-[A-Za-z0-9_-]{4})[A-Za-z0-9_-]+|(Bearer\s+)[^\s"',]+/g;
+/** A log line is no chat answer: any Bearer credential in it is masked, however short. */
+const ANY_BEARER = /(Bearer\s+)(?!\[REDACTED\])[^\s"',]+/g;
 
+/**
+ * Defence in depth: keys are never passed to the logger, and anything shaped like one is masked
+ * anyway, by the pattern answers are masked by, so that a log line never carries a key shape an answer can't.
+ */
 export function scrub(text: string): string {
-  return text.replace(SECRET, (_m, key: string | undefined, bearer: string | undefined) => (key ? `${key}…[redacted]` : `${bearer}[redacted]`));
+  return maskKeyShaped(text).replace(ANY_BEARER, `$1${REDACTED}`);
 }
 
 const scrubFormat = winston.format((info) => {

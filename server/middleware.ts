@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { OrcheError } from '../providers/errors';
-import { bearerMatches, bearerToken } from './bearer';
+import { errorBody, OrcheError } from '../providers/errors';
+import { bearerGate } from './bearer';
 import { identityOf } from './clientIdentity';
 import type { Logger } from './logger';
 import { tooDeepError } from './requestShape';
@@ -58,7 +58,7 @@ export function sendError(res: Response, err: OrcheError): void {
     return;
   }
   for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
-  res.status(err.status).json({ error: { code: err.status, type: err.type, message: err.message, ...err.extra } });
+  res.status(err.status).json(errorBody(err));
 }
 
 /** The one place errors become the SPEC's error body. */
@@ -88,13 +88,12 @@ export const notFound: RequestHandler = (req) => {
 };
 
 export function adminAuth(adminToken: string | undefined): RequestHandler {
+  const gate = bearerGate(adminToken ? [adminToken] : [], { missing: 'This admin route needs Authorization: Bearer <ORCHE_ADMIN_TOKEN>', wrong: 'The admin token is not valid' });
   return (req, _res, next) => {
     if (!adminToken) {
       throw new OrcheError(403, 'admin_disabled', 'Admin routes are disabled: set ORCHE_ADMIN_TOKEN and send it as Authorization: Bearer <token>');
     }
-    const verdict = bearerMatches(req.get('authorization'), [adminToken]);
-    if (verdict === 'missing') throw new OrcheError(401, 'unauthorized', 'This admin route needs Authorization: Bearer <ORCHE_ADMIN_TOKEN>');
-    if (verdict === 'wrong') throw new OrcheError(403, 'forbidden', 'The admin token is not valid');
+    gate(req.get('authorization'));
     next();
   };
 }
@@ -105,16 +104,13 @@ export function adminAuth(adminToken: string | undefined): RequestHandler {
  * every per-client limit after it: requests per minute, open streams, fair turns.
  */
 export function clientAuth(tokens: string[]): RequestHandler {
+  const gate = bearerGate(tokens, { missing: 'This route needs Authorization: Bearer <client token>', wrong: 'The client token is not valid' });
   return (req, res, next) => {
     if (tokens.length === 0) {
       res.locals.clientId = identityOf(req, undefined);
       return next();
     }
-    const authorization = req.get('authorization');
-    const verdict = bearerMatches(authorization, tokens);
-    if (verdict === 'missing') throw new OrcheError(401, 'unauthorized', 'This route needs Authorization: Bearer <client token>');
-    if (verdict === 'wrong') throw new OrcheError(403, 'forbidden', 'The client token is not valid');
-    res.locals.clientId = identityOf(req, bearerToken(authorization));
+    res.locals.clientId = identityOf(req, gate(req.get('authorization')));
     next();
   };
 }

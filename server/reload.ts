@@ -1,4 +1,5 @@
 import type { Config } from '../config';
+import { variablesOf } from '../config/schema';
 import type { AppContext } from './context';
 
 export interface ReloadReport {
@@ -15,27 +16,6 @@ export interface ReloadReport {
  */
 const APPLIED: ReadonlySet<keyof Config> = new Set<keyof Config>(['providers', 'budgets']);
 
-/** The variables behind each part of the config, for the report (a part not named here shows its field name). */
-const VARIABLES: Partial<Record<keyof Config, string>> = {
-  port: 'PORT',
-  host: 'HOST',
-  upstream: 'OPENROUTER_BASE_URL / OPENROUTER_REFERER / OPENROUTER_TITLE / ORCHE_MAX_UPSTREAM_BYTES',
-  rotation: 'ORCHE_COOLDOWN_MS / ORCHE_MAX_COOLDOWN_MS / ORCHE_MAX_ATTEMPTS / ORCHE_MAX_WAIT_MS / ORCHE_BACKOFF_* / ORCHE_REQUEST_TIMEOUT_MS / ORCHE_REQUEST_DEADLINE_MS / ORCHE_MAX_STREAM_MS',
-  adminToken: 'ORCHE_ADMIN_TOKEN',
-  clientTokens: 'ORCHE_CLIENT_TOKENS',
-  clientRpm: 'ORCHE_CLIENT_RPM',
-  trustProxy: 'ORCHE_TRUST_PROXY',
-  maxStreamsPerClient: 'ORCHE_MAX_STREAMS_PER_CLIENT',
-  corsOrigins: 'ORCHE_CORS_ORIGINS',
-  protectStatus: 'ORCHE_PROTECT_STATUS',
-  bodyLimit: 'ORCHE_BODY_LIMIT',
-  stateFile: 'ORCHE_STATE_FILE',
-  redis: 'REDIS_URL / ORCHE_REDIS_PREFIX',
-  log: 'LOG_LEVEL / LOG_FORMAT',
-  pacing: 'ORCHE_MINUTE_MS / ORCHE_MAX_QUEUE / ORCHE_USER_RPM / ORCHE_USER_RPD',
-  ops: 'ORCHE_PROBE_INTERVAL_MS / ORCHE_SHUTDOWN_GRACE_MS / ORCHE_ALERT_*',
-};
-
 /** Applies a freshly parsed config to the running app: added keys join, removed keys leave, kept keys keep their state. */
 export function applyReload(ctx: AppContext, next: Config): ReloadReport {
   const before = new Map(ctx.pool.list().map((p) => [p.config.slug, new Set(p.keys.keys())]));
@@ -50,7 +30,7 @@ export function applyReload(ctx: AppContext, next: Config): ReloadReport {
   const fields = [...new Set([...Object.keys(ctx.config), ...Object.keys(next)])] as Array<keyof Config>;
   const restart = fields
     .filter((f) => !APPLIED.has(f) && JSON.stringify(ctx.config[f]) !== JSON.stringify(next[f]))
-    .map((f) => VARIABLES[f] ?? f);
+    .map((f) => variablesOf(f).join(' / ') || f);
   ctx.config = { ...ctx.config, providers: next.providers, budgets: next.budgets };
   return { reloaded: true, providers, restart_required: restart };
 }

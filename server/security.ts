@@ -2,11 +2,12 @@ import cors from 'cors';
 import type { Request, RequestHandler } from 'express';
 import { MemoryStore, rateLimit, type Store } from 'express-rate-limit';
 import type { Config } from '../config';
-import { OrcheError } from '../providers/errors';
+import { OrcheError, retryAfterSeconds } from '../providers/errors';
 import { clientIdentity } from './clientIdentity';
 import type { Logger } from './logger';
-import { bearerMatches } from './bearer';
+import { bearerGate } from './bearer';
 import { sendError } from './middleware';
+import { MINUTE_MS } from '../providers/limits/windows';
 
 /** Headers for an API that serves JSON to browsers; the dashboard sets its own CSP. */
 export const securityHeaders: RequestHandler = (_req, res, next) => {
@@ -33,21 +34,20 @@ export function corsPolicy(origins: string[]): RequestHandler {
   });
 }
 
-const WINDOW_MS = 60_000;
+const WINDOW_MS = MINUTE_MS;
 
 /** Routes that show key state; private with ORCHE_PROTECT_STATUS=true (liveness and readiness stay open). */
 export const STATUS_PATHS = ['/status', '/api/key-status', '/api/models', '/api/rotations', '/api/usage', '/metrics'];
 
 export function statusAuth(config: Config): RequestHandler {
   const tokens = [...config.clientTokens, ...(config.adminToken ? [config.adminToken] : [])];
+  const gate = bearerGate(tokens, { missing: 'Status routes need Authorization: Bearer <client or admin token>', wrong: 'The token is not valid' });
   return (req, _res, next) => {
     if (!config.protectStatus) return next();
     if (tokens.length === 0) {
       throw new OrcheError(403, 'status_protected', 'Status routes are private (ORCHE_PROTECT_STATUS=true) but no ORCHE_CLIENT_TOKENS or ORCHE_ADMIN_TOKEN is set');
     }
-    const verdict = bearerMatches(req.get('authorization'), tokens);
-    if (verdict === 'missing') throw new OrcheError(401, 'unauthorized', 'Status routes need Authorization: Bearer <client or admin token>');
-    if (verdict === 'wrong') throw new OrcheError(403, 'forbidden', 'The token is not valid');
+    gate(req.get('authorization'));
     next();
   };
 }
@@ -101,7 +101,7 @@ export function clientLimiter(config: Config, sharedStore?: Store, log?: Logger)
     logger: outageLog(log),
     validate: { ip: false, keyGeneratorIpFallback: false },
     handler: (_req, res, _next, options) => {
-      sendError(res, clientRateLimited(config, Number(res.getHeader('Retry-After')) || Math.ceil(options.windowMs / 1000)));
+      sendError(res, clientRateLimited(config, Number(res.getHeader('Retry-After')) || retryAfterSeconds(options.windowMs)));
     },
   });
   const chargeMore = async (req: Request, extra: number): Promise<void> => {
@@ -112,7 +112,7 @@ export function clientLimiter(config: Config, sharedStore?: Store, log?: Logger)
       return; // as above: an outage lets the request pass
     }
     if (hits && hits.totalHits > config.clientRpm!) {
-      const retryAfter = Math.max(1, Math.ceil(((hits.resetTime?.getTime() ?? Date.now() + WINDOW_MS) - Date.now()) / 1000));
+      const retryAfter = retryAfterSeconds((hits.resetTime?.getTime() ?? Date.now() + WINDOW_MS) - Date.now());
       throw clientRateLimited(config, retryAfter);
     }
   };

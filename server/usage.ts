@@ -1,7 +1,7 @@
 import type { PoolEmitter, PoolEvents } from '../providers/keys/events';
 import { clientOf } from '../providers/dispatch/requestClient';
+import { minuteWindow } from '../providers/limits/windows';
 
-const MINUTE_MS = 60_000;
 /** Per-minute buckets kept for a day, in a ring. */
 const SLOTS = 1440;
 /** Fields of one bucket, in a flat Float64Array: [minute, calls, successes, rate_limited, failures, tokens, latency_total, cost]. */
@@ -50,7 +50,7 @@ class Ring {
 
   /** The bucket of the clock minute `at` falls in, emptied first when it still holds an older minute. */
   private bucket(at: number): number {
-    const minute = Math.floor(at / MINUTE_MS);
+    const minute = minuteWindow(at);
     const base = (minute % SLOTS) * FIELDS;
     if (this.data[base + MINUTE] !== minute) {
       this.data.fill(0, base, base + FIELDS);
@@ -123,7 +123,7 @@ class CostBuckets {
   private readonly hourOf = new Float64Array(24).fill(-1);
 
   add(cost: number, at: number): void {
-    const minute = Math.floor(at / MINUTE_MS);
+    const minute = minuteWindow(at);
     const hour = Math.floor(minute / 60);
     const m = minute % 60;
     const h = hour % 24;
@@ -134,7 +134,7 @@ class CostBuckets {
   }
 
   windows(now: number): CostWindows {
-    const minute = Math.floor(now / MINUTE_MS);
+    const minute = minuteWindow(now);
     const hour = Math.floor(minute / 60);
     let lastHour = 0;
     let day = 0;
@@ -230,7 +230,7 @@ export class UsageTracker {
 
   /** Every window for one provider's keys, and their totals. */
   report(provider: string, keyIds: string[], now: number, seriesMinutes: number) {
-    const nowMinute = Math.floor(now / MINUTE_MS);
+    const nowMinute = minuteWindow(now);
     const totals = Object.fromEntries(Object.keys(WINDOWS).map((w) => [w, new Float64Array(FIELDS)])) as Record<WindowName, Float64Array>;
     const providerSeries = new Array<number>(seriesMinutes).fill(0);
     const keys = keyIds.map((id) => {

@@ -10,21 +10,21 @@
 import { createHash } from 'node:crypto';
 import Redis from 'ioredis';
 import { readiness, READY_WAIT_MS } from './clientLimitStore';
+import { LUA_WINDOWS } from '../providers/limits/windows';
 
 /** ARGV: P, now, rpm (-1: none), rpd (-1: none), user hash. Returns the wait in ms, or 0 (counted). */
 const ADMIT = `
 local P, now = ARGV[1], tonumber(ARGV[2])
 local rpm, rpd = tonumber(ARGV[3]), tonumber(ARGV[4])
-local MINUTE, DAY = 60000, 86400000
-local minute, day = math.floor(now / MINUTE), math.floor(now / DAY)
-local km = P .. 'm:' .. string.format('%d', minute) .. ':' .. ARGV[5]
-local kd = P .. 'd:' .. string.format('%d', day) .. ':' .. ARGV[5]
-if rpd >= 0 and tonumber(redis.call('GET', kd) or '0') >= rpd then return (day + 1) * DAY - now end
-if rpm >= 0 and tonumber(redis.call('GET', km) or '0') >= rpm then return (minute + 1) * MINUTE - now end
+${LUA_WINDOWS}
+local km = P .. 'm:' .. string.format('%d', minuteWindow(now)) .. ':' .. ARGV[5]
+local kd = P .. 'd:' .. string.format('%d', dayWindow(now)) .. ':' .. ARGV[5]
+if rpd >= 0 and tonumber(redis.call('GET', kd) or '0') >= rpd then return nextUtcMidnight(now) - now end
+if rpm >= 0 and tonumber(redis.call('GET', km) or '0') >= rpm then return nextMinute(now) - now end
 redis.call('INCR', km)
-redis.call('PEXPIRE', km, string.format('%d', (minute + 1) * MINUTE - now + MINUTE))
+redis.call('PEXPIRE', km, string.format('%d', nextMinute(now) - now + MINUTE))
 redis.call('INCR', kd)
-redis.call('PEXPIRE', kd, string.format('%d', (day + 1) * DAY - now + MINUTE))
+redis.call('PEXPIRE', kd, string.format('%d', nextUtcMidnight(now) - now + MINUTE))
 return 0
 `;
 

@@ -1,6 +1,6 @@
 import type { RotationConfig } from '../../config';
 import { type Attempt, type DispatchResult, Dispatcher, type DispatchDeps } from './dispatcher';
-import { OrcheError, UnknownProviderError } from '../errors';
+import { errorObject, OrcheError, UnknownProviderError } from '../errors';
 import type { KeyPool, ProviderRuntime } from '../keys/keyPool';
 import { OpenRouterClient, UpstreamFailure } from '../upstream/openrouterClient';
 import { confirmedOutcome, withKeyCheck } from '../keys/keyCheck';
@@ -195,7 +195,7 @@ export class ChatService {
             provider: slug,
             model: provider.config.model,
             ok: false,
-            error: { code: e.status, type: e.type, message: e.message },
+            error: errorObject(e.status, e.type, e.message),
             latency_ms: this.deps.now() - started,
             attempts: typeof e.extra.attempts === 'number' ? e.extra.attempts : 0,
             key_id: null,

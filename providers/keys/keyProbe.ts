@@ -1,8 +1,7 @@
 import type { KeyPool, ProviderRuntime } from './keyPool';
-import { nextUtcMidnight } from '../limits/limitWindows';
+import { DAY_MS, nextUtcMidnight } from '../limits/windows';
 import { type OpenRouterClient, UpstreamFailure } from '../upstream/openrouterClient';
 
-const DAY_MS = 86_400_000;
 /** How long before `expires_at` a key is reported as expiring (SPEC §8: a day). */
 export const EXPIRY_WARNING_MS = DAY_MS;
 

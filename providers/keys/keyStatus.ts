@@ -2,6 +2,7 @@
 import type { KeyConfig } from '../../config';
 import type { ProviderRuntime } from './keyPool';
 import { LEARNED_TTL_MS } from '../limits/learnedLimit';
+import { scopeOfGate } from '../store/names';
 import type { StateStore } from '../store/types';
 
 export type KeyState = 'active' | 'cooling' | 'disabled';
@@ -44,8 +45,6 @@ export interface LearnedLimitStatus {
   expires_at: string;
 }
 
-const SCOPES: Record<string, string> = { k: 'key', a: 'account', f: 'account_free', m: 'account_model' };
-
 const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
 /** Reads the keys' state from the store in one call and joins it with their counters. */
@@ -80,7 +79,7 @@ export async function describeKeys(store: StateStore, provider: ProviderRuntime,
         remaining: s.remaining,
         reset_at: iso(s.resetAt),
         learned_limits: (st.learned ?? []).map((l) => ({
-          scope: SCOPES[l.gate.slice(0, 1)] ?? l.gate,
+          scope: scopeOfGate(l.gate) ?? l.gate,
           limit: l.limit,
           window_ms: l.windowMs,
           used: l.used,

@@ -5,6 +5,7 @@
  */
 import type { CoolScope, Outcome } from './rateLimit';
 import { EXPIRY } from '../store/rules';
+import { DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS } from './windows';
 
 /** A learned limit lasts a day (the rule table's expiry); a new 429 of the same scope relearns it. */
 export const LEARNED_TTL_MS = EXPIRY.learnedMs;
@@ -13,7 +14,7 @@ export const LEARNED_TTL_MS = EXPIRY.learnedMs;
  * Window lengths a limit can have, shortest first: OpenRouter's minute and day, and the shorter ones
  * simulations compress to. The Redis store's LEARN script has the list written into its text.
  */
-export const WINDOWS = [1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 60_000, 3_600_000, 86_400_000];
+export const WINDOWS = [SECOND_MS, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, MINUTE_MS, HOUR_MS, DAY_MS];
 
 /**
  * The window a reset implies. A reset within a minute that falls on a whole minute is a per-minute
@@ -26,7 +27,7 @@ export const WINDOWS = [1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 60_
  * Undefined when the reset is in the past. A window guessed too short is lengthened by
  * `relearnedWindow` when the next 429 comes.
  */
-export function windowFromReset(resetAt: number, now: number, minuteMs = 60_000): number | undefined {
+export function windowFromReset(resetAt: number, now: number, minuteMs = MINUTE_MS): number | undefined {
   const ahead = resetAt - now;
   if (!(ahead > 0)) return undefined;
   if (ahead <= minuteMs && resetAt % minuteMs === 0) return minuteMs;
@@ -48,7 +49,7 @@ export function windowStart(l: Pick<LearnedLimit, 'windowMs' | 'anchor'>, now: n
 
 /** Limits of up to a minute and longer ones (hour, day) are two limits of one scope. */
 export function sameKind(a: number, b: number): boolean {
-  return (a <= 60_000) === (b <= 60_000);
+  return (a <= MINUTE_MS) === (b <= MINUTE_MS);
 }
 
 /**
@@ -63,7 +64,7 @@ export function relearnedWindow(inferred: number, current: LearnedLimit | undefi
   if (current === undefined || !isLive(current, now) || !sameKind(current.windowMs, inferred)) return inferred;
   let w = Math.max(inferred, current.windowMs);
   if (current.learnedAt < windowStart(current, now)) {
-    const cap = current.windowMs <= 60_000 ? 60_000 : 86_400_000;
+    const cap = current.windowMs <= MINUTE_MS ? MINUTE_MS : DAY_MS;
     const longer = WINDOWS.find((x) => x > current.windowMs && x <= cap && resetAt % x === 0);
     if (longer !== undefined) w = Math.max(w, longer);
   }
@@ -112,10 +113,5 @@ export function isLive(l: LearnedLimit, now: number): boolean {
  * at least a second. Rounded up: a longer window counts more calls against the limit, the safe side.
  */
 export function wholeWindow(ms: number): number {
-  return Math.max(1000, Math.ceil(ms));
-}
-
-/** Counter name of a learned limit's window, beside the budget counters (`counterKey`). */
-export function learnedCounter(gateName: string, windowMs: number): string {
-  return `l:${gateName}|${windowMs}`;
+  return Math.max(SECOND_MS, Math.ceil(ms));
 }

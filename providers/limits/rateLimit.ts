@@ -2,9 +2,9 @@
  * Reading OpenRouter's answers: a pure function from (status, headers, body, now) to what must happen.
  * The scope of a 429 decides what cools (OPENROUTER.md, "429 bodies seen in real use").
  */
-import { nextMinute, nextUtcMidnight, nextUtcMonday, nextUtcMonth, resetsInMessage } from './limitWindows';
+import { nextMinute, nextUtcMidnight, nextUtcMonday, nextUtcMonth, resetsInMessage } from './windows';
 
-export { resetsInMessage } from './limitWindows';
+export { resetsInMessage } from './windows';
 
 export type CoolScope =
   /** The key alone. */

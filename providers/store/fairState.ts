@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import type Redis from 'ioredis';
 import type { PaceState } from '../dispatch/pacing';
+import { MINUTE_MS } from '../limits/windows';
 
 export interface PaceRead {
   state: PaceState | undefined;
@@ -79,7 +80,7 @@ export class MemoryFairState implements FairState {
 }
 
 /** An instance's waiting count older than this no longer counts (an instance that went away). */
-export const WAITING_FRESH_MS = 60_000;
+export const WAITING_FRESH_MS = MINUTE_MS;
 
 /**
  * Layout under the prefix P: `P pz:<provider>` hash — `s` the pacing state, `w:<instance>`

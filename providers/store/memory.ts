@@ -1,15 +1,9 @@
-import { isLive, learnedCounter, type LearnedLimit, type LearnedSet, relearnedWindow, sameKind, windowStart } from '../limits/learnedLimit';
+import { doubling } from '../dispatch/backoff';
+import { isLive, type LearnedLimit, type LearnedSet, relearnedWindow, sameKind, windowStart } from '../limits/learnedLimit';
+import { dayWindow, minuteWindow, nextMinute, nextUtcMidnight } from '../limits/windows';
+import { counterKey, gate, keyGates, learnedCounter, learnedCounterWindow, scopeGate } from './names';
 import {
-  counterKey,
-  DAY_MS,
   deadlineMs,
-  MINUTE_MS,
-  dayWindow,
-  doublingCooldown,
-  gate,
-  keyGates,
-  minuteWindow,
-  scopeGate,
   type CoolRequest,
   type KeyInspection,
   type KeyView,
@@ -188,7 +182,7 @@ export class MemoryStore implements StateStore {
         soonest = Math.min(soonest, blockedUntil);
         continue;
       }
-      const budgetUntil = Math.max(this.budgetBlock(plan, c.keyId, account, minute, day), this.learnedBlock(gates, now));
+      const budgetUntil = Math.max(this.budgetBlock(plan, c.keyId, account, now), this.learnedBlock(gates, now));
       if (budgetUntil > 0) {
         budgetBound = true;
         soonest = Math.min(soonest, budgetUntil);
@@ -221,13 +215,15 @@ export class MemoryStore implements StateStore {
   }
 
   /** When a spent budget frees up again, or 0 when none is spent. */
-  private budgetBlock(plan: PickPlan, keyId: string, account: string, minute: number, day: number): number {
+  private budgetBlock(plan: PickPlan, keyId: string, account: string, now: number): number {
+    const minute = minuteWindow(now);
+    const day = dayWindow(now);
     let until = 0;
-    if (plan.keyRpd !== undefined && this.count(counterKey.keyDay(keyId, plan.model), day) >= plan.keyRpd) until = (day + 1) * DAY_MS;
-    else if (plan.keyRpm !== undefined && this.count(counterKey.keyMinute(keyId, plan.model), minute) >= plan.keyRpm) until = (minute + 1) * MINUTE_MS;
+    if (plan.keyRpd !== undefined && this.count(counterKey.keyDay(keyId, plan.model), day) >= plan.keyRpd) until = nextUtcMidnight(now);
+    else if (plan.keyRpm !== undefined && this.count(counterKey.keyMinute(keyId, plan.model), minute) >= plan.keyRpm) until = nextMinute(now);
     if (plan.free) {
-      if (plan.accountRpd !== undefined && this.count(counterKey.accountDay(account), day) >= plan.accountRpd) until = Math.max(until, (day + 1) * DAY_MS);
-      else if (plan.accountRpm !== undefined && this.count(counterKey.accountMinute(account), minute) >= plan.accountRpm) until = Math.max(until, (minute + 1) * MINUTE_MS);
+      if (plan.accountRpd !== undefined && this.count(counterKey.accountDay(account), day) >= plan.accountRpd) until = Math.max(until, nextUtcMidnight(now));
+      else if (plan.accountRpm !== undefined && this.count(counterKey.accountMinute(account), minute) >= plan.accountRpm) until = Math.max(until, nextMinute(now));
     }
     return until;
   }
@@ -321,7 +317,7 @@ export class MemoryStore implements StateStore {
   async cool(req: CoolRequest, now: number): Promise<number> {
     const strikes = this.strikeCount(req.keyId, now) + (req.strike === false ? 0 : 1);
     if (req.strike !== false) this.strikes.set(req.keyId, { value: strikes, at: now });
-    const until = deadlineMs(req.until ?? now + doublingCooldown(strikes, req.baseMs, req.maxMs));
+    const until = deadlineMs(req.until ?? now + doubling(strikes, req.baseMs, req.maxMs));
     const name = scopeGate(req.scope, req.keyId, this.resolve(req.account, now), req.model);
     const g = this.liveGate(name, now);
     if (g && g.until >= until) {
@@ -506,7 +502,6 @@ export class MemoryStore implements StateStore {
 
 /** A learned limit's counter (`l:<gate>|<windowMs>`, its window's start) still in its window. */
 function isCurrentLearned(name: string, c: Counter, now: number): boolean {
-  if (!name.startsWith('l:')) return false;
-  const w = Number(name.slice(name.lastIndexOf('|') + 1));
-  return Number.isFinite(w) && w > 0 && c.window <= now && now < c.window + w;
+  const w = learnedCounterWindow(name);
+  return w !== undefined && c.window <= now && now < c.window + w;
 }

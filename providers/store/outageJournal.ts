@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type Redis from 'ioredis';
 import type { StoreScripts } from './redisScripts';
 import { LEARNED_TTL_MS } from '../limits/learnedLimit';
-import { counterKey, DAY_MS, dayWindow, MINUTE_MS, minuteWindow, type CoolRequest, type KeyView, type LearnRequest } from './types';
+import { dayWindow, minuteWindow, nextMinute, nextUtcMidnight } from '../limits/windows';
+import { counterKey } from './names';
+import type { CoolRequest, KeyView, LearnRequest } from './types';
 
 /**
  * What changed locally while Redis was away, to be merged into Redis when it returns (SPEC §7): the
@@ -42,10 +44,10 @@ export type Counted = [name: string, window: number, endsAt: number, count: numb
 /** The counters one pick moves (`account` already resolved). */
 export function pickCounters(keyId: string, account: string, model: string, free: boolean, now: number): Counted[] {
   const out: Counted[] = [
-    [counterKey.keyMinute(keyId, model), minuteWindow(now), (minuteWindow(now) + 1) * MINUTE_MS, 1],
-    [counterKey.keyDay(keyId, model), dayWindow(now), (dayWindow(now) + 1) * DAY_MS, 1],
+    [counterKey.keyMinute(keyId, model), minuteWindow(now), nextMinute(now), 1],
+    [counterKey.keyDay(keyId, model), dayWindow(now), nextUtcMidnight(now), 1],
   ];
-  if (free) out.push([counterKey.accountMinute(account), minuteWindow(now), (minuteWindow(now) + 1) * MINUTE_MS, 1], [counterKey.accountDay(account), dayWindow(now), (dayWindow(now) + 1) * DAY_MS, 1]);
+  if (free) out.push([counterKey.accountMinute(account), minuteWindow(now), nextMinute(now), 1], [counterKey.accountDay(account), dayWindow(now), nextUtcMidnight(now), 1]);
   return out;
 }
 

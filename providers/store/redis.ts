@@ -6,7 +6,8 @@ import { defineScripts, type StoreScripts } from './redisScripts';
 import { EXPIRY } from './rules';
 import { type FairState, RedisFairState } from './fairState';
 import type { StoreLog } from './snapshot';
-import { clockMs, deadlineMs, gate, keyGates, scopeGate, type CoolRequest, type KeyInspection, type KeyView, type LearnedView, type LearnRequest, type PickPlan, type PickResult, type StateStore, type StoreHealth } from './types';
+import { gate, keyGates, scopeGate } from './names';
+import { clockMs, deadlineMs, type CoolRequest, type KeyInspection, type KeyView, type LearnedView, type LearnRequest, type PickPlan, type PickResult, type StateStore, type StoreHealth } from './types';
 
 export interface RedisStoreOptions {
   url: string;
@@ -273,7 +274,7 @@ export class RedisStore implements StateStore {
     await this.shared(
       async () =>
         void (reason === null
-          ? await this.redis.multi().set(`${p}d:${keyId}`, entry, 'PX', EXPIRY.disabledMs).del(`${p}g:k:${keyId}`, `${p}s:${keyId}`).exec()
+          ? await this.redis.multi().set(`${p}d:${keyId}`, entry, 'PX', EXPIRY.disabledMs).del(`${p}g:${gate.key(keyId)}`, `${p}s:${keyId}`).exec()
           : await this.redis.set(`${p}d:${keyId}`, entry, 'PX', EXPIRY.disabledMs)),
       async () => {
         // A reactivation clears the key's own gate: its cooldowns recorded before it are not merged.
@@ -317,7 +318,7 @@ export class RedisStore implements StateStore {
   async congestedUntil(model: string, now: number): Promise<number> {
     return this.shared(
       async () => {
-        const until = Number((await this.redis.hget(`${this.prefix}g:c:${model}`, 'u')) ?? 0);
+        const until = Number((await this.redis.hget(`${this.prefix}g:${gate.model(model)}`, 'u')) ?? 0);
         return until > now ? until : 0;
       },
       () => this.local.congestedUntil(model, now),

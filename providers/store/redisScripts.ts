@@ -16,6 +16,9 @@
  */
 import type Redis from 'ioredis';
 import { WINDOWS } from '../limits/learnedLimit';
+import { LUA_DOUBLING } from '../dispatch/backoff';
+import { LUA_WINDOWS } from '../limits/windows';
+import { LUA_NAMES } from './names';
 import { EXPIRY, LEARNED_FULL } from './rules';
 
 const PRELUDE = `
@@ -57,16 +60,13 @@ end
 local function live(u, p)
   return u > now or (p == '1' and u + RECOVERING_MS > now)
 end
--- types.ts scopeGate: the gate a cooling or learning scope names (account already resolved).
-local function scopeGate(scope, keyId, account, model)
-  if scope == 'key' then return 'k:' .. keyId end
-  if scope == 'account' then return 'a:' .. account end
-  if scope == 'account_free' then return 'f:' .. account end
-  return 'm:' .. account .. '|' .. model
-end
+-- names.ts: gate and counter names (scopeGate: the gate a cooling or learning scope names), written into the script.
+${LUA_NAMES}
+${LUA_DOUBLING}
+-- names.ts keyGates (account already resolved).
 local function gatesOf(keyId, account, model, free)
-  local g = { 'k:' .. keyId, 'a:' .. account, 'm:' .. account .. '|' .. model }
-  if free then g[4] = 'f:' .. account end
+  local g = { keyGate(keyId), accountGate(account), accountModelGate(account, model) }
+  if free then g[4] = accountFreeGate(account) end
   return g
 end
 local function counter(name, window)
@@ -75,9 +75,10 @@ end
 local function count(name, window)
   return tonumber(redis.call('GET', counter(name, window)) or '0')
 end
-local MINUTE, DAY = 60000, 86400000
-local minute = math.floor(now / MINUTE)
-local day = math.floor(now / DAY)
+-- providers/limits/windows.ts, written into the script.
+${LUA_WINDOWS}
+local minute = minuteWindow(now)
+local day = dayWindow(now)
 -- Learned limits (providers/limits/learnedLimit.ts): live for a day, by window length.
 local LEARNED_TTL = ${EXPIRY.learnedMs}
 local function learnedOf(name)
@@ -99,9 +100,6 @@ end
 -- learnedLimit.ts windowStart: the start of the learned limit's window that holds time t.
 local function learnedStart(l, t)
   return l.anchor + math.floor((t - l.anchor) / l.w) * l.w
-end
-local function learnedName(name, w)
-  return 'l:' .. name .. '|' .. num(w)
 end
 -- MemoryStore.holdFull: a learned limit's full window cools its gate until the window ends, then a trial.
 local function holdFull(name, untilT)
@@ -135,9 +133,9 @@ local base = 14 + nAvoid
 local n = (#ARGV - base) / 2
 local regular = n - reserves
 
-local edge = redis.call('HGET', P .. 'g:h:edge', 'u')
+local edge = redis.call('HGET', P .. 'g:' .. HOST_GATE, 'u')
 if edge and tonumber(edge) > now then return {0, edge, 'edge'} end
-local congested = redis.call('HGET', P .. 'g:c:' .. model, 'u')
+local congested = redis.call('HGET', P .. 'g:' .. modelGate(model), 'u')
 if congested and tonumber(congested) > now then return {0, congested, 'congested'} end
 
 local start = 0
@@ -145,11 +143,11 @@ if rotating > 0 then start = tonumber(fresh(P .. 'pos:' .. provider, POSITION_MS
 
 local function budgetBlock(keyId, account)
   local untilT = 0
-  if keyRpd >= 0 and count('kd:' .. keyId .. '|' .. model, day) >= keyRpd then untilT = (day + 1) * DAY
-  elseif keyRpm >= 0 and count('km:' .. keyId .. '|' .. model, minute) >= keyRpm then untilT = (minute + 1) * MINUTE end
+  if keyRpd >= 0 and count(keyDayCounter(keyId, model), day) >= keyRpd then untilT = nextUtcMidnight(now)
+  elseif keyRpm >= 0 and count(keyMinuteCounter(keyId, model), minute) >= keyRpm then untilT = nextMinute(now) end
   if free then
-    if accRpd >= 0 and count('ad:' .. account, day) >= accRpd then untilT = math.max(untilT, (day + 1) * DAY)
-    elseif accRpm >= 0 and count('am:' .. account, minute) >= accRpm then untilT = math.max(untilT, (minute + 1) * MINUTE) end
+    if accRpd >= 0 and count(accountDayCounter(account), day) >= accRpd then untilT = math.max(untilT, nextUtcMidnight(now))
+    elseif accRpm >= 0 and count(accountMinuteCounter(account), minute) >= accRpm then untilT = math.max(untilT, nextMinute(now)) end
   end
   return untilT
 end
@@ -215,11 +213,11 @@ local function choose(useAvoid, limit)
               redis.call('HSET', k, 'q', num(now + trialTtl))
             end
           end
-          bump('km:' .. keyId .. '|' .. model, minute, (minute + 1) * MINUTE)
-          bump('kd:' .. keyId .. '|' .. model, day, (day + 1) * DAY)
+          bump(keyMinuteCounter(keyId, model), minute, nextMinute(now))
+          bump(keyDayCounter(keyId, model), day, nextUtcMidnight(now))
           if free then
-            bump('am:' .. account, minute, (minute + 1) * MINUTE)
-            bump('ad:' .. account, day, (day + 1) * DAY)
+            bump(accountMinuteCounter(account), minute, nextMinute(now))
+            bump(accountDayCounter(account), day, nextUtcMidnight(now))
           end
           local learned = 0
           for _, name in ipairs(gs) do
@@ -265,7 +263,7 @@ if ARGV[11] == '1' then
 end
 local untilT = tonumber(ARGV[7])
 if untilT < 0 then
-  untilT = now + math.min(tonumber(ARGV[10]), tonumber(ARGV[9]) * 2 ^ math.min(math.max(strikes - 1, 0), 30))
+  untilT = now + doubling(strikes, tonumber(ARGV[9]), tonumber(ARGV[10]))
 end
 local k = P .. 'g:' .. scopeGate(scope, keyId, resolve(ARGV[4]), model)
 local current = redis.call('HMGET', k, 'u', 'p', 'r')
@@ -400,7 +398,7 @@ const RESET = `
 for i = 3, #ARGV, 4 do
   local keyId, model = ARGV[i], ARGV[i + 2]
   for _, name in ipairs(gatesOf(keyId, resolve(ARGV[i + 1]), model, ARGV[i + 3] == '1')) do redis.call('DEL', P .. 'g:' .. name) end
-  redis.call('DEL', P .. 'g:c:' .. model, P .. 's:' .. keyId)
+  redis.call('DEL', P .. 'g:' .. modelGate(model), P .. 's:' .. keyId)
 end
 return 1
 `;
@@ -434,7 +432,7 @@ for i = 3, #ARGV, 4 do
   end
   out[#out + 1] = {
     disabled(keyId) or '', num(cooldown), reason, account, recovering,
-    count('km:' .. keyId .. '|' .. model, minute), count('kd:' .. keyId .. '|' .. model, day), learned,
+    count(keyMinuteCounter(keyId, model), minute), count(keyDayCounter(keyId, model), day), learned,
   }
 end
 return out
@@ -450,7 +448,7 @@ local k = P .. 'd:' .. keyId
 local _, current = stamped(redis.call('GET', k))
 if current and current >= at then return 0 end
 redis.call('SET', k, reason .. '@' .. num(at), 'PX', ttl(DISABLED_MS))
-if reason == '' then redis.call('DEL', P .. 'g:k:' .. keyId, P .. 's:' .. keyId) end
+if reason == '' then redis.call('DEL', P .. 'g:' .. keyGate(keyId), P .. 's:' .. keyId) end
 return 1
 `;
 

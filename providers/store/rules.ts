@@ -8,9 +8,7 @@
  * clock and Redis agree. Redis's own key TTLs only collect the garbage a little after that.
  */
 
-const MINUTE = 60_000;
-const HOUR = 60 * MINUTE;
-const DAY = 24 * HOUR;
+import { DAY_MS as DAY, HOUR_MS as HOUR, MINUTE_MS as MINUTE } from '../limits/windows';
 
 export const EXPIRY = {
   /**

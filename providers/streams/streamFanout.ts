@@ -1,6 +1,6 @@
 import { type ChatService, legError, legSignal, textOfParts } from '../dispatch/chat';
 import { ClientGoneError } from '../dispatch/dispatcher';
-import type { OrcheError } from '../errors';
+import { errorObject, type OrcheError } from '../errors';
 import type { Chunk, StreamSink } from './streamRelay';
 
 export type FanoutEvent = 'delta' | 'reasoning' | 'tool_call' | 'done' | 'error' | 'end';
@@ -90,7 +90,7 @@ export async function streamFanout(chat: ChatService, slugs: string[], body: Rec
 async function leg(chat: ChatService, slug: string, body: Record<string, unknown>, timeoutMs: number | undefined, client: AbortSignal | undefined, emit: FanoutEmit, who?: string): Promise<boolean> {
   const started = chat.deps.now();
   const signal = legSignal(client, timeoutMs);
-  const error = (e: OrcheError) => emit('error', { provider: slug, error: { code: e.status, type: e.type, message: e.message } });
+  const error = (e: OrcheError) => emit('error', { provider: slug, error: errorObject(e.status, e.type, e.message) });
   try {
     const opened = await chat.openStream(slug, body, signal, who);
     let finishReason: string | null = null;
@@ -107,7 +107,7 @@ async function leg(chat: ChatService, slug: string, body: Record<string, unknown
         }
         if (parts.finishReason !== null) finishReason = parts.finishReason;
       },
-      fail: (err, outcome) => emit('error', { provider: slug, error: { code: outcome.status, type: 'upstream_stream_error', message: err.message } }),
+      fail: (err, outcome) => emit('error', { provider: slug, error: errorObject(outcome.status, 'upstream_stream_error', err.message) }),
     };
     const end = await chat.relayStream(opened, sink, signal);
     if (end.kind === 'done') {

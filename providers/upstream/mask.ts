@@ -7,8 +7,15 @@
 
 export const REDACTED = '[REDACTED]';
 
-/** Key-shaped text: OpenRouter (`sk-or-v1-…`) and other `sk-…` keys, and a Bearer credential of 16+ characters (not the words "Bearer tokens" in an answer). */
-const KEY_SHAPED = /\bsk-[A-Za-z0-9_-]{16,}|\bBearer\s+[A-Za-z0-9._~+/=-]{16,}/gi;
+/** An OpenRouter key (`sk-or-v1-…`) or any other `sk-…` key. */
+const SK_KEY = String.raw`\bsk-[A-Za-z0-9_-]{16,}`;
+/**
+ * Key-shaped text, the one pattern answers and log lines are masked by: `sk-…` keys, and a Bearer
+ * credential of 16+ characters (not the words "Bearer tokens" in an answer).
+ */
+const KEY_SHAPED = new RegExp(`${SK_KEY}|\\bBearer\\s+[A-Za-z0-9._~+/=-]{16,}`, 'gi');
+/** Released text that ends inside a key (or its mask): the run goes on in the next piece. */
+const ENDS_IN_KEY = new RegExp(`(${SK_KEY}|\\[REDACTED\\])$`, 'i');
 /**
  * Characters a key or token is made of, and the backslash of a JSON escape that may spell one: a
  * run of them may be a key cut by a chunk boundary.
@@ -39,7 +46,12 @@ function unescapePlain(text: string): string {
 export function maskSecrets(text: string, keys: readonly string[] = []): string {
   let out = unescapePlain(text);
   for (const key of keys) if (key.length >= 8 && out.includes(key)) out = out.split(key).join(REDACTED);
-  return out.replace(KEY_SHAPED, (m) => (/^bearer/i.test(m) ? `Bearer ${REDACTED}` : REDACTED));
+  return maskKeyShaped(out);
+}
+
+/** Replaces anything key-shaped (`KEY_SHAPED`); the logger masks every line with it too. */
+export function maskKeyShaped(text: string): string {
+  return text.replace(KEY_SHAPED, (m) => (/^bearer/i.test(m) ? `Bearer ${REDACTED}` : REDACTED));
 }
 
 /**
@@ -63,7 +75,7 @@ export class SecretMasker {
       if (this.held.length <= MAX_HOLD) return '';
       const out = this.release(this.held.length);
       // The run goes on in the next piece: if it is key material, so is its continuation.
-      if (/(\bsk-[A-Za-z0-9_-]{16,}|\[REDACTED\])$/.test(out)) this.inSecret = true;
+      if (ENDS_IN_KEY.test(out)) this.inSecret = true;
       return out;
     }
     const text = this.held + piece;

@@ -7,8 +7,7 @@ import { OrcheError } from '../../providers/errors';
 import type { AppContext } from '../context';
 import { MAX_TRACKED_USERS } from '../endUsers';
 import { WINDOWS } from '../usage';
-
-const MINUTE_MS = 60_000;
+import { MINUTE_MS } from '../../providers/limits/windows';
 
 /** Whose end users and cost a reader of /api/usage sees: the admin token every client's, anyone else only their own. */
 function usageReader(req: Request, config: Config): { admin: boolean; client: string } {

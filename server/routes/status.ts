@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { OrcheError } from '../../providers/errors';
+import { errorBody, OrcheError } from '../../providers/errors';
 import { type AppContext, summarize } from '../context';
 
 function iso(t: number | null | undefined): string | null {
@@ -40,7 +40,7 @@ export function statusRoutes(ctx: AppContext): Router {
       return;
     }
     const reason = 'no provider has a usable key';
-    res.status(503).json({ ready: false, error: { code: 503, type: 'not_ready', message: reason } });
+    res.status(503).json({ ready: false, ...errorBody(new OrcheError(503, 'not_ready', reason)) });
   });
 
   r.get('/status', async (_req, res) => {

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, parseConfig, type Config, type Env } from '../../config';
+import { globalSchema, variablesOf } from '../../config/schema';
 import { keyId, keyPreview } from '../../providers/keys/keys';
 
 const KEY_A = 'sk-or-v1-test-a';
@@ -237,5 +238,16 @@ describe('loadConfig', () => {
     const c = loadConfig({ ORCHE_ENV_FILE: 'custom.env' }, dir);
     expect(kimi(c).keys.map((k) => k.key)).toEqual([KEY_B]);
     expect(() => loadConfig({ ORCHE_ENV_FILE: 'nope.env' }, dir)).toThrow(ConfigError);
+  });
+});
+
+describe('the variables behind each part of the config (one list: config/schema.ts)', () => {
+  test('every variable feeds a part of the config, so a reload can name it', () => {
+    const config = parseConfig({ PROVIDER_KIMI_API_KEY: 'sk-or-v1-config-parts-test-key-0001' });
+    const parts = Object.keys(config) as Array<keyof typeof config>;
+    const named = parts.flatMap((p) => variablesOf(p));
+    expect([...named].sort()).toEqual(Object.keys(globalSchema.shape).sort());
+    expect(variablesOf('clientRpm')).toEqual(['ORCHE_CLIENT_RPM']);
+    expect(variablesOf('redis')).toEqual(['REDIS_URL', 'ORCHE_REDIS_PREFIX', 'ORCHE_REDIS_REQUIRED']);
   });
 });
