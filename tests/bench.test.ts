@@ -36,7 +36,7 @@ test('bench --rotation --smoke runs the rotation scenario against orche, the nai
 test('bench --fairness --smoke prints each client\'s served count and share of everything served, on 1 instance and on 3 on Redis', async () => {
   const { stdout } = await run(process.execPath, [resolve(__dirname, '../dist/scripts/bench.js'), '--fairness', '--smoke'], { timeout: 120_000 });
   expect(stdout).toContain("| run | served per client (served / sent) | each client's share of everything served | served / ideal |");
-  for (const row of ['| 10:1, 1 instance | ', '| 3:1, 1 instance | ', '| half of capacity, 1 instance | ', '| 10:1, 3 instances on Redis | ', '| 3:1, 3 instances on Redis | ']) {
+  for (const row of ['| 10:1, 1 instance, cold (no limit learned yet) | ', '| 10:1, 1 instance | ', '| 3:1, 1 instance | ', '| 10:1, 3 instances on Redis, cold (no limit learned yet) | ', '| half of capacity, 1 instance | ', '| 10:1, 3 instances on Redis | ', '| 3:1, 3 instances on Redis | ']) {
     const line = stdout.split('\n').find((l) => l.startsWith(row));
     expect(line).toBeDefined();
     expect(line).toMatch(/\| client \d+\/\d+ \||\| heavy \d+\/\d+, light \d+\/\d+ \| heavy \d\.\d{3}, light \d\.\d{3} \| \d+ \/ [1-9]\d* \(\d\.\d{3}\) \|/);

@@ -180,8 +180,9 @@ export class Dispatcher {
         let value: T | undefined;
         let pickedKey: string | null = null;
         const room = this.room(provider);
-        if (step.kind === 'pick' && held === null && b.attempts === 0 && !room.busy) room.noteArrival();
-        if (step.kind === 'pick' && held === null && b.attempts === 0 && room.busy) {
+        const arriving = step.kind === 'pick' && held === null && b.attempts === 0;
+        const admitted = arriving && !room.busy ? room.admit() : false;
+        if (arriving && admitted !== true && !(await admitted)) {
           // A new request queues behind those already waiting for this provider: arrival order, clients in turn.
           try {
             held = { room, ticket: await room.join(client, b.waitUntil, undefined, signal) };

@@ -3,7 +3,8 @@
  * goes to the client served least in the current window, then, within that client, to the end user
  * served least, then to that user's oldest request. Turns go to clients first, so a client that
  * names a new end user per request gets no more turns than one that names none. Ties go to the
- * line whose oldest request came first. Pure data structure; the wait room (waitRoom.ts) drives it
+ * line with fewer requests waiting (the lighter demand, as max-min fairness fills it first), then to
+ * the line whose oldest request came first. Pure data structure; the wait room (waitRoom.ts) drives it
  * with the served counts (shared across instances on Redis: providers/store/fairState.ts).
  */
 
@@ -20,12 +21,20 @@ export interface Contender {
   served: number;
   /** Arrival order of its oldest waiting request. */
   oldest: number;
+  /** Requests it has waiting (fewer wins a tie of served counts); 0 when not known. */
+  waiting?: number;
 }
 
-/** The contender served least; among equals, the one waiting longest. Undefined when none. */
+/** The contender served least; among equals, the one with fewer waiting, then the one waiting longest. Undefined when none. */
 export function leastServed(contenders: Iterable<Contender>): string | undefined {
   let best: Contender | undefined;
-  for (const c of contenders) if (best === undefined || c.served < best.served || (c.served === best.served && c.oldest < best.oldest)) best = c;
+  for (const c of contenders) {
+    if (best === undefined || c.served < best.served) best = c;
+    else if (c.served === best.served) {
+      const fewer = (c.waiting ?? 0) - (best.waiting ?? 0);
+      if (fewer < 0 || (fewer === 0 && c.oldest < best.oldest)) best = c;
+    }
+  }
   return best?.key;
 }
 
@@ -78,9 +87,9 @@ export class FairQueue<T> {
   /** The next item, least served first (see the file's comment), or undefined when empty. */
   shift(served: ServedView = NOBODY_SERVED): Shifted<T> | undefined {
     if (this.count === 0) return undefined;
-    const client = leastServed([...this.clients].map(([key, users]) => ({ key, served: served.client(key), oldest: oldestOf(users) })))!;
+    const client = leastServed([...this.clients].map(([key, users]) => ({ key, served: served.client(key), oldest: oldestOf(users), waiting: this.perClient.get(key) })))!;
     const users = this.clients.get(client)!;
-    const user = leastServed([...users].map(([key, line]) => ({ key, served: served.user(client, key), oldest: line[0].seq })))!;
+    const user = leastServed([...users].map(([key, line]) => ({ key, served: served.user(client, key), oldest: line[0].seq, waiting: line.length })))!;
     const line = users.get(user)!;
     const e = line.shift()!;
     this.removed(client, user, users, line);

@@ -104,6 +104,8 @@ export class WaitRoom {
   private deciding = false;
   /** The budget the pacer last reported, for turning away at once who cannot make it. */
   private budget: BudgetLeft | undefined;
+  /** The pacer has reported a budget: the provider's keys have learned limits, and arrivals are paced too. */
+  private budgetSeen = false;
   /** This instance told the pacer it has requests waiting (and must say when it has none). */
   private reported = false;
   /** Without a pacer (unit tests of the room alone): served counts kept here, never reset. */
@@ -134,6 +136,36 @@ export class WaitRoom {
     const now = this.clock.now();
     this.arrivals.push(now);
     if (this.arrivals.length > 64 && this.arrivals[0] <= now - ARRIVALS_MS) this.arrivalRate(now);
+  }
+
+  /**
+   * A new request found the room not busy: may it pick at once? Once the provider's budget is known,
+   * the pacer decides for arrivals too, so that a burst of demand at a window's start is paced
+   * before anyone has had to wait (false: it queues, least served first). Without a known budget, or
+   * when the pacer cannot answer, it goes.
+   */
+  admit(): true | Promise<boolean> {
+    this.noteArrival();
+    const pacer = this.pacer;
+    if (!pacer || !this.budgetSeen) return true;
+    return this.admitPaced(pacer);
+  }
+
+  private async admitPaced(pacer: RoomPacer): Promise<boolean> {
+    const now = this.clock.now();
+    try {
+      const verdict = await pacer.release(now, this.queue.size, this.arrivalRate(now));
+      this.budget = verdict.budget;
+      if (verdict.budget) this.budgetSeen = true;
+      if (verdict.paced && verdict.budget) this.pacedUntil = verdict.budget.windowEnd;
+      if (verdict.go) return true;
+      this.wakeAt = Math.max(this.wakeAt, verdict.at);
+      // It joins the line next, which counts its arrival.
+      this.arrivals.pop();
+      return false;
+    } catch {
+      return true;
+    }
   }
 
   /** How many calls may be in flight from the room now (Infinity: no slow start). */
@@ -274,9 +306,13 @@ export class WaitRoom {
     return true;
   }
 
-  /** Requests of the ticket's own line (client and end user) ahead of it. */
+  /**
+   * Requests of the ticket's own line (client and end user) that must go before it: those ahead of
+   * it that cannot have left by its deadline (their own deadline is no sooner). Those with a sooner
+   * deadline may expire first and free their place, so they do not count against it.
+   */
   private lineLength(t: Ticket): number {
-    for (const line of this.queue.lines()) if (line.client === t.client && line.user === t.user) return line.items.length;
+    for (const line of this.queue.lines()) if (line.client === t.client && line.user === t.user) return line.items.filter((o) => o.deadline >= t.deadline).length;
     return 0;
   }
 
@@ -291,7 +327,12 @@ export class WaitRoom {
   private turnAwayHopeless(now: number): void {
     const gone: Array<[Ticket, number]> = [];
     for (const line of this.queue.lines()) {
-      line.items.forEach((t, ahead) => {
+      let latest = -Infinity;
+      line.items.forEach((t, i) => {
+        // Deadlines mostly grow along a line: then nobody ahead outlasts it, without a count.
+        let ahead = 0;
+        if (t.deadline <= latest) for (let j = 0; j < i; j++) if (line.items[j].deadline >= t.deadline) ahead++;
+        latest = Math.max(latest, t.deadline);
         const at = this.soonest(ahead, now);
         if (at > t.deadline) gone.push([t, at]);
       });
@@ -320,7 +361,8 @@ export class WaitRoom {
     let old = 0;
     while (old < this.arrivals.length && this.arrivals[old] <= now - ARRIVALS_MS) old++;
     if (old > 0) this.arrivals.splice(0, old);
-    return this.arrivals.length / ARRIVALS_MS;
+    const n = this.arrivals.length;
+    return n / ARRIVALS_MS;
   }
 
   /** Asks the pacer whether one may go now, and to whom; then schedules again. */
@@ -332,6 +374,7 @@ export class WaitRoom {
       this.reported = true;
       const verdict = await pacer.release(now, this.queue.size, this.arrivalRate(now));
       this.budget = verdict.budget;
+      if (verdict.budget) this.budgetSeen = true;
       this.pacedUntil = verdict.paced && verdict.budget ? verdict.budget.windowEnd : 0;
       if (verdict.budget) this.turnAwayHopeless(this.clock.now());
       if (!verdict.go) {

@@ -4,7 +4,8 @@
  * answering OpenRouter's free-models-per-min 429; ORCHE_MINUTE_MS=10000), two client tokens at
  * 10:1 and at 3:1 demand (10 and 1, 3 and 1 requests per second) for 40 s, on 1 instance and on 3
  * instances sharing one Redis; then one client at half of capacity for the latency of served
- * requests. The metric is each client's share of everything served (SPEC §8), not only while it
+ * requests. Each setup runs 10:1 once cold (a fresh orche: no limit learned, its first window
+ * unpaced), then 10:1 and 3:1 on the limits that run taught. The metric is each client's share of everything served (SPEC §8), not only while it
  * waited. Numbers, not assertions. Counts are what matter: the machine's cores are shared, so
  * latencies are noisy.
  */
@@ -90,6 +91,10 @@ export async function fairnessBench(smoke: boolean, patienceMs: number, redisUrl
   const runs: FairRun[] = [];
   const one = await startOrche(orcheEnv(simBase, o));
   procs.push(one);
+  // A fresh orche knows no limit until the first 429 teaches it: its first window cannot be paced.
+  // That run is shown on its own; the others run on the limits it taught, as a running orche has them.
+  log('fairness: 10:1, 1 instance, cold');
+  runs.push(await run('10:1, 1 instance, cold (no limit learned yet)', sim.url, [one.url], pair(10), o));
   for (const ratio of [10, 3]) {
     log(`fairness: ${ratio}:1, 1 instance`);
     runs.push(await run(`${ratio}:1, 1 instance`, sim.url, [one.url], pair(ratio), o));
@@ -105,6 +110,8 @@ export async function fairnessBench(smoke: boolean, patienceMs: number, redisUrl
       procs.push(p);
       three.push(p);
     }
+    log('fairness: 10:1, 3 instances on Redis, cold');
+    runs.push(await run('10:1, 3 instances on Redis, cold (no limit learned yet)', sim.url, three.map((p) => p.url), pair(10), o));
     for (const ratio of [10, 3]) {
       log(`fairness: ${ratio}:1, 3 instances on Redis`);
       runs.push(await run(`${ratio}:1, 3 instances on Redis`, sim.url, three.map((p) => p.url), pair(ratio), o));

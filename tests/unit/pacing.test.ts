@@ -194,12 +194,13 @@ describe('WaitRoom with a pacer: paced, least served first, bounded line, hopele
 
   test('end users take turns within their client: six names of one client against one other client', async () => {
     const { clock, log, join } = setup(4, 2_000);
-    // The first release is decided as the first arrives; the rest wait behind it.
+    // The six names are one client with six waiting: on a tie of served counts the other client,
+    // with one waiting, goes first; then the two clients alternate, the six names as one.
     for (let i = 0; i < 6; i++) void join(`h|u:user-${i}`, `h${i}`).catch(() => {});
     void join('l', 'l0');
     await flush();
     await clock.advance(1_999);
-    expect(log).toEqual([['h0', 0], ['l0', 0], ['h1', 667], ['h2', 1_333]]);
+    expect(log).toEqual([['l0', 0], ['h0', 0], ['h1', 667], ['h2', 1_333]]);
   });
 
   test('a full line: the client holding most of it gives up its newest, the newcomer of another client gets in', async () => {
@@ -230,5 +231,31 @@ describe('WaitRoom with a pacer: paced, least served first, bounded line, hopele
       ['h4', 'hopeless', 4_000, 0],
       ['h5', 'hopeless', 4_000, 0],
     ]);
+  });
+
+  test('requests ahead that expire sooner do not count against one: arrivals spread out are not told at once', async () => {
+    const { clock, join } = setup(2, 2_000);
+    const ended: string[] = [];
+    // As above, but each arrived a little later than the one before: h4 and h5 could go at 2 s
+    // once h2 and h3 (due sooner) have gone or expired, so nobody is hopeless at 0.
+    for (let i = 0; i < 6; i++) {
+      void join('h', `h${i}`, 2_500 + 100 * i).catch((e: WaitEnded) => ended.push(`h${i}:${e.why}`));
+      await flush();
+    }
+    expect(ended).toEqual([]);
+    expect(clock.t).toBe(0);
+  });
+
+  test('once the budget is known, arrivals are paced too: a request that found the room not busy queues when the pacing says wait', async () => {
+    const { clock, room, join } = setup(2, 2_000);
+    // No budget known yet: an arrival goes at once, without asking the pacer.
+    expect(room.admit()).toBe(true);
+    void join('h', 'h0');
+    await flush();
+    // The budget is known now (2 in the window, 1 used; demand of 3 in the last second expects more than it).
+    expect(room.busy).toBe(false);
+    expect(await room.admit()).toBe(true); // the second release of the window's burst
+    expect(await room.admit()).toBe(false); // then paced: not before remaining-time / remaining-budget
+    expect(clock.t).toBe(0);
   });
 });

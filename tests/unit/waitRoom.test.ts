@@ -53,14 +53,15 @@ describe('FairQueue: least served first, clients before end users, then arrival 
 
   test.each([
     ['one client: arrival order', [['a', 1], ['a', 2], ['a', 3]], {}, [1, 2, 3]],
-    ['two clients alternate, whatever the order of arrival', [['h', 'h1'], ['h', 'h2'], ['h', 'h3'], ['l', 'l1'], ['h', 'h4'], ['l', 'l2']], {}, ['h1', 'l1', 'h2', 'l2', 'h3', 'h4']],
-    ['a heavy client at 10:1 gets one turn per light turn', [...Array.from({ length: 10 }, (_, i) => ['h', `h${i}`]), ['l', 'l0'], ['l', 'l1']], {}, ['h0', 'l0', 'h1', 'l1', 'h2', 'h3', 'h4', 'h5', 'h6', 'h7', 'h8', 'h9']],
-    ['three clients round-robin', [['a', 'a1'], ['b', 'b1'], ['c', 'c1'], ['a', 'a2'], ['b', 'b2']], {}, ['a1', 'b1', 'c1', 'a2', 'b2']],
+    // On a tie of served counts the client with fewer waiting goes first: the lighter demand, as max-min fairness fills it.
+    ['two clients alternate, whatever the order of arrival; the lighter first on a tie', [['h', 'h1'], ['h', 'h2'], ['h', 'h3'], ['l', 'l1'], ['h', 'h4'], ['l', 'l2']], {}, ['l1', 'h1', 'l2', 'h2', 'h3', 'h4']],
+    ['a heavy client at 10:1 gets one turn per light turn', [...Array.from({ length: 10 }, (_, i) => ['h', `h${i}`]), ['l', 'l0'], ['l', 'l1']], {}, ['l0', 'h0', 'l1', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'h7', 'h8', 'h9']],
+    ['three clients round-robin', [['a', 'a1'], ['b', 'b1'], ['c', 'c1'], ['a', 'a2'], ['b', 'b2']], {}, ['c1', 'a1', 'b1', 'a2', 'b2']],
     // Served earlier in the window (its requests came spread out and were served at once): the other catches up first.
-    ['a client served 3 already this window waits until the other has caught up', [['h', 'h1'], ['h', 'h2'], ['l', 'l1'], ['l', 'l2'], ['l', 'l3'], ['l', 'l4']], { h: 3 }, ['l1', 'l2', 'l3', 'h1', 'l4', 'h2']],
+    ['a client served 3 already this window waits until the other has caught up', [['h', 'h1'], ['h', 'h2'], ['l', 'l1'], ['l', 'l2'], ['l', 'l3'], ['l', 'l4']], { h: 3 }, ['l1', 'l2', 'l3', 'l4', 'h1', 'h2']],
     ['equal counts: the line whose oldest request came first', [['b', 'b1'], ['a', 'a1']], { a: 2, b: 2 }, ['b1', 'a1']],
     // End users take turns only within their client: five names buy the heavy client no more turns.
-    ['a new end user per request buys no turns', [['h/u1', 'h1'], ['h/u2', 'h2'], ['h/u3', 'h3'], ['h/u4', 'h4'], ['h/u5', 'h5'], ['l', 'l1'], ['l', 'l2']], {}, ['h1', 'l1', 'h2', 'l2', 'h3', 'h4', 'h5']],
+    ['a new end user per request buys no turns', [['h/u1', 'h1'], ['h/u2', 'h2'], ['h/u3', 'h3'], ['h/u4', 'h4'], ['h/u5', 'h5'], ['l', 'l1'], ['l', 'l2']], {}, ['l1', 'h1', 'l2', 'h2', 'h3', 'h4', 'h5']],
     ['within a client, the end user served least', [['c/ann', 'a1'], ['c/ann', 'a2'], ['c/ann', 'a3'], ['c/bob', 'b1']], { 'c/ann': 1 }, ['b1', 'a1', 'a2', 'a3']],
   ] as Array<[string, Array<[string, unknown]>, Record<string, number>, unknown[]]>)('%s', (_name, pushes, base, expected) => {
     const q = new FairQueue<unknown>();
@@ -80,6 +81,7 @@ describe('FairQueue: least served first, clients before end users, then arrival 
     q.push('b', 'b1');
     expect(q.largest()).toBe('a');
     expect(q.newest('a')).toEqual({ user: '', item: 'a2' });
+    q.push('b', 'b2'); // as many waiting as a: the tie goes to the oldest, a1
     const first = q.shift()!;
     expect(first.item).toBe('a1');
     q.unshift('a', 'a1'); // a1 could not be served: before everything that arrived
@@ -88,12 +90,15 @@ describe('FairQueue: least served first, clients before end users, then arrival 
     expect(q.remove('a', 'a2')).toBe(false);
     expect(q.countOf('a')).toBe(0);
     expect(q.shift()!.item).toBe('b1');
+    expect(q.shift()!.item).toBe('b2');
     expect(q.size).toBe(0);
   });
 
   test.each([
     ['served least wins', [{ key: 'a', served: 2, oldest: 1 }, { key: 'b', served: 1, oldest: 9 }], 'b'],
     ['a tie goes to the oldest', [{ key: 'a', served: 1, oldest: 5 }, { key: 'b', served: 1, oldest: 3 }], 'b'],
+    ['a tie goes to fewer waiting before the oldest', [{ key: 'a', served: 1, oldest: 5, waiting: 1 }, { key: 'b', served: 1, oldest: 3, waiting: 9 }], 'a'],
+    ['served least wins over fewer waiting', [{ key: 'a', served: 2, oldest: 1, waiting: 1 }, { key: 'b', served: 1, oldest: 9, waiting: 9 }], 'b'],
     ['nobody', [], undefined],
   ] as Array<[string, Contender[], string | undefined]>)('leastServed: %s', (_name, contenders, expected) => {
     expect(leastServed(contenders)).toBe(expected);
