@@ -2,7 +2,7 @@ import type { RotationConfig } from '../../config';
 import { AllKeysRateLimitedError, OrcheError } from '../errors';
 import type { KeyPool, ProviderRuntime } from '../keys/keyPool';
 import { lessonOf } from '../limits/learnedLimit';
-import { type Budget, nextStep, reportedOutcome, sharedOutcome, waitUntil } from './nextStep';
+import { type Allowance, nextStep, reportedOutcome, sharedOutcome, waitUntil } from './nextStep';
 import type { Outcome } from '../limits/rateLimit';
 import { type RoomClock, type Ticket, WaitEnded, WaitRoom } from './waitRoom';
 import { ProviderPacer } from './roomPacer';
@@ -139,7 +139,7 @@ export class Dispatcher {
     const failed: string[] = [];
     let last: Outcome | null = null;
     // Fixed at the start; `now`, `attempts` and `retries` are brought up to date for each step.
-    const b: Budget = {
+    const b: Allowance = {
       now: started,
       attempts: 0,
       maxAttempts: r.maxAttempts,
@@ -153,7 +153,7 @@ export class Dispatcher {
       cooldownMs: r.cooldownMs,
       random: this.deps.random,
     };
-    const budget = (): Budget => {
+    const allowance = (): Allowance => {
       b.now = now();
       b.retries = failed.length;
       return b;
@@ -176,7 +176,7 @@ export class Dispatcher {
     try {
       for (;;) {
         if (signal?.aborted) throw new ClientGoneError();
-        let step = nextStep({ kind: 'start', provider: provider.config.slug, configured: provider.keys.size > 0, fallback: this.fallbackOf(provider, visited) }, budget());
+        let step = nextStep({ kind: 'start', provider: provider.config.slug, configured: provider.keys.size > 0, fallback: this.fallbackOf(provider, visited) }, allowance());
         let value: T | undefined;
         let pickedKey: string | null = null;
         const room = this.room(provider);
@@ -194,7 +194,7 @@ export class Dispatcher {
           const pick = await this.pool.pick(provider, now(), failed);
           if (pick.keyId === null) {
             if (pick.retryAt !== null) lastRetryAt = pick.retryAt;
-            step = nextStep({ kind: 'no_key', provider: provider.config.slug, requested, pick, fallback: this.fallbackOf(provider, visited), last }, budget());
+            step = nextStep({ kind: 'no_key', provider: provider.config.slug, requested, pick, fallback: this.fallbackOf(provider, visited), last }, allowance());
           } else {
             // Served for this client in this window: the least served goes first (SPEC §8). A
             // request from the line waits for the count, so the next release sees it.
@@ -231,7 +231,7 @@ export class Dispatcher {
             // A successful trial call opened a recovering key: those waiting need not wait longer.
             if (last.kind === 'success' && pick.trial) room.kick();
             if (last.kind !== 'success') previous = { keyId: pick.keyId, reason: last.reason };
-            step = nextStep({ kind: 'outcome', provider: provider.config.slug, requested, outcome: last, fallback: this.fallbackOf(provider, visited) }, budget());
+            step = nextStep({ kind: 'outcome', provider: provider.config.slug, requested, outcome: last, fallback: this.fallbackOf(provider, visited) }, allowance());
           }
         }
 
