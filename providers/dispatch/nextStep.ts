@@ -10,7 +10,7 @@ import {
   UpstreamRejectedError,
   UpstreamTimeoutError,
 } from '../errors';
-import { NO_HINT_HOLD_MS, type Outcome } from '../limits/rateLimit';
+import { blamesNoKey, NO_HINT_HOLD_MS, type Outcome } from '../limits/rateLimit';
 import type { PickResult } from '../store/types';
 
 /**
@@ -113,10 +113,13 @@ function noKey(s: Extract<Situation, { kind: 'no_key' }>, a: Allowance): Step {
 function afterOutcome(s: Extract<Situation, { kind: 'outcome' }>, a: Allowance): Step {
   const o = s.outcome;
   if (o.kind === 'success') return { kind: 'answer' };
-  if (o.kind === 'client_error') {
+  if (o.kind === 'unservable') {
     // A 404 that says this model has no endpoint for the request (gone, or none supports its tools):
     // the fallback is another model, which may serve it. Without one, or with no attempt left, the 404 as is.
     if (o.reason === 'model_unavailable' && s.fallback && a.attempts < a.maxAttempts) return { kind: 'fall_back', to: s.fallback, reason: `fallback:${o.reason}` };
+    return { kind: 'fail', error: new UpstreamRejectedError(s.provider, o.status, o.reason, o.message) };
+  }
+  if (o.kind === 'client_error') {
     // Too large for a limit of the key or the account: the client's to fix; nothing was charged to the key.
     if (o.limit) return { kind: 'fail', error: new RequestExceedsLimitError(s.provider, o.status, o.limit, o.message) };
     return { kind: 'fail', error: new UpstreamRejectedError(s.provider, o.status, o.reason, o.message) };
@@ -175,9 +178,10 @@ const CLIENT_GONE: Outcome = { kind: 'client_error', status: 499, reason: 'clien
 /**
  * What the key's state learns from a call the client left during. An answer that says something about
  * the key (a success, a 429, a 401, congestion, an edge hold) is recorded as it is, even if it came as
- * the client left; a failure (most likely the abort itself) or a client error is the client's going.
+ * the client left; a failure (most likely the abort itself), a client error or an unservable answer is the
+ * client's going.
  */
 export function reportedOutcome(outcome: Outcome, clientGone: boolean): Outcome {
   if (!clientGone) return outcome;
-  return outcome.kind === 'retry' || outcome.kind === 'client_error' ? CLIENT_GONE : outcome;
+  return outcome.kind === 'retry' || blamesNoKey(outcome) ? CLIENT_GONE : outcome;
 }

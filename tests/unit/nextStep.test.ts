@@ -80,11 +80,13 @@ describe('nextStep', () => {
     ['client error → the upstream status, no retry', after(outcome.clientError(400)), {}, fail(400, 'upstream_rejected')],
     ['client error on the last attempt → still the client error', after(outcome.clientError(404)), { attempts: 4 }, fail(404, 'upstream_rejected')],
     // A 404 that says this model has no endpoint for the request (model_unavailable): another model may serve it.
-    ['404 model unavailable, a fallback → fall back (no key is at fault)', after(outcome.clientError(404, 'model_unavailable'), 'qwen'), {}, { kind: 'fall_back', to: 'qwen', reason: 'fallback:model_unavailable' }],
-    ['404 model unavailable, no fallback → the 404 as is', after(outcome.clientError(404, 'model_unavailable')), {}, fail(404, 'upstream_rejected')],
-    ['404 model unavailable, a fallback, attempts spent → the 404 as is', after(outcome.clientError(404, 'model_unavailable'), 'qwen'), { attempts: 4 }, fail(404, 'upstream_rejected')],
+    ['404 model unavailable, a fallback → fall back (no key is at fault)', after(outcome.unservable(404, 'model_unavailable'), 'qwen'), {}, { kind: 'fall_back', to: 'qwen', reason: 'fallback:model_unavailable' }],
+    ['404 model unavailable, no fallback → the 404 as is', after(outcome.unservable(404, 'model_unavailable')), {}, fail(404, 'upstream_rejected')],
+    ['404 model unavailable, a fallback, attempts spent → the 404 as is', after(outcome.unservable(404, 'model_unavailable'), 'qwen'), { attempts: 4 }, fail(404, 'upstream_rejected')],
     ['any other 404, a fallback → the 404 as is', after(outcome.clientError(404), 'qwen'), {}, fail(404, 'upstream_rejected')],
     ['a 400, a fallback → the 400 as is', after(outcome.clientError(400), 'qwen'), {}, fail(400, 'upstream_rejected')],
+    // Answers no key could serve, and no fault of the request: the same answer from any key, so no retry.
+    ['an answer over ORCHE_MAX_UPSTREAM_BYTES, a fallback → 502 upstream_too_large', after(outcome.unservable(502, 'upstream_too_large'), 'qwen'), {}, fail(502, 'upstream_too_large')],
 
     // The allowance of attempts is spent
     ['last attempt 5xx → 502 upstream_error', after(outcome.retry(502)), { attempts: 4 }, fail(502, 'upstream_error')],
@@ -118,6 +120,7 @@ describe('reportedOutcome: what the key learns from a call the client left durin
     ['congested', outcome.congested(T0 + 1000), 'congested'],
     ['5xx / the abort itself', outcome.retry(502), 'client_error'],
     ['client error', outcome.clientError(400), 'client_error'],
+    ['unservable', outcome.unservable(), 'client_error'],
   ])('%s → %s', (_name, o, kind) => {
     expect(reportedOutcome(o, true).kind).toBe(kind);
     expect(reportedOutcome(o, false)).toBe(o);
