@@ -1,3 +1,4 @@
+import type { RotationConfig } from '../../config';
 import { backoffDelay } from './backoff';
 import {
   AllKeysRateLimitedError,
@@ -59,6 +60,24 @@ export type Situation =
 /** When a wait must end: the wait limit, and strictly before the request's deadline. */
 export function waitUntil(start: number, maxWaitMs: number, deadlineMs: number): number {
   return Math.min(start + maxWaitMs, start + deadlineMs - 1);
+}
+
+/** A request's allowance at its start, from the rotation settings (ORCHE_MAX_ATTEMPTS, ORCHE_MAX_WAIT_MS, …). */
+export function startAllowance(start: number, r: RotationConfig, random: () => number): Allowance {
+  return {
+    now: start,
+    attempts: 0,
+    maxAttempts: r.maxAttempts,
+    retries: 0,
+    waitUntil: waitUntil(start, r.maxWaitMs, r.deadlineMs),
+    deadline: start + r.deadlineMs,
+    deadlineMs: r.deadlineMs,
+    requestTimeoutMs: r.requestTimeoutMs,
+    backoffBaseMs: r.backoffBaseMs,
+    backoffMaxMs: r.backoffMaxMs,
+    cooldownMs: r.cooldownMs,
+    random,
+  };
 }
 
 export type Step =

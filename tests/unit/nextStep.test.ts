@@ -2,7 +2,7 @@
  * The dispatcher's decision table: (situation, the request's allowance: attempts and deadlines) → next step. Pure: the clock
  * and the jitter are arguments.
  */
-import { type Allowance, nextStep, reportedOutcome, sharedOutcome, type Situation, type Step, waitUntil } from '../../providers/dispatch/nextStep';
+import { type Allowance, nextStep, reportedOutcome, sharedOutcome, type Situation, type Step, startAllowance, waitUntil } from '../../providers/dispatch/nextStep';
 import { outcome, T0 } from './poolFixtures';
 
 const allowance = (over: Partial<Allowance> = {}): Allowance => ({
@@ -104,6 +104,12 @@ describe('nextStep', () => {
     ['the deadline comes first: a wait ends 1 ms before it', 3_000, 2_000, T0 + 1_999],
   ])('waitUntil: %s', (_name, maxWaitMs, deadlineMs, expected) => {
     expect(waitUntil(T0, maxWaitMs, deadlineMs)).toBe(expected);
+  });
+
+  test('startAllowance: no call yet, the wait and the request deadlines counted from the start', () => {
+    const rotation = { cooldownMs: 60_000, maxCooldownMs: 600_000, maxAttempts: 4, maxWaitMs: 3_000, backoffBaseMs: 1_000, backoffMaxMs: 10_000, requestTimeoutMs: 30_000, deadlineMs: 120_000 };
+    const random = () => 0.5;
+    expect(startAllowance(T0, rotation, random)).toEqual(allowance({ attempts: 0, random }));
   });
 
   test('the 429 of a request whose every call was rate-limited names the provider the client asked for', () => {
