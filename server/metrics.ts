@@ -71,7 +71,8 @@ export class Metrics {
     });
 
     pool.events.on('outcome', (e) => {
-      this.upstreamCalls.inc({ provider: e.provider, key_id: e.keyId, outcome: e.kind });
+      // An unservable call keeps the `client_error` label that dashboards and alerts count as no key's failure.
+      this.upstreamCalls.inc({ provider: e.provider, key_id: e.keyId, outcome: e.kind === 'unservable' ? 'client_error' : e.kind });
       this.upstreamLatency.observe({ provider: e.provider }, e.latencyMs / 1000);
     });
     pool.events.on('usage', (e) => {

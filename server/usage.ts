@@ -36,7 +36,7 @@ function field(kind: string): number | null {
     case 'retry':
       return FAILURES;
     default:
-      return null; // client_error: the client's fault, not the key's
+      return null; // client_error (the request's own fault) or unservable (no key could serve it): not the key's
   }
 }
 

@@ -27,7 +27,7 @@ import { describeRedis, redisStores } from './helpers/redis';
 import { FREE_MODEL, FREE_MODEL_2, key, PAID_MODEL, POOL_OPTIONS, provider, ROTATION, T0 } from './unit/poolFixtures';
 
 interface Expect {
-  kind: 'cool' | 'congested' | 'edge' | 'disable' | 'retry' | 'client_error' | 'success';
+  kind: 'cool' | 'congested' | 'edge' | 'disable' | 'retry' | 'client_error' | 'unservable' | 'success';
   scope: 'key' | 'account' | 'account_free' | 'account_model' | 'model' | 'host' | 'none';
   until: 'reset' | 'next_minute' | 'utc_midnight' | 'retry_after' | 'default' | 'date' | 'none';
   until_value?: string;

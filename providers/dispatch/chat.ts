@@ -5,7 +5,7 @@ import type { KeyPool, ProviderRuntime } from '../keys/keyPool';
 import { OpenRouterClient, UpstreamFailure } from '../upstream/openrouterClient';
 import { confirmedOutcome, withKeyCheck } from '../keys/keyCheck';
 import { routingFieldsIn, upstreamRequest } from '../upstream/routing';
-import { classifyResponse, failureOutcome, type Outcome } from '../limits/rateLimit';
+import { blamesNoKey, classifyResponse, failureOutcome, type Outcome } from '../limits/rateLimit';
 import { streamAttempt, type UpstreamStream } from '../streams/streamAttempt';
 import { type RelayEnd, relayStream, type StreamSink } from '../streams/streamRelay';
 
@@ -132,7 +132,7 @@ export class ChatService {
       } catch (err) {
         if (err instanceof UpstreamFailure) {
           // An answer over the cap would be as large from any key: not retried, and no key is at fault.
-          if (err.reason === 'too_large') return { outcome: { kind: 'client_error', status: 502, reason: 'upstream_too_large', message: err.message, body: undefined } };
+          if (err.reason === 'too_large') return { outcome: { kind: 'unservable', status: 502, reason: 'upstream_too_large', message: err.message, body: undefined } };
           return { outcome: failureOutcome(err.reason === 'timeout' ? 'timeout' : 'network', err.message) };
         }
         throw err;
@@ -158,7 +158,7 @@ export class ChatService {
     const end = await relayStream(opened.value, sink, { signal, idleTimeoutMs: this.rotation.requestTimeoutMs, maxDurationMs: this.rotation.maxStreamMs, now: this.deps.now, model: opened.provider.config.model });
     if (end.usage) this.pool.recordUsage(opened.provider, opened.keyId, end.usage, this.deps.now(), opened.client);
     // A stream orche itself ended (ORCHE_MAX_STREAM_MS) is no failure of the key.
-    if (end.kind === 'failed' && end.outcome.kind !== 'client_error' && !opened.isolated) {
+    if (end.kind === 'failed' && !blamesNoKey(end.outcome) && !opened.isolated) {
       const key = this.pool.secret(opened.provider, opened.keyId);
       const outcome = await confirmedOutcome(this.client, key, end.outcome, this.rotation.requestTimeoutMs);
       await this.pool.recordStreamFailure(opened.provider, opened.keyId, outcome, this.deps.now());

@@ -1,12 +1,13 @@
 import type { RotationConfig } from '../../config';
 import { AllKeysRateLimitedError, OrcheError } from '../errors';
 import type { KeyPool, ProviderRuntime } from '../keys/keyPool';
-import { lessonOf } from '../limits/learnedLimit';
-import { type Budget, nextStep, reportedOutcome, sharedOutcome, waitUntil } from './nextStep';
+import { type Allowance, nextStep, reportedOutcome, sharedOutcome, startAllowance } from './nextStep';
 import type { Outcome } from '../limits/rateLimit';
-import { type RoomClock, type Ticket, WaitEnded, WaitRoom } from './waitRoom';
+import { type RoomClock, WaitEnded, WaitRoom } from './waitRoom';
 import { ProviderPacer } from './roomPacer';
 import { splitFairKey } from './requestClient';
+import { type LeftKey, leftAfterCall, leftForFallBack, rotationTo } from './rotationReason';
+import { RoomTurn } from './roomTurn';
 
 export interface AttemptContext {
   provider: ProviderRuntime;
@@ -58,7 +59,8 @@ export class ClientGoneError extends OrcheError {
  * The retry loop: pick a key, make one call, report the outcome; what comes next (answer, rotate,
  * back off, wait for the soonest recovery, fall back to another provider, fail) is nextStep's pure
  * decision (SPEC §4, §7). This loop only does the I/O each step names. A wait happens in the
- * provider's wait room (waitRoom.ts): in line, clients in turn, released one pick at a time.
+ * provider's wait room (waitRoom.ts): in line, clients in turn, released one pick at a time; the
+ * request's turn there is turn.ts's pure decision too, and the rotation's reasons rotationReason.ts's.
  */
 export class Dispatcher {
   /** Requests waiting for a key, per provider (paced recovery and fair sharing, SPEC §7). */
@@ -133,38 +135,20 @@ export class Dispatcher {
     const requested = provider.config.slug;
     const who = splitFairKey(client);
     const visited = new Set([slug]);
-    let previous: { keyId: string; reason: string } | null = null;
+    let left: LeftKey | null = null;
     // Keys that failed this request (5xx, timeout): another usable key is preferred for the retry.
     // Each is one retry: the backoff doubles with their number.
     const failed: string[] = [];
     let last: Outcome | null = null;
     // Fixed at the start; `now`, `attempts` and `retries` are brought up to date for each step.
-    const b: Budget = {
-      now: started,
-      attempts: 0,
-      maxAttempts: r.maxAttempts,
-      retries: 0,
-      waitUntil: waitUntil(started, r.maxWaitMs, r.deadlineMs),
-      deadline: started + r.deadlineMs,
-      deadlineMs: r.deadlineMs,
-      requestTimeoutMs: r.requestTimeoutMs,
-      backoffBaseMs: r.backoffBaseMs,
-      backoffMaxMs: r.backoffMaxMs,
-      cooldownMs: r.cooldownMs,
-      random: this.deps.random,
-    };
-    const budget = (): Budget => {
-      b.now = now();
-      b.retries = failed.length;
-      return b;
+    const a = startAllowance(started, r, this.deps.random);
+    const allowance = (): Allowance => {
+      a.now = now();
+      a.retries = failed.length;
+      return a;
     };
 
-    // The wait room's turn this request holds, and the room that let its current call through.
-    let held: { room: WaitRoom; ticket: Ticket } | null = null;
-    let through: WaitRoom | null = null;
     let lastRetryAt = 0;
-    // This request's own last call (not one the room let through) met a 429 that taught no limit.
-    let slowStart = false;
     const waitFailed = (err: unknown, p: ProviderRuntime): Error => {
       if (!(err instanceof WaitEnded)) return err as Error;
       if (err.why === 'aborted') return new ClientGoneError();
@@ -172,44 +156,35 @@ export class Dispatcher {
       if (err.why === 'hopeless') return new AllKeysRateLimitedError(p.config.slug, Math.max(1000, (err.at ?? now()) - now()), `no turn within ORCHE_MAX_WAIT_MS (${r.maxWaitMs} ms)`);
       return new AllKeysRateLimitedError(p.config.slug, Math.max(1000, lastRetryAt - now()), err.why === 'full' ? 'too many requests waiting' : 'cooling');
     };
+    const turn = new RoomTurn(() => this.room(provider), client, a.waitUntil, signal, (err) => waitFailed(err, provider));
 
     try {
       for (;;) {
         if (signal?.aborted) throw new ClientGoneError();
-        let step = nextStep({ kind: 'start', provider: provider.config.slug, configured: provider.keys.size > 0, fallback: this.fallbackOf(provider, visited) }, budget());
+        let step = nextStep({ kind: 'start', provider: provider.config.slug, configured: provider.keys.size > 0, fallback: this.fallbackOf(provider, visited) }, allowance());
         let value: T | undefined;
         let pickedKey: string | null = null;
         const room = this.room(provider);
-        const arriving = step.kind === 'pick' && held === null && b.attempts === 0;
-        const admitted = arriving && !room.busy ? room.admit() : false;
-        if (arriving && admitted !== true && !(await admitted)) {
-          // A new request queues behind those already waiting for this provider: arrival order, clients in turn.
-          try {
-            held = { room, ticket: await room.join(client, b.waitUntil, undefined, signal) };
-          } catch (err) {
-            throw waitFailed(err, provider);
-          }
-          continue;
-        }
         if (step.kind === 'pick') {
+          const queued = turn.follow({ kind: 'pick_due', first: a.attempts === 0, busy: room.busy });
+          if (queued) {
+            await queued;
+            continue;
+          }
           const pick = await this.pool.pick(provider, now(), failed);
           if (pick.keyId === null) {
             if (pick.retryAt !== null) lastRetryAt = pick.retryAt;
-            step = nextStep({ kind: 'no_key', provider: provider.config.slug, requested, pick, fallback: this.fallbackOf(provider, visited), last }, budget());
+            step = nextStep({ kind: 'no_key', provider: provider.config.slug, requested, pick, fallback: this.fallbackOf(provider, visited), last }, allowance());
           } else {
             // Served for this client in this window: the least served goes first (SPEC §8). A
             // request from the line waits for the count, so the next release sees it.
             const counted = this.pacer(provider).countServed(who.client, who.user, now()).catch(() => {});
-            if (held) await counted;
-            if (held) {
-              // Its turn is used: the next in line may pick at once.
-              held.room.picked(held.ticket);
-              through = held.room;
-              held = null;
-            }
+            const used = turn.follow({ kind: 'picked' }, counted);
+            if (used) await used;
             pickedKey = pick.keyId;
-            if (previous && previous.keyId !== pick.keyId) this.pool.emitRotation(provider, previous.keyId, pick.keyId, previous.reason, now());
-            b.attempts++;
+            const rotation = rotationTo(left, pick.keyId);
+            if (rotation) this.pool.emitRotation(provider, rotation.from, rotation.to, rotation.reason, now());
+            a.attempts++;
             const key = this.pool.secret(provider, pick.keyId);
             const callStart = now();
             const result = await attempt({ provider, keyId: pick.keyId, key, signal, timeoutMs: step.timeoutMs });
@@ -220,52 +195,28 @@ export class Dispatcher {
             if (gone) throw new ClientGoneError();
             value = result.value;
             last = result.outcome;
-            // A 429 that taught no limit restarts the slow start; a success widens it. Other cooling
-            // answers (a 403 key cap, a 402 in-flight budget) say nothing about the rate; nor does an
-            // answer to a client's own routing choice.
-            const unknown429 = shared.kind === 'cool' && shared.status === 429 && lessonOf(shared, end) === undefined;
-            slowStart = through === null && unknown429;
-            if (through) {
-              through.finished(last.kind === 'success' ? 'success' : unknown429 ? 'rate_limited_unknown' : 'other');
-              through = null;
-            }
-            // A successful trial call opened a recovering key: those waiting need not wait longer.
-            if (last.kind === 'success' && pick.trial) room.kick();
-            if (last.kind !== 'success') previous = { keyId: pick.keyId, reason: last.reason };
-            step = nextStep({ kind: 'outcome', provider: provider.config.slug, requested, outcome: last, fallback: this.fallbackOf(provider, visited) }, budget());
+            turn.follow({ kind: 'called', outcome: shared, at: end, trial: pick.trial });
+            left = leftAfterCall(left, pick.keyId, last);
+            step = nextStep({ kind: 'outcome', provider: provider.config.slug, requested, outcome: last, fallback: this.fallbackOf(provider, visited) }, allowance());
           }
         }
 
         switch (step.kind) {
           case 'answer':
-            return { value: value as T, provider, keyId: pickedKey!, attempts: b.attempts, latencyMs: now() - started, isolated, client };
+            return { value: value as T, provider, keyId: pickedKey!, attempts: a.attempts, latencyMs: now() - started, isolated, client };
           case 'pick':
             continue;
           case 'back_off':
             failed.push(pickedKey!);
             await sleep(step.delayMs, signal);
             continue;
-          case 'wait': {
+          case 'wait':
             // In line: the room lets one request through at a time at the soonest recovery (or sooner when kicked).
-            const at = now() + step.delayMs;
-            // If it waits because of that 429, those behind it go 1, 2, 4, … at a time after the reset, not all at once.
-            if (slowStart) room.slowStart();
-            slowStart = false;
-            try {
-              if (held) await held.room.retry(held.ticket, at);
-              else held = { room, ticket: await room.join(client, b.waitUntil, at, signal) };
-            } catch (err) {
-              held = null;
-              throw waitFailed(err, provider);
-            }
+            await turn.follow({ kind: 'wait', at: now() + step.delayMs });
             continue;
-          }
           case 'fall_back':
-            if (held) held.room.leave(held.ticket);
-            held = null;
-            slowStart = false;
-            // A fallback after an outcome names why the rotation left the key; an empty provider does not.
-            if (pickedKey !== null && previous) previous = { keyId: pickedKey, reason: step.reason };
+            turn.follow({ kind: 'fall_back' });
+            left = leftForFallBack(left, pickedKey, step.reason);
             visited.add(step.to);
             provider = this.pool.get(step.to)!;
             continue;
@@ -274,8 +225,7 @@ export class Dispatcher {
         }
       }
     } finally {
-      if (held) held.room.leave(held.ticket);
-      if (through) through.finished('other');
+      turn.follow({ kind: 'end' });
     }
   }
 }

@@ -1,3 +1,4 @@
+import type { RotationConfig } from '../../config';
 import { backoffDelay } from './backoff';
 import {
   AllKeysRateLimitedError,
@@ -10,20 +11,20 @@ import {
   UpstreamRejectedError,
   UpstreamTimeoutError,
 } from '../errors';
-import { NO_HINT_HOLD_MS, type Outcome } from '../limits/rateLimit';
+import { blamesNoKey, NO_HINT_HOLD_MS, type Outcome } from '../limits/rateLimit';
 import type { PickResult } from '../store/types';
 
 /**
  * The dispatcher's decisions, as one pure function (SPEC §4, §7): given what just happened (a pick
- * found no key, or a call ended with an outcome), the attempt budget and the deadlines, what to do
- * next. The dispatcher's loop only does the I/O each step names. Time is an argument; no clock here.
+ * found no key, or a call ended with an outcome) and the request's allowance (attempts and deadlines),
+ * what to do next. The dispatcher's loop only does the I/O each step names. Time is an argument; no clock here.
  */
 
 /**
- * What the loop knows about the request so far: `now`, `attempts` and `retries` change as it goes,
- * the rest is fixed at its start.
+ * One request's allowance, its attempts and deadlines (not a key's rpm/rpd budget): `now`, `attempts`
+ * and `retries` change as it goes, the rest is fixed at its start.
  */
-export interface Budget {
+export interface Allowance {
   now: number;
   /** Calls made so far, and the most the request may make (ORCHE_MAX_ATTEMPTS). */
   attempts: number;
@@ -61,6 +62,24 @@ export function waitUntil(start: number, maxWaitMs: number, deadlineMs: number):
   return Math.min(start + maxWaitMs, start + deadlineMs - 1);
 }
 
+/** A request's allowance at its start, from the rotation settings (ORCHE_MAX_ATTEMPTS, ORCHE_MAX_WAIT_MS, …). */
+export function startAllowance(start: number, r: RotationConfig, random: () => number): Allowance {
+  return {
+    now: start,
+    attempts: 0,
+    maxAttempts: r.maxAttempts,
+    retries: 0,
+    waitUntil: waitUntil(start, r.maxWaitMs, r.deadlineMs),
+    deadline: start + r.deadlineMs,
+    deadlineMs: r.deadlineMs,
+    requestTimeoutMs: r.requestTimeoutMs,
+    backoffBaseMs: r.backoffBaseMs,
+    backoffMaxMs: r.backoffMaxMs,
+    cooldownMs: r.cooldownMs,
+    random,
+  };
+}
+
 export type Step =
   /**
    * Pick (again) at once: the first pick, or after a cooldown or a disabled key. `timeoutMs`: the
@@ -77,31 +96,31 @@ export type Step =
   | { kind: 'fall_back'; to: string; reason: string }
   | { kind: 'fail'; error: OrcheError };
 
-export function nextStep(s: Situation, b: Budget): Step {
+export function nextStep(s: Situation, a: Allowance): Step {
   switch (s.kind) {
     case 'start':
-      if (b.now >= b.deadline) return { kind: 'fail', error: new UpstreamTimeoutError(s.provider, b.attempts, `no answer within the request deadline of ${b.deadlineMs} ms`) };
-      if (s.configured) return pickStep(b);
+      if (a.now >= a.deadline) return { kind: 'fail', error: new UpstreamTimeoutError(s.provider, a.attempts, `no answer within the request deadline of ${a.deadlineMs} ms`) };
+      if (s.configured) return pickStep(a);
       if (s.fallback) return { kind: 'fall_back', to: s.fallback, reason: 'no_keys' };
       return { kind: 'fail', error: new NoUsableKeysError(s.provider, true) };
     case 'no_key':
-      return noKey(s, b);
+      return noKey(s, a);
     case 'outcome':
-      return afterOutcome(s, b);
+      return afterOutcome(s, a);
   }
 }
 
-function pickStep(b: Budget): Step {
-  return { kind: 'pick', timeoutMs: Math.max(1, Math.min(b.requestTimeoutMs, b.deadline - b.now)) };
+function pickStep(a: Allowance): Step {
+  return { kind: 'pick', timeoutMs: Math.max(1, Math.min(a.requestTimeoutMs, a.deadline - a.now)) };
 }
 
-function noKey(s: Extract<Situation, { kind: 'no_key' }>, b: Budget): Step {
+function noKey(s: Extract<Situation, { kind: 'no_key' }>, a: Allowance): Step {
   const { pick } = s;
   // An edge hold stops every provider on this host alike: a fallback would meet the same edge.
   if (s.fallback && pick.reason !== 'edge') return { kind: 'fall_back', to: s.fallback, reason: pick.reason };
   if (pick.retryAt === null) return { kind: 'fail', error: new NoUsableKeysError(s.provider, false) };
-  const wait = Math.max(1, pick.retryAt - b.now);
-  if (b.now + wait <= b.waitUntil) return { kind: 'wait', delayMs: wait };
+  const wait = Math.max(1, pick.retryAt - a.now);
+  if (a.now + wait <= a.waitUntil) return { kind: 'wait', delayMs: wait };
   if (pick.reason === 'edge') return { kind: 'fail', error: new EdgeRateLimitedError(s.provider, wait) };
   if (pick.reason === 'congested') {
     const message = s.last && 'message' in s.last ? s.last.message : 'model congested upstream';
@@ -110,50 +129,53 @@ function noKey(s: Extract<Situation, { kind: 'no_key' }>, b: Budget): Step {
   return { kind: 'fail', error: new AllKeysRateLimitedError(s.provider, wait, pick.reason === 'budget' ? 'budgets spent' : 'cooling') };
 }
 
-function afterOutcome(s: Extract<Situation, { kind: 'outcome' }>, b: Budget): Step {
+function afterOutcome(s: Extract<Situation, { kind: 'outcome' }>, a: Allowance): Step {
   const o = s.outcome;
   if (o.kind === 'success') return { kind: 'answer' };
-  if (o.kind === 'client_error') {
+  if (o.kind === 'unservable') {
     // A 404 that says this model has no endpoint for the request (gone, or none supports its tools):
     // the fallback is another model, which may serve it. Without one, or with no attempt left, the 404 as is.
-    if (o.reason === 'model_unavailable' && s.fallback && b.attempts < b.maxAttempts) return { kind: 'fall_back', to: s.fallback, reason: `fallback:${o.reason}` };
+    if (o.reason === 'model_unavailable' && s.fallback && a.attempts < a.maxAttempts) return { kind: 'fall_back', to: s.fallback, reason: `fallback:${o.reason}` };
+    return { kind: 'fail', error: new UpstreamRejectedError(s.provider, o.status, o.reason, o.message) };
+  }
+  if (o.kind === 'client_error') {
     // Too large for a limit of the key or the account: the client's to fix; nothing was charged to the key.
     if (o.limit) return { kind: 'fail', error: new RequestExceedsLimitError(s.provider, o.status, o.limit, o.message) };
     return { kind: 'fail', error: new UpstreamRejectedError(s.provider, o.status, o.reason, o.message) };
   }
-  if (b.attempts >= b.maxAttempts) return { kind: 'fail', error: exhausted(s, b) };
+  if (a.attempts >= a.maxAttempts) return { kind: 'fail', error: exhausted(s, a) };
   switch (o.kind) {
     case 'cool':
     case 'disable':
-      return pickStep(b); // the next usable key at once, no sleep
+      return pickStep(a); // the next usable key at once, no sleep
     case 'edge':
-      return pickStep(b); // the next pick sees the host hold: it waits for it or fails with its Retry-After
+      return pickStep(a); // the next pick sees the host hold: it waits for it or fails with its Retry-After
     case 'congested':
       // Otherwise the next pick sees the congestion and waits or fails with its hint.
-      return s.fallback ? { kind: 'fall_back', to: s.fallback, reason: `fallback:${o.reason}` } : pickStep(b);
+      return s.fallback ? { kind: 'fall_back', to: s.fallback, reason: `fallback:${o.reason}` } : pickStep(a);
     case 'retry': {
-      const delay = backoffDelay(b.retries + 1, b.backoffBaseMs, b.backoffMaxMs, b.random);
-      return { kind: 'back_off', delayMs: Math.min(delay, Math.max(0, b.deadline - b.now)) };
+      const delay = backoffDelay(a.retries + 1, a.backoffBaseMs, a.backoffMaxMs, a.random);
+      return { kind: 'back_off', delayMs: Math.min(delay, Math.max(0, a.deadline - a.now)) };
     }
   }
 }
 
 /** Every attempt spent: the error says what the last one was. */
-function exhausted(s: Extract<Situation, { kind: 'outcome' }>, b: Budget): OrcheError {
+function exhausted(s: Extract<Situation, { kind: 'outcome' }>, a: Allowance): OrcheError {
   const last = s.outcome;
   switch (last.kind) {
     case 'retry':
-      return last.reason === 'timeout' ? new UpstreamTimeoutError(s.provider, b.attempts, last.message) : new UpstreamError(s.provider, last.status, last.message, b.attempts);
+      return last.reason === 'timeout' ? new UpstreamTimeoutError(s.provider, a.attempts, last.message) : new UpstreamError(s.provider, last.status, last.message, a.attempts);
     case 'cool': {
-      const wait = Math.max(1000, (last.until ?? b.now + b.cooldownMs) - b.now);
-      return new AllKeysRateLimitedError(s.requested, wait, `${b.attempts} attempts all rate-limited`);
+      const wait = Math.max(1000, (last.until ?? a.now + a.cooldownMs) - a.now);
+      return new AllKeysRateLimitedError(s.requested, wait, `${a.attempts} attempts all rate-limited`);
     }
     case 'congested':
-      return new UpstreamRateLimitedError(s.provider, Math.max(1000, (last.until ?? b.now + NO_HINT_HOLD_MS) - b.now), last.message);
+      return new UpstreamRateLimitedError(s.provider, Math.max(1000, (last.until ?? a.now + NO_HINT_HOLD_MS) - a.now), last.message);
     case 'edge':
-      return new EdgeRateLimitedError(s.provider, Math.max(1000, (last.until ?? b.now + NO_HINT_HOLD_MS) - b.now));
+      return new EdgeRateLimitedError(s.provider, Math.max(1000, (last.until ?? a.now + NO_HINT_HOLD_MS) - a.now));
     default:
-      return new UpstreamError(s.provider, last.status, 'message' in last ? last.message : 'upstream failure', b.attempts);
+      return new UpstreamError(s.provider, last.status, 'message' in last ? last.message : 'upstream failure', a.attempts);
   }
 }
 
@@ -175,9 +197,10 @@ const CLIENT_GONE: Outcome = { kind: 'client_error', status: 499, reason: 'clien
 /**
  * What the key's state learns from a call the client left during. An answer that says something about
  * the key (a success, a 429, a 401, congestion, an edge hold) is recorded as it is, even if it came as
- * the client left; a failure (most likely the abort itself) or a client error is the client's going.
+ * the client left; a failure (most likely the abort itself), a client error or an unservable answer is the
+ * client's going.
  */
 export function reportedOutcome(outcome: Outcome, clientGone: boolean): Outcome {
   if (!clientGone) return outcome;
-  return outcome.kind === 'retry' || outcome.kind === 'client_error' ? CLIENT_GONE : outcome;
+  return outcome.kind === 'retry' || blamesNoKey(outcome) ? CLIENT_GONE : outcome;
 }

@@ -132,7 +132,7 @@ export class WaitRoom {
    * A new request that did not queue (the room was not busy): it counts in the arrival rate the
    * pacing holds budget for.
    */
-  noteArrival(): void {
+  private noteArrival(): void {
     const now = this.clock.now();
     this.arrivals.push(now);
     if (this.arrivals.length > 64 && this.arrivals[0] <= now - ARRIVALS_MS) this.arrivalRate(now);

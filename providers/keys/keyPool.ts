@@ -276,7 +276,8 @@ export class KeyPool {
         break;
       }
       case 'client_error':
-        // The client's request was at fault, not the key: no failure counted against it.
+      case 'unservable':
+        // The client's request was at fault, or no key could have served it: no failure counted against the key.
         break;
     }
     // The trial call's hold on its gates ends with the call, whatever its outcome (SPEC §7): a 401 or

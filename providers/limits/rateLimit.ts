@@ -48,10 +48,24 @@ export type Outcome =
   /** `accountWide`: every key of the key's account is disabled with it (402: the account's credits are gone). */
   | (OutcomeBase & { kind: 'disable'; reason: DisableReason; message: string; accountWide?: boolean })
   | (OutcomeBase & { kind: 'retry'; reason: string; message: string })
-  /** `limit`: the request is larger than a limit of the key or the account allows (reason `request_exceeds_limit`). */
-  | (OutcomeBase & { kind: 'client_error'; reason: string; message: string; body: unknown; limit?: RequestLimit });
+  /**
+   * The request's own fault (a 400, a moderation 403, a 404 for a wrong path), or the client's going (499):
+   * no key is at fault. `limit`: the request is larger than a limit of the key or the account allows
+   * (reason `request_exceeds_limit`).
+   */
+  | (OutcomeBase & { kind: 'client_error'; reason: string; message: string; body: unknown; limit?: RequestLimit })
+  /**
+   * An answer no key could serve, and no fault of the request either: this model has no endpoint for it
+   * (a 404 that falls back), an answer over ORCHE_MAX_UPSTREAM_BYTES, a stream past ORCHE_MAX_STREAM_MS.
+   */
+  | (OutcomeBase & { kind: 'unservable'; reason: string; message: string; body: unknown });
 
 export type OutcomeKind = Outcome['kind'];
+
+/** The request's own fault or an answer no key could serve: nothing counts against the key. */
+export function blamesNoKey(outcome: Outcome): outcome is Extract<Outcome, { kind: 'client_error' | 'unservable' }> {
+  return outcome.kind === 'client_error' || outcome.kind === 'unservable';
+}
 export type Headers = Record<string, string | string[] | undefined>;
 
 interface ErrorObject {
@@ -343,7 +357,7 @@ function classifyError(status: number, error: ErrorObject, headers: Headers, bod
   // No endpoint of this model can serve this request: the model or its :free variant is gone, the
   // account's provider settings allow none of its providers, or none supports the request's tools.
   // No key is at fault; another model may serve it, so the dispatcher falls back when it can.
-  if (status === 404 && MODEL_UNAVAILABLE.test(message)) return { ...base, kind: 'client_error', reason: 'model_unavailable', message, body };
+  if (status === 404 && MODEL_UNAVAILABLE.test(message)) return { ...base, kind: 'unservable', reason: 'model_unavailable', message, body };
   if (status === 408 || status >= 500) return { ...base, kind: 'retry', reason: `upstream_${status}`, message };
   return { ...base, kind: 'client_error', reason: status === 403 ? 'moderation' : `upstream_${status}`, message, body };
 }

@@ -104,7 +104,7 @@ export async function relayStream(up: UpstreamStream, sink: StreamSink, opts: Re
   // Ended by orche's bound, not by the upstream or the key: recorded as nobody's failure.
   const tooLong = () => {
     const message = `The stream reached ORCHE_MAX_STREAM_MS (${opts.maxDurationMs} ms) and was ended`;
-    return failed({ code: 504, message, metadata: { reason: 'max_stream_duration' } }, { kind: 'client_error', status: 504, reason: 'max_stream_duration', message, body: undefined });
+    return failed({ code: 504, message, metadata: { reason: 'max_stream_duration' } }, { kind: 'unservable', status: 504, reason: 'max_stream_duration', message, body: undefined });
   };
   const gone = (): RelayEnd => {
     up.abort();

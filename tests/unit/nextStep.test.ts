@@ -1,11 +1,11 @@
 /**
- * The dispatcher's decision table: (situation, attempt budget, deadlines) → next step. Pure: the clock
+ * The dispatcher's decision table: (situation, the request's allowance: attempts and deadlines) → next step. Pure: the clock
  * and the jitter are arguments.
  */
-import { type Budget, nextStep, reportedOutcome, sharedOutcome, type Situation, type Step, waitUntil } from '../../providers/dispatch/nextStep';
+import { type Allowance, nextStep, reportedOutcome, sharedOutcome, type Situation, type Step, startAllowance, waitUntil } from '../../providers/dispatch/nextStep';
 import { outcome, T0 } from './poolFixtures';
 
-const budget = (over: Partial<Budget> = {}): Budget => ({
+const allowance = (over: Partial<Allowance> = {}): Allowance => ({
   now: T0,
   attempts: 1,
   maxAttempts: 4,
@@ -47,7 +47,7 @@ function plain(step: Step): unknown {
 const fail = (status: number, type: string, retryAfter?: string) => ({ kind: 'fail', status, type, retryAfter });
 
 describe('nextStep', () => {
-  test.each<[string, Situation, Partial<Budget>, unknown]>([
+  test.each<[string, Situation, Partial<Allowance>, unknown]>([
     // Before a pick
     ['keys configured → pick', start(true), {}, { kind: 'pick', timeoutMs: 30_000 }],
     ['keys configured, the deadline 800 ms away → pick, the call times out at the deadline', start(true), { now: T0 + 119_200 }, { kind: 'pick', timeoutMs: 800 }],
@@ -80,13 +80,15 @@ describe('nextStep', () => {
     ['client error → the upstream status, no retry', after(outcome.clientError(400)), {}, fail(400, 'upstream_rejected')],
     ['client error on the last attempt → still the client error', after(outcome.clientError(404)), { attempts: 4 }, fail(404, 'upstream_rejected')],
     // A 404 that says this model has no endpoint for the request (model_unavailable): another model may serve it.
-    ['404 model unavailable, a fallback → fall back (no key is at fault)', after(outcome.clientError(404, 'model_unavailable'), 'qwen'), {}, { kind: 'fall_back', to: 'qwen', reason: 'fallback:model_unavailable' }],
-    ['404 model unavailable, no fallback → the 404 as is', after(outcome.clientError(404, 'model_unavailable')), {}, fail(404, 'upstream_rejected')],
-    ['404 model unavailable, a fallback, attempts spent → the 404 as is', after(outcome.clientError(404, 'model_unavailable'), 'qwen'), { attempts: 4 }, fail(404, 'upstream_rejected')],
+    ['404 model unavailable, a fallback → fall back (no key is at fault)', after(outcome.unservable(404, 'model_unavailable'), 'qwen'), {}, { kind: 'fall_back', to: 'qwen', reason: 'fallback:model_unavailable' }],
+    ['404 model unavailable, no fallback → the 404 as is', after(outcome.unservable(404, 'model_unavailable')), {}, fail(404, 'upstream_rejected')],
+    ['404 model unavailable, a fallback, attempts spent → the 404 as is', after(outcome.unservable(404, 'model_unavailable'), 'qwen'), { attempts: 4 }, fail(404, 'upstream_rejected')],
     ['any other 404, a fallback → the 404 as is', after(outcome.clientError(404), 'qwen'), {}, fail(404, 'upstream_rejected')],
     ['a 400, a fallback → the 400 as is', after(outcome.clientError(400), 'qwen'), {}, fail(400, 'upstream_rejected')],
+    // Answers no key could serve, and no fault of the request: the same answer from any key, so no retry.
+    ['an answer over ORCHE_MAX_UPSTREAM_BYTES, a fallback → 502 upstream_too_large', after(outcome.unservable(502, 'upstream_too_large'), 'qwen'), {}, fail(502, 'upstream_too_large')],
 
-    // The attempt budget is spent
+    // The allowance of attempts is spent
     ['last attempt 5xx → 502 upstream_error', after(outcome.retry(502)), { attempts: 4 }, fail(502, 'upstream_error')],
     ['last attempt timed out → 504 upstream_timeout', after({ kind: 'retry', status: 504, reason: 'timeout', message: 'no answer' }), { attempts: 4 }, fail(504, 'upstream_timeout')],
     ['last attempt cooled with a reset → 429, Retry-After from the reset', after(outcome.cool('key', T0 + 20_000)), { attempts: 4 }, fail(429, 'all_keys_rate_limited', '20')],
@@ -94,7 +96,7 @@ describe('nextStep', () => {
     ['last attempt congested → 429 upstream_rate_limited', after(outcome.congested(T0 + 7_000), 'qwen'), { attempts: 4 }, fail(429, 'upstream_rate_limited', '7')],
     ['last attempt disabled → 502 upstream_error', after(outcome.disable()), { attempts: 4 }, fail(502, 'upstream_error')],
   ])('%s', (_name, situation, over, expected) => {
-    expect(plain(nextStep(situation, budget(over)))).toEqual(expected);
+    expect(plain(nextStep(situation, allowance(over)))).toEqual(expected);
   });
 
   test.each([
@@ -104,8 +106,14 @@ describe('nextStep', () => {
     expect(waitUntil(T0, maxWaitMs, deadlineMs)).toBe(expected);
   });
 
+  test('startAllowance: no call yet, the wait and the request deadlines counted from the start', () => {
+    const rotation = { cooldownMs: 60_000, maxCooldownMs: 600_000, maxAttempts: 4, maxWaitMs: 3_000, backoffBaseMs: 1_000, backoffMaxMs: 10_000, requestTimeoutMs: 30_000, deadlineMs: 120_000 };
+    const random = () => 0.5;
+    expect(startAllowance(T0, rotation, random)).toEqual(allowance({ attempts: 0, random }));
+  });
+
   test('the 429 of a request whose every call was rate-limited names the provider the client asked for', () => {
-    const step = nextStep({ ...(after(outcome.cool('key', T0 + 5_000), null, 'qwen') as Extract<Situation, { kind: 'outcome' }>) }, budget({ attempts: 4 }));
+    const step = nextStep({ ...(after(outcome.cool('key', T0 + 5_000), null, 'qwen') as Extract<Situation, { kind: 'outcome' }>) }, allowance({ attempts: 4 }));
     expect(step.kind === 'fail' && step.error.extra).toMatchObject({ provider: 'kimi' });
   });
 });
@@ -118,6 +126,7 @@ describe('reportedOutcome: what the key learns from a call the client left durin
     ['congested', outcome.congested(T0 + 1000), 'congested'],
     ['5xx / the abort itself', outcome.retry(502), 'client_error'],
     ['client error', outcome.clientError(400), 'client_error'],
+    ['unservable', outcome.unservable(), 'client_error'],
   ])('%s → %s', (_name, o, kind) => {
     expect(reportedOutcome(o, true).kind).toBe(kind);
     expect(reportedOutcome(o, false)).toBe(o);
@@ -135,7 +144,7 @@ describe('SPEC §8: blame only on evidence, client routing charged to the reques
   };
 
   test('a request too large for a limit fails at once with the upstream status, naming the limit, even with a fallback and attempts left', () => {
-    const step = nextStep({ kind: 'outcome', provider: 'kimi', requested: 'kimi', outcome: tooLarge, fallback: 'glm45' }, budget());
+    const step = nextStep({ kind: 'outcome', provider: 'kimi', requested: 'kimi', outcome: tooLarge, fallback: 'glm45' }, allowance());
     expect(plain(step)).toEqual(fail(402, 'request_exceeds_limit'));
     expect(step.kind === 'fail' && step.error.extra).toMatchObject({ provider: 'kimi', limit: { name: 'prompt_tokens', requested: 64128, allowed: 6964 } });
   });

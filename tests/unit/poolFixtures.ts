@@ -83,6 +83,9 @@ export const outcome = {
   clientError(status = 400, reason = `upstream_${status}`): Outcome {
     return { kind: 'client_error', status, reason, message: 'bad request', body: { error: { code: status, message: 'bad request' } } };
   },
+  unservable(status = 404, reason = 'model_unavailable'): Outcome {
+    return { kind: 'unservable', status, reason, message: 'No endpoints found', body: undefined };
+  },
 };
 
 type Recorded = { [E in keyof PoolEvents]: PoolEvents[E][] };
@@ -321,6 +324,7 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
     test.each([
       ['5xx (retry)', outcome.retry(502)],
       ['client error', outcome.clientError(400)],
+      ['unservable', outcome.unservable()],
     ])("a call that was no trial, ending with %s, leaves another request's trial hold in place", async (_name, result) => {
       const ks = keys('a', 'b');
       const [a] = ks;
@@ -376,6 +380,7 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       ['success', outcome.success()],
       ['5xx (retry)', outcome.retry(502)],
       ['client error', outcome.clientError(400)],
+      ['unservable', outcome.unservable()],
       ['congested', outcome.congested(NEXT_MINUTE - 30_000)],
     ])('a trial call that ends with %s frees its account gate: a sibling key of the account is usable at once', async (_name, result) => {
       const a = key('a', { role: 'primary', account: 'team' });

@@ -497,7 +497,7 @@ describe('classifyResponse: corpus samples for the SPEC §7 rules', () => {
  * no endpoint of this model can serve the request — the model or its :free variant is gone, the
  * account's provider settings allow none of its providers, or none supports the request's tools — is
  * `model_unavailable` (the dispatcher falls back to another model when one is configured; README).
- * Nothing about it is a key's fault: still a client_error, no key state changes.
+ * Nothing about it is a key's fault, nor the request's: unservable, no key state changes.
  */
 describe('classifyResponse: 404 corpus samples', () => {
   const corpus = join(__dirname, '..', 'fixtures', 'openrouter');
@@ -519,11 +519,11 @@ describe('classifyResponse: 404 corpus samples', () => {
     ]);
   });
 
-  test.each(samples.map((s) => [s.id, s] as const))('%s → client_error model_unavailable, no key state', (_id, s) => {
+  test.each(samples.map((s) => [s.id, s] as const))('%s → unservable model_unavailable, no key state', (_id, s) => {
     const o = classifyResponse(s.status, s.headers, s.body, T0);
-    expect(o).toMatchObject({ kind: 'client_error', status: 404, reason: 'model_unavailable' });
+    expect(o).toMatchObject({ kind: 'unservable', status: 404, reason: 'model_unavailable' });
     // The same answer carried inside a 200 (a stream chunk) is the same.
-    expect(classifyResponse(200, {}, s.body, T0)).toMatchObject({ kind: 'client_error', status: 404, reason: 'model_unavailable' });
+    expect(classifyResponse(200, {}, s.body, T0)).toMatchObject({ kind: 'unservable', status: 404, reason: 'model_unavailable' });
   });
 
   test('a 404 that names no endpoint problem (not a sample: any other text, e.g. a wrong base path) stays upstream_404', () => {
