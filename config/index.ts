@@ -70,7 +70,7 @@ export interface OpsConfig {
   alertIntervalMs: number;
 }
 
-/** Bounds on client connections (SPEC §8 "Hostile connections and data"); see server/connections.ts. */
+/** Bounds on client connections (SPEC §8 "Hostile connections and data"); see server/http/connections.ts. */
 export interface ConnectionsConfig {
   /** A request's headers must arrive within this (ORCHE_HEADERS_TIMEOUT_MS), counted from the connection or the request's first byte. */
   headersTimeoutMs: number;

@@ -92,7 +92,7 @@ const providerRouting = z
 
 export const strategySchema = z.enum(['round-robin', 'failover'], { error: 'round-robin or failover' });
 
-/** The part of the Config a variable feeds: server/reload.ts names the variables of a part that changed. */
+/** The part of the Config a variable feeds: server/lifecycle/reload.ts names the variables of a part that changed. */
 const part = (name: keyof Config) => ({ part: name });
 
 export const globalSchema = z.object({

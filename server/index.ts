@@ -1,7 +1,7 @@
 import { ConfigError, loadConfig } from '../config';
 import { createApp } from './app';
-import { warnExposure } from './exposure';
-import { installProcessSafety } from './processSafety';
+import { warnExposure } from './lifecycle/exposure';
+import { installProcessSafety } from './lifecycle/processSafety';
 
 /** A start-up failure with a message meant for the operator as it is. */
 class StartError extends Error {}

@@ -4,9 +4,9 @@ import type { DispatchResult } from '../../providers/dispatch/dispatcher';
 import { formatSse } from '../../providers/streams/sse';
 import { streamFanout } from '../../providers/streams/streamFanout';
 import type { AppContext } from '../context';
-import { relaySink, SseResponse } from '../sseResponse';
-import { clientRouting } from '../clientRouting';
-import { chatSchema, fanoutSchema, upstreamBody, validate } from '../validation';
+import { relaySink, SseResponse } from '../http/sseResponse';
+import { clientRouting } from '../http/clientRouting';
+import { chatSchema, fanoutSchema, upstreamBody, validate } from '../http/validation';
 
 /** An AbortSignal that fires when the client goes away before the answer is sent. */
 export function clientSignal(res: Response): AbortSignal {
@@ -17,7 +17,7 @@ export function clientSignal(res: Response): AbortSignal {
   return ac.signal;
 }
 
-/** Who the request is for, as server/endUsers.ts's requestScope set it (fair turns while waiting). */
+/** Who the request is for, as server/limits/endUsers.ts's requestScope set it (fair turns while waiting). */
 export function fairKeyOf(res: Response): string | undefined {
   return typeof res.locals.fairKey === 'string' ? res.locals.fairKey : undefined;
 }

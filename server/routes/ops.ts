@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { type Request, Router } from 'express';
 import type { Config } from '../../config';
-import { bearerMatches } from '../bearer';
-import { clientIdentity } from '../clientIdentity';
+import { bearerMatches } from '../auth/bearer';
+import { clientIdentity } from '../auth/clientIdentity';
 import { OrcheError } from '../../providers/errors';
 import type { AppContext } from '../context';
-import { MAX_TRACKED_USERS } from '../endUsers';
-import { WINDOWS } from '../usage';
+import { MAX_TRACKED_USERS } from '../limits/endUsers';
+import { WINDOWS } from '../observe/usage';
 import { MINUTE_MS } from '../../providers/limits/windows';
 
 /** Whose end users and cost a reader of /api/usage sees: the admin token every client's, anyone else only their own. */

@@ -2,8 +2,8 @@ import { Router } from 'express';
 import { OrcheError } from '../../providers/errors';
 import type { ProviderRuntime } from '../../providers/keys/keyPool';
 import type { AppContext } from '../context';
-import { clientRouting } from '../clientRouting';
-import { openaiChatSchema, validate } from '../validation';
+import { clientRouting } from '../http/clientRouting';
+import { openaiChatSchema, validate } from '../http/validation';
 import { clientSignal, fairKeyOf, noteDispatch, streamChat } from './chat';
 
 /**
