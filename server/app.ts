@@ -254,7 +254,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
     app,
     ctx,
     async start() {
-      // A deployment that requires its shared state fails to start without it (SPEC §7), rather
+      // A deployment that requires its shared state fails to start without it (docs/design.md#start-up-checks), rather
       // than serving from a local state no other instance sees.
       if (config.redis?.required && store instanceof RedisStore && !(await store.connected(REDIS_REQUIRED_WAIT_MS))) {
         throw new Error(`redis at ${safeOrigin(config.redis.url)} did not answer within ${REDIS_REQUIRED_WAIT_MS / 1000} s (ORCHE_REDIS_REQUIRED=true)`);
@@ -271,7 +271,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
         const bounds = config.connections;
         const limit = fileLimit();
         const max = bounds.maxConnections ?? defaultMaxConnections(limit);
-        // A cap at the file limit caps nothing: the files run out first (SPEC §8).
+        // A cap at the file limit caps nothing: the files run out first (docs/design.md#connections).
         if (limit !== undefined && max >= limit) logger.warn('ORCHE_MAX_CONNECTIONS is not below the file limit: new connections will fail when the files run out', { max_connections: max, file_limit: limit });
         const s = createServer(serverOptions(bounds), app);
         const count = guardConnections(s, max);

@@ -32,7 +32,7 @@ export interface AppContext {
   /**
    * A request that makes `legs` upstream calls (a fan-out, known once its route resolved the
    * providers) is charged per leg against the client's limits: requests per minute and open
-   * streams (SPEC §7). Throws the 429 when that passes a limit.
+   * streams (docs/design.md#streams-that-outlive-their-reader). Throws the 429 when that passes a limit.
    */
   chargeLegs(req: Request, res: Response, legs: number): Promise<void>;
   /** Open client connections and their cap (server/http/connections.ts); undefined until the server listens. */

@@ -7,7 +7,7 @@ import { bearerMatches, bearerToken } from './bearer';
  * Who a client is, for every per-client limit (requests per minute, concurrent streams, fair
  * sharing): a configured client token (hashed, never kept in clear), else the client's address.
  * A Bearer token orche was not configured with is ignored, so inventing a new token per request
- * never opens a new bucket (SPEC §7). The address is `req.ip`, which honours ORCHE_TRUST_PROXY
+ * never opens a new bucket (docs/design.md#client-identity-and-per-client-limits). The address is `req.ip`, which honours ORCHE_TRUST_PROXY
  * (Express "trust proxy"): X-Forwarded-For counts only as far as that setting trusts the hops.
  * IPv6 addresses are grouped by their /56, as one subscriber usually holds a whole prefix.
  */

@@ -3,7 +3,7 @@ import { OrcheError } from '../../providers/errors';
 import { ROUTING_FIELDS, routingFieldsIn } from '../../providers/upstream/routing';
 
 /**
- * Client routing is the operator's (SPEC §8): OpenRouter's `models`, `route`, `plugins` and `provider`
+ * Client routing is the operator's (docs/design.md#client-routing): OpenRouter's `models`, `route`, `plugins` and `provider`
  * choose other (paid) models or providers, or add billed work such as web search. Refused with 400
  * `routing_field_not_allowed` naming the field unless ORCHE_CLIENT_ROUTING=allow.
  *

@@ -1,5 +1,5 @@
 /**
- * Client connections are bounded (SPEC §8 "Hostile connections and data", issue 17). Node's
+ * Client connections are bounded (docs/design.md#connections "Hostile connections and data"). Node's
  * defaults (headers within 60 s checked every 30 s, a whole request within 300 s, no cap) let one
  * anonymous client hold ~1,100 sockets that send nothing and so use up the process's file limit:
  * every new connection is then reset and no upstream socket can be opened.

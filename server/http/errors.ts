@@ -12,7 +12,7 @@ export function sendError(res: Response, err: OrcheError): void {
   res.status(err.status).json(errorBody(err));
 }
 
-/** The one place errors become the SPEC's error body. */
+/** The one place errors become orche's error body. */
 export function errorHandler(logger: Logger) {
   return (err: unknown, _req: Request, res: Response, _next: NextFunction): void => {
     void _next;

@@ -1,7 +1,7 @@
 import type { Express, RequestHandler } from 'express';
 import { OrcheError } from '../../providers/errors';
 
-/** JSON nested deeper than this is refused before it is parsed (SPEC §7): no route needs more. */
+/** JSON nested deeper than this is refused before it is parsed (docs/design.md#connections): no route needs more. */
 export const MAX_JSON_DEPTH = 64;
 
 /**

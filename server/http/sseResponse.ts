@@ -10,7 +10,7 @@ export const SSE_HEADERS: Readonly<Record<string, string>> = {
 };
 
 /**
- * How long a stream waits for its client to take what was written (SPEC §8): at most the idle
+ * How long a stream waits for its client to take what was written (docs/design.md#streams-that-outlive-their-reader): at most the idle
  * timeout for one wait, and never past the stream's end of life (ORCHE_MAX_STREAM_MS), with a
  * moment after that for the last bytes (the error chunk, [DONE]) of a client still reading.
  */

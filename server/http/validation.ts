@@ -35,7 +35,7 @@ const messages = z
 /**
  * The fields orche itself reads. Everything else in a chat body is OpenRouter's (tools, tool_choice,
  * reasoning, response_format, temperature, max_tokens, stop, seed, usage, …) and goes upstream as
- * sent, as /v1 does (SPEC §8): OpenRouter ignores what a model does not support, and answers 400
+ * sent, as /v1 does (docs/design.md#what-the-frontends-get): OpenRouter ignores what a model does not support, and answers 400
  * itself for what it refuses, which orche relays as the request's error.
  */
 const ownFields = {

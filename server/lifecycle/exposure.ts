@@ -30,7 +30,7 @@ export function safeOrigin(url: string): string {
 }
 
 /**
- * The risky parts of a configuration (SPEC §7), as a pure list: orche still starts, since each can
+ * The risky parts of a configuration (docs/design.md#start-up-checks), as a pure list: orche still starts, since each can
  * be intended (a private network, a test upstream), but it says so once, at start-up.
  */
 export function exposureWarnings(config: Config): ExposureWarning[] {

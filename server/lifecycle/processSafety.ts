@@ -38,7 +38,7 @@ export function exitWhenFlushed(logger: Logger, outputs: Writable[], timeoutMs: 
 /**
  * An unhandled rejection is logged and counted (the count on /status and the metrics makes the bug
  * visible) and the server goes on: the promise's work is lost, not the process's state. An uncaught
- * exception is different: it left some operation half done, so continuing is not safe (SPEC §7).
+ * exception is different: it left some operation half done, so continuing is not safe (docs/design.md#start-up-checks).
  * It is logged and, once that line is out, the process exits non-zero; a supervisor restarts it, and the rotation state
  * survives in the snapshot or in Redis.
  */

@@ -43,7 +43,7 @@ export function readiness(redis: Redis, ms: number): () => Promise<void> {
  *
  * rate-limit-redis loads its Lua scripts once, when the limiter is built, and keeps the promise: a
  * load made before the connection is open (the offline queue is off, so it fails at once) used to
- * fail every later count, and `passOnStoreError` then let every request through (issue 12, hole 1).
+ * fail every later count, and `passOnStoreError` then let every request through.
  * Two things make that impossible: commands wait for the first connection (briefly), and SCRIPT LOAD
  * never fails: when Redis cannot answer it, its reply — the script's SHA1 — is computed here, and
  * the first EVALSHA's NOSCRIPT makes the library load the script again on a live connection.

@@ -38,8 +38,8 @@ export interface ClientLimiter {
 
 /**
  * ORCHE_CLIENT_RPM requests per minute per client identity on the chat routes, with the IETF
- * `RateLimit` headers (draft-8) and a 429 in the SPEC's error shape. `store` shares counts across
- * instances (Redis); each fan-out leg counts as one request (SPEC §7).
+ * `RateLimit` headers (draft-8) and a 429 in orche's error shape. `store` shares counts across
+ * instances (Redis); each fan-out leg counts as one request (docs/design.md#the-outcome-table).
  */
 export function clientLimiter(config: Config, sharedStore?: Store, log?: Logger): ClientLimiter {
   const pass: RequestHandler = (_req, _res, next) => next();

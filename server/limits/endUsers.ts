@@ -1,5 +1,5 @@
 /**
- * End users (issue 13): a frontend that serves many people names each one with OpenAI's `user`
+ * End users: a frontend that serves many people names each one with OpenAI's `user`
  * field or an `X-Orche-User` header. Then fair sharing, ORCHE_USER_RPM / ORCHE_USER_RPD and
  * /api/usage work per end user too. The users tracked are bounded (least recently seen dropped
  * first), so naming a new user per request cannot grow memory without end. Users are kept, shown
@@ -42,7 +42,7 @@ export function endUserOf(header: string | undefined, body: unknown): string | u
 }
 
 /**
- * How orche names an end user everywhere past the request (SPEC §8): the first 12 hex digits of the
+ * How orche names an end user everywhere past the request (docs/design.md#end-user-privacy): the first 12 hex digits of the
  * SHA-256 of the name as sent. Names are often e-mail addresses; none is kept, shown or logged in
  * clear. A frontend can compute the same hash to find its users in /api/usage.
  */

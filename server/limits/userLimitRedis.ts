@@ -1,6 +1,6 @@
 /**
  * ORCHE_USER_RPM / ORCHE_USER_RPD shared by every instance on one Redis, as the per-client limit is
- * (issue 13, SPEC §7): one atomic script counts an end user's request in the clock minute and the
+ * (docs/design.md#what-is-shared-through-redis-and-what-is-per-instance): one atomic script counts an end user's request in the clock minute and the
  * UTC day — EndUsers' windows (server/limits/endUsers.ts) — or says how long until it would be allowed.
  * A refused request is not counted. While Redis cannot answer, each instance's own counts decide.
  *

@@ -23,7 +23,7 @@ export interface UsageWindow {
 export const WINDOWS = { minute: 1, hour: 60, day: SLOTS } as const;
 export type WindowName = keyof typeof WINDOWS;
 
-/** The same outcome kinds the key pool counts (SPEC §3 key-status counters). */
+/** The same outcome kinds the key pool counts (docs/design.md#the-outcome-table key-status counters). */
 function field(kind: string): number | null {
   switch (kind) {
     case 'success':

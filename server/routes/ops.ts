@@ -37,7 +37,7 @@ export function opsRoutes(ctx: AppContext): Router {
     const minutes = req.query.series === undefined ? 30 : Number(req.query.series);
     if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440) throw new OrcheError(400, 'invalid_request', 'series must be a whole number of minutes from 1 to 1440');
     const now = ctx.now();
-    // End users and costs are shown to the client that named them (its token, else its address), all of them to the admin (SPEC §8).
+    // End users and costs are shown to the client that named them (its token, else its address), all of them to the admin (docs/design.md#end-user-privacy).
     const reader = usageReader(req, ctx.config);
     const users = ctx.endUsers.view(now, (client) => reader.admin || client === reader.client, (key) => ({ cost_usd: ctx.usage.costOf(key, now) }));
     const providers = (provider ? [provider] : ctx.pool.list()).map((p) => ctx.usage.report(p.config.slug, [...p.keys.keys()], now, minutes));

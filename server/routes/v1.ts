@@ -4,7 +4,7 @@ import type { ProviderRuntime } from '../../providers/keys/keyPool';
 import type { AppContext } from '../context';
 import { clientRouting } from '../http/clientRouting';
 import { openaiChatSchema, validate } from '../http/validation';
-import { clientSignal, fairKeyOf, noteDispatch, streamChat } from './chat';
+import { clientSignal, fairKeyOf, noteDispatch, streamChat } from './chatCall';
 
 /**
  * The upstream's chat.completion, with `system_fingerprint: null` when it has none. OpenRouter omits

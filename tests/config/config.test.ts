@@ -44,7 +44,7 @@ describe('parseConfig', () => {
     expect(c.port).toBe(8002);
     expect(c.host).toBe('0.0.0.0');
     expect(c.upstream).toEqual({ baseUrl: 'https://openrouter.ai/api/v1', referer: undefined, title: undefined, maxBodyBytes: 8 * 1024 * 1024 });
-    // Every documented default (SPEC §2); fields added later do not break this test.
+    // Every documented default (docs/design.md#where-each-rule-lives); fields added later do not break this test.
     expect(c.rotation).toMatchObject({
       cooldownMs: 60_000,
       maxCooldownMs: 900_000,
@@ -77,7 +77,7 @@ describe('parseConfig', () => {
     ['PROVIDER_KIMI_FALLBACK', 'nope'],
     ['PORT', '99999'],
     ['LOG_FORMAT', 'xml'],
-    // SPEC §7: guessable client tokens and admin tokens with spaces are refused at start-up.
+    // docs/design.md#start-up-checks: guessable client tokens and admin tokens with spaces are refused at start-up.
     ['ORCHE_CLIENT_TOKENS', 'tok-alpha-123'],
     ['ORCHE_CLIENT_TOKENS', 'a-long-enough-client-token,short-one'],
     ['ORCHE_ADMIN_TOKEN', 'admin token with spaces'],
@@ -113,7 +113,7 @@ describe('parseConfig', () => {
     expect([c.trustProxy, c.upstream.maxBodyBytes, c.rotation.maxStreamMs, c.maxStreamsPerClient]).toEqual([false, 8 * 1024 * 1024, 600_000, 20]);
   });
 
-  test('connection bounds (SPEC §8): headers 10 s, whole request 30 s, keep-alive 5 s, the cap from the file limit unless set', () => {
+  test('connection bounds (docs/design.md#connections): headers 10 s, whole request 30 s, keep-alive 5 s, the cap from the file limit unless set', () => {
     expect(parseConfig({ PROVIDER_KIMI_API_KEY: KEY_A }).connections).toEqual({ headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, maxConnections: undefined });
     expect(parseConfig({ PROVIDER_KIMI_API_KEY: KEY_A, ORCHE_MAX_CONNECTIONS: '300' }).connections.maxConnections).toBe(300);
     expect(configError({ PROVIDER_KIMI_API_KEY: KEY_A, ORCHE_MAX_CONNECTIONS: '0' }).message).toMatch(/^ORCHE_MAX_CONNECTIONS: expected a whole number from 1/);

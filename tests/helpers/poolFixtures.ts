@@ -1,7 +1,7 @@
 /**
  * Shared fixtures for the key pool and the dispatcher, and the key pool suite itself, written against
  * the StateStore interface and the KeyPool API only, so that every store (memory, snapshot, Redis)
- * can run the same rules of SPEC §4 with a fake clock.
+ * can run the same rules of docs/design.md#the-requests-path with a fake clock.
  */
 import type { KeyConfig, KeyRole, ProviderConfig, RotationConfig } from '../../config';
 import { KeyPool, type PoolOptions, type ProviderRuntime } from '../../providers/keys/keyPool';
@@ -108,7 +108,7 @@ export function namer(...ks: KeyConfig[]): (id: string | null) => string | null 
 export type StoreFactory = () => Promise<StateStore> | StateStore;
 
 /**
- * The key pool suite (SPEC §4: selection, cooldowns, probes, accounts, budgets, events, statuses),
+ * The key pool suite (docs/design.md#picking-a-key: selection, cooldowns, probes, accounts, budgets, events, statuses),
  * over any StateStore. Only the StateStore interface and the KeyPool API are used.
  */
 export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, cleanup?: (s: StateStore) => Promise<void>): void {
@@ -140,7 +140,7 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
 
     const noKey = (r: PickResult) => (r.keyId === null ? { keyId: null, retryAt: r.retryAt, reason: r.reason } : { keyId: r.keyId });
 
-    // SPEC §8: the upstream counts what it admitted. A 502 used to be refunded: the upstream had
+    // docs/design.md#learned-limits: the upstream counts what it admitted. A 502 used to be refunded: the upstream had
     // counted it, so the refund bought the next 429 of the window.
     test('a reported 429 with X-RateLimit-Limit teaches the limit; a 502 or a timeout the upstream admitted still counts; a 429 it refused itself is given back', async () => {
       const ks = [key('a', { account: 'acc' })];
@@ -371,7 +371,7 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       expect(status.learned_limits).toMatchObject([{ limit: 2, used: 1 }]);
     });
 
-    // SPEC §7: the trial call's hold on its gates ends with the call, whatever its outcome. An account
+    // docs/design.md#the-state-rules-table: the trial call's hold on its gates ends with the call, whatever its outcome. An account
     // gate held by a trial that answered 401 (or a key-level 429) used to lock the account's other keys
     // out for trialTtlMs (60 s).
     test.each([
@@ -625,8 +625,8 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       expect(n((await pool.pick(rt('qwen3'), T0 + 1)).keyId)).toBe('a1');
     });
 
-    test('X-RateLimit-Remaining 0 on a key-scoped 429 cools only the key: the limit that answered (SPEC §7)', async () => {
-      // SPEC §7 refines §4: "X-RateLimit-Remaining: 0 cools the scope of the limit that answered".
+    test('X-RateLimit-Remaining 0 on a key-scoped 429 cools only the key: the limit that answered (docs/design.md#remaining-zero)', async () => {
+      // docs/design.md#remaining-zero refines §4: "X-RateLimit-Remaining: 0 cools the scope of the limit that answered".
       const a1 = key('a1', { role: 'primary', account: 'team1' });
       const a2 = key('a2', { account: 'team1' });
       const b = key('b', { account: 'team2' });
@@ -652,8 +652,8 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       ]);
     });
 
-    test("X-RateLimit-Remaining 0 on a per-model cap cools that account+model pair only, never the account's other :free models (SPEC §7)", async () => {
-      // OPENROUTER.md, 429 bodies seen in real use, 3: OpenRouter's cap on one model, headers copied into metadata.
+    test("X-RateLimit-Remaining 0 on a per-model cap cools that account+model pair only, never the account's other :free models (docs/design.md#remaining-zero)", async () => {
+      // docs/design.md#the-outcome-table, 429 bodies seen in real use, 3: OpenRouter's cap on one model, headers copied into metadata.
       const body = {
         error: {
           code: 429,
@@ -673,7 +673,7 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       expect(n((await pool.pick(rt('kimi'), NEXT_MINUTE)).keyId)).not.toBeNull();
     });
 
-    test('X-RateLimit-Remaining 0 carried by an upstream congestion or an edge answer cools no key: the limit that answered is not ours (SPEC §7)', async () => {
+    test('X-RateLimit-Remaining 0 carried by an upstream congestion or an edge answer cools no key: the limit that answered is not ours (docs/design.md#remaining-zero)', async () => {
       const a1 = key('a1', { role: 'primary', account: 'team1' });
       const a2 = key('a2', { account: 'team1' });
       const n = namer(a1, a2);
@@ -685,7 +685,7 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       expect(await pickNames(pool, rt('kimi'), 2, T0 + 1_000, n)).toEqual(['a1', 'a2']);
     });
 
-    test('an edge 429 (Cloudflare 1015) cools no key and holds every provider until Retry-After, else 5 s (SPEC §7)', async () => {
+    test('an edge 429 (Cloudflare 1015) cools no key and holds every provider until Retry-After, else 5 s (docs/design.md#the-outcome-table)', async () => {
       const a = key('a', { role: 'primary' });
       const b = key('b');
       const g = key('g', { role: 'primary' });
@@ -707,7 +707,7 @@ export function describeKeyPoolSuite(name: string, makeStore: StoreFactory, clea
       expect(await pool.edgeUntil(T0 + 30_000)).toBe(T0 + 35_000);
     });
 
-    test('a 402 for the account\'s credits disables every key of that account, in every provider, learned aliases included (SPEC §7)', async () => {
+    test('a 402 for the account\'s credits disables every key of that account, in every provider, learned aliases included (docs/design.md#blame-on-evidence)', async () => {
       // https://github.com/Alishahryar1/free-claude-code/issues/772 (2026-06-11), "Upstream error:" as pasted.
       const body = {
         error: {

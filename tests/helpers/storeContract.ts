@@ -529,7 +529,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sta
       expect(await store.inspect([], T)).toEqual([]);
     });
 
-    describe('learned limits (SPEC §7)', () => {
+    describe('learned limits (docs/design.md#learned-limits)', () => {
       test('a learned account limit stops the next pick in its window and frees at the window end; other accounts still pick', async () => {
         const p = planOf(['a1', 'a2', 'b'], { free: true, rotating: 0, accounts: { a1: 'acc', a2: 'acc', b: 'other' } });
         await store.learnLimit(learnOf(viewOf(p, 'a1'), 'account_free', 2, 10_000, W10), T);

@@ -588,7 +588,7 @@ describe('other routes', () => {
 });
 
 /**
- * The shapes reasoning models, tools and cost take on OpenRouter (issue 18). Real samples they follow
+ * The shapes reasoning models, tools and cost take on OpenRouter. Real samples they follow
  * (cited in scripts/simulator/responses.ts): the z-ai/glm-4.5 stream gen-1759420128-LjBsuYJf6lKeyy66nQs9
  * (DeepInfra, 2025-10-02) for reasoning deltas; huggingface/responses.js PR #19 (2025-07-31) for the
  * `delta.reasoning` field; the deepseek/deepseek-v4-pro-0813 stream gen-1790156376-H3hQlnMSJkVWkGJ4ROxR

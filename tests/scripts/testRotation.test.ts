@@ -35,7 +35,7 @@ test('self-contained: prints, per provider, the key of each call and every rotat
   expect(out.match(/rotation \S+ {2}[0-9a-f]{12} -> [0-9a-f]{12} {2}\(rate_limited\)/g)).toHaveLength(6);
   expect(out).toContain('rotation check passed');
   expect(out).not.toContain('sk-or-v1-demo');
-  // The real OpenRouter shapes of SPEC §7, each shown by its effect.
+  // The real OpenRouter shapes of docs/design.md#the-outcome-table, each shown by its effect.
   expect(out).toMatch(/stream, 429 chunk after the empty role delta on [0-9a-f]{12}: status 200, served by [0-9a-f]{12}, one clean stream/);
   expect(out).toMatch(/402 for account demo-team \(2 keys\): 1 call\(s\) answered 402, 2\/2 keys disabled, served by [0-9a-f]{12} \(200\)/);
   expect(out).toMatch(/edge 429 "error code: 1015" \(Retry-After 4 s\): 429 upstream_edge_rate_limited, \/status edge limited until \S+, keys cooled: 0/);

@@ -115,7 +115,7 @@ describe('Dispatcher', () => {
     expect(result.value).toBe('kimi:b');
   });
 
-  // SPEC §7: reserve keys serve only when every non-reserve key is unusable; a key this request just
+  // docs/design.md#picking-a-key: reserve keys serve only when every non-reserve key is unusable; a key this request just
   // saw fail (5xx, timeout) is still usable for that rule. The retry used to land on the paid reserve.
   test.each([
     ['failover', 'failover' as const],
@@ -202,7 +202,7 @@ describe('Dispatcher', () => {
     expect(result.attempts).toBe(3);
   });
 
-  // Slow start (SPEC §7) restarts only after a 429 that taught no limit. A 403 key cap or a 402
+  // Slow start (docs/design.md#pacing-and-fairness) restarts only after a 429 that taught no limit. A 403 key cap or a 402
   // in-flight budget also cools a key, yet says nothing about the rate: it used to throttle the
   // provider's whole wait room to one call in flight.
   test.each([

@@ -1,5 +1,5 @@
 /**
- * Fair, paced release over HTTP (SPEC §8, issue 19): two client tokens share one account's learned
+ * Fair, paced release over HTTP (docs/design.md#pacing-and-fairness): two client tokens share one account's learned
  * limit. orche and the simulator share a clock that runs at real speed from a chosen instant, so
  * windows fall where the test expects them. Asserted: orders, counts and windows, never durations.
  */

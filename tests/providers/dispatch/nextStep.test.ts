@@ -133,7 +133,7 @@ describe('reportedOutcome: what the key learns from a call the client left durin
   });
 });
 
-describe('SPEC §8: blame only on evidence, client routing charged to the request', () => {
+describe('docs/design.md#blame-on-evidence: blame only on evidence, client routing charged to the request', () => {
   const tooLarge = {
     kind: 'client_error' as const,
     status: 402,

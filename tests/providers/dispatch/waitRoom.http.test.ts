@@ -1,5 +1,5 @@
 /**
- * Paced recovery and fair sharing over HTTP (SPEC §7): orche and the simulator share a clock that
+ * Paced recovery and fair sharing over HTTP (docs/design.md#the-outcome-table): orche and the simulator share a clock that
  * runs at real speed from a chosen instant, so windows of 1 s fall where the test expects them.
  * Asserted: orders and counts, never durations.
  */
@@ -141,7 +141,7 @@ function rules(storeEnv: () => Env): void {
     const usage = await s.http.get('/api/usage');
     expect(usage.body.end_users).toMatchObject({ tracked: 3, max_tracked: 10_000 });
     expect(usage.body.end_users.users.map((u: { user: string; calls_this_minute: number; successes: number; failures: number; rate_limited: number }) => [u.user, u.calls_this_minute, u.successes, u.failures, u.rate_limited])).toEqual([
-      // By the hash of each name (SPEC §8), shown to the client address that named them.
+      // By the hash of each name (docs/design.md#blame-on-evidence), shown to the client address that named them.
       [endUserHash('carol'), 1, 1, 0, 0],
       [endUserHash('alice'), 2, 2, 0, 2],
       [endUserHash('bob'), 1, 1, 0, 0],

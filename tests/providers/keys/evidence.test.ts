@@ -1,5 +1,5 @@
 /**
- * Blame only on evidence (SPEC §8, issue 16 item 1), over HTTP against the simulator, on the memory,
+ * Blame only on evidence (docs/design.md#blame-on-evidence), over HTTP against the simulator, on the memory,
  * snapshot and Redis stores: an answer about the request's size, a provider's own failure, or a 401
  * that GET /key contradicts changes no key or account; the next requests are served as before.
  */

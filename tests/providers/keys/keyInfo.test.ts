@@ -1,5 +1,5 @@
 /**
- * What GET /key says is used (SPEC §8), over HTTP against the simulator, whose GET /key answers in
+ * What GET /key says is used (docs/design.md#what-get-key-is-used-for), over HTTP against the simulator, whose GET /key answers in
  * OpenRouter's current shape (API reference, openrouter.ai/docs/api/api-reference/api-keys/get-current-key,
  * 2026: creator_user_id, expires_at, rate_limit {requests, interval, note: "This field is deprecated
  * and safe to ignore."}; live answers add free_model_daily_requests {limit, remaining, used}):

@@ -1,6 +1,6 @@
 /**
  * GET /key's answer as OpenRouter documents it (tests/fixtures/openrouter-key), read by orche, and the
- * simulator's GET /key against the same shape (SPEC §8: "The simulator's /key answers in OpenRouter's
+ * simulator's GET /key against the same shape (docs/design.md#what-get-key-is-used-for: "The simulator's /key answers in OpenRouter's
  * current shape").
  */
 import { readFileSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * The corpus of real OpenRouter answers (tests/fixtures/openrouter, issue 10) through the real path:
+ * The corpus of real OpenRouter answers (tests/fixtures/openrouter) through the real path:
  * a local server on 127.0.0.1 replays each answer (status, headers, body, or the SSE events) at
  * /chat/completions; orche's own upstream client makes the call (the non-streaming attempt, or the
  * streaming attempt for stream samples), classification reads it, and the key pool applies the
@@ -56,7 +56,7 @@ interface Sample {
   headers: Record<string, string>;
   body?: unknown;
   events?: string[];
-  /** What GET /key answers with this key (SPEC §8: a 401 disables only when GET /key confirms it); absent: 500. */
+  /** What GET /key answers with this key (docs/design.md#blame-on-evidence: a 401 disables only when GET /key confirms it); absent: 500. */
   key_check?: { status: number; body: unknown };
   expect: Expect;
 }

@@ -1,5 +1,5 @@
 /**
- * Learned limits over HTTP (SPEC §7): the simulator's first free-models-per-min 429 teaches the
+ * Learned limits over HTTP (docs/design.md#the-outcome-table): the simulator's first free-models-per-min 429 teaches the
  * account's limit, and orche stops at it from then on — on memory, snapshot and Redis.
  */
 import { mkdtempSync } from 'node:fs';
@@ -67,7 +67,7 @@ function learnedLimitStopsTheNextCall(storeEnv: () => Env): void {
     expect(s.orche.ctx.pool.store.health().ok).toBe(true);
   });
 
-  // SPEC §8: learned windows are anchored at the resets the upstream sends, on whole multiples or
+  // docs/design.md#learned-limits: learned windows are anchored at the resets the upstream sends, on whole multiples or
   // not. A reset off every boundary used to teach nothing: each window cost another upstream 429.
   test('windows that open at the first call (resets off every boundary): learned from the reset, counted from it, and never held past it', async () => {
     let now = T0 + 3_123;
@@ -92,7 +92,7 @@ function learnedLimitStopsTheNextCall(storeEnv: () => Env): void {
     expect(upstream429(s)).toBe(1);
   });
 
-  // SPEC §8: a call the upstream admitted counts whatever it answered. The 502 used to be refunded;
+  // docs/design.md#blame-on-evidence: a call the upstream admitted counts whatever it answered. The 502 used to be refunded;
   // the upstream had counted it, so orche sent one call too many and met a second upstream 429.
   test('a 5xx the upstream admitted counts against the learned limit: orche refuses the next call itself, no second upstream 429', async () => {
     let now = T0 + 3_000;

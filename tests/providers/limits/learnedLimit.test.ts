@@ -49,7 +49,7 @@ describe('relearnedWindow', () => {
 
 describe('lessonOf: what a classified answer teaches', () => {
   const now = at(12, 30, 10);
-  // The simulator's free-models-per-min body, byte for byte OpenRouter's (OPENROUTER.md, "429 bodies seen in real use" #1).
+  // The simulator's free-models-per-min body, byte for byte OpenRouter's (docs/design.md#learned-limits, "429 bodies seen in real use" #1).
   const freePerMin = {
     error: {
       code: 429,
@@ -75,7 +75,7 @@ describe('lessonOf: what a classified answer teaches', () => {
   });
 });
 
-describe('windowStart: learned windows are anchored at the reset the upstream sent (SPEC §8)', () => {
+describe('windowStart: learned windows are anchored at the reset the upstream sent (docs/design.md#learned-limits)', () => {
   test('a reset on a whole minute: windows on whole minutes, as before anchors', () => {
     const l = { windowMs: 60_000, anchor: at(12, 31, 0) };
     expect([windowStart(l, at(12, 30, 10)), windowStart(l, at(12, 31, 0)), windowStart(l, at(12, 33, 59, 999))]).toEqual([at(12, 30, 0), at(12, 31, 0), at(12, 33, 0)]);

@@ -1,5 +1,5 @@
 /**
- * classifyResponse(status, headers, body, now): every answer OpenRouter gives (OPENROUTER.md), classified
+ * classifyResponse(status, headers, body, now): every answer OpenRouter gives (docs/design.md#the-outcome-table), classified
  * exactly, with a fixed clock.
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -346,10 +346,10 @@ describe('classifyResponse: other statuses', () => {
 });
 
 /**
- * Real answers orche misread before issue 10 (SPEC §7). Each body is as published at the source named
+ * Real answers orche once misread (docs/design.md#the-outcome-table). Each body is as published at the source named
  * beside it; where the source showed only part of the answer, the comment says what was filled in.
  */
-describe('classifyResponse: real answers (SPEC §7)', () => {
+describe('classifyResponse: real answers (docs/design.md#the-outcome-table)', () => {
   // https://github.com/gptme/gptme/issues/1449 (2026-02-23): `Error code: 403 - {'error': {...}}`, the body as printed.
   const monthly = { error: { message: 'Key limit exceeded (monthly limit). Manage it using https://openrouter.ai/settings/keys', code: 403 } };
   // https://github.com/MCPJam/inspector/issues/1287 (2026-01-26): the message as relayed; body shape as in gptme#1449.
@@ -369,7 +369,7 @@ describe('classifyResponse: real answers (SPEC §7)', () => {
     expect(classifyResponse(403, { 'content-type': 'application/json' }, body, T0)).toMatchObject(expected);
   });
 
-  test('resetsInMessage: "resets <date>" in a message, as SPEC §7 names it (parser only, no published sample yet)', () => {
+  test('resetsInMessage: "resets <date>" in a message, as docs/design.md#the-outcome-table names it (parser only, no published sample yet)', () => {
     expect(resetsInMessage('Key limit exceeded (weekly limit). Resets 2026-11-30T00:00:00Z. Manage it', T0)).toBe(Date.UTC(2026, 10, 30));
     expect(resetsInMessage('limit reached, resets at 2026-11-23T00:00:00.000Z', T0)).toBe(NEXT_MIDNIGHT);
     expect(resetsInMessage('resets on Mon, 23 Nov 2026 00:00:00 GMT', T0)).toBe(NEXT_MIDNIGHT);
@@ -422,7 +422,7 @@ describe('classifyResponse: real answers (SPEC §7)', () => {
     expect(classifyResponse(402, {}, body, T0)).toMatchObject({ kind: 'client_error', status: 402 });
   });
 
-  test('a 403 relayed from a provider (not BYOK, not moderation) is the provider\'s failure: retried as a 5xx, no key changes (SPEC §8)', () => {
+  test('a 403 relayed from a provider (not BYOK, not moderation) is the provider\'s failure: retried as a 5xx, no key changes (docs/design.md#blame-on-evidence)', () => {
     // https://github.com/crmne/ruby_llm/pull/431 (2025-09-25): a provider refusing the request's region.
     const body = {
       error: {
@@ -466,7 +466,7 @@ describe('classifyResponse: real answers (SPEC §7)', () => {
 });
 
 /** Samples of the corpus (tests/fixtures/openrouter/<id>.json, with their sources there), for the rules they decide. */
-describe('classifyResponse: corpus samples for the SPEC §7 rules', () => {
+describe('classifyResponse: corpus samples for the docs/design.md#the-outcome-table rules', () => {
   test('429-upstream-message-itself: "temporarily rate-limited upstream" as the message itself → congested, no key cools', () => {
     // https://github.com/anomalyco/opencode/issues/24534 (2026-04-26).
     const body = {
@@ -480,7 +480,7 @@ describe('classifyResponse: corpus samples for the SPEC §7 rules', () => {
     expect(classifyResponse(200, {}, body, T0)).toMatchObject({ kind: 'congested', status: 429 });
   });
 
-  test('402-key-max-tokens-limit: the request\'s max_tokens against what the key has left → the request\'s 4xx naming the limit, no key changes (SPEC §8)', () => {
+  test('402-key-max-tokens-limit: the request\'s max_tokens against what the key has left → the request\'s 4xx naming the limit, no key changes (docs/design.md#blame-on-evidence)', () => {
     // https://github.com/cline/cline/issues/940 (2024-12-18).
     const body = { error: { message: 'max_tokens limit exceeded: 100000 > 9577. To increase, visit https://openrouter.ai/keys and create a key with a higher limit', code: 402 } };
     expect(classifyResponse(402, {}, body, T0)).toMatchObject({ kind: 'client_error', reason: 'request_exceeds_limit', status: 402, limit: { name: 'max_tokens', requested: 100000, allowed: 9577 } });
@@ -533,10 +533,10 @@ describe('classifyResponse: 404 corpus samples', () => {
 });
 
 /**
- * carriedError: the error forms SPEC §7 lists. No published OpenRouter answer of these forms is in the
- * corpus yet, so these are parser cases over the forms as SPEC §7 names them, not samples.
+ * carriedError: the error forms docs/design.md#reading-an-answer lists. No published OpenRouter answer of these forms is in the
+ * corpus yet, so these are parser cases over the forms as docs/design.md#reading-an-answer names them, not samples.
  */
-describe('carriedError: the forms SPEC §7 names', () => {
+describe('carriedError: the forms docs/design.md#reading-an-answer names', () => {
   test.each([
     ['status as http_status', { error: { message: 'Rate limit exceeded', http_status: 429 } }, 429],
     ['status as a string code', { error: { message: 'Rate limit exceeded', code: '429' } }, 429],
@@ -552,8 +552,8 @@ describe('carriedError: the forms SPEC §7 names', () => {
   });
 });
 
-/** SPEC §8 "Blame only on evidence": the samples are in tests/fixtures/openrouter (sources there). */
-describe('classifyResponse: blame only on evidence (SPEC §8)', () => {
+/** docs/design.md#blame-on-evidence "Blame only on evidence": the samples are in tests/fixtures/openrouter (sources there). */
+describe('classifyResponse: blame only on evidence (docs/design.md#blame-on-evidence)', () => {
   test('"Prompt tokens limit exceeded: X > Y" is the request\'s size, with the credits link or the key link (continue#11227, opencode#12219)', () => {
     const credits = { error: { message: 'Prompt tokens limit exceeded: 64128 > 6964. To increase, visit https://openrouter.ai/settings/credits and upgrade to a paid account', code: 402 } };
     const key = { error: { message: 'Prompt tokens limit exceeded: 230799 > 91442. To increase, visit https://openrouter.ai/settings/keys and create a key with a higher monthly limit', code: 402 } };
@@ -595,7 +595,7 @@ describe('classifyResponse: blame only on evidence (SPEC §8)', () => {
   });
 
   test('a 429 naming a provider\'s own worker limit is model congestion, not the key\'s limit', () => {
-    // The text of issue 16 (Nvidia's worker limit), which public captures show OpenRouter relaying.
+    // Nvidia's worker-limit text, which public captures show OpenRouter relaying.
     const body = { error: { message: 'Upstream error from Nvidia: ResourceExhausted: Worker local total request limit reached (16/16)', code: 429 } };
     expect(classifyResponse(429, {}, body, T0)).toMatchObject({ kind: 'congested', reason: 'upstream_provider_limit' });
     // The generic 429 stays the key's.

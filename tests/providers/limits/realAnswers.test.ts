@@ -1,5 +1,5 @@
 /**
- * The real OpenRouter answers orche once misread (issue 10, SPEC §7), end to end: a real orche on a
+ * The real OpenRouter answers orche once misread (docs/design.md#the-outcome-table), end to end: a real orche on a
  * real port against the simulator, which answers with those shapes. Each test checks the effect on
  * keys, accounts, models and the host, not just a label.
  */
@@ -251,7 +251,7 @@ describe('a 402 for the account\'s credits', () => {
   });
 });
 
-describe('error forms inside a 200 body (SPEC §7)', () => {
+describe('error forms inside a 200 body (docs/design.md#reading-an-answer)', () => {
   test.each([
     ['http_status', 'cooling'],
     ['nested', 'cooling'],

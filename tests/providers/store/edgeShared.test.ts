@@ -1,5 +1,5 @@
 /**
- * The edge hold is host-wide (SPEC §7): with Redis, one instance's edge 429 holds every instance that
+ * The edge hold is host-wide (docs/design.md#scopes-and-accounts): with Redis, one instance's edge 429 holds every instance that
  * shares the store, at once, through the `h:edge` gate checked in the atomic pick.
  */
 import { keyId } from '../../../providers/keys/keys';

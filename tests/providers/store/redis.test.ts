@@ -132,7 +132,7 @@ describeRedis('a Redis outage under traffic', () => {
     const health = await s.http.get('/health');
     expect(health.status).toBe(200);
     expect(health.body).toMatchObject({ status: 'degraded', store: { kind: 'redis', ok: false } });
-    // Degraded, not unready (SPEC §7): with a shared Redis every instance would go unready at once.
+    // Degraded, not unready (docs/design.md#while-redis-is-away): with a shared Redis every instance would go unready at once.
     expect((await s.http.get('/ready')).status).toBe(200);
 
     await redis.start();

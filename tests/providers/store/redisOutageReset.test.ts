@@ -1,5 +1,5 @@
 /**
- * An admin action made while Redis is away wins over the cooldowns recorded before it (SPEC §7: the
+ * An admin action made while Redis is away wins over the cooldowns recorded before it (docs/design.md#while-redis-is-away: the
  * later admin action wins): when Redis returns, the merge must not bring back a cooldown that a reset
  * or a reactivation cleared during the outage. A private redis-server is stopped and restarted.
  */

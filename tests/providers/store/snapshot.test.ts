@@ -61,7 +61,7 @@ test('after kill -9 a cooled key is still cooling until the same reset; rotation
   const before = await kimiKeys(orche.url);
   expect(before.map((k) => [k.state, k.calls_today, k.requests])).toEqual([['cooling', 1, 1], ['active', 2, 2], ['active', 1, 1]]);
 
-  // SPEC §5: at most the last second may be lost. Wait until the last request's counters are on disk.
+  // docs/design.md: at most the last second may be lost. Wait until the last request's counters are on disk.
   await eventually(
     async () => {
       if (!existsSync(file)) return undefined;

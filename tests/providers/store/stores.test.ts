@@ -123,7 +123,7 @@ describe('SnapshotStore', () => {
 });
 
 /**
- * A snapshot heals (SPEC §8, issue 17): one malformed value in an otherwise good file is dropped
+ * A snapshot heals (docs/design.md#snapshot-healing): one malformed value in an otherwise good file is dropped
  * with one warning naming it, the rest is loaded, and the file is rewritten without it.
  */
 describe('SnapshotStore: a malformed value in a good file', () => {
@@ -285,7 +285,7 @@ test('RedisStore with no Redis serves from local state, says so once, and report
   await store.close();
 });
 
-describe('SnapshotStore writes without following links (SPEC §7)', () => {
+describe('SnapshotStore writes without following links (docs/design.md#snapshot-healing)', () => {
   test('a link planted at the old temp name or at any name next to the file is not followed; file 0600, new folder 0700', async () => {
     const root = mkdtempSync(join(tmpdir(), 'orche-state-'));
     dirs.push(root);

@@ -66,7 +66,7 @@ test('readSseEvents reassembles a UTF-8 character split across byte chunks', asy
 // OpenRouter's own mid-stream error chunk names its stream: `{"id":"cmpl-abc123","object":"chat.completion.chunk",
 // "error":{…},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}` (documented example,
 // openrouter.ai/docs/api-reference/streaming, tests/fixtures/openrouter/200-stream-server-error-documented.json);
-// @openrouter/sdk's chunk schema also requires `created` and `model` (issue 18).
+// @openrouter/sdk's chunk schema also requires `created` and `model`.
 test('formatSse writes named JSON events; errorChunk is OpenRouter\'s mid-stream error form, naming the stream it ends', () => {
   expect(formatSse({ provider: 'kimi' }, 'delta')).toBe('event: delta\ndata: {"provider":"kimi"}\n\n');
   const stream = { id: 'gen-1759420128-LjBsuYJf6lKeyy66nQs9', created: 1759420128, model: 'z-ai/glm-4.5' };
@@ -82,7 +82,7 @@ test('formatSse writes named JSON events; errorChunk is OpenRouter\'s mid-stream
 });
 
 // @openrouter/sdk's chunk schema: `error.code` a whole number, and `metadata.error_type` a string
-// whenever `metadata` is there (OpenRouter's newer error bodies carry it: shared/OPENROUTER.md).
+// whenever `metadata` is there (OpenRouter's newer error bodies carry it: shared/docs/design.md#streaming).
 test('errorChunk: metadata always carries error_type (the upstream\'s own kept), and the code is a whole number', () => {
   const stream = { id: 'gen-1', created: 1759420128, model: 'z-ai/glm-4.5' };
   const errorOf = (e: Parameters<typeof errorChunk>[0]) => JSON.parse(new SseParser().push(errorChunk(e, stream))[0].data!).error;

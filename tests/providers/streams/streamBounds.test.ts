@@ -1,5 +1,5 @@
 /**
- * Hostile upstream streams are bounded (SPEC §7, issue 12 hole 4): a flood of keep-alive comments
+ * Hostile upstream streams are bounded (docs/design.md#upstream-answers): a flood of keep-alive comments
  * before the first data event is not held without end.
  */
 import { createServer, type Server } from 'node:http';
@@ -101,7 +101,7 @@ async function endlessUpstream(): Promise<{ url: string; server: Server; calls: 
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1`, server, calls };
 }
 
-describe('a client that stops reading its stream (SPEC §8)', () => {
+describe('a client that stops reading its stream (docs/design.md#streams-that-outlive-their-reader)', () => {
   const v1 = { path: '/v1/chat/completions', body: { model: 'kimi', messages: [{ role: 'user', content: 'hi' }], stream: true } };
   const fanout = { path: '/api/chat/fanout', body: { providers: ['kimi'], messages: [{ role: 'user', content: 'hi' }], stream: true } };
   test.each([

@@ -1,6 +1,6 @@
 /**
- * isCommitting(chunk): the first chunk that gives the client something commits the stream (SPEC §7).
- * Chunk forms as OPENROUTER.md (Streaming) and SPEC §7 give them.
+ * isCommitting(chunk): the first chunk that gives the client something commits the stream (docs/design.md#streaming).
+ * Chunk forms as docs/design.md#streaming (Streaming) and docs/design.md#streaming give them.
  */
 import { isCommitting } from '../../../providers/streams/streamCommit';
 

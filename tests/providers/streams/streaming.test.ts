@@ -87,7 +87,7 @@ test('upstream fails after two chunks: those chunks, an error chunk, [DONE]; the
   const pieces = [first, second].map((c) => (c.choices as Array<{ delta: { content: string } }>)[0].delta.content);
   expect(simContent(1).startsWith(pieces.join(''))).toBe(true);
   expect(pieces.every((p) => p.length > 0)).toBe(true);
-  // The error chunk names the stream it ends, as OpenRouter's own do (SPEC §8): the upstream's id, created and model.
+  // The error chunk names the stream it ends, as OpenRouter's own do (docs/design.md#streaming): the upstream's id, created and model.
   expect(JSON.parse(data[2])).toEqual({
     id: first.id,
     object: 'chat.completion.chunk',

@@ -1,6 +1,6 @@
 /**
  * A whole scenario with recognisable keys, at LOG_LEVEL=debug: no key may appear in any response
- * body, response header or log line (SPEC §3: keys are never returned or logged).
+ * body, response header or log line (docs/design.md#key-material-and-relayed-text: keys are never returned or logged).
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';

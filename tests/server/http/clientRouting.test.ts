@@ -1,5 +1,5 @@
 /**
- * Client routing is the operator's (SPEC §8, issue 16 item 2): a client's `models`, `route`, `plugins`
+ * Client routing is the operator's (docs/design.md#client-routing): a client's `models`, `route`, `plugins`
  * and `provider` are refused on every chat route unless ORCHE_CLIENT_ROUTING=allow; the operator's
  * PROVIDER_X_ROUTING goes upstream as `provider`; with client routing allowed, what comes back for a
  * request carrying it changes no shared state (memory, snapshot and Redis).

@@ -1,5 +1,5 @@
 /**
- * Hostile connections (SPEC §8, issue 17): idle and slow sockets are bounded, a header timeout is a
+ * Hostile connections (docs/design.md#blame-on-evidence): idle and slow sockets are bounded, a header timeout is a
  * 408, the open connections stay below the file limit, and new clients keep being served while one
  * client holds many sockets. Over real sockets on loopback; every bound is shortened by its variable
  * so that the tests take seconds, not the production minutes.

@@ -1,5 +1,5 @@
 /**
- * A failed start exits non-zero within seconds with one clear line (SPEC §7), and an uncaught
+ * A failed start exits non-zero within seconds with one clear line (docs/design.md#start-up-checks), and an uncaught
  * exception ends the process (logged, non-zero): the real entry point in a child process.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -58,7 +58,7 @@ describe('a failed start', () => {
     const { code, ms, proc } = await runToExit({ PORT: String(port) });
     expect(code).not.toBe(0);
     expect(code).not.toBeNull();
-    // "Within seconds" (SPEC §7): an outcome with a generous margin, not a speed benchmark.
+    // "Within seconds" (docs/design.md#start-up-checks): an outcome with a generous margin, not a speed benchmark.
     expect(ms).toBeLessThan(5000);
     const lines = failureLines(proc);
     expect(lines).toHaveLength(1);

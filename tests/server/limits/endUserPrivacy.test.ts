@@ -1,5 +1,5 @@
 /**
- * End users are private (SPEC §8, issue 17): a name a frontend sends (X-Orche-User or `user`,
+ * End users are private (docs/design.md#end-user-privacy): a name a frontend sends (X-Orche-User or `user`,
  * often an e-mail address) never appears in clear in any answer or log line. /api/usage shows an
  * end user as a short hash, and only to the client token that named it; the admin token sees all.
  */

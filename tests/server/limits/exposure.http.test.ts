@@ -1,5 +1,5 @@
 /**
- * SPEC §7 "Exposure and bounds" (issue 12): per-client limits that hold, one identity per client,
+ * docs/design.md#hostile-connections-and-data "Exposure and bounds": per-client limits that hold, one identity per client,
  * bounded upstream answers and requests. Each test here failed on the code before its fix.
  */
 import { spawnSync } from 'node:child_process';

@@ -1,5 +1,5 @@
 /**
- * Cost (SPEC §8, issue 18): `usage.cost` of every answer that carries it — JSON, the last chunk of a
+ * Cost (docs/design.md#what-the-frontends-get): `usage.cost` of every answer that carries it — JSON, the last chunk of a
  * stream, each fan-out leg — is recorded per provider, key, client and end user, and shown by
  * /api/usage (minute, hour, day) and /metrics (`orche_cost_usd_total`). Over HTTP against the
  * simulator, whose usage carries `cost` as OpenRouter's does (scripts/simulator/responses.ts).
@@ -74,7 +74,7 @@ test('JSON answers, a stream\'s last chunk and fan-out legs (JSON and streaming)
   expect(usage.clients[0].client).toMatch(/^ip:[0-9a-f]{12}$/);
   expect(usage.clients[0].cost_usd.minute).toBeCloseTo(total, 12);
   const users = Object.fromEntries((usage.end_users.users as Entry[]).map((u) => [u.user, u.cost_usd]));
-  // End users are listed by the hash of their name (SPEC §8), never by the name.
+  // End users are listed by the hash of their name (docs/design.md#what-the-frontends-get), never by the name.
   expect(users.alice).toBeUndefined();
   expect(users[endUserHash('alice')].minute).toBeCloseTo(costs.alice, 12);
   expect(users[endUserHash('bob')].minute).toBeCloseTo(costs.bob, 12);

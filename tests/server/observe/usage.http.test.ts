@@ -100,7 +100,7 @@ test('GET /api/rotations: newest first, filtered by provider, bounded by limit, 
   );
   stack.sim.addRule({ match: { key: A }, type: 'generic-429', retryAfterSeconds: 60, times: 1 });
   await chat(stack, 1, 'kimi');
-  // A revoked key: its 401 is confirmed by GET /key (SPEC §8), so the rotation says invalid_key.
+  // A revoked key: its 401 is confirmed by GET /key (docs/design.md#blame-on-evidence), so the rotation says invalid_key.
   stack.sim.updateKey(G, { revoked: true });
   await chat(stack, 1, 'glm45');
   stack.sim.addRule({ match: { key: B }, type: 'generic-429', retryAfterSeconds: 60, times: 1 });

@@ -1,5 +1,5 @@
 /**
- * The HTTP contract of SPEC §3 and the per-status rules of §4, over HTTP against the simulator.
+ * The HTTP contract of docs/design.md#the-outcome-table and the per-status rules of §4, over HTTP against the simulator.
  */
 import { keyId } from '../../../providers/keys/keys';
 import { callsBy, hi, startStack, type Stack } from '../../helpers/stack';
@@ -82,7 +82,7 @@ describe('request validation and the error shape', () => {
     [{ provider: 'kimi', messages: [{ role: 'assistant', content: null }] }, 'messages.0.content'],
     [{ messages: hi }, 'provider'],
     [{ provider: 42, messages: hi }, 'provider'],
-    // The fields orche reads keep their types checked (SPEC §8); OpenRouter's own go upstream as sent (tests/server/routes/frontends.test.ts).
+    // The fields orche reads keep their types checked (docs/design.md#what-the-frontends-get); OpenRouter's own go upstream as sent (tests/server/routes/frontends.test.ts).
     [{ provider: 'kimi', messages: hi, stream: 'yes' }, 'stream'],
     [{ provider: 'kimi', messages: hi, user: 42 }, 'user'],
   ])('%j is a 400 naming %s', async (body, path) => {
@@ -152,7 +152,7 @@ describe('admin routes', () => {
   });
 });
 
-describe('upstream outcomes (SPEC §4)', () => {
+describe('upstream outcomes (docs/design.md#the-outcome-table)', () => {
   test('5xx is retried with backoff on the next key; the failure is counted, no key cools', async () => {
     await start({ PROVIDER_KIMI_STRATEGY: 'failover' });
     stack.sim.addRule({ match: { key: A }, type: 'status', status: 502, times: 1 });

@@ -1,5 +1,5 @@
 /**
- * The frontends get everything the model sends (SPEC §8, issue 18), over real HTTP against the
+ * The frontends get everything the model sends (docs/design.md#what-the-frontends-get), over real HTTP against the
  * simulator: OpenRouter's request fields pass through /api/chat and the fan-out, reasoning and tool
  * calls come back from both, failed streams end with an error chunk naming the stream, and
  * GET /v1/models/:id answers one model.
@@ -28,7 +28,7 @@ async function sixStack(simStream?: { chunks?: number; chunkDelayMs?: number; ro
 
 const weather = [{ type: 'function', function: { name: 'get_weather', description: 'Current weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
 
-describe('OpenRouter\'s generation fields pass through /api/chat and the fan-out (SPEC §8)', () => {
+describe('OpenRouter\'s generation fields pass through /api/chat and the fan-out (docs/design.md#what-the-frontends-get)', () => {
   test('/api/chat: tools, tool_choice, reasoning, response_format, temperature, max_tokens, stop, seed, usage and an unknown field reach the upstream as sent', async () => {
     const s = await sixStack();
     const fields = {
@@ -104,7 +104,7 @@ describe('OpenRouter\'s generation fields pass through /api/chat and the fan-out
   });
 });
 
-describe('a stream that fails after its first byte ends with an error chunk naming the stream (SPEC §8)', () => {
+describe('a stream that fails after its first byte ends with an error chunk naming the stream (docs/design.md#what-the-frontends-get)', () => {
   test('/api/chat and /v1: the error chunk carries the upstream stream\'s id, object, created and model', async () => {
     const s = await sixStack();
     for (const [path, body] of [
@@ -121,7 +121,7 @@ describe('a stream that fails after its first byte ends with an error chunk nami
   });
 });
 
-describe('GET /v1/models/:id (SPEC §8)', () => {
+describe('GET /v1/models/:id (docs/design.md#what-the-frontends-get)', () => {
   test('a provider ID (any case) or a configured slug, with its slash plain or encoded, answers one model in OpenAI\'s shape', async () => {
     const s = await sixStack();
     for (const [path, id] of [['/v1/models/glm45', 'glm45'], ['/v1/models/GLM45', 'glm45'], ['/v1/models/z-ai/glm-4.5', GLM], ['/v1/models/z-ai%2Fglm-4.5', GLM]]) {
@@ -168,7 +168,7 @@ async function readFanout(url: string, body: unknown, onEvent: (ev: { event?: st
 
 const reasoningOf = (model: string, seq: number) => `Okay, the user greets ${model}. A short, friendly answer will do (sim #${seq}).`;
 
-describe('reasoning and tool calls reach the fan-out and /api/chat (SPEC §8)', () => {
+describe('reasoning and tool calls reach the fan-out and /api/chat (docs/design.md#what-the-frontends-get)', () => {
   test('a reasoning model\'s fan-out stream sends its first reasoning event before the upstream has sent its second reasoning chunk (causal: the simulator holds it until then)', async () => {
     const s = await sixStack();
     // The upstream stream stops after its first data chunk (the first reasoning delta) until the gate opens.
