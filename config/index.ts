@@ -59,7 +59,7 @@ export interface PacingConfig {
   userRpd?: number;
 }
 
-/** Operations: key probing, shutdown, alerts (issue 6). */
+/** Operations: key probing, shutdown, alerts. */
 export interface OpsConfig {
   /** GET /key for every distinct key at start and then this often; 0: never. */
   probeIntervalMs: number;
@@ -70,7 +70,7 @@ export interface OpsConfig {
   alertIntervalMs: number;
 }
 
-/** Bounds on client connections (SPEC §8 "Hostile connections and data"); see server/connections.ts. */
+/** Bounds on client connections (docs/design.md#connections "Hostile connections and data"); see server/http/connections.ts. */
 export interface ConnectionsConfig {
   /** A request's headers must arrive within this (ORCHE_HEADERS_TIMEOUT_MS), counted from the connection or the request's first byte. */
   headersTimeoutMs: number;
@@ -89,7 +89,7 @@ export interface Config {
   upstream: { baseUrl: string; referer?: string; title?: string; maxBodyBytes: number };
   rotation: RotationConfig;
   budgets: { freeRpm?: number; freeRpd?: number };
-  /** Learned limits, the wait queue and end users (SPEC §7). */
+  /** Learned limits, the wait queue and end users (docs/design.md#start-up-checks). */
   pacing: PacingConfig;
   adminToken?: string;
   clientTokens: string[];

@@ -92,7 +92,7 @@ const providerRouting = z
 
 export const strategySchema = z.enum(['round-robin', 'failover'], { error: 'round-robin or failover' });
 
-/** The part of the Config a variable feeds: server/reload.ts names the variables of a part that changed. */
+/** The part of the Config a variable feeds: server/lifecycle/reload.ts names the variables of a part that changed. */
 const part = (name: keyof Config) => ({ part: name });
 
 export const globalSchema = z.object({
@@ -137,7 +137,7 @@ export const globalSchema = z.object({
       `comma-separated tokens of at least ${MIN_CLIENT_TOKEN} characters each, without spaces`,
     ).meta(part('clientTokens')),
   ORCHE_CORS_ORIGINS: z.string().optional().meta(part('corsOrigins')),
-  // Whether a client may send OpenRouter's routing fields (models, route, plugins, provider): SPEC §8.
+  // Whether a client may send OpenRouter's routing fields (models, route, plugins, provider): docs/design.md#client-routing.
   ORCHE_CLIENT_ROUTING: z
     .string()
     .trim()

@@ -2,7 +2,7 @@ import { capRelayed } from './upstream/relayed';
 
 /**
  * The errors orche answers with. Route handlers and the dispatcher throw these; one Express handler
- * turns them into the SPEC's error body `{error:{code,type,message,...extra}}` (`errorBody`).
+ * turns them into orche's error body `{error:{code,type,message,...extra}}` (`errorBody`).
  */
 export class OrcheError extends Error {
   constructor(
@@ -34,14 +34,14 @@ export class UnknownProviderError extends OrcheError {
 export type ErrorObject = { code: number; type: string; message: string } & Record<string, unknown>;
 
 /**
- * The SPEC's error object, built here only: what `errorBody` wraps, and what a fan-out leg that
+ * The orche's error object, built here only: what `errorBody` wraps, and what a fan-out leg that
  * failed carries (code, type and message: the leg's other fields name the provider and attempts).
  */
 export function errorObject(status: number, type: string, message: string, extra: Record<string, unknown> = {}): ErrorObject {
   return { code: status, type, message, ...extra };
 }
 
-/** An error as the SPEC's error body. */
+/** An error as orche's error body. */
 export function errorBody(err: OrcheError): { error: ErrorObject } {
   return { error: errorObject(err.status, err.type, err.message, err.extra) };
 }
@@ -125,7 +125,7 @@ export class UpstreamTimeoutError extends OrcheError {
 /**
  * The request is larger than a limit of the key or the account allows ("Prompt tokens limit exceeded:
  * X > Y", "max_tokens limit exceeded: X > Y", "can only afford N"): the client's to fix with a shorter
- * prompt or a lower max_tokens. No key or account changed (SPEC §8). The status is the upstream's (402/403).
+ * prompt or a lower max_tokens. No key or account changed (docs/design.md#blame-on-evidence). The status is the upstream's (402/403).
  */
 export class RequestExceedsLimitError extends OrcheError {
   constructor(provider: string, status: number, limit: { name: string; requested: number | null; allowed: number }, upstreamMessage: string) {

@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   await rotation();
 }
 
-/** Two clients at 10:1 and 3:1 on scarce capacity, and latency at half of it (issue 19); its own table. */
+/** Two clients at 10:1 and 3:1 on scarce capacity, and latency at half of it; its own table. */
 async function fairness(): Promise<void> {
   const procs: Proc[] = [];
   try {

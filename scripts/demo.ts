@@ -43,9 +43,9 @@ Try:
   # make the simulator rate-limit kimi's first key once, then watch orche rotate:
   curl -s -X POST ${sim.baseUrl.replace('/api/v1', '')}/_sim/rules -H 'Content-Type: application/json' \\
     -d '{"match":{"model":"moonshotai/kimi-k2"},"type":"free-per-min","times":1}'
-  # real OpenRouter shapes (SPEC §7): type edge-1015 (with "retryAfterSeconds"), stream-open-error,
+  # real OpenRouter shapes (docs/design.md#the-outcome-table): type edge-1015 (with "retryAfterSeconds"), stream-open-error,
   # upstream-429-message, model-cap-daily, key-limit-403 (with "keyLimit":"total|daily|weekly|monthly"), no-credits, model-gone,
-  # request-too-large (with "promptTokenLimit" / "maxTokensLimit": a 4xx naming the limit, no key changes, SPEC §8)
+  # request-too-large (with "promptTokenLimit" / "maxTokensLimit": a 4xx naming the limit, no key changes, docs/design.md#blame-on-evidence)
   curl -s -X POST ${sim.baseUrl.replace('/api/v1', '')}/_sim/rules -H 'Content-Type: application/json' \\
     -d '{"type":"edge-1015","retryAfterSeconds":10,"times":1}'   # then: curl -s ${local}/status
   npm run test:rotation -- --url ${local} --sim ${sim.baseUrl.replace('/api/v1', '')} --admin-token ${DEMO_ADMIN_TOKEN}

@@ -153,7 +153,7 @@ function sseData(text: string): string[] {
 }
 
 /**
- * Real OpenRouter shapes (issue 10, SPEC §7), each made by the simulator and checked by its effect:
+ * Real OpenRouter shapes (docs/design.md#the-outcome-table), each made by the simulator and checked by its effect:
  * a stream that fails right after its empty role delta still rotates; an edge 429 (Cloudflare 1015)
  * cools no key and holds every provider; a 402 for an account's credits disables all its keys at once.
  */
@@ -162,7 +162,7 @@ async function checkRealShapes(d: Driver, infos: ProviderInfo[]): Promise<void> 
   if (d.adminToken) await d.json('/api/keys/reset', { method: 'POST' }, d.adminToken);
   const keyed = (await d.json<{ providers: ProviderInfo[] }>('/api/key-status')).body.providers.filter((p) => infos.some((i) => i.provider === p.provider));
   const usable = (p: ProviderInfo) => p.keys.filter((k) => k.state === 'active');
-  console.log('\n== real OpenRouter shapes (SPEC §7)');
+  console.log('\n== real OpenRouter shapes (docs/design.md#the-outcome-table)');
 
   // 1. An error chunk right after the empty role delta: the client has seen nothing, so orche rotates.
   const streamed = keyed.find((p) => usable(p).length > 1);

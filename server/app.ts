@@ -9,8 +9,8 @@ import { sleep as realSleep } from '../providers/dispatch/backoff';
 import { ChatService } from '../providers/dispatch/chat';
 import type { DispatchDeps } from '../providers/dispatch/dispatcher';
 import { realClock } from '../providers/dispatch/waitRoom';
-import { EndUsers, requestScope } from './endUsers';
-import { userLimitRedis } from './userLimitRedis';
+import { EndUsers, requestScope } from './limits/endUsers';
+import { userLimitRedis } from './limits/userLimitRedis';
 import { KeyPool } from '../providers/keys/keyPool';
 import { KeyProber, type ProbeSummary } from '../providers/keys/keyProbe';
 import { OpenRouterClient } from '../providers/upstream/openrouterClient';
@@ -18,26 +18,30 @@ import { RotationHistory } from '../providers/keys/rotationHistory';
 import { createStore } from '../providers/store';
 import { RedisStore } from '../providers/store/redis';
 import type { StateStore } from '../providers/store/types';
-import { Alerts } from './alerts';
+import { Alerts } from './observe/alerts';
 import type { AppContext } from './context';
-import { dashboardRoutes } from './dashboard';
-import { clientLimitRedis } from './clientLimitStore';
-import { streamLimit } from './clientStreams';
-import { type ConnectionCount, defaultMaxConnections, fileLimit, guardConnections, serverOptions } from './connections';
-import { methodNotAllowed, singleQueryValues, verifyJsonDepth } from './requestShape';
-import { safeOrigin } from './exposure';
-import { createLogger, type Logger } from './logger';
-import { Metrics } from './metrics';
-import { clientAuth, errorHandler, notFound, requestId, requestLog } from './middleware';
-import { applyReload, type ReloadReport } from './reload';
+import { dashboardRoutes } from './observe/dashboard';
+import { clientLimitRedis } from './limits/clientLimitStore';
+import { streamLimit } from './limits/clientStreams';
+import { type ConnectionCount, defaultMaxConnections, fileLimit, guardConnections, serverOptions } from './http/connections';
+import { methodNotAllowed, singleQueryValues, verifyJsonDepth } from './http/requestShape';
+import { safeOrigin } from './lifecycle/exposure';
+import { createLogger, type Logger } from './observe/logger';
+import { Metrics } from './observe/metrics';
+import { clientAuth } from './auth/guards';
+import { errorHandler, notFound } from './http/errors';
+import { requestId, requestLog } from './http/requestLog';
+import { applyReload, type ReloadReport } from './lifecycle/reload';
 import { adminRoutes } from './routes/admin';
 import { chatRoutes } from './routes/chat';
 import { opsRoutes } from './routes/ops';
 import { statusRoutes } from './routes/status';
 import { v1Routes } from './routes/v1';
-import { clientLimiter, corsPolicy, securityHeaders, STATUS_PATHS, statusAuth } from './security';
-import { drainServer, InFlight } from './shutdown';
-import { UsageTracker } from './usage';
+import { clientLimiter } from './limits/clientLimiter';
+import { corsPolicy, securityHeaders } from './http/headers';
+import { STATUS_PATHS, statusAuth } from './auth/guards';
+import { drainServer, InFlight } from './lifecycle/shutdown';
+import { UsageTracker } from './observe/usage';
 
 import { version as VERSION } from '../package.json';
 
@@ -250,7 +254,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
     app,
     ctx,
     async start() {
-      // A deployment that requires its shared state fails to start without it (SPEC §7), rather
+      // A deployment that requires its shared state fails to start without it (docs/design.md#start-up-checks), rather
       // than serving from a local state no other instance sees.
       if (config.redis?.required && store instanceof RedisStore && !(await store.connected(REDIS_REQUIRED_WAIT_MS))) {
         throw new Error(`redis at ${safeOrigin(config.redis.url)} did not answer within ${REDIS_REQUIRED_WAIT_MS / 1000} s (ORCHE_REDIS_REQUIRED=true)`);
@@ -267,7 +271,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
         const bounds = config.connections;
         const limit = fileLimit();
         const max = bounds.maxConnections ?? defaultMaxConnections(limit);
-        // A cap at the file limit caps nothing: the files run out first (SPEC §8).
+        // A cap at the file limit caps nothing: the files run out first (docs/design.md#connections).
         if (limit !== undefined && max >= limit) logger.warn('ORCHE_MAX_CONNECTIONS is not below the file limit: new connections will fail when the files run out', { max_connections: max, file_limit: limit });
         const s = createServer(serverOptions(bounds), app);
         const count = guardConnections(s, max);

@@ -4,11 +4,11 @@ import type { ChatService } from '../providers/dispatch/chat';
 import type { KeyPool, KeyStatus, ProviderRuntime } from '../providers/keys/keyPool';
 import type { KeyProber } from '../providers/keys/keyProbe';
 import type { RotationHistory } from '../providers/keys/rotationHistory';
-import type { Logger } from './logger';
-import type { Metrics } from './metrics';
-import type { ReloadReport } from './reload';
-import type { EndUsers } from './endUsers';
-import type { UsageTracker } from './usage';
+import type { Logger } from './observe/logger';
+import type { Metrics } from './observe/metrics';
+import type { ReloadReport } from './lifecycle/reload';
+import type { EndUsers } from './limits/endUsers';
+import type { UsageTracker } from './observe/usage';
 
 /** Everything the routes share; built once by createApp. */
 export interface AppContext {
@@ -32,10 +32,10 @@ export interface AppContext {
   /**
    * A request that makes `legs` upstream calls (a fan-out, known once its route resolved the
    * providers) is charged per leg against the client's limits: requests per minute and open
-   * streams (SPEC §7). Throws the 429 when that passes a limit.
+   * streams (docs/design.md#streams-that-outlive-their-reader). Throws the 429 when that passes a limit.
    */
   chargeLegs(req: Request, res: Response, legs: number): Promise<void>;
-  /** Open client connections and their cap (server/connections.ts); undefined until the server listens. */
+  /** Open client connections and their cap (server/http/connections.ts); undefined until the server listens. */
   connections?: () => { open: number; max: number } | undefined;
   /** Re-reads the environment file and applies provider/key/budget settings; throws ConfigError on a bad file. */
   reload(): ReloadReport;

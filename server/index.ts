@@ -1,7 +1,7 @@
 import { ConfigError, loadConfig } from '../config';
 import { createApp } from './app';
-import { warnExposure } from './exposure';
-import { installProcessSafety } from './processSafety';
+import { warnExposure } from './lifecycle/exposure';
+import { installProcessSafety } from './lifecycle/processSafety';
 
 /** A start-up failure with a message meant for the operator as it is. */
 class StartError extends Error {}
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
-// A failed start exits non-zero at once with one line (SPEC §7): never left to the rejection handler,
+// A failed start exits non-zero at once with one line (docs/design.md#start-up-checks): never left to the rejection handler,
 // which would keep a process up that does not listen (a Redis connection holds the event loop).
 main().catch((err: unknown) => {
   console.error(`orche: failed to start: ${err instanceof Error ? err.message : String(err)}`);

@@ -148,7 +148,7 @@ export class ChatService {
     return this.dispatcher.run(slug, this.jsonAttempt(body), signal, client, { isolated: routingFieldsIn(body).length > 0 });
   }
 
-  /** A streaming call up to its first good data event, with rotation and retries before it (SPEC §4). */
+  /** A streaming call up to its first good data event, with rotation and retries before it (docs/design.md#streaming). */
   openStream(slug: string, body: Record<string, unknown>, signal?: AbortSignal, client?: string): Promise<DispatchResult<UpstreamStream>> {
     return this.dispatcher.run(slug, withKeyCheck(this.client, streamAttempt(this.client, body, { now: this.deps.now })), signal, client, { isolated: routingFieldsIn(body).length > 0 });
   }

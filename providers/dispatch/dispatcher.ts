@@ -58,12 +58,12 @@ export class ClientGoneError extends OrcheError {
 /**
  * The retry loop: pick a key, make one call, report the outcome; what comes next (answer, rotate,
  * back off, wait for the soonest recovery, fall back to another provider, fail) is nextStep's pure
- * decision (SPEC §4, §7). This loop only does the I/O each step names. A wait happens in the
+ * decision (docs/design.md#next-step). This loop only does the I/O each step names. A wait happens in the
  * provider's wait room (waitRoom.ts): in line, clients in turn, released one pick at a time; the
  * request's turn there is turn.ts's pure decision too, and the rotation's reasons rotationReason.ts's.
  */
 export class Dispatcher {
-  /** Requests waiting for a key, per provider (paced recovery and fair sharing, SPEC §7). */
+  /** Requests waiting for a key, per provider (paced recovery and fair sharing, docs/design.md#pacing-and-fairness). */
   private readonly rooms = new Map<string, WaitRoom>();
   private readonly pacers = new Map<string, ProviderPacer>();
   private readonly roomClock: RoomClock;
@@ -98,7 +98,7 @@ export class Dispatcher {
     return r;
   }
 
-  /** The pacer of a provider's wait room, which also counts what each client was served (SPEC §8). */
+  /** The pacer of a provider's wait room, which also counts what each client was served (docs/design.md#pacing-and-fairness). */
   private pacer(provider: ProviderRuntime): ProviderPacer {
     const slug = provider.config.slug;
     let p = this.pacers.get(slug);
@@ -176,7 +176,7 @@ export class Dispatcher {
             if (pick.retryAt !== null) lastRetryAt = pick.retryAt;
             step = nextStep({ kind: 'no_key', provider: provider.config.slug, requested, pick, fallback: this.fallbackOf(provider, visited), last }, allowance());
           } else {
-            // Served for this client in this window: the least served goes first (SPEC §8). A
+            // Served for this client in this window: the least served goes first (docs/design.md#pacing-and-fairness). A
             // request from the line waits for the count, so the next release sees it.
             const counted = this.pacer(provider).countServed(who.client, who.user, now()).catch(() => {});
             const used = turn.follow({ kind: 'picked' }, counted);

@@ -1,5 +1,5 @@
 /**
- * The order waiting requests are served in (SPEC §8, issue 19): least served first. Each release
+ * The order waiting requests are served in (docs/design.md#pacing-and-fairness): least served first. Each release
  * goes to the client served least in the current window, then, within that client, to the end user
  * served least, then to that user's oldest request. Turns go to clients first, so a client that
  * names a new end user per request gets no more turns than one that names none. Ties go to the

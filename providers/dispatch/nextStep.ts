@@ -15,7 +15,7 @@ import { blamesNoKey, NO_HINT_HOLD_MS, type Outcome } from '../limits/rateLimit'
 import type { PickResult } from '../store/types';
 
 /**
- * The dispatcher's decisions, as one pure function (SPEC §4, §7): given what just happened (a pick
+ * The dispatcher's decisions, as one pure function (docs/design.md#next-step): given what just happened (a pick
  * found no key, or a call ended with an outcome) and the request's allowance (attempts and deadlines),
  * what to do next. The dispatcher's loop only does the I/O each step names. Time is an argument; no clock here.
  */
@@ -181,7 +181,7 @@ function exhausted(s: Extract<Situation, { kind: 'outcome' }>, a: Allowance): Or
 
 /**
  * What the key's state learns from a call of a request that carries a client's routing choice
- * (`models`, `route`, `plugins`, `provider`, with ORCHE_CLIENT_ROUTING=allow): nothing shared (SPEC §8).
+ * (`models`, `route`, `plugins`, `provider`, with ORCHE_CLIENT_ROUTING=allow): nothing shared (docs/design.md#client-routing).
  * Its answers tell about the providers or models the client chose, not about our keys, accounts or
  * this model for others: a failure is the request's own (no key cooled or disabled, no model held
  * congested, no host held), and no rate header or account id is learned from it.

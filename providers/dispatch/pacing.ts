@@ -1,5 +1,5 @@
 /**
- * Fair, paced release (SPEC §8): when more requests wait for a provider than its keys' remaining
+ * Fair, paced release (docs/design.md#pacing-and-fairness): when more requests wait for a provider than its keys' remaining
  * budget in the window, the budget is released across the rest of the window — one release every
  * remaining-time / remaining-budget, after a small burst — instead of all at the window's start,
  * so that a client whose requests arrive spread out still finds budget when they come. Pure
@@ -110,7 +110,7 @@ export function budgetLeft(keys: readonly KeyInspection[], now: number): BudgetL
  * The soonest a request can be released when `ahead` requests of its own line (same client and
  * end user, arrived before it) must go first: a lower bound, whatever the others do — this
  * window's remaining budget, then at most `capacity` per later window. Later than the request's
- * deadline means it cannot make it, and it can be told so at once (SPEC §8; issue 19).
+ * deadline means it cannot make it, and it can be told so at once (docs/design.md#pacing-and-fairness;).
  */
 export function soonestRelease(b: BudgetLeft, ahead: number, now: number): number {
   if (ahead < b.remaining) return now;

@@ -1,5 +1,5 @@
 /**
- * Who a request is for: the client identity (per-client limits, server/clientIdentity.ts) and, when
+ * Who a request is for: the client identity (per-client limits, server/auth/clientIdentity.ts) and, when
  * a frontend names one, its end user. The wait room shares capacity by `fairKey`, which the chat
  * routes pass down to the dispatcher (explicitly: AsyncLocalStorage would slow every promise).
  */

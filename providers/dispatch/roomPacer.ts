@@ -1,5 +1,5 @@
 /**
- * The wait room's pacer for one provider (SPEC §8): the provider's remaining budget from its keys'
+ * The wait room's pacer for one provider (docs/design.md#pacing-and-fairness): the provider's remaining budget from its keys'
  * learned limits (one inspection), the shared pacing state and waiting count (the store's
  * FairState), and pacing.ts's decision; the served counts per client and end user in the current
  * window for the least-served choice. The window of the served counts is the minute

@@ -2,7 +2,7 @@ import type { Outcome } from '../limits/rateLimit';
 
 /**
  * Why the rotation left a request's key, kept from one call to the next pick: when that pick takes
- * another key, the rotation is announced with this reason (the rotation history, SPEC §5). Pure.
+ * another key, the rotation is announced with this reason (the rotation history, docs/design.md). Pure.
  */
 export interface LeftKey {
   keyId: string;

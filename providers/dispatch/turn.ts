@@ -2,7 +2,7 @@ import { lessonOf } from '../limits/learnedLimit';
 import type { Outcome } from '../limits/rateLimit';
 
 /**
- * One request's turn in its provider's wait room (SPEC §7, §8), and what its calls tell the room's
+ * One request's turn in its provider's wait room (docs/design.md#the-outcome-table), and what its calls tell the room's
  * slow start, as one pure transition: (turn, event) → (turn, actions). The dispatcher's loop does
  * what each action names on the room; `H`, the held turn (a ticket and its room), is opaque here.
  */

@@ -1,5 +1,5 @@
 /**
- * Paced recovery (SPEC §7) and fair, paced release (SPEC §8): requests that found no usable key
+ * Paced recovery (docs/design.md#pacing-and-fairness) and fair, paced release (docs/design.md#pacing-and-fairness): requests that found no usable key
  * wait here, per provider, and are let through one at a time, least served first (fairQueue.ts),
  * when a key may be usable again — never a herd. Each one let through picks a key (the store counts
  * it atomically against budgets and learned limits); the next goes when that pick is done and the
@@ -296,7 +296,7 @@ export class WaitRoom {
   /**
    * The line is full: the client holding the most waiting requests gives up its newest, unless the
    * newcomer's client would then hold as many — so no client holds more than its share while
-   * others wait (SPEC §8). False when the newcomer is the one to turn away.
+   * others wait (docs/design.md#pacing-and-fairness). False when the newcomer is the one to turn away.
    */
   private makeRoomFor(client: string): boolean {
     const biggest = this.queue.largest();

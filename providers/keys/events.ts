@@ -12,7 +12,7 @@ export interface PoolEvents {
   /** The edge in front of the upstream refused this host: every provider waits until `until`. */
   edge: { at: number; provider: string; keyId: string; until: number; reason: string };
   account_learned: { at: number; keyId: string; account: string };
-  /** GET /key shows the key expires within a day (SPEC §8): announced at each probe until it does. */
+  /** GET /key shows the key expires within a day (docs/design.md#what-get-key-is-used-for): announced at each probe until it does. */
   key_expiring: { at: number; keyId: string; providers: string[]; expiresAt: number };
   /** A 429 (or GET /key) taught the limit of a scope: `limit` calls per `windowMs`. */
   limit_learned: { at: number; provider: string; keyId: string; scope: CoolScope; limit: number; windowMs: number };

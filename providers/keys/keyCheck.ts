@@ -20,7 +20,7 @@ export async function checkKey(client: OpenRouterClient, key: string, timeoutMs:
 }
 
 /**
- * A 401 disables a key only once GET /key with that key says 401 too (SPEC §8). OpenRouter has answered
+ * A 401 disables a key only once GET /key with that key says 401 too (docs/design.md#blame-on-evidence). OpenRouter has answered
  * chat calls "401 User not found." for keys that GET /key accepted (anomalyco/opencode#2245,
  * RooCodeInc/Roo-Code#2445): then the key is fine and the answer is the upstream's failure, retried as
  * a 5xx would be. When GET /key cannot tell (no answer, another status), nothing is disabled either:

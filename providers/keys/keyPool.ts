@@ -187,7 +187,7 @@ export class KeyPool {
     if (outcome.userId) await this.learnAccountOf(view.account, keyId, outcome.userId, now, 'answer');
     this.events.emit('outcome', { at: now, provider: slug, keyId, kind: outcome.kind, status: outcome.status, latencyMs });
     await this.apply(provider, view, outcome, now, pick.trial, client);
-    // The upstream counts what it admitted (SPEC §8): a call it refused itself (its own 429 or limit
+    // The upstream counts what it admitted (docs/design.md#learned-limits): a call it refused itself (its own 429 or limit
     // cap, a 401/402 before routing, the edge in front of it) stops counting against the learned
     // limits. A call it passed on counts whatever came back (a 5xx, a provider's 429, a timeout):
     // refunding those only buys the next 429. Only a pick that counted a learned limit has anything
@@ -213,7 +213,7 @@ export class KeyPool {
 
   /**
    * GET /key named the user that created the key (`creator_user_id`): keys with the same one share
-   * account limits from the first call (SPEC §8). A declared account (`name:sk-or-…`) wins, and so
+   * account limits from the first call (docs/design.md#what-get-key-is-used-for). A declared account (`name:sk-or-…`) wins, and so
    * does an account an answer's user_id named.
    */
   async learnCreator(keyId: string, creatorUserId: string, now: number): Promise<void> {
@@ -280,14 +280,14 @@ export class KeyPool {
         // The client's request was at fault, or no key could have served it: no failure counted against the key.
         break;
     }
-    // The trial call's hold on its gates ends with the call, whatever its outcome (SPEC §7): a 401 or
+    // The trial call's hold on its gates ends with the call, whatever its outcome (docs/design.md#the-state-rules-table): a 401 or
     // a 429 aimed at the key gate must not leave the account gate held, locking out its other keys.
     // Only the trial call ends it: another call of the key, picked before it cooled, ending meanwhile
     // must not let a second trial in.
     if (trial) await this.store.endTrial(view, now);
     // X-RateLimit-Remaining: 0: the limit that answered refuses the next call until its reset. A 429 names
     // its limit, and only that scope cools (a per-model cap never cools the account's other :free
-    // models, SPEC §7); an answer that names none is read as the account's limiter (SPEC §4). The
+    // models, docs/design.md#remaining-zero); an answer that names none is read as the account's limiter (docs/design.md#remaining-zero). The
     // upstream provider's or the edge's limits are not ours: those answers cool no key.
     const notOurs = outcome.kind === 'congested' || outcome.kind === 'edge';
     if (!notOurs && outcome.rate?.remaining === 0 && outcome.rate.resetAt && outcome.rate.resetAt > now) {
@@ -298,7 +298,7 @@ export class KeyPool {
 
   /**
    * Disables every key of the key's account, in every provider: a 402 for the account's credits fails
-   * each of them alike, so none should spend a call to find out (SPEC §7). The account is the one in
+   * each of them alike, so none should spend a call to find out (docs/design.md#blame-on-evidence). The account is the one in
    * force (learned from `user_id` where known).
    */
   private async disableAccount(view: KeyView, reason: string, now: number): Promise<void> {
@@ -318,7 +318,7 @@ export class KeyPool {
     }
   }
 
-  /** A 429 with `X-RateLimit-Limit` and a reset teaches its scope's limit (SPEC §7). */
+  /** A 429 with `X-RateLimit-Limit` and a reset teaches its scope's limit (docs/design.md#learned-limits). */
   private async learnLimit(provider: ProviderRuntime, view: KeyView, outcome: Outcome, now: number): Promise<void> {
     const lesson = lessonOf(outcome, now);
     if (!lesson) return;

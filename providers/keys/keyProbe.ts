@@ -2,7 +2,7 @@ import type { KeyPool, ProviderRuntime } from './keyPool';
 import { DAY_MS, nextUtcMidnight } from '../limits/windows';
 import { type OpenRouterClient, UpstreamFailure } from '../upstream/openrouterClient';
 
-/** How long before `expires_at` a key is reported as expiring (SPEC §8: a day). */
+/** How long before `expires_at` a key is reported as expiring (docs/design.md#what-get-key-is-used-for: a day). */
 export const EXPIRY_WARNING_MS = DAY_MS;
 
 /** What OpenRouter's GET /key said about one key (never its label: that is part of the key). */
@@ -23,7 +23,7 @@ export interface KeyProbe {
   expires_at?: string | null;
   /**
    * As reported, never learned or enforced: OpenRouter documents it as deprecated ("This field is
-   * deprecated and safe to ignore.", SPEC §8).
+   * deprecated and safe to ignore.", docs/design.md#what-get-key-is-used-for).
    */
   rate_limit?: { requests: number | null; interval: string | null; note: string | null } | null;
 }
@@ -68,7 +68,7 @@ export function readKeyInfo(body: unknown): Omit<KeyProbe, 'checked_at' | 'ok' |
  * Asks OpenRouter's GET /key about every distinct key (at start, on reload, every probe interval): a
  * key it rejects (401) is disabled before a user request touches it; a key whose own credit limit is
  * spent is disabled (`key_limit`), an expired one too (`expired`), each enabled again once GET /key
- * shows otherwise. What it says of accounts is used (SPEC §8): `creator_user_id` groups keys into
+ * shows otherwise. What it says of accounts is used (docs/design.md#what-get-key-is-used-for): `creator_user_id` groups keys into
  * accounts before any 429, and `free_model_daily_requests` is the account's `:free` count for the day.
  */
 export class KeyProber {

@@ -29,7 +29,7 @@ export interface KeyStatus {
   limit: number | null;
   remaining: number | null;
   reset_at: string | null;
-  /** Limits learned from 429s or GET /key for this key's scopes (SPEC §7); each lasts a day. */
+  /** Limits learned from 429s or GET /key for this key's scopes (docs/design.md#learned-limits); each lasts a day. */
   learned_limits: LearnedLimitStatus[];
 }
 

@@ -1,5 +1,5 @@
 /**
- * Learned limits (SPEC §7): a 429 that carries `X-RateLimit-Limit` and a reset teaches its scope's
+ * Learned limits (docs/design.md#learned-limits): a 429 that carries `X-RateLimit-Limit` and a reset teaches its scope's
  * limit — so many calls per window — and orche then counts calls per scope and window and stops at
  * it, as it does for configured budgets. Pure decisions only; the stores keep and count them.
  */
@@ -39,7 +39,7 @@ export function windowFromReset(resetAt: number, now: number, minuteMs = MINUTE_
 /**
  * The start of the window of `l` that holds `now`. A learned limit's windows are anchored at the
  * last reset the upstream sent for its scope (`anchor`): they run anchor + k × windowMs, so orche
- * never holds a scope past that reset because of its own guess about where windows fall (SPEC §8).
+ * never holds a scope past that reset because of its own guess about where windows fall (docs/design.md#learned-limits).
  * OpenRouter's resets fall on whole minutes and days, so there the windows are whole multiples.
  */
 export function windowStart(l: Pick<LearnedLimit, 'windowMs' | 'anchor'>, now: number): number {

@@ -1,6 +1,6 @@
 /**
  * Reading OpenRouter's answers: a pure function from (status, headers, body, now) to what must happen.
- * The scope of a 429 decides what cools (OPENROUTER.md, "429 bodies seen in real use").
+ * The scope of a 429 decides what cools (docs/design.md#the-outcome-table, "429 bodies seen in real use").
  */
 import { nextMinute, nextUtcMidnight, nextUtcMonday, nextUtcMonth, resetsInMessage } from './windows';
 
@@ -188,7 +188,7 @@ function errorFrom(value: unknown): ErrorObject | undefined {
 /**
  * The error an answer carries: a top-level `error` (an object, nested objects, or a bare string), or
  * `choices[0].error`; a choice that ended with `finish_reason` / `native_finish_reason` "error" and no
- * error object is a failure too (SPEC §7).
+ * error object is a failure too (docs/design.md#reading-an-answer).
  */
 export function carriedError(body: unknown): ErrorObject | undefined {
   if (!body || typeof body !== 'object') return undefined;
@@ -229,7 +229,7 @@ function classify429(error: ErrorObject, headers: Headers, body: unknown, base: 
   const source = text(meta.limit_source);
   const until = resetTime(headers, error, now);
   // Not JSON at all (an HTML page, "error code: 1015"), or OpenRouter relaying that text as its own
-  // message: the edge in front of this host limits every key alike (SPEC §7). The same text inside a
+  // message: the edge in front of this host limits every key alike (docs/design.md#the-outcome-table). The same text inside a
   // provider's `raw` is that provider's edge, handled as upstream congestion below.
   if (isEdgePage(body) || (EDGE_TEXT.test(message) && meta.provider_name == null)) {
     return { ...base, kind: 'edge', until, reason: 'edge_rate_limited', message: EDGE_TEXT.test(message) ? message : 'Upstream edge answered 429 (rate limited)' };
@@ -257,7 +257,7 @@ function classify429(error: ErrorObject, headers: Headers, body: unknown, base: 
   }
   // A provider's own limit ("Upstream error from Nvidia: ResourceExhausted: Worker local total request
   // limit reached (16/16)", a provider's concurrency cap): the model's provider is full, whichever key
-  // asks (SPEC §8).
+  // asks (docs/design.md#blame-on-evidence).
   if (PROVIDER_LIMIT.test(message)) {
     return { ...base, kind: 'congested', until, reason: 'upstream_provider_limit', message };
   }
@@ -280,16 +280,16 @@ function keyLimit(message: string, headers: Headers, error: ErrorObject, base: O
 }
 
 const KEY_LIMIT = /key limit exceeded|create a key with a higher/i;
-/** A provider's own capacity named in a 429 (SPEC §8): "Upstream error from <provider>: …", worker or concurrency limits. */
+/** A provider's own capacity named in a 429 (docs/design.md#blame-on-evidence): "Upstream error from <provider>: …", worker or concurrency limits. */
 const PROVIDER_LIMIT = /upstream error from [^:]+:|worker local total request limit|resourceexhausted|concurrency limit/i;
-/** The account's balance is gone (SPEC §8): only these disable every key of the account. */
+/** The account's balance is gone (docs/design.md#blame-on-evidence): only these disable every key of the account. */
 const BALANCE_GONE = /insufficient credits|negative (credit )?balance|never purchased credits/i;
 
 /**
  * A 402/403 that names the request's own size against a limit of the key or the account: "Prompt tokens
  * limit exceeded: 329159 > 168823", "max_tokens limit exceeded: 100000 > 9577 … create a key with a higher
  * limit", "You requested up to 64000 tokens, but can only afford 2666". The request is too big, not the
- * key or the account spent: a smaller request is served (SPEC §8). "can only afford 0" is not about size.
+ * key or the account spent: a smaller request is served (docs/design.md#blame-on-evidence). "can only afford 0" is not about size.
  */
 export function requestLimitOf(message: string): RequestLimit | undefined {
   const named = /\b(prompt tokens|max_tokens) limit exceeded:\s*(\d+)\s*>\s*(\d+)/i.exec(message);
@@ -304,7 +304,7 @@ export function requestLimitOf(message: string): RequestLimit | undefined {
 
 /**
  * A 401 or 403 that a provider behind OpenRouter answered, relayed ("Provider returned error", or a
- * `provider_name`): the provider's own credentials or rules failed, not our key (SPEC §8). A BYOK
+ * `provider_name`): the provider's own credentials or rules failed, not our key (docs/design.md#blame-on-evidence). A BYOK
  * answer (`is_byok: true`, the account's own provider key) and a moderation refusal are not this.
  */
 function relayedFromProvider(message: string, meta: Record<string, unknown>): boolean {
@@ -347,7 +347,7 @@ function classifyError(status: number, error: ErrorObject, headers: Headers, bod
     if (BALANCE_GONE.test(message) || /can only afford 0\b/i.test(message)) {
       return { ...base, kind: 'disable', reason: 'insufficient_credits', message, accountWide: true };
     }
-    // A 402 that names no cause: charged to the narrowest scope, this key, for a cooldown (SPEC §8).
+    // A 402 that names no cause: charged to the narrowest scope, this key, for a cooldown (docs/design.md#blame-on-evidence).
     return { ...base, kind: 'cool', scope: 'key', until: resetTime(headers, error, now), reason: 'payment_required', message };
   }
   if (status === 403 && KEY_LIMIT.test(message)) return keyLimit(message, headers, error, base, now);

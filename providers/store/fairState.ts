@@ -1,5 +1,5 @@
 /**
- * What fair, paced release shares (SPEC §8, issue 19): per provider, the pacing of the current
+ * What fair, paced release shares (docs/design.md#pacing-and-fairness): per provider, the pacing of the current
  * window (providers/dispatch/pacing.ts decides it; the store keeps it and lets one instance at a
  * time move it on) and how many requests wait on each instance; per provider and window, how many
  * calls each client, and each end user within it, was served. In memory for one instance; in

@@ -272,7 +272,7 @@ export class MemoryStore implements StateStore {
         delete set[w];
       }
     }
-    // Its windows are anchored at the reset this answer sent (SPEC §8).
+    // Its windows are anchored at the reset this answer sent (docs/design.md#learned-limits).
     const learned: LearnedLimit = { limit: req.limit, windowMs, source: req.source, learnedAt: now, anchor: deadlineMs(req.resetAt) };
     set[String(windowMs)] = learned;
     this.learned.set(name, set);

@@ -11,7 +11,7 @@ export const gate = {
   accountFree: (account: string) => `f:${account}`,
   accountModel: (account: string, model: string) => `m:${account}|${model}`,
   model: (model: string) => `c:${model}`,
-  /** The edge hold of this host: one gate for every provider (SPEC §7). */
+  /** The edge hold of this host: one gate for every provider (docs/design.md#the-outcome-table). */
   host: 'h:edge',
 };
 

@@ -7,7 +7,7 @@ import { counterKey } from './names';
 import type { CoolRequest, KeyView, LearnRequest } from './types';
 
 /**
- * What changed locally while Redis was away, to be merged into Redis when it returns (SPEC §7): the
+ * What changed locally while Redis was away, to be merged into Redis when it returns (docs/design.md#while-redis-is-away): the
  * later deadline wins, the later admin action and the later learned limit win, counters (budgets and
  * the windows of learned limits) add up. A change that no longer matters
  * by then (a deadline past) is dropped. An admin reset of cooldowns during the outage is not
@@ -75,7 +75,7 @@ export class OutageJournal {
 
   /**
    * An admin reset (or a reactivation) made during the outage: the cooldowns and holds recorded before
-   * it on these gates (every gate: 'all') are not merged, as the later admin action wins (SPEC §7).
+   * it on these gates (every gate: 'all') are not merged, as the later admin action wins (docs/design.md#while-redis-is-away).
    */
   forget(gates: ReadonlySet<string> | 'all'): void {
     this.changes = this.changes.filter((c) => !((c.kind === 'cool' || c.kind === 'hold') && (gates === 'all' || gates.has(c.gate))));

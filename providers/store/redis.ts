@@ -75,7 +75,7 @@ export class RedisStore implements StateStore {
   }
 
   /**
-   * Redis answers again. What changed locally meanwhile is merged first (SPEC §7); requests go on
+   * Redis answers again. What changed locally meanwhile is merged first (docs/design.md#while-redis-is-away); requests go on
    * being served from the local state until that is done, then from Redis.
    */
   private markUp(): void {

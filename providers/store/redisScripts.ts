@@ -1,6 +1,6 @@
 /**
  * The Lua side of the Redis store: each operation is one atomic script, one round trip.
- * They follow MemoryStore's rules exactly (tests/unit/storeContract.ts runs the same tests on both).
+ * They follow MemoryStore's rules exactly (tests/helpers/storeContract.ts runs the same tests on both).
  *
  * Layout under the prefix P (every name carries key ids, account names and model slugs, never a key):
  *   P g:<gate>        hash u (until ms), r (reason), p (recovering 0|1), q (trial call in flight until ms);

@@ -1,7 +1,7 @@
 /**
- * The state rules, written once (SPEC §7): what each event does to a key's state, and how long each
+ * The state rules, written once (docs/design.md#the-state-rules-table): what each event does to a key's state, and how long each
  * piece of state lives. MemoryStore, SnapshotStore and the Redis scripts use these constants, and
- * tests/unit/storeContract.ts runs one test per row against all three stores with an injected clock.
+ * tests/helpers/storeContract.ts runs one test per row against all three stores with an injected clock.
  * README.md's State section shows the same table.
  *
  * Every expiry is logical: a store compares the stored time with the caller's `now`, so an injected

@@ -162,7 +162,7 @@ export class SnapshotStore extends MemoryStore {
     const sections: Record<string, unknown> = { ...this.savedSections };
     for (const [name, s] of this.sections) sections[name] = s.save();
     const file: SnapshotFile = { format: FORMAT, version: VERSION, saved_at: this.now(), state: this.exportState(this.now()), sections };
-    // Never through a link (SPEC §7): a fresh unguessable temp name, created exclusively (O_EXCL fails
+    // Never through a link (docs/design.md#snapshot-healing): a fresh unguessable temp name, created exclusively (O_EXCL fails
     // on any existing name, a planted link included), readable by orche's user only; the rename then
     // replaces the file's name itself. A folder orche creates is private too.
     const tmp = `${this.path}.${randomBytes(8).toString('hex')}.tmp`;

@@ -1,5 +1,5 @@
 /**
- * What a snapshot file's state may hold, entry by entry (SPEC §8: a snapshot heals). A file is
+ * What a snapshot file's state may hold, entry by entry (docs/design.md#snapshot-healing: a snapshot heals). A file is
  * data from disk, written by this orche, an older one, an editor or a failing disk: each entry is
  * checked before it is loaded, and one that is malformed is dropped by name while the rest loads.
  * Before this, one `null` gate stopped orche at start, and a non-numeric round-robin position made

@@ -61,7 +61,7 @@ export interface CoolRequest {
   strike?: boolean;
 }
 
-/** A limit a 429 (or GET /key) taught for one scope: so many calls per window (SPEC §7). */
+/** A limit a 429 (or GET /key) taught for one scope: so many calls per window (docs/design.md#learned-limits). */
 export interface LearnRequest {
   keyId: string;
   account: string;
@@ -138,12 +138,12 @@ export interface StoreHealth {
  */
 export interface StateStore {
   readonly kind: StoreHealth['kind'];
-  /** What fair, paced release shares: pacing and served counts (fairState.ts, SPEC §8). */
+  /** What fair, paced release shares: pacing and served counts (fairState.ts, docs/design.md#pacing-and-fairness). */
   readonly fair: FairState;
   /**
    * Chooses and counts one key. Keys in `avoid` (they failed this request) are taken only when no
    * other non-reserve key is usable; they still count as usable for the reserve rule, so a reserve
-   * serves only when every non-reserve key, avoided or not, is unusable (SPEC §7).
+   * serves only when every non-reserve key, avoided or not, is unusable (docs/design.md#picking-a-key).
    */
   pick(plan: PickPlan, now: number, avoid?: readonly string[]): Promise<PickResult>;
   /** Cools the gate the scope names; the later deadline wins. Returns the deadline in force. */
@@ -169,7 +169,7 @@ export interface StateStore {
   /**
    * A call picked at `pickedAt` that the upstream refused itself (its own 429, an edge refusal): it no
    * longer counts against the learned limits of the key's gates. A call it admitted (a 5xx, a
-   * provider's 429) is never refunded: the upstream counted it (SPEC §8).
+   * provider's 429) is never refunded: the upstream counted it (docs/design.md#learned-limits).
    */
   refund(view: KeyView, pickedAt: number): Promise<void>;
   /** Disables a key (reason) or reactivates it (null); `now` orders admin actions (the later wins). */

@@ -1,6 +1,6 @@
 import type { SseEvent } from './sse';
 
-/** What a stream may hold before it is committed to the client (SPEC §7). */
+/** What a stream may hold before it is committed to the client (docs/design.md#streaming). */
 export const MAX_HELD_CHARS = 64 * 1024;
 
 /**

@@ -174,7 +174,7 @@ export interface StreamError {
 
 /**
  * OpenRouter's canonical error type for a status, as its newer error bodies carry it in
- * `metadata.error_type` (shared/OPENROUTER.md, "Errors"). @openrouter/sdk's stream-chunk schema
+ * `metadata.error_type` (shared/docs/design.md#streaming, "Errors"). @openrouter/sdk's stream-chunk schema
  * requires it whenever `metadata` is there.
  */
 export function errorTypeOf(code: number): string {

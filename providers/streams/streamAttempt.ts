@@ -76,7 +76,7 @@ export function streamAttempt(client: OpenRouterClient, body: Record<string, unk
         return { outcome: { ...outcome, kind: 'retry', status: 502, reason: 'not_a_stream', message: 'Upstream answered a stream request with plain JSON' } };
       }
       const events = readSseEvents(reply.stream)[Symbol.asyncIterator]();
-      // What is read before the commit point is held, within a bound (SPEC §7).
+      // What is read before the commit point is held, within a bound (docs/design.md#streaming).
       const held = new HeldEvents();
       for (;;) {
         const next = await events.next();

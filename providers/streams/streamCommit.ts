@@ -1,5 +1,5 @@
 /**
- * When a stream stops being ours to retry (SPEC §7): at its first chunk that gives the client
+ * When a stream stops being ours to retry (docs/design.md#streaming): at its first chunk that gives the client
  * something — content, reasoning, tool calls, a finish_reason, usage — or that carries an error.
  * Real streams open with an empty `{"role":"assistant","content":""}` delta and keep-alive comments;
  * until the first committing chunk the client has seen nothing, so an error there still rotates.

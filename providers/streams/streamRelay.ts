@@ -13,7 +13,7 @@ export interface Chunk {
   usage?: unknown;
 }
 
-/** Which stream a chunk belongs to, as its chunks name it: an error chunk orche writes carries the same (SPEC §8). */
+/** Which stream a chunk belongs to, as its chunks name it: an error chunk orche writes carries the same (docs/design.md#streaming). */
 export interface StreamIdentity {
   id: string;
   created: number;
@@ -85,7 +85,7 @@ function parseChunk(data: string): Chunk | undefined {
 /**
  * Passes an opened upstream stream to a sink event by event, waiting on the sink (backpressure).
  * After the first byte nothing can be retried: an upstream error chunk, a broken connection or a
- * silent upstream ends the sink with an error (SPEC §4, Streaming); the caller records the outcome.
+ * silent upstream ends the sink with an error (docs/design.md#streaming, Streaming); the caller records the outcome.
  */
 export async function relayStream(up: UpstreamStream, sink: StreamSink, opts: RelayOptions): Promise<RelayEnd> {
   const { signal } = opts;

@@ -1,5 +1,5 @@
 /**
- * Key material out of upstream text (SPEC §7). An upstream — hostile, or only careless — may repeat
+ * Key material out of upstream text (docs/design.md#key-material-and-relayed-text). An upstream — hostile, or only careless — may repeat
  * the Authorization header anywhere: an error message, `metadata.raw`, a stream chunk, even a 200
  * body. Every byte an upstream sends passes the masker once, where it enters orche
  * (OpenRouterClient), so responses, stream events, errors and log lines all see masked text.

@@ -62,7 +62,7 @@ interface Call {
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
 /**
- * The upstream's stream with key material masked (SPEC §7): every event, comment and error chunk a
+ * The upstream's stream with key material masked (docs/design.md#key-material-and-relayed-text): every event, comment and error chunk a
  * client or a log line may see comes through here. Destroying either end destroys both.
  */
 function maskedStream(res: Readable, keys: string[]): Readable {
@@ -153,7 +153,7 @@ export class OpenRouterClient {
             if (settled) return;
             settled = true;
             cleanup();
-            // The one place a whole upstream body becomes text: key material goes here (SPEC §7).
+            // The one place a whole upstream body becomes text: key material goes here (docs/design.md#key-material-and-relayed-text).
             resolve({ res, text: maskSecrets(Buffer.concat(chunks).toString('utf8'), call.key ? [call.key] : []) });
           });
           // A connection reset mid-body: the response errors or closes before its end.

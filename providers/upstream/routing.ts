@@ -1,7 +1,7 @@
 import type { ProviderRuntime } from '../keys/keyPool';
 
 /**
- * OpenRouter request fields that choose other models or providers, or add billed work (SPEC §8
+ * OpenRouter request fields that choose other models or providers, or add billed work (docs/design.md#client-routing
  * "Client routing"): `models` (fallback models), `route`, `plugins` (web search…), `provider`
  * (provider order, only, ignore…). Which model is called and what is billed is the operator's choice.
  */

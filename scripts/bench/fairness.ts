@@ -1,11 +1,11 @@
 /**
- * The fairness benchmark (`npm run bench -- --fairness`, issue 19): the rotation scenario's keys
+ * The fairness benchmark (`npm run bench -- --fairness`): the rotation scenario's keys
  * (5 keys in 3 accounts, each account 5 calls per 10 s window on whole multiples, the simulator
  * answering OpenRouter's free-models-per-min 429; ORCHE_MINUTE_MS=10000), two client tokens at
  * 10:1 and at 3:1 demand (10 and 1, 3 and 1 requests per second) for 40 s, on 1 instance and on 3
  * instances sharing one Redis; then one client at half of capacity for the latency of served
  * requests. Each setup runs 10:1 once cold (a fresh orche: no limit learned, its first window
- * unpaced), then 10:1 and 3:1 on the limits that run taught. The metric is each client's share of everything served (SPEC §8), not only while it
+ * unpaced), then 10:1 and 3:1 on the limits that run taught. The metric is each client's share of everything served (docs/design.md#pacing-and-fairness), not only while it
  * waited. Numbers, not assertions. Counts are what matter: the machine's cores are shared, so
  * latencies are noisy.
  */

@@ -338,7 +338,7 @@ async function measure(name: string, simRoot: string, urls: string[], clients: C
 }
 
 /**
- * The lighter client's share of everything served (issue 19, SPEC §8): its successes over all
+ * The lighter client's share of everything served (docs/design.md#pacing-and-fairness): its successes over all
  * successes of the run. (Issue 13's figure counted only what was served while the light client had
  * a request waiting, which hid how little it got.)
  */

@@ -102,7 +102,7 @@ const DEFAULT_MESSAGES: Record<number, string> = {
   529: 'Provider returned error',
 };
 
-/** OpenRouter's text for a provider out of capacity (OPENROUTER.md 429 #4), here as the error's own message. */
+/** OpenRouter's text for a provider out of capacity (docs/design.md#the-outcome-table 429 #4), here as the error's own message. */
 export function upstreamCongestionMessage(model: string): string {
   return `${model} is temporarily rate-limited upstream. Please retry shortly, or add your own key to accumulate your rate limits: https://openrouter.ai/settings/integrations`;
 }
@@ -238,7 +238,7 @@ function baseFaultReply(rule: FaultRule, ctx: FaultContext): Reply {
   }
 }
 
-/** The error forms SPEC §7 lists, inside a 200 body: what orche must still read as the error they carry. */
+/** The error forms docs/design.md#reading-an-answer lists, inside a 200 body: what orche must still read as the error they carry. */
 function errorForm(rule: FaultRule, ctx: FaultContext): unknown {
   const code = rule.status ?? 429;
   const message = rule.message ?? defaultMessage(code);

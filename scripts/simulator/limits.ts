@@ -1,7 +1,7 @@
 /**
  * Request windows: OpenRouter counts per whole clock minute and per UTC day the requests it admitted:
  * a call it passed on counts whatever the provider answered (a 5xx too); its own refusals (429s,
- * 401, 402) do not (SPEC §8).
+ * 401, 402) do not (docs/design.md#learned-limits).
  * The "minute" can be shortened (`windowMs`) so a benchmark compresses minutes into seconds.
  */
 

@@ -19,7 +19,7 @@ export type AccountState = LimitedAccount;
 /**
  * GET /key's deprecated `rate_limit` as OpenRouter's API reference shows it (documented example,
  * openrouter.ai/docs/api/api-reference/api-keys/get-current-key, 2026): 1000 requests per 1h, with the
- * note that it is safe to ignore. orche must show it and never enforce it (SPEC §8).
+ * note that it is safe to ignore. orche must show it and never enforce it (docs/design.md#what-get-key-is-used-for).
  */
 export const DOCUMENTED_RATE_LIMIT = { requests: 1000, interval: '1h' };
 

@@ -233,7 +233,7 @@ export function contentEvent(head: ChunkHead, piece: string, reasoningModel = fa
  * `delta.reasoning` and the same text in `delta.reasoning_details`, with empty content. Byte shape of
  * the z-ai/glm-4.5 stream gen-1759420128-LjBsuYJf6lKeyy66nQs9 (DeepInfra, created 2025-10-02; kept
  * verbatim in a public OpenRouter client's test server, a code-corpus file whose repository the
- * corpus does not name; the same chunks are in tests/unit/deltaParts.test.ts):
+ * corpus does not name; the same chunks are in tests/providers/streams/streamFanout.test.ts):
  * `"delta":{"role":"assistant","content":"","reasoning":"Okay","reasoning_details":[{"type":
  * "reasoning.text","text":"Okay","format":"unknown","index":0}]},"finish_reason":null,
  * "native_finish_reason":null`; the same fields in huggingface/responses.js PR #19 (2025-07-31,

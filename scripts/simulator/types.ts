@@ -15,7 +15,7 @@ export interface SimKey {
   revoked?: boolean;
   /**
    * GET /key's `expires_at` (ISO 8601 UTC, default null: never). Once past, a chat call answers 401
-   * "User not found." as for a revoked key (OPENROUTER.md: 401 is a bad, revoked or expired key);
+   * "User not found." as for a revoked key (docs/design.md#the-outcome-table: 401 is a bad, revoked or expired key);
    * GET /key still describes the key, so that orche can tell why.
    */
   expiresAt?: string | null;
@@ -109,7 +109,7 @@ export type FaultType =
    */
   | 'gate'
   | 'stream-error'
-  // Real answers orche once misread (issue 10, SPEC §7):
+  // Real answers orche once misread (docs/design.md#learned-limits):
   /** 429 whose message itself says "<model> is temporarily rate-limited upstream" (no raw, no provider_name); in a stream, an error chunk after the empty role delta. */
   | 'upstream-429-message'
   /** 429 `limit_rpd/<model>/…` "Daily limit reached", X-RateLimit-Remaining 0 and no reset. */
@@ -120,12 +120,12 @@ export type FaultType =
   | 'edge-1015'
   /** A stream that opens with the empty `{"role":"assistant","content":""}` delta, then an error chunk (status default 429). */
   | 'stream-open-error'
-  /** A 200 carrying an error in one of the forms SPEC §7 lists (`form`); the carried status is `status` (default 429). */
+  /** A 200 carrying an error in one of the forms docs/design.md#picking-a-key lists (`form`); the carried status is `status` (default 429). */
   | 'error-form'
   /** 404 "No endpoints found for <model>." with the account's user_id: the model (or its :free variant) is gone. */
   | 'model-gone'
   /**
-   * 402 for a request larger than the key's or account's limit allows (SPEC §8): "Prompt tokens limit
+   * 402 for a request larger than the key's or account's limit allows (docs/design.md#pacing-and-fairness): "Prompt tokens limit
    * exceeded: X > Y" past `promptTokenLimit` (the simulator's token estimate), "max_tokens limit exceeded:
    * X > Y" past `maxTokensLimit`. Requests within both pass the rule by.
    */

@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { ConfigError } from '../../config';
 import { OrcheError } from '../../providers/errors';
 import type { AppContext } from '../context';
-import { adminAuth } from '../middleware';
+import { adminAuth } from '../auth/guards';
 
 export function adminRoutes(ctx: AppContext): Router {
   const r = Router();

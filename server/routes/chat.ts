@@ -1,58 +1,11 @@
-import { Router, type Response } from 'express';
+import { Router } from 'express';
 import { contentOf } from '../../providers/dispatch/chat';
-import type { DispatchResult } from '../../providers/dispatch/dispatcher';
 import { formatSse } from '../../providers/streams/sse';
 import { streamFanout } from '../../providers/streams/streamFanout';
 import type { AppContext } from '../context';
-import { relaySink, SseResponse } from '../sseResponse';
-import { clientRouting } from '../clientRouting';
-import { chatSchema, fanoutSchema, upstreamBody, validate } from '../validation';
-
-/** An AbortSignal that fires when the client goes away before the answer is sent. */
-export function clientSignal(res: Response): AbortSignal {
-  const ac = new AbortController();
-  res.on('close', () => {
-    if (!res.writableFinished) ac.abort();
-  });
-  return ac.signal;
-}
-
-/** Who the request is for, as server/endUsers.ts's requestScope set it (fair turns while waiting). */
-export function fairKeyOf(res: Response): string | undefined {
-  return typeof res.locals.fairKey === 'string' ? res.locals.fairKey : undefined;
-}
-
-/** Who served the request, for the request's log line and for the client (X-Orche-*). */
-export function noteDispatch(res: Response, r: DispatchResult<unknown>): void {
-  res.locals.provider = r.provider.config.slug;
-  res.locals.keyId = r.keyId;
-  res.locals.attempts = r.attempts;
-  res.setHeader('X-Orche-Provider', r.provider.config.slug);
-  res.setHeader('X-Orche-Key-Id', r.keyId);
-  res.setHeader('X-Orche-Attempts', String(r.attempts));
-}
-
-/** The client's stream, bounded like the relay that feeds it: a client that stops reading is closed (SPEC §8). */
-function sseFor(ctx: AppContext, res: Response): SseResponse {
-  const { requestTimeoutMs, maxStreamMs } = ctx.config.rotation;
-  return new SseResponse(res, { idleMs: requestTimeoutMs, maxMs: maxStreamMs }, () =>
-    ctx.logger.warn('stream closed: the client stopped reading', { request_id: res.locals.requestId, provider: res.locals.provider, waited_ms_max: requestTimeoutMs }),
-  );
-}
-
-/**
- * A streaming chat: failures before the first byte throw (and become the JSON error body, so the
- * client sees a real status); after it, the stream is relayed as it arrives.
- */
-export async function streamChat(ctx: AppContext, res: Response, slug: string, body: Record<string, unknown>): Promise<void> {
-  const signal = clientSignal(res);
-  const opened = await ctx.chat.openStream(slug, body, signal, fairKeyOf(res));
-  noteDispatch(res, opened);
-  const out = sseFor(ctx, res);
-  out.open();
-  await ctx.chat.relayStream(opened, relaySink(out), signal);
-  out.end();
-}
+import { clientRouting } from '../http/clientRouting';
+import { chatSchema, fanoutSchema, upstreamBody, validate } from '../http/validation';
+import { clientSignal, fairKeyOf, noteDispatch, sseFor, streamChat } from './chatCall';
 
 /** Fields of /api/chat and the fan-out that are orche's own and do not go upstream. */
 const CHAT_OWN = ['provider'] as const;
@@ -94,7 +47,7 @@ export function chatRoutes(ctx: AppContext): Router {
     const slugs = input.providers
       ? [...new Set(input.providers.map((name) => ctx.chat.resolve(name).config.slug))]
       : ctx.pool.list().filter((p) => p.keys.size > 0).map((p) => p.config.slug);
-    // Each leg is one upstream call: charged here, where the legs are known (SPEC §7).
+    // Each leg is one upstream call: charged here, where the legs are known (docs/design.md#client-identity-and-per-client-limits).
     await ctx.chargeLegs(req, res, slugs.length);
     if (input.stream) {
       const signal = clientSignal(res);

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { type Request, Router } from 'express';
 import type { Config } from '../../config';
-import { bearerMatches } from '../bearer';
-import { clientIdentity } from '../clientIdentity';
+import { bearerMatches } from '../auth/bearer';
+import { clientIdentity } from '../auth/clientIdentity';
 import { OrcheError } from '../../providers/errors';
 import type { AppContext } from '../context';
-import { MAX_TRACKED_USERS } from '../endUsers';
-import { WINDOWS } from '../usage';
+import { MAX_TRACKED_USERS } from '../limits/endUsers';
+import { WINDOWS } from '../observe/usage';
 import { MINUTE_MS } from '../../providers/limits/windows';
 
 /** Whose end users and cost a reader of /api/usage sees: the admin token every client's, anyone else only their own. */
@@ -37,7 +37,7 @@ export function opsRoutes(ctx: AppContext): Router {
     const minutes = req.query.series === undefined ? 30 : Number(req.query.series);
     if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440) throw new OrcheError(400, 'invalid_request', 'series must be a whole number of minutes from 1 to 1440');
     const now = ctx.now();
-    // End users and costs are shown to the client that named them (its token, else its address), all of them to the admin (SPEC §8).
+    // End users and costs are shown to the client that named them (its token, else its address), all of them to the admin (docs/design.md#end-user-privacy).
     const reader = usageReader(req, ctx.config);
     const users = ctx.endUsers.view(now, (client) => reader.admin || client === reader.client, (key) => ({ cost_usd: ctx.usage.costOf(key, now) }));
     const providers = (provider ? [provider] : ctx.pool.list()).map((p) => ctx.usage.report(p.config.slug, [...p.keys.keys()], now, minutes));

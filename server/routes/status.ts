@@ -6,7 +6,7 @@ function iso(t: number | null | undefined): string | null {
   return t ? new Date(t).toISOString() : null;
 }
 
-/** The edge hold (SPEC §7): every provider waits until `until`, whatever its keys. */
+/** The edge hold (docs/design.md#scopes-and-accounts): every provider waits until `until`, whatever its keys. */
 async function edgeView(ctx: AppContext) {
   const now = ctx.now();
   const until = await ctx.pool.edgeUntil(now);
@@ -55,7 +55,7 @@ export function statusRoutes(ctx: AppContext): Router {
       process_errors: ctx.processErrors,
       connections: ctx.connections?.() ?? null,
       edge,
-      // GET /key's expires_at within a day (SPEC §8): replace these keys before they stop working.
+      // GET /key's expires_at within a day (docs/design.md#what-get-key-is-used-for): replace these keys before they stop working.
       keys_expiring: ctx.prober.expiring(ctx.now()),
       providers: sums.map((s) => {
         const { config, totals } = s.provider;

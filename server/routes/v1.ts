@@ -2,9 +2,9 @@ import { Router } from 'express';
 import { OrcheError } from '../../providers/errors';
 import type { ProviderRuntime } from '../../providers/keys/keyPool';
 import type { AppContext } from '../context';
-import { clientRouting } from '../clientRouting';
-import { openaiChatSchema, validate } from '../validation';
-import { clientSignal, fairKeyOf, noteDispatch, streamChat } from './chat';
+import { clientRouting } from '../http/clientRouting';
+import { openaiChatSchema, validate } from '../http/validation';
+import { clientSignal, fairKeyOf, noteDispatch, streamChat } from './chatCall';
 
 /**
  * The upstream's chat.completion, with `system_fingerprint: null` when it has none. OpenRouter omits

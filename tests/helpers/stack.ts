@@ -58,7 +58,7 @@ export async function startStack(env: Env, simOpts: SimulatorOptions = {}, deps:
   };
 }
 
-/** SPEC §3: no key material in any log line at any level. Names the key by its id, never itself. */
+/** docs/design.md#key-material-and-relayed-text: no key material in any log line at any level. Names the key by its id, never itself. */
 export function assertNoKeyIn(lines: string[], keys: string[]): void {
   const text = lines.join('\n');
   for (const key of keys) {

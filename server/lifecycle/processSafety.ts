@@ -1,0 +1,64 @@
+import type { EventEmitter } from 'node:events';
+import type { Writable } from 'node:stream';
+import type { Logger } from '../observe/logger';
+
+export interface SafetyOptions {
+  /** Ends the process (process.exit; tests record the call). */
+  exit?: (code: number) => void;
+  /** Where 'unhandledRejection' and 'uncaughtException' come from (the process; tests emit them). */
+  events?: EventEmitter;
+  /** Where the logger's lines end up (stdout: winston's Console transport); each is flushed before the exit. */
+  outputs?: Writable[];
+  /** The longest the exit waits for the lines to be out (a stuck pipe must not keep a broken process alive). */
+  flushTimeoutMs?: number;
+}
+
+/**
+ * Calls `exit` once the logger's lines are out, or after `timeoutMs`, whichever comes first.
+ * winston writes through streams: its line is not out when logger.error returns. Ending the
+ * logger ends its transports; a transport has finished when it handed every line to its output,
+ * and an empty write to the output calls back once everything before it is through.
+ */
+export function exitWhenFlushed(logger: Logger, outputs: Writable[], timeoutMs: number, exit: () => void): void {
+  let done = false;
+  const go = () => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    exit();
+  };
+  const timer = setTimeout(go, timeoutMs);
+  const finished = logger.transports.map((t) => new Promise<void>((r) => t.once('finish', () => r())));
+  logger.end();
+  void Promise.all(finished)
+    .then(() => Promise.all(outputs.map((o) => new Promise<void>((r) => o.write('', () => r())))))
+    .then(go, go);
+}
+
+/**
+ * An unhandled rejection is logged and counted (the count on /status and the metrics makes the bug
+ * visible) and the server goes on: the promise's work is lost, not the process's state. An uncaught
+ * exception is different: it left some operation half done, so continuing is not safe (docs/design.md#start-up-checks).
+ * It is logged and, once that line is out, the process exits non-zero; a supervisor restarts it, and the rotation state
+ * survives in the snapshot or in Redis.
+ */
+export function installProcessSafety(logger: Logger, count: () => void, opts: SafetyOptions = {}): void {
+  const exit = opts.exit ?? ((code: number) => process.exit(code));
+  const events = opts.events ?? process;
+  const outputs = opts.outputs ?? [process.stdout];
+  const describe = (err: unknown) => ({ error: err instanceof Error ? err.message : String(err), stack: err instanceof Error ? err.stack : undefined });
+  let exiting = false;
+  events.on('unhandledRejection', (err) => {
+    count();
+    if (exiting) return; // the logger is ended: the exit is on its way
+    logger.error('unhandled rejection', describe(err));
+  });
+  events.on('uncaughtException', (err) => {
+    count();
+    // A second one while the first line flushes: the logger is ended, and the exit is on its way.
+    if (exiting) return;
+    exiting = true;
+    logger.error('uncaught exception', { ...describe(err), exiting: true });
+    exitWhenFlushed(logger, outputs, opts.flushTimeoutMs ?? 2000, () => exit(1));
+  });
+}
