@@ -4,8 +4,9 @@
  */
 import { budgetLeft, type BudgetLeft, PACE_BURST, paceRelease, type PaceState, soonestRelease } from '../../../providers/dispatch/pacing';
 import type { ServedView } from '../../../providers/dispatch/fairQueue';
-import { type PaceVerdict, type RoomClock, type RoomPacer, type Ticket, WaitEnded, WaitRoom } from '../../../providers/dispatch/waitRoom';
+import { type PaceVerdict, type RoomPacer, type Ticket, WaitEnded, WaitRoom } from '../../../providers/dispatch/waitRoom';
 import type { KeyInspection, LearnedView } from '../../../providers/store/types';
+import { FakeRoomClock, flush } from '../../helpers/fakeRoomClock';
 
 describe('paceRelease: spread the budget over the rest of the window when more wait than it allows', () => {
   // 10 left for the 10 s to the window's end, 30 waiting, 10 new requests a second arriving.
@@ -96,34 +97,6 @@ describe('soonestRelease: a lower bound from the place in its own line', () => {
   });
 });
 
-class FakeClock implements RoomClock {
-  t = 0;
-  private timers: Array<{ at: number; fn: () => void; cancelled: boolean }> = [];
-  now = () => this.t;
-  setTimer = (fn: () => void, ms: number) => {
-    const timer = { at: this.t + ms, fn, cancelled: false };
-    this.timers.push(timer);
-    return timer;
-  };
-  clearTimer = (timer: unknown) => {
-    (timer as { cancelled: boolean }).cancelled = true;
-  };
-  async advance(to: number): Promise<void> {
-    for (;;) {
-      const due = this.timers.filter((x) => !x.cancelled && x.at <= to).sort((a, b) => a.at - b.at)[0];
-      if (!due) break;
-      due.cancelled = true;
-      this.t = due.at;
-      due.fn();
-      await flush();
-    }
-    this.t = to;
-    await flush();
-  }
-}
-const flush = async () => {
-  for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
-};
 
 /** One window's budget and the served counts, as a store would keep them; pacing.ts decides. */
 class FakePacer implements RoomPacer {
@@ -153,7 +126,7 @@ class FakePacer implements RoomPacer {
 
 describe('WaitRoom with a pacer: paced, least served first, bounded line, hopeless requests told at once', () => {
   function setup(remaining: number, windowMs: number, maxQueue = 100) {
-    const clock = new FakeClock();
+    const clock = new FakeRoomClock(0);
     const pacer = new FakePacer(remaining, windowMs, windowMs);
     const room = new WaitRoom(maxQueue, clock, pacer);
     const log: Array<[string, number]> = [];

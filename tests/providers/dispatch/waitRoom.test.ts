@@ -3,39 +3,10 @@
  * a fake clock and fake timers, no waiting.
  */
 import { type Contender, FairQueue, leastServed, type ServedView } from '../../../providers/dispatch/fairQueue';
-import { type RoomClock, type Ticket, WaitEnded, WaitRoom } from '../../../providers/dispatch/waitRoom';
+import { type Ticket, WaitEnded, WaitRoom } from '../../../providers/dispatch/waitRoom';
+import { FakeRoomClock, flush } from '../../helpers/fakeRoomClock';
 
-class FakeClock implements RoomClock {
-  t = 1_000_000;
-  private timers: Array<{ at: number; fn: () => void; cancelled: boolean }> = [];
-  now = () => this.t;
-  setTimer = (fn: () => void, ms: number) => {
-    const timer = { at: this.t + ms, fn, cancelled: false };
-    this.timers.push(timer);
-    return timer;
-  };
-  clearTimer = (timer: unknown) => {
-    (timer as { cancelled: boolean }).cancelled = true;
-  };
-  /** Moves the clock to `to`, firing due timers in time order. */
-  async advance(to: number): Promise<void> {
-    for (;;) {
-      const due = this.timers.filter((x) => !x.cancelled && x.at <= to).sort((a, b) => a.at - b.at)[0];
-      if (!due) break;
-      due.cancelled = true;
-      this.t = due.at;
-      due.fn();
-      await flush();
-    }
-    this.t = to;
-    await flush();
-  }
-  pending(): number[] {
-    return this.timers.filter((x) => !x.cancelled).map((x) => x.at - this.t);
-  }
-}
 
-const flush = () => new Promise<void>((r) => setImmediate(r));
 
 describe('FairQueue: least served first, clients before end users, then arrival order', () => {
   /** Drains the queue as releases do: each item served counts for its client and end user, on top of `base`. */
@@ -107,7 +78,7 @@ describe('FairQueue: least served first, clients before end users, then arrival 
 
 describe('WaitRoom: one turn at a time, at the soonest recovery, within each deadline', () => {
   function room(maxQueue = 10) {
-    const clock = new FakeClock();
+    const clock = new FakeRoomClock(1_000_000);
     return { clock, room: new WaitRoom(maxQueue, clock) };
   }
 
