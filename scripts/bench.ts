@@ -11,6 +11,7 @@ import { MemoryStore } from '../providers/store/memory';
 import { startOrche, startPrinting, type Proc } from './bench/processes';
 import { type Row, sequentialLatency, throughputRounds, type Target } from './bench/measure';
 import { pickCost, planOf } from './bench/pick';
+import { profileRun } from './bench/profile';
 import { chunkCosts, relayMemory, streamTimings } from './bench/stream';
 import { redisFigures } from './bench/redis';
 import { FULL, rotationBench, rotationTable, SMOKE } from './bench/rotation';
@@ -54,7 +55,30 @@ async function fanoutOverhead(orche: Proc, simRoot: string, sim: Target): Promis
   }
 }
 
+/** `--profile=<dir>`: CPU profiles of orche and the floor under the same load, summarised per request. */
+async function profiles(dir: string): Promise<void> {
+  const procs: Proc[] = [];
+  try {
+    const sim = await startPrinting('scripts/simulator.js', ['--port', '0'], { SIM_CONFIG: '' });
+    procs.push(sim);
+    const simBase = `${sim.url}/api/v1`;
+    const text = await profileRun(
+      resolve(dir),
+      [
+        { name: 'floor', start: (args) => startPrinting('scripts/bench/floor.js', [simBase], {}, args), path: '/v1/chat/completions', bodies: BUILTIN_PROVIDERS.map((p) => JSON.stringify({ model: p.model, messages })) },
+        { name: 'orche', start: (args) => startOrche(orcheEnv(simBase), args), path: '/v1/chat/completions', bodies: BUILTIN_PROVIDERS.map((p) => JSON.stringify({ model: p.id.toLowerCase(), messages })) },
+      ],
+      smoke ? 2_000 : 20_000,
+    );
+    console.log(`\n${text}`);
+  } finally {
+    for (const p of procs.reverse()) await p.stop();
+  }
+}
+
 async function main(): Promise<void> {
+  const profileDir = process.argv.find((a) => a.startsWith('--profile='))?.split('=')[1];
+  if (profileDir) return profiles(profileDir);
   if (fairnessOnly) return fairness();
   if (!rotationOnly) await basics();
   if (!overheadOnly) await rotation();
