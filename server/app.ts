@@ -24,7 +24,8 @@ import { dashboardRoutes } from './dashboard';
 import { clientLimitRedis } from './clientLimitStore';
 import { streamLimit } from './clientStreams';
 import { type ConnectionCount, defaultMaxConnections, fileLimit, guardConnections, serverOptions } from './connections';
-import { methodNotAllowed, singleQueryValues, verifyJsonDepth } from './requestShape';
+import { methodNotAllowed, singleQueryValues } from './requestShape';
+import { jsonBody } from './jsonBody';
 import { safeOrigin } from './exposure';
 import { createLogger, type Logger } from './logger';
 import { Metrics } from './metrics';
@@ -218,7 +219,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   app.use(STATUS_PATHS, statusAuth(config));
   app.use(CHAT_PATHS, clientAuth(config.clientTokens), limiter.middleware);
   app.use(singleQueryValues);
-  app.use(express.json({ limit: config.bodyLimit, verify: verifyJsonDepth }));
+  app.use(jsonBody(config.bodyLimit));
   app.use(CHAT_PATHS, streams.middleware);
   app.use(CHAT_PATHS, requestScope(config, endUsers, now, userRedis?.admit));
   app.use(statusRoutes(ctx));
