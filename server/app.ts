@@ -37,6 +37,7 @@ import { opsRoutes } from './routes/ops';
 import { statusRoutes } from './routes/status';
 import { v1Routes } from './routes/v1';
 import { clientLimiter, corsPolicy, securityHeaders, STATUS_PATHS, statusAuth } from './security';
+import { series } from './series';
 import { drainServer, InFlight } from './shutdown';
 import { UsageTracker } from './usage';
 
@@ -209,22 +210,16 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   app.set('etag', false);
   app.set('query parser', 'simple');
   app.set('trust proxy', config.trustProxy);
-  app.use(inflight.middleware);
-  app.use(requestId);
-  app.use(requestLog(logger, now));
-  app.use(metrics.middleware(now));
-  app.use(securityHeaders);
-  app.use(corsPolicy(config.corsOrigins));
-  app.use(methodNotAllowed(app));
+  // Consecutive middleware on the same paths run as one router layer each (server/series.ts), in this order.
+  app.use(series(inflight.middleware, requestId, requestLog(logger, now), metrics.middleware(now), securityHeaders, corsPolicy(config.corsOrigins), methodNotAllowed(app)));
   app.use(STATUS_PATHS, statusAuth(config));
-  app.use(CHAT_PATHS, clientAuth(config.clientTokens), limiter.middleware);
-  app.use(singleQueryValues);
-  app.use(jsonBody(config.bodyLimit));
-  app.use(CHAT_PATHS, streams.middleware);
-  app.use(CHAT_PATHS, requestScope(config, endUsers, now, userRedis?.admit));
+  app.use(CHAT_PATHS, series(clientAuth(config.clientTokens), limiter.middleware));
+  app.use(series(singleQueryValues, jsonBody(config.bodyLimit)));
+  app.use(CHAT_PATHS, series(streams.middleware, requestScope(config, endUsers, now, userRedis?.admit)));
+  // The OpenAI-compatible routes first: the busiest, and no path of theirs is another router's.
+  app.use(v1Routes(ctx));
   app.use(statusRoutes(ctx));
   app.use(chatRoutes(ctx));
-  app.use(v1Routes(ctx));
   app.use(adminRoutes(ctx));
   app.use(opsRoutes(ctx));
   app.use(dashboardRoutes());
