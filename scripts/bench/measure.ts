@@ -1,12 +1,17 @@
 /** Load generation and timing helpers for the benchmark. */
 import http from 'node:http';
 import autocannon from 'autocannon';
+import { cpuMsOf } from './processes';
 
 export interface Throughput {
   rps: number;
   p50: number;
   p99: number;
   errors: number;
+  /** CPU the serving process spent per request (µs), when its pid is known. */
+  cpuUsPerRequest?: number;
+  /** Share of one core the simulator used meanwhile (0–1), when its pid is watched. */
+  simCpu?: number;
 }
 
 export interface Target {
@@ -14,17 +19,33 @@ export interface Target {
   url: string;
   headers: Record<string, string>;
   bodies: string[];
+  /** The process that serves this target, for its CPU per request. */
+  pid?: number;
 }
 
-/** Requests per second and latency at `connections` for `seconds`, cycling through the bodies. */
-export async function throughput(t: Target, connections: number, seconds: number): Promise<Throughput> {
+/**
+ * Requests per second and latency at `connections` for `seconds`, cycling through the bodies; with
+ * `simPid`, how busy the simulator was meanwhile (below one core, it is not what limits the target).
+ */
+export async function throughput(t: Target, connections: number, seconds: number, simPid?: number): Promise<Throughput> {
+  const cpu0 = t.pid ? cpuMsOf(t.pid) : 0;
+  const sim0 = simPid ? cpuMsOf(simPid) : 0;
+  const started = process.hrtime.bigint();
   const result = await autocannon({
     url: t.url,
     connections,
     duration: seconds,
     requests: t.bodies.map((body) => ({ method: 'POST', headers: { 'content-type': 'application/json', ...t.headers }, body })),
   });
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx };
+  const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.non2xx,
+    cpuUsPerRequest: t.pid && result.requests.total ? ((cpuMsOf(t.pid) - cpu0) * 1000) / result.requests.total : undefined,
+    simCpu: simPid ? (cpuMsOf(simPid) - sim0) / wallMs : undefined,
+  };
 }
 
 export interface Latency {
@@ -92,13 +113,27 @@ export interface Row {
 }
 
 /** Median throughput per target over alternating rounds (ABC, CBA, …), after a warm-up of each. */
-export async function throughputRounds(targets: Target[], rounds: number, seconds: number, warmupSeconds: number): Promise<Map<string, Throughput>> {
+export async function throughputRounds(targets: Target[], rounds: number, seconds: number, warmupSeconds: number, simPid?: number): Promise<Map<string, Throughput>> {
   const runs = new Map<string, Throughput[]>(targets.map((t) => [t.name, []]));
   for (const t of targets) await throughput(t, 50, warmupSeconds); // JIT, sockets
   for (let r = 0; r < rounds; r++) {
-    for (const t of r % 2 === 0 ? targets : [...targets].reverse()) runs.get(t.name)!.push(await throughput(t, 50, seconds));
+    for (const t of r % 2 === 0 ? targets : [...targets].reverse()) runs.get(t.name)!.push(await throughput(t, 50, seconds, simPid));
   }
+  const medianOf = (rs: Throughput[], pick: (x: Throughput) => number | undefined) => {
+    const xs = rs.map(pick).filter((x): x is number => x !== undefined);
+    return xs.length ? median(xs) : undefined;
+  };
   return new Map(
-    [...runs].map(([name, rs]) => [name, { rps: median(rs.map((x) => x.rps)), p50: median(rs.map((x) => x.p50)), p99: median(rs.map((x) => x.p99)), errors: rs.reduce((a, x) => a + x.errors, 0) }]),
+    [...runs].map(([name, rs]) => [
+      name,
+      {
+        rps: median(rs.map((x) => x.rps)),
+        p50: median(rs.map((x) => x.p50)),
+        p99: median(rs.map((x) => x.p99)),
+        errors: rs.reduce((a, x) => a + x.errors, 0),
+        cpuUsPerRequest: medianOf(rs, (x) => x.cpuUsPerRequest),
+        simCpu: medianOf(rs, (x) => x.simCpu),
+      },
+    ]),
   );
 }

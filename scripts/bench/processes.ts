@@ -15,8 +15,8 @@ export interface Proc {
 }
 
 /** Starts `node <script>` and resolves with the first line it prints that looks like a URL. */
-export function startPrinting(script: string, args: string[], env: Record<string, string> = {}): Promise<Proc> {
-  const child = spawn(process.execPath, [join(DIST, script), ...args], {
+export function startPrinting(script: string, args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Proc> {
+  const child = spawn(process.execPath, [...nodeArgs, join(DIST, script), ...args], {
     env: { PATH: process.env.PATH ?? '', ...env },
     cwd: mkdtempSync(join(tmpdir(), 'orche-bench-')),
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -60,9 +60,9 @@ function freePort(): Promise<number> {
  * orche as users run it: `node dist/server/index.js`, configured by the environment only, at the
  * default log level, its log lines going to /dev/null as they would to a log shipper.
  */
-export async function startOrche(env: Record<string, string>): Promise<Proc> {
+export async function startOrche(env: Record<string, string>, nodeArgs: string[] = []): Promise<Proc> {
   const port = await freePort();
-  const child = spawn(process.execPath, [join(DIST, 'server/index.js')], {
+  const child = spawn(process.execPath, [...nodeArgs, join(DIST, 'server/index.js')], {
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', HOST: '127.0.0.1', PORT: String(port), ...env },
     cwd: mkdtempSync(join(tmpdir(), 'orche-bench-')),
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -80,4 +80,12 @@ export async function startOrche(env: Record<string, string>): Promise<Proc> {
 /** Resident memory of a process, from /proc/<pid>/statm (pages). */
 export function rssOf(pid: number): number {
   return Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * 4096;
+}
+
+/** CPU time (user + system) a process has used so far, in ms, from /proc/<pid>/stat (clock ticks of 10 ms). */
+export function cpuMsOf(pid: number): number {
+  // The fields after the command name, which is in parentheses and may hold spaces.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }

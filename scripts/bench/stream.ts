@@ -1,6 +1,6 @@
 /** Streaming figures: time to first byte and total time, and orche's memory while relaying a large stream. */
 import http from 'node:http';
-import { rssOf, type Proc } from './processes';
+import { cpuMsOf, rssOf, type Proc } from './processes';
 import { median, post, type Target } from './measure';
 
 export interface StreamTiming {
@@ -60,4 +60,34 @@ export async function relayMemory(orche: Proc, target: Target, body: string, run
   }
   agent.destroy();
   return { bytes, baselineRss, peakGrowth, seconds };
+}
+
+export interface ChunkCost {
+  /** Median wall time of one many-chunk stream (ms). */
+  total: number;
+  /** CPU the serving process spent per relayed chunk (µs), when its pid is known. */
+  cpuUsPerChunk?: number;
+}
+
+/**
+ * What relaying one SSE chunk costs: the same stream of `chunks` small content chunks through each
+ * target, alternating, `runs` times. Wall time added per chunk is (total − direct total) / chunks;
+ * the serving process's CPU over all runs, divided by the chunks relayed, is the CPU per chunk.
+ */
+export async function chunkCosts(targets: Target[], bodies: Map<string, string>, chunks: number, runs: number): Promise<Map<string, ChunkCost>> {
+  const agents = new Map(targets.map((t) => [t.name, new http.Agent({ keepAlive: true, maxSockets: 1 })]));
+  const totals = new Map(targets.map((t) => [t.name, [] as number[]]));
+  for (const t of targets) await post(agents.get(t.name)!, t, bodies.get(t.name)!); // warm-up
+  // Each server works only for its own target here, so its CPU over the whole loop is its relays'.
+  const cpu0 = new Map(targets.map((t) => [t.name, t.pid ? cpuMsOf(t.pid) : 0]));
+  for (let i = 0; i < runs; i++) {
+    for (const t of i % 2 === 0 ? targets : [...targets].reverse()) {
+      const r = await post(agents.get(t.name)!, t, bodies.get(t.name)!);
+      if (r.status !== 200) throw new Error(`${t.name} answered ${r.status} to a ${chunks}-chunk stream`);
+      totals.get(t.name)!.push(r.ms);
+    }
+  }
+  for (const a of agents.values()) a.destroy();
+  const perChunk = (t: Target) => (t.pid ? ((cpuMsOf(t.pid) - cpu0.get(t.name)!) * 1000) / (runs * chunks) : undefined);
+  return new Map(targets.map((t) => [t.name, { total: median(totals.get(t.name)!), cpuUsPerChunk: perChunk(t) }]));
 }

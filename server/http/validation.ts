@@ -71,6 +71,27 @@ export const openaiChatSchema = z.looseObject({
   stream: z.boolean({ error: 'true or false' }).optional(),
 });
 
+/**
+ * openaiChatSchema's verdict on the hot path without zod's copy of the body and of every message
+ * (~40 µs a request under load, issue 21): a body it would accept is checked by hand and returned
+ * as it is; anything else goes to zod, so a refusal names its fields exactly as before.
+ */
+export function validateOpenAiChat(body: unknown): z.output<typeof openaiChatSchema> {
+  const b = body as { model?: unknown; messages?: unknown; stream?: unknown } | null;
+  const fine =
+    typeof b === 'object' &&
+    b !== null &&
+    !Array.isArray(b) &&
+    typeof b.model === 'string' &&
+    b.model.length >= 1 &&
+    b.model.length <= 256 &&
+    Array.isArray(b.messages) &&
+    b.messages.length >= 1 &&
+    b.messages.length <= LIMITS.messages &&
+    (b.stream === undefined || typeof b.stream === 'boolean');
+  return fine ? (b as z.output<typeof openaiChatSchema>) : validate(openaiChatSchema, body);
+}
+
 /** Parses a request body or throws a 400 with `details` naming each bad field. */
 export function validate<T extends z.ZodTypeAny>(schema: T, body: unknown): z.output<T> {
   if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {

@@ -3,7 +3,7 @@ import { OrcheError } from '../../providers/errors';
 import type { ProviderRuntime } from '../../providers/keys/keyPool';
 import type { AppContext } from '../context';
 import { clientRouting } from '../http/clientRouting';
-import { openaiChatSchema, validate } from '../http/validation';
+import { validateOpenAiChat } from '../http/validation';
 import { clientSignal, fairKeyOf, noteDispatch, streamChat } from './chatCall';
 
 /**
@@ -27,7 +27,7 @@ export function v1Routes(ctx: AppContext): Router {
 
   r.post('/v1/chat/completions', async (req, res) => {
     const routing = clientRouting(ctx.config.clientRouting, req);
-    const input = validate(openaiChatSchema, req.body);
+    const input = validateOpenAiChat(req.body);
     const provider = ctx.chat.resolve(input.model);
     res.locals.provider = provider.config.slug;
     const body: Record<string, unknown> = { ...(req.body as Record<string, unknown>), ...routing };

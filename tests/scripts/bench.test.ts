@@ -15,6 +15,13 @@ test('bench --smoke runs end to end and prints every row of its table', async ()
   for (const row of ['RPS at 50 connections', 'p99 latency at 50 connections', 'added latency at 1 connection', 'fan-out wall time', 'key pick, 1000 keys (memory store)']) {
     expect(stdout).toContain(row);
   }
+  // The undici floor (issue 21) ran in the same run: its ratios are numbers, and the simulator was watched.
+  expect(stdout).toMatch(/\| orche RPS \/ undici floor RPS \| \d+\.\d\d× \| [\d,]+ floor \|/);
+  expect(stdout).toMatch(/\| orche's added latency \/ the floor's \(1 connection\) \| -?[\d.]+× mean, -?[\d.]+× p50 \|/);
+  expect(stdout).toMatch(/\| simulator's CPU during the floor's and orche's rounds \| \d+% of a core \| \d+% for the floor/);
+  expect(stdout).toMatch(/\| streaming: time to first byte added \(median\) \| [^|]+ \| [^|]+ ms floor \(\+/);
+  expect(stdout).toMatch(/\| streaming: relay time added per chunk [^|]+ \| -?[\d.,]+ µs \| -?[\d.,]+ µs floor \|/);
+  expect(stdout).toMatch(/\| streaming: server CPU per relayed chunk \| [\d,]+ \| [\d,]+ floor \(µs\) \|/);
   expect(stdout).not.toContain('appended to');
 }, 150_000);
 
