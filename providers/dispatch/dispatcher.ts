@@ -3,6 +3,7 @@ import { AllKeysRateLimitedError, OrcheError } from '../errors';
 import type { KeyPool, ProviderRuntime } from '../keys/keyPool';
 import { type Allowance, nextStep, reportedOutcome, sharedOutcome, startAllowance } from './nextStep';
 import type { Outcome } from '../limits/rateLimit';
+import { MINUTE_MS } from '../limits/windows';
 import { type RoomClock, WaitEnded, WaitRoom } from './waitRoom';
 import { ProviderPacer } from './roomPacer';
 import { splitFairKey } from './requestClient';
@@ -103,7 +104,7 @@ export class Dispatcher {
     const slug = provider.config.slug;
     let p = this.pacers.get(slug);
     if (!p) {
-      p = new ProviderPacer(this.pool, () => this.pool.get(slug) ?? provider, this.deps.minuteMs ?? 60_000);
+      p = new ProviderPacer(this.pool, () => this.pool.get(slug) ?? provider, this.deps.minuteMs ?? MINUTE_MS);
       this.pacers.set(slug, p);
     }
     return p;
