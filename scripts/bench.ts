@@ -99,15 +99,20 @@ async function fairness(): Promise<void> {
       `two client tokens at 10:1 and 3:1 (light: ${smoke ? 'capacity' : '1 req/s'}), ${smoke ? 4 : 40} s per run, no upstream errors, ORCHE_MAX_WAIT_MS=${patienceMs}. ` +
       "Share = the client's successes over all successes of the run.\n\n" +
       `${fairnessTable(runs)}\n`;
-    console.log(`\n${text}`);
-    if (append) {
-      const file = resolve(__dirname, '..', '..', 'BENCHMARKS.md');
-      appendFileSync(file, `\n${text}`);
-      console.log(`appended to ${file}`);
-    }
+    publish(text);
   } finally {
     for (const p of procs.reverse()) await p.stop();
   }
+}
+
+/** Prints a section of results and, with --write, appends it to BENCHMARKS.md. */
+function publish(text: string): void {
+  console.log(`\n${text}`);
+  if (!append) return;
+  const file = resolve(__dirname, '..', '..', 'BENCHMARKS.md');
+  if (!existsSync(file)) writeFileSync(file, '# Benchmarks\n\nAppended by `npm run bench`; newest last. Targets are from the benchmark issue.\n');
+  appendFileSync(file, `\n${text}`);
+  console.log(`appended to ${file}`);
 }
 
 /** The compressed-minute rotation scenario; its own table. */
@@ -122,12 +127,7 @@ async function rotation(): Promise<void> {
       `5 keys in 3 accounts (2+2+1), ${o.perAccount} calls per account per ${o.windowMs / 1000} s window, demand ${o.demand}× capacity, ` +
       `${100 * o.errorRate} % upstream 502 (counted by the simulator, as OpenRouter counts what it admitted), ${o.seconds} s per run. ` +
       `Windows on whole multiples of their length (OpenRouter's), except the runs marked first-call windows (each account's window opens at its first call).\n\n${rotationTable(results)}\n`;
-    console.log(`\n${text}`);
-    if (append) {
-      const file = resolve(__dirname, '..', '..', 'BENCHMARKS.md');
-      appendFileSync(file, `\n${text}`);
-      console.log(`appended to ${file}`);
-    }
+    publish(text);
   } finally {
     for (const p of procs.reverse()) await p.stop();
   }
@@ -255,14 +255,7 @@ function table(rows: Row[]): string {
 function print(rows: Row[]): void {
   const when = new Date().toISOString();
   const header = `### ${when}${smoke ? ' (smoke)' : ''}\n\nNode ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}, ${SECONDS} s × ${ROUNDS} alternating rounds per throughput figure.\n`;
-  const text = `${header}\n${table(rows)}\n`;
-  console.log(`\n${text}`);
-  if (append) {
-    const file = resolve(__dirname, '..', '..', 'BENCHMARKS.md');
-    if (!existsSync(file)) writeFileSync(file, '# Benchmarks\n\nAppended by `npm run bench`; newest last. Targets are from the benchmark issue.\n');
-    appendFileSync(file, `\n${text}`);
-    console.log(`appended to ${file}`);
-  }
+  publish(`${header}\n${table(rows)}\n`);
 }
 
 // `npm run bench -- --soak`: the long memory and event-loop run (scripts/soak.ts) instead.
