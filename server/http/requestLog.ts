@@ -13,16 +13,30 @@ export const requestId: RequestHandler = (req, res, next) => {
   next();
 };
 
-/** Runs `fn` once, when the response is finished or the client went away, whichever comes first. */
+const END_HOOKS = Symbol('orche.responseEndHooks');
+type Hooked = Response & { [END_HOOKS]?: Array<() => void> };
+
+/**
+ * Runs `fn` once, when the response is finished or the client went away, whichever comes first.
+ * The hooks of one response share one pair of listeners: the shutdown count, the request log and
+ * the metrics each added two, and adding listeners was a visible cost per request.
+ */
 export function onResponseEnd(res: Response, fn: () => void): void {
-  let ran = false;
-  const once = () => {
-    if (ran) return;
-    ran = true;
-    fn();
+  const r = res as Hooked;
+  const hooks = r[END_HOOKS];
+  if (hooks) {
+    hooks.push(fn);
+    return;
+  }
+  r[END_HOOKS] = [fn];
+  // Each hook runs once, in the order added; one added after 'finish' waits for 'close', as before.
+  const run = () => {
+    const due = r[END_HOOKS]!;
+    r[END_HOOKS] = [];
+    for (const f of due) f();
   };
-  res.on('finish', once);
-  res.on('close', once);
+  res.on('finish', run);
+  res.on('close', run);
 }
 
 /** One log line per request, written when the response is finished (or the client went away). */

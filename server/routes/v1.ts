@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import { type Response, Router } from 'express';
 import { OrcheError } from '../../providers/errors';
 import type { ProviderRuntime } from '../../providers/keys/keyPool';
 import type { AppContext } from '../context';
@@ -19,6 +19,18 @@ export function completionForClients(body: unknown): unknown {
 }
 
 /**
+ * What res.json sends here (no replacer, no spacing, no ETag, never HEAD: a POST), headers set once
+ * and the body written once: Express's send would look up the charset, the freshness and the
+ * method for each answer (~30 µs a request under load, issue 21).
+ */
+function sendJson(res: Response, value: unknown): void {
+  const text = JSON.stringify(value) ?? '';
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(text));
+  res.end(text);
+}
+
+/**
  * The OpenAI-compatible API, so the official `openai` client works with `baseURL` set to orche:
  * bodies pass through (only `model` becomes the provider's slug), answers are the upstream's own.
  */
@@ -35,7 +47,7 @@ export function v1Routes(ctx: AppContext): Router {
     if (input.stream) return streamChat(ctx, res, provider.config.slug, body);
     const result = await ctx.chat.complete(provider.config.slug, body, clientSignal(res), fairKeyOf(res));
     noteDispatch(res, result);
-    res.json(completionForClients(result.value));
+    sendJson(res, completionForClients(result.value));
   });
 
   const modelOf = (p: ProviderRuntime, id: string) => ({
