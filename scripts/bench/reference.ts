@@ -1,6 +1,7 @@
 /**
- * The floor this stack allows: a bare Express 5 route that forwards the body to the upstream with
- * axios over keep-alive and answers with its JSON. No validation, rotation or logging.
+ * The axios reference: a bare Express 5 route that forwards the body to the upstream with axios
+ * over keep-alive and answers with its JSON. No validation, rotation or logging. (The floor this
+ * stack allows is scripts/bench/floor.ts, with undici.)
  * `node dist/scripts/bench/reference.js <upstream base URL>` prints its own URL.
  */
 import http from 'node:http';
