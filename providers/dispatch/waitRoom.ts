@@ -154,9 +154,7 @@ export class WaitRoom {
   private async admitPaced(pacer: RoomPacer): Promise<boolean> {
     const now = this.clock.now();
     try {
-      const verdict = await pacer.release(now, this.queue.size, this.arrivalRate(now));
-      this.budget = verdict.budget;
-      if (verdict.budget) this.budgetSeen = true;
+      const verdict = await this.ask(pacer, now);
       if (verdict.paced && verdict.budget) this.pacedUntil = verdict.budget.windowEnd;
       if (verdict.go) return true;
       this.wakeAt = Math.max(this.wakeAt, verdict.at);
@@ -365,6 +363,14 @@ export class WaitRoom {
     return n / ARRIVALS_MS;
   }
 
+  /** The pacer's verdict on a release now; the budget it reports is kept for turning away the hopeless. */
+  private async ask(pacer: RoomPacer, now: number): Promise<PaceVerdict> {
+    const verdict = await pacer.release(now, this.queue.size, this.arrivalRate(now));
+    this.budget = verdict.budget;
+    if (verdict.budget) this.budgetSeen = true;
+    return verdict;
+  }
+
   /** Asks the pacer whether one may go now, and to whom; then schedules again. */
   private async decide(pacer: RoomPacer): Promise<void> {
     try {
@@ -372,9 +378,7 @@ export class WaitRoom {
       this.givingBack = undefined;
       const now = this.clock.now();
       this.reported = true;
-      const verdict = await pacer.release(now, this.queue.size, this.arrivalRate(now));
-      this.budget = verdict.budget;
-      if (verdict.budget) this.budgetSeen = true;
+      const verdict = await this.ask(pacer, now);
       this.pacedUntil = verdict.paced && verdict.budget ? verdict.budget.windowEnd : 0;
       if (verdict.budget) this.turnAwayHopeless(this.clock.now());
       if (!verdict.go) {
