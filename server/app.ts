@@ -17,6 +17,7 @@ import { OpenRouterClient } from '../providers/upstream/openrouterClient';
 import { RotationHistory } from '../providers/keys/rotationHistory';
 import { createStore } from '../providers/store';
 import { RedisStore } from '../providers/store/redis';
+import { sharedRedis } from '../providers/store/redisConnection';
 import type { StateStore } from '../providers/store/types';
 import { Alerts } from './observe/alerts';
 import type { AppContext } from './context';
@@ -178,13 +179,13 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
     return report;
   };
 
-  // Per-client limits are shared across instances through Redis when there is one.
-  const limiterRedis = config.redis && config.clientRpm ? clientLimitRedis(config.redis.url, `${config.redis.prefix}client-rl:`) : undefined;
-  const limiter = clientLimiter(config, limiterRedis?.store, logger);
-  const streams = streamLimit(config.maxStreamsPerClient, config.clientTokens);
-  // So are the per-end-user limits.
+  // Per-client and per-end-user limits are shared across instances through Redis when there is one, on one connection.
   const { userRpm, userRpd } = config.pacing;
-  const userRedis = config.redis && (userRpm || userRpd) ? userLimitRedis(config.redis.url, `${config.redis.prefix}user-rl:`, { rpm: userRpm, rpd: userRpd }) : undefined;
+  const limitsRedis = config.redis && (config.clientRpm || userRpm || userRpd) ? sharedRedis(config.redis.url) : undefined;
+  const prefix = config.redis?.prefix ?? '';
+  const limiter = clientLimiter(config, limitsRedis && config.clientRpm ? clientLimitRedis(limitsRedis, `${prefix}client-rl:`) : undefined, logger);
+  const streams = streamLimit(config.maxStreamsPerClient, config.clientTokens);
+  const userLimit = limitsRedis && (userRpm || userRpd) ? userLimitRedis(limitsRedis, `${prefix}user-rl:`, { rpm: userRpm, rpd: userRpd }) : undefined;
 
   const ctx: AppContext = {
     config,
@@ -219,7 +220,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   app.use(STATUS_PATHS, statusAuth(config));
   app.use(CHAT_PATHS, series(clientAuth(config.clientTokens), limiter.middleware));
   app.use(series(singleQueryValues, jsonBody(config.bodyLimit)));
-  app.use(CHAT_PATHS, series(streams.middleware, requestScope(config, endUsers, now, userRedis?.admit)));
+  app.use(CHAT_PATHS, series(streams.middleware, requestScope(config, endUsers, now, userLimit)));
   // The OpenAI-compatible routes first: the busiest, and no path of theirs is another router's.
   app.use(v1Routes(ctx));
   app.use(statusRoutes(ctx));
@@ -241,8 +242,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   const closeResources = async () => {
     stopTimers();
     client.close();
-    limiterRedis?.disconnect();
-    userRedis?.disconnect();
+    limitsRedis?.disconnect();
     await store.close();
   };
 

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
+import { redisConnection } from './redisConnection';
 import { MemoryStore } from './memory';
 import { OutageJournal, pickCounters } from './outageJournal';
 import { defineScripts, type StoreScripts } from './redisScripts';
@@ -53,21 +54,7 @@ export class RedisStore implements StateStore {
     this.now = opts.now ?? Date.now;
     this.prefix = opts.prefix;
     this.logger = opts.logger;
-    const timeout = opts.timeoutMs ?? 1000;
-    this.redis = defineScripts(
-      new Redis(opts.url, {
-        connectTimeout: timeout,
-        commandTimeout: timeout,
-        // ioredis waits this long on close for a socket that already died; do not hold shutdown.
-        disconnectTimeout: timeout,
-        // Fail at once while disconnected instead of queueing: the local state answers meanwhile.
-        enableOfflineQueue: false,
-        // Never re-sent by the client after a reconnect: a script that counts would count twice.
-        maxRetriesPerRequest: 0,
-        // Reconnect quickly and forever: rejoining within a second or so of Redis coming back.
-        retryStrategy: (times) => Math.min(100 * times, 1000),
-      }),
-    );
+    this.redis = defineScripts(redisConnection(opts.url, { timeoutMs: opts.timeoutMs }));
     this.fair = new RedisFairState(this.redis, this.prefix, this.instance);
     this.redis.on('ready', () => this.markUp());
     this.redis.on('error', (err: Error) => this.markDown(err.message));

@@ -8,8 +8,7 @@
  * after its window. The user is hashed: names are often e-mail addresses, and Redis needs none.
  */
 import { createHash } from 'node:crypto';
-import Redis from 'ioredis';
-import { readiness, READY_WAIT_MS } from './clientLimitStore';
+import type { SharedRedis } from '../../providers/store/redisConnection';
 import { LUA_WINDOWS } from '../../providers/limits/windows';
 
 /** ARGV: P, now, rpm (-1: none), rpd (-1: none), user hash. Returns the wait in ms, or 0 (counted). */
@@ -31,16 +30,8 @@ return 0
 /** The shared decision for one request of `key` at `now`: wait in ms (0: counted), undefined when Redis cannot say. */
 export type SharedUserLimit = (key: string, now: number) => Promise<number | undefined>;
 
-export interface UserLimitRedis {
-  admit: SharedUserLimit;
-  disconnect(): void;
-}
-
-export function userLimitRedis(url: string, prefix: string, limits: { rpm?: number; rpd?: number }): UserLimitRedis {
-  const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: READY_WAIT_MS, commandTimeout: 1000 });
-  redis.on('error', () => undefined); // an outage falls back to local counts; the state store reports health
-  const ready = readiness(redis, READY_WAIT_MS);
-  const admit: SharedUserLimit = async (key, now) => {
+export function userLimitRedis({ redis, ready }: SharedRedis, prefix: string, limits: { rpm?: number; rpd?: number }): SharedUserLimit {
+  return async (key, now) => {
     try {
       await ready();
       const user = createHash('sha256').update(key).digest('hex').slice(0, 32);
@@ -50,5 +41,4 @@ export function userLimitRedis(url: string, prefix: string, limits: { rpm?: numb
       return undefined;
     }
   };
-  return { admit, disconnect: () => redis.disconnect() };
 }
