@@ -181,7 +181,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
 
   // Per-client and per-end-user limits are shared across instances through Redis when there is one, on one connection.
   const { userRpm, userRpd } = config.pacing;
-  const limitsRedis = config.redis && (config.clientRpm || userRpm || userRpd) ? sharedRedis(config.redis.url) : undefined;
+  const limitsRedis = config.redis && (config.clientRpm || userRpm || userRpd) ? sharedRedis(config.redis.url, `${config.redis.prefix}limits`) : undefined;
   const prefix = config.redis?.prefix ?? '';
   const limiter = clientLimiter(config, limitsRedis && config.clientRpm ? clientLimitRedis(limitsRedis, `${prefix}client-rl:`) : undefined, logger);
   const streams = streamLimit(config.maxStreamsPerClient, config.clientTokens);

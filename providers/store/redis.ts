@@ -54,7 +54,7 @@ export class RedisStore implements StateStore {
     this.now = opts.now ?? Date.now;
     this.prefix = opts.prefix;
     this.logger = opts.logger;
-    this.redis = defineScripts(redisConnection(opts.url, { timeoutMs: opts.timeoutMs }));
+    this.redis = defineScripts(redisConnection(opts.url, { name: `${opts.prefix}state`, timeoutMs: opts.timeoutMs }));
     this.fair = new RedisFairState(this.redis, this.prefix, this.instance);
     this.redis.on('ready', () => this.markUp());
     this.redis.on('error', (err: Error) => this.markDown(err.message));

@@ -10,6 +10,8 @@ import Redis from 'ioredis';
 export const REDIS_TIMEOUT_MS = 1000;
 
 export interface RedisConnectionOptions {
+  /** The connection's name in Redis's CLIENT LIST (operators see who holds which connection). */
+  name?: string;
   /** Connect, command and close timeout (ms). */
   timeoutMs?: number;
   /** How long one connection attempt may take, when it differs from `timeoutMs`. */
@@ -19,6 +21,8 @@ export interface RedisConnectionOptions {
 export function redisConnection(url: string, opts: RedisConnectionOptions = {}): Redis {
   const timeout = opts.timeoutMs ?? REDIS_TIMEOUT_MS;
   return new Redis(url, {
+    // CLIENT SETNAME takes no spaces or newlines; a prefix may hold any character.
+    ...(opts.name ? { connectionName: opts.name.replace(/[^\x21-\x7e]/g, '_') } : {}),
     connectTimeout: opts.connectTimeoutMs ?? timeout,
     commandTimeout: timeout,
     // ioredis waits this long on close for a socket that already died; do not hold shutdown.
@@ -71,8 +75,8 @@ export interface SharedRedis {
 /** How long the limits' commands wait for the first connection (at start). */
 export const READY_WAIT_MS = 2000;
 
-export function sharedRedis(url: string): SharedRedis {
-  const redis = redisConnection(url, { connectTimeoutMs: READY_WAIT_MS });
+export function sharedRedis(url: string, name?: string): SharedRedis {
+  const redis = redisConnection(url, { name, connectTimeoutMs: READY_WAIT_MS });
   // An outage makes each user fall back (local counts, or passing); the state store reports health.
   redis.on('error', () => undefined);
   return { redis, ready: readiness(redis, READY_WAIT_MS), disconnect: () => redis.disconnect() };
