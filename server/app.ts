@@ -18,6 +18,7 @@ import { RotationHistory } from '../providers/keys/rotationHistory';
 import { createStore } from '../providers/store';
 import { RedisStore } from '../providers/store/redis';
 import { sharedRedis } from '../providers/store/redisConnection';
+import { REDIS_KIND } from '../providers/store/names';
 import type { StateStore } from '../providers/store/types';
 import { Alerts } from './observe/alerts';
 import type { AppContext } from './context';
@@ -183,9 +184,9 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   const { userRpm, userRpd } = config.pacing;
   const limitsRedis = config.redis && (config.clientRpm || userRpm || userRpd) ? sharedRedis(config.redis.url, `${config.redis.prefix}limits`) : undefined;
   const prefix = config.redis?.prefix ?? '';
-  const limiter = clientLimiter(config, limitsRedis && config.clientRpm ? clientLimitRedis(limitsRedis, `${prefix}client-rl:`) : undefined, logger);
+  const limiter = clientLimiter(config, limitsRedis && config.clientRpm ? clientLimitRedis(limitsRedis, `${prefix}${REDIS_KIND.clientLimit}`) : undefined, logger);
   const streams = streamLimit(config.maxStreamsPerClient, config.clientTokens);
-  const userLimit = limitsRedis && (userRpm || userRpd) ? userLimitRedis(limitsRedis, `${prefix}user-rl:`, { rpm: userRpm, rpd: userRpd }) : undefined;
+  const userLimit = limitsRedis && (userRpm || userRpd) ? userLimitRedis(limitsRedis, `${prefix}${REDIS_KIND.userLimit}`, { rpm: userRpm, rpd: userRpd }) : undefined;
 
   const ctx: AppContext = {
     config,

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import type Redis from 'ioredis';
 import type { PaceState } from '../dispatch/pacing';
 import { MINUTE_MS } from '../limits/windows';
+import { REDIS_KIND } from './names';
 
 export interface PaceRead {
   state: PaceState | undefined;
@@ -89,7 +90,7 @@ export const WAITING_FRESH_MS = MINUTE_MS;
  */
 const PACE_STATE = `
 local P, now = ARGV[1], tonumber(ARGV[2])
-local key = P .. 'pz:' .. ARGV[3]
+local key = P .. '${REDIS_KIND.pace}' .. ARGV[3]
 redis.call('HSET', key, 'w:' .. ARGV[4], ARGV[5] .. ':' .. ARGV[6] .. '@' .. ARGV[2])
 redis.call('PEXPIRE', key, ${WAITING_FRESH_MS} * 2)
 local h = redis.call('HGETALL', key)
@@ -108,7 +109,7 @@ return {state, total, rate}
 `;
 
 const CLAIM_PACE = `
-local key = ARGV[1] .. 'pz:' .. ARGV[2]
+local key = ARGV[1] .. '${REDIS_KIND.pace}' .. ARGV[2]
 if (redis.call('HGET', key, 's') or '') ~= ARGV[3] then return 0 end
 redis.call('HSET', key, 's', ARGV[4])
 redis.call('PEXPIRE', key, ${WAITING_FRESH_MS} * 2)
@@ -155,7 +156,7 @@ export class RedisFairState implements FairState {
   }
 
   private servedKey(provider: string, window: number): string {
-    return `${this.prefix}sv:${provider}:${window}`;
+    return `${this.prefix}${REDIS_KIND.served}${provider}:${window}`;
   }
 
   async countServed(provider: string, window: number, windowMs: number, client: string, user: string): Promise<void> {

@@ -82,8 +82,33 @@ function luaName(fn: (...args: string[]) => string, args: string[]): string {
 const luaFunction = (name: string, fn: (...args: string[]) => string, params: string[], args = params) =>
   `local function ${name}(${params.join(', ')}) return ${luaName(fn, args)} end`;
 
+/**
+ * What every Redis name starts with after the prefix P: the kind of state it holds
+ * (docs/design.md#what-is-shared-through-redis-and-what-is-per-instance). Written into the Lua too (`LUA_NAMES`).
+ */
+export const REDIS_KIND = {
+  gate: 'g:',
+  strikes: 's:',
+  disabled: 'd:',
+  account: 'al:',
+  learned: 'l:',
+  counter: 'n:',
+  pick: 'pk:',
+  position: 'pos:',
+  pace: 'pz:',
+  served: 'sv:',
+  clientLimit: 'client-rl:',
+  userLimit: 'user-rl:',
+} as const;
+
+const luaKinds = () => {
+  const kinds = Object.entries(REDIS_KIND);
+  return `local ${kinds.map(([k]) => `${k.toUpperCase()}_KIND`).join(', ')} = ${kinds.map(([, v]) => `'${v}'`).join(', ')}`;
+};
+
 /** The names above as Lua functions, for the Redis scripts (`num` formats a number as the store writes it). */
 export const LUA_NAMES = [
+  luaKinds(),
   luaFunction('keyGate', gate.key, ['keyId']),
   luaFunction('accountGate', gate.account, ['account']),
   luaFunction('accountFreeGate', gate.accountFree, ['account']),

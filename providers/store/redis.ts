@@ -7,7 +7,7 @@ import { defineScripts, type StoreScripts } from './redisScripts';
 import { EXPIRY } from './rules';
 import { type FairState, RedisFairState } from './fairState';
 import type { StoreLog } from './snapshot';
-import { gate, keyGates, scopeGate } from './names';
+import { gate, keyGates, REDIS_KIND, scopeGate } from './names';
 import { clockMs, deadlineMs, type CoolRequest, type KeyInspection, type KeyView, type LearnedView, type LearnRequest, type PickPlan, type PickResult, type StateStore, type StoreHealth } from './types';
 
 export interface RedisStoreOptions {
@@ -233,7 +233,7 @@ export class RedisStore implements StateStore {
   async hostHeldUntil(now: number): Promise<number> {
     return this.shared(
       async () => {
-        const until = Number((await this.redis.hget(`${this.prefix}g:${gate.host}`, 'u')) ?? 0);
+        const until = Number((await this.redis.hget(`${this.prefix}${REDIS_KIND.gate}${gate.host}`, 'u')) ?? 0);
         return until > now ? until : 0;
       },
       () => this.local.hostHeldUntil(now),
@@ -261,8 +261,8 @@ export class RedisStore implements StateStore {
     await this.shared(
       async () =>
         void (reason === null
-          ? await this.redis.multi().set(`${p}d:${keyId}`, entry, 'PX', EXPIRY.disabledMs).del(`${p}g:${gate.key(keyId)}`, `${p}s:${keyId}`).exec()
-          : await this.redis.set(`${p}d:${keyId}`, entry, 'PX', EXPIRY.disabledMs)),
+          ? await this.redis.multi().set(`${p}${REDIS_KIND.disabled}${keyId}`, entry, 'PX', EXPIRY.disabledMs).del(`${p}${REDIS_KIND.gate}${gate.key(keyId)}`, `${p}${REDIS_KIND.strikes}${keyId}`).exec()
+          : await this.redis.set(`${p}${REDIS_KIND.disabled}${keyId}`, entry, 'PX', EXPIRY.disabledMs)),
       async () => {
         // A reactivation clears the key's own gate: its cooldowns recorded before it are not merged.
         if (reason === null) this.journal.forget(new Set([gate.key(keyId)]));
@@ -275,7 +275,7 @@ export class RedisStore implements StateStore {
     if (account === learned) return;
     await this.local.learnAccount(account, learned, now);
     await this.shared(
-      async () => void (await this.redis.set(`${this.prefix}al:${account}`, `${learned}@${clockMs(now)}`, 'PX', EXPIRY.accountMs)),
+      async () => void (await this.redis.set(`${this.prefix}${REDIS_KIND.account}${account}`, `${learned}@${clockMs(now)}`, 'PX', EXPIRY.accountMs)),
       async () => this.journal.record({ kind: 'account', account, learned, at: clockMs(now) }),
     );
   }
@@ -290,7 +290,7 @@ export class RedisStore implements StateStore {
           await this.redis.orcheReset(this.prefix, clockMs(now), ...viewArgs(views));
           return;
         }
-        for (const kind of ['g:', 's:']) {
+        for (const kind of [REDIS_KIND.gate, REDIS_KIND.strikes]) {
           // SCAN, not KEYS: never block a Redis that other deployments share.
           for await (const batch of this.redis.scanStream({ match: `${globEscape(this.prefix)}${kind}*`, count: 500 }) as AsyncIterable<string[]>) {
             if (batch.length > 0) await this.redis.unlink(...batch);
@@ -305,7 +305,7 @@ export class RedisStore implements StateStore {
   async congestedUntil(model: string, now: number): Promise<number> {
     return this.shared(
       async () => {
-        const until = Number((await this.redis.hget(`${this.prefix}g:${gate.model(model)}`, 'u')) ?? 0);
+        const until = Number((await this.redis.hget(`${this.prefix}${REDIS_KIND.gate}${gate.model(model)}`, 'u')) ?? 0);
         return until > now ? until : 0;
       },
       () => this.local.congestedUntil(model, now),

@@ -31,6 +31,8 @@ local function num(n)
   if n == math.floor(n) then return string.format('%d', n) end
   return string.format('%.17g', n)
 end
+-- names.ts: the kinds of Redis names, gate and counter names (scopeGate: the gate a cooling or learning scope names), written into the script.
+${LUA_NAMES}
 -- Every PEXPIRE and PX takes this: Redis refuses a fractional expiry, and a window or deadline that
 -- slipped through unrounded must not break the script (rounded up: never expires early).
 local function ttl(n)
@@ -49,10 +51,10 @@ local function fresh(key, ttl)
   return nil
 end
 local function resolve(account)
-  return fresh(P .. 'al:' .. account, ACCOUNT_MS) or account
+  return fresh(P .. ACCOUNT_KIND .. account, ACCOUNT_MS) or account
 end
 local function disabled(keyId)
-  local r = fresh(P .. 'd:' .. keyId, DISABLED_MS)
+  local r = fresh(P .. DISABLED_KIND .. keyId, DISABLED_MS)
   if r and r ~= '' then return r end
   return nil
 end
@@ -60,8 +62,6 @@ end
 local function live(u, p)
   return u > now or (p == '1' and u + RECOVERING_MS > now)
 end
--- names.ts: gate and counter names (scopeGate: the gate a cooling or learning scope names), written into the script.
-${LUA_NAMES}
 ${LUA_DOUBLING}
 -- names.ts keyGates (account already resolved).
 local function gatesOf(keyId, account, model, free)
@@ -70,7 +70,7 @@ local function gatesOf(keyId, account, model, free)
   return g
 end
 local function counter(name, window)
-  return P .. 'n:' .. name .. ':' .. num(window)
+  return P .. COUNTER_KIND .. name .. ':' .. num(window)
 end
 local function count(name, window)
   return tonumber(redis.call('GET', counter(name, window)) or '0')
@@ -82,7 +82,7 @@ local day = dayWindow(now)
 -- Learned limits (providers/limits/learnedLimit.ts): live for a day, by window length.
 local LEARNED_TTL = ${EXPIRY.learnedMs}
 local function learnedOf(name)
-  local h = redis.call('HGETALL', P .. 'l:' .. name)
+  local h = redis.call('HGETALL', P .. LEARNED_KIND .. name)
   local out = {}
   for i = 1, #h, 2 do
     local lim, at, anchor, src = string.match(h[i + 1], '^([^|]+)|([^|]+)|(%-?%d+)|(.*)$')
@@ -103,7 +103,7 @@ local function learnedStart(l, t)
 end
 -- MemoryStore.holdFull: a learned limit's full window cools its gate until the window ends, then a trial.
 local function holdFull(name, untilT)
-  local k = P .. 'g:' .. name
+  local k = P .. GATE_KIND .. name
   local g = redis.call('HMGET', k, 'u', 'p')
   if g[1] and live(tonumber(g[1]), g[2]) and tonumber(g[1]) >= untilT then return end
   redis.call('DEL', k)
@@ -133,13 +133,13 @@ local base = 14 + nAvoid
 local n = (#ARGV - base) / 2
 local regular = n - reserves
 
-local edge = redis.call('HGET', P .. 'g:' .. HOST_GATE, 'u')
+local edge = redis.call('HGET', P .. GATE_KIND .. HOST_GATE, 'u')
 if edge and tonumber(edge) > now then return {0, edge, 'edge'} end
-local congested = redis.call('HGET', P .. 'g:' .. modelGate(model), 'u')
+local congested = redis.call('HGET', P .. GATE_KIND .. modelGate(model), 'u')
 if congested and tonumber(congested) > now then return {0, congested, 'congested'} end
 
 local start = 0
-if rotating > 0 then start = tonumber(fresh(P .. 'pos:' .. provider, POSITION_MS) or '0') % rotating end
+if rotating > 0 then start = tonumber(fresh(P .. POSITION_KIND .. provider, POSITION_MS) or '0') % rotating end
 
 local function budgetBlock(keyId, account)
   local untilT = 0
@@ -185,7 +185,7 @@ local function choose(useAvoid, limit)
       local blocked, trial, recovering, full = 0, false, {}, false
       local gs = gatesOf(keyId, account, model, free)
       for _, name in ipairs(gs) do
-        local g = redis.call('HMGET', P .. 'g:' .. name, 'u', 'p', 'q', 'r')
+        local g = redis.call('HMGET', P .. GATE_KIND .. name, 'u', 'p', 'q', 'r')
         if g[1] and live(tonumber(g[1]), g[2]) then
           local u = tonumber(g[1])
           if u > now then
@@ -195,7 +195,7 @@ local function choose(useAvoid, limit)
           else
             local q = tonumber(g[3] or '0')
             if q > now then blocked = math.max(blocked, math.min(q, now + 1000)) else trial = true end
-            recovering[#recovering + 1] = P .. 'g:' .. name
+            recovering[#recovering + 1] = P .. GATE_KIND .. name
           end
         end
       end
@@ -229,8 +229,8 @@ local function choose(useAvoid, limit)
             end
           end
           -- Counted here: a merge after a timed-out reply must not count this pick again.
-          redis.call('SET', P .. 'pk:' .. pickId, '1', 'PX', ttl(PICK_ID_MS))
-          if index < rotating then redis.call('SET', P .. 'pos:' .. provider, num(index + 1) .. '@' .. num(now), 'PX', ttl(POSITION_MS)) end
+          redis.call('SET', P .. PICK_KIND .. pickId, '1', 'PX', ttl(PICK_ID_MS))
+          if index < rotating then redis.call('SET', P .. POSITION_KIND .. provider, num(index + 1) .. '@' .. num(now), 'PX', ttl(POSITION_MS)) end
           return {1, keyId, index, trial and 1 or 0, learned}
         end
       end
@@ -255,7 +255,7 @@ return choose(false, n)
 /** ARGV: P, now, keyId, account, model, scope, until (-1: doubling), reason, baseMs, maxMs, strike (1|0). */
 const COOL = `
 local keyId, model, scope = ARGV[3], ARGV[5], ARGV[6]
-local sk = P .. 's:' .. keyId
+local sk = P .. STRIKES_KIND .. keyId
 local strikes = tonumber(fresh(sk, STRIKES_MS) or '0')
 if ARGV[11] == '1' then
   strikes = strikes + 1
@@ -265,7 +265,7 @@ local untilT = tonumber(ARGV[7])
 if untilT < 0 then
   untilT = now + doubling(strikes, tonumber(ARGV[9]), tonumber(ARGV[10]))
 end
-local k = P .. 'g:' .. scopeGate(scope, keyId, resolve(ARGV[4]), model)
+local k = P .. GATE_KIND .. scopeGate(scope, keyId, resolve(ARGV[4]), model)
 local current = redis.call('HMGET', k, 'u', 'p', 'r')
 if current[1] and live(tonumber(current[1]), current[2]) and tonumber(current[1]) >= untilT then
   redis.call('HSET', k, 'p', '1')
@@ -293,7 +293,7 @@ local keyId, model, scope = ARGV[3], ARGV[5], ARGV[6]
 local limit, windowMs, resetAt = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local lengthen = ARGV[12] == '1'
 local gateName = scopeGate(scope, keyId, resolve(ARGV[4]), model)
-local k = P .. 'l:' .. gateName
+local k = P .. LEARNED_KIND .. gateName
 -- providers/limits/learnedLimit.ts WINDOWS, written into the script.
 local WINDOWS = { ${WINDOWS.join(', ')} }
 local h = redis.call('HGETALL', k)
@@ -350,7 +350,7 @@ for _, name in ipairs(gatesOf(ARGV[3], resolve(ARGV[4]), ARGV[5], ARGV[6] == '1'
       -- Room again in the window: the gate its fullness cooled opens (a 429's cooldown stays).
       -- (Not once the next window counts: the gate is that window's trial by then.)
       if redis.call('DECR', c) < l.limit and redis.call('EXISTS', counter(learnedName(name, l.w), start + l.w)) == 0 then
-        local k = P .. 'g:' .. name
+        local k = P .. GATE_KIND .. name
         local g = redis.call('HMGET', k, 'u', 'r')
         if g[2] == '${LEARNED_FULL}' and tonumber(g[1]) == start + l.w then redis.call('DEL', k) end
       end
@@ -362,7 +362,7 @@ return 1
 
 /** ARGV: P, now, gate (c:<model>, or h:edge for the host), until, reason. */
 const CONGEST = `
-local k = P .. 'g:' .. ARGV[3]
+local k = P .. GATE_KIND .. ARGV[3]
 local untilT = tonumber(ARGV[4])
 local current = redis.call('HGET', k, 'u')
 if current and tonumber(current) >= untilT then return 0 end
@@ -374,9 +374,9 @@ return 1
 
 /** ARGV: P, now, keyId, account, model, free. Resets the doubling and opens recovered gates. */
 const SUCCEED = `
-redis.call('DEL', P .. 's:' .. ARGV[3])
+redis.call('DEL', P .. STRIKES_KIND .. ARGV[3])
 for _, name in ipairs(gatesOf(ARGV[3], resolve(ARGV[4]), ARGV[5], ARGV[6] == '1')) do
-  local k = P .. 'g:' .. name
+  local k = P .. GATE_KIND .. name
   local g = redis.call('HMGET', k, 'u', 'p')
   -- A gate cooled again meanwhile (by another request) stays shut.
   if g[1] and g[2] == '1' and tonumber(g[1]) <= now then redis.call('DEL', k) end
@@ -387,7 +387,7 @@ return 1
 /** ARGV: P, now, keyId, account, model, free. A trial call ended without success: its hold on the gates ends. */
 const END_TRIAL = `
 for _, name in ipairs(gatesOf(ARGV[3], resolve(ARGV[4]), ARGV[5], ARGV[6] == '1')) do
-  local k = P .. 'g:' .. name
+  local k = P .. GATE_KIND .. name
   if redis.call('HGET', k, 'p') == '1' then redis.call('HSET', k, 'q', '0') end
 end
 return 1
@@ -397,8 +397,8 @@ return 1
 const RESET = `
 for i = 3, #ARGV, 4 do
   local keyId, model = ARGV[i], ARGV[i + 2]
-  for _, name in ipairs(gatesOf(keyId, resolve(ARGV[i + 1]), model, ARGV[i + 3] == '1')) do redis.call('DEL', P .. 'g:' .. name) end
-  redis.call('DEL', P .. 'g:' .. modelGate(model), P .. 's:' .. keyId)
+  for _, name in ipairs(gatesOf(keyId, resolve(ARGV[i + 1]), model, ARGV[i + 3] == '1')) do redis.call('DEL', P .. GATE_KIND .. name) end
+  redis.call('DEL', P .. GATE_KIND .. modelGate(model), P .. STRIKES_KIND .. keyId)
 end
 return 1
 `;
@@ -420,7 +420,7 @@ for i = 3, #ARGV, 4 do
       local used = count(learnedName(name, l.w), learnedStart(l, now))
       for _, v in ipairs({ name, num(l.w), num(l.limit), num(l.at), l.src, num(used), num(l.anchor) }) do learned[#learned + 1] = v end
     end
-    local g = redis.call('HMGET', P .. 'g:' .. name, 'u', 'r', 'p')
+    local g = redis.call('HMGET', P .. GATE_KIND .. name, 'u', 'r', 'p')
     if g[1] and live(tonumber(g[1]), g[3]) then
       local u = tonumber(g[1])
       if u > now and u > cooldown then
@@ -444,17 +444,17 @@ return out
  */
 const MERGE_DISABLED = `
 local keyId, reason, at = ARGV[3], ARGV[4], tonumber(ARGV[5])
-local k = P .. 'd:' .. keyId
+local k = P .. DISABLED_KIND .. keyId
 local _, current = stamped(redis.call('GET', k))
 if current and current >= at then return 0 end
 redis.call('SET', k, reason .. '@' .. num(at), 'PX', ttl(DISABLED_MS))
-if reason == '' then redis.call('DEL', P .. 'g:' .. keyGate(keyId), P .. 's:' .. keyId) end
+if reason == '' then redis.call('DEL', P .. GATE_KIND .. keyGate(keyId), P .. STRIKES_KIND .. keyId) end
 return 1
 `;
 
 /** ARGV: P, now, account, learned, at. A learned account from while Redis was away: the later wins. */
 const MERGE_ACCOUNT = `
-local k = P .. 'al:' .. ARGV[3]
+local k = P .. ACCOUNT_KIND .. ARGV[3]
 local _, current = stamped(redis.call('GET', k))
 if current and current >= tonumber(ARGV[5]) then return 0 end
 redis.call('SET', k, ARGV[4] .. '@' .. ARGV[5], 'PX', ttl(ACCOUNT_MS))
@@ -471,7 +471,7 @@ const ADD_COUNTS = `
 local i = 3
 local added = 0
 while i <= #ARGV do
-  local id, n = P .. 'pk:' .. ARGV[i], tonumber(ARGV[i + 1])
+  local id, n = P .. PICK_KIND .. ARGV[i], tonumber(ARGV[i + 1])
   if redis.call('SET', id, '1', 'NX', 'PX', ttl(PICK_ID_MS)) then
     added = added + 1
     for j = 0, n - 1 do
