@@ -178,8 +178,8 @@ export class Dispatcher {
             step = nextStep({ kind: 'no_key', provider: provider.config.slug, requested, pick, fallback: this.fallbackOf(provider, visited), last }, allowance());
           } else {
             // Served for this client in this window: the least served goes first (docs/design.md#pacing-and-fairness). A
-            // request from the line waits for the count, so the next release sees it.
-            const counted = this.pacer(provider).countServed(who.client, who.user, now()).catch(() => {});
+            // request from the line waits for the count, so the next release sees it. Not counted while nobody can need it.
+            const counted = room.countsServed ? this.pacer(provider).countServed(who.client, who.user, now()).catch(() => {}) : undefined;
             const used = turn.follow({ kind: 'picked' }, counted);
             if (used) await used;
             pickedKey = pick.keyId;

@@ -33,8 +33,12 @@ export interface PaceInput {
   burst: number;
 }
 
-/** `paced`: the provider is contended; new requests should queue for the pacing, not pick at once. */
-export type PaceDecision = { go: true; paced: boolean; state: PaceState } | { go: false; at: number; paced: boolean };
+/**
+ * `paced`: the provider is contended; new requests should queue for the pacing, not pick at once.
+ * `spare`: calls of the budget that neither the requests waiting nor those expected in the rest of
+ * the window will need, after this one (0 when contended).
+ */
+export type PaceDecision = { go: true; paced: boolean; state: PaceState; spare: number } | { go: false; at: number; paced: boolean };
 
 /**
  * May the next waiting request go now? Contention: more requests waiting and expected in the rest
@@ -52,7 +56,8 @@ export function paceRelease(state: PaceState | undefined, i: PaceInput): PaceDec
   const surplus = i.remaining - Math.min(i.remaining, expected) >= 1;
   const paced = contended && !surplus;
   if (paced && s.released >= i.burst && i.now < s.nextAt) return { go: false, at: s.nextAt, paced };
-  return { go: true, paced: contended, state: { windowEnd: i.windowEnd, released: s.released + 1, nextAt: i.now + (i.windowEnd - i.now) / i.remaining } };
+  const spare = contended ? 0 : i.remaining - 1 - i.waiting - expected;
+  return { go: true, paced: contended, spare: Math.max(0, spare), state: { windowEnd: i.windowEnd, released: s.released + 1, nextAt: i.now + (i.windowEnd - i.now) / i.remaining } };
 }
 
 /** What the keys allow of a provider now: the rest of this window, a whole window, and the window. */
@@ -62,6 +67,13 @@ export interface BudgetLeft {
   /** Calls a whole window allows the keys usable now. */
   capacity: number;
   windowMs: number;
+  /** Usable keys with room of their own (keys of one account count once): the burst covers each, so that none idles after its reset. */
+  sources: number;
+}
+
+/** A window's burst: PACE_BURST, or one release per budget source when there are more. */
+export function burstOf(b: BudgetLeft): number {
+  return Math.max(PACE_BURST, b.sources);
 }
 
 /**
@@ -79,6 +91,7 @@ export function budgetLeft(keys: readonly KeyInspection[], now: number): BudgetL
   let windowEnd = Infinity;
   let windowMs = Infinity;
   let usable = 0;
+  let sources = 0;
   for (const k of keys) {
     if (k.disabled !== null || k.cooldownUntil > now) continue;
     usable++;
@@ -101,9 +114,10 @@ export function budgetLeft(keys: readonly KeyInspection[], now: number): BudgetL
     }
     remaining += mine;
     capacity += mineWhole;
+    if (mine > 0) sources++;
   }
   if (usable === 0) return undefined;
-  return { remaining, windowEnd, capacity, windowMs };
+  return { remaining, windowEnd, capacity, windowMs, sources };
 }
 
 /**

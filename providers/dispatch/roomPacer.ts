@@ -7,12 +7,18 @@
  */
 import type { KeyPool, ProviderRuntime } from '../keys/keyPool';
 import type { ServedView } from './fairQueue';
-import { budgetLeft, PACE_BURST, paceRelease } from './pacing';
+import { budgetLeft, burstOf, paceRelease } from './pacing';
 import type { PaceVerdict, RoomPacer } from './waitRoom';
 
 /** How often a release may lose the race to another instance before it waits a moment. */
 const CLAIM_TRIES = 3;
 const CLAIM_RETRY_MS = 25;
+/**
+ * How many releases in a row an instance leaves to another whose waiting client was served less
+ * (that instance takes them at the same moment); then it takes one itself, so that a report gone
+ * stale (its client already served) holds no release for long.
+ */
+const YIELD_TRIES = 3;
 
 export class ProviderPacer implements RoomPacer {
   constructor(
@@ -20,6 +26,9 @@ export class ProviderPacer implements RoomPacer {
     private readonly provider: () => ProviderRuntime,
     private readonly windowMs: number,
   ) {}
+
+  /** Releases left in a row to another instance's less served client. */
+  private yielded = 0;
 
   private get fair() {
     return this.pool.store.fair;
@@ -29,16 +38,24 @@ export class ProviderPacer implements RoomPacer {
     return this.provider().config.slug;
   }
 
-  async release(now: number, waiting: number, arrivalRate: number): Promise<PaceVerdict> {
+  async release(now: number, waiting: number, arrivalRate: number, least = Infinity): Promise<PaceVerdict> {
     const p = this.provider();
     const budget = budgetLeft(await this.pool.store.inspect([...p.views.values()], now), now);
     // No known limit (or no usable key): nothing to pace; the pick decides and says when to retry.
     if (budget === undefined) return { go: true, at: now };
     for (let i = 0; i < CLAIM_TRIES; i++) {
-      const read = await this.fair.paceState(this.slug, waiting, now, arrivalRate);
-      const d = paceRelease(read.state, { now, remaining: budget.remaining, windowEnd: budget.windowEnd, waiting: read.waiting, arrivalRate: read.arrivalRate, burst: PACE_BURST });
+      const read = await this.fair.paceState(this.slug, waiting, now, arrivalRate, least);
+      const d = paceRelease(read.state, { now, remaining: budget.remaining, windowEnd: budget.windowEnd, waiting: read.waiting, arrivalRate: read.arrivalRate, burst: burstOf(budget) });
       if (!d.go) return { go: false, at: d.at, budget, paced: d.paced };
-      if (await this.fair.claimPace(this.slug, read.version, d.state, now)) return { go: true, at: now, budget, paced: d.paced };
+      // Contended, and a client served less waits on another instance: that instance takes this release.
+      if (d.paced && read.othersLeast < least && this.yielded < YIELD_TRIES) {
+        this.yielded++;
+        return { go: false, at: now + CLAIM_RETRY_MS, budget, paced: true };
+      }
+      if (await this.fair.claimPace(this.slug, read.version, d.state, now)) {
+        this.yielded = 0;
+        return { go: true, at: now, budget, paced: d.paced, spare: d.spare };
+      }
     }
     return { go: false, at: now + CLAIM_RETRY_MS, budget, paced: true };
   }

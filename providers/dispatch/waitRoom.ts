@@ -50,15 +50,27 @@ export interface PaceVerdict {
   budget?: BudgetLeft;
   /** The provider is contended: until the window ends, new requests queue here rather than pick at once. */
   paced?: boolean;
+  /** Calls of the window's budget that nobody waiting or expected will need (pacing.ts's `spare`). */
+  spare?: number;
 }
+
+/**
+ * A room lets this share of the pacer's spare calls through without asking again: other instances
+ * may be letting theirs through too, and their arrivals count in the same spare.
+ */
+const SPARE_SHARE = 1 / 2;
 
 /**
  * What the room asks before each release (the dispatcher binds it to the provider's keys and the
  * shared state): may one go now, and who was served how much in the current window.
  */
 export interface RoomPacer {
-  /** `arrivalRate`: requests that joined the line lately, per millisecond. */
-  release(now: number, waiting: number, arrivalRate: number): Promise<PaceVerdict>;
+  /**
+   * `arrivalRate`: requests that joined the line lately, per millisecond. `least`: the fewest calls
+   * served in the window to a client waiting here (Infinity: not known), so that a release goes to the
+   * least served client of every instance.
+   */
+  release(now: number, waiting: number, arrivalRate: number, least?: number): Promise<PaceVerdict>;
   served(now: number, names: { clients: string[]; users: Array<[string, string]> }): Promise<ServedView>;
   /** Nobody waits here any more (the shared waiting count drops this instance's). */
   idle(now: number): void;
@@ -116,6 +128,9 @@ export class WaitRoom {
   private pacedUntil = 0;
   /** A release being given back to the pacer: the next decision waits for it. */
   private givingBack: Promise<void> | undefined;
+  /** Arrivals that may pick without asking the pacer, until `spareUntil` (the window's end): the room's share of its spare calls. */
+  private spareAdmits = 0;
+  private spareUntil = 0;
 
   constructor(
     private readonly maxQueue: number,
@@ -126,6 +141,15 @@ export class WaitRoom {
   /** Requests are waiting, or one holds the turn: a new request must queue behind them. */
   get busy(): boolean {
     return this.turn !== null || this.queue.size > 0 || this.inflight >= this.cap || this.clock.now() < this.pacedUntil;
+  }
+
+  /**
+   * Whether what a request is served must be counted: the provider's budget is known (its arrivals
+   * are paced, and contention may come within the window) or requests wait. Otherwise nobody reads
+   * the counts, and counting would cost a store call per request (a round trip on Redis).
+   */
+  get countsServed(): boolean {
+    return this.budgetSeen || this.busy;
   }
 
   /**
@@ -142,12 +166,18 @@ export class WaitRoom {
    * A new request found the room not busy: may it pick at once? Once the provider's budget is known,
    * the pacer decides for arrivals too, so that a burst of demand at a window's start is paced
    * before anyone has had to wait (false: it queues, least served first). Without a known budget, or
-   * when the pacer cannot answer, it goes.
+   * when the pacer cannot answer, it goes. While the window has calls nobody will need (the pacer's
+   * last `spare`), a share of them go without asking: demand below the budget is not slowed by a
+   * store call per request.
    */
   admit(): true | Promise<boolean> {
     this.noteArrival();
     const pacer = this.pacer;
     if (!pacer || !this.budgetSeen) return true;
+    if (this.spareAdmits > 0 && this.clock.now() < this.spareUntil) {
+      this.spareAdmits--;
+      return true;
+    }
     return this.admitPaced(pacer);
   }
 
@@ -364,10 +394,12 @@ export class WaitRoom {
   }
 
   /** The pacer's verdict on a release now; the budget it reports is kept for turning away the hopeless. */
-  private async ask(pacer: RoomPacer, now: number): Promise<PaceVerdict> {
-    const verdict = await pacer.release(now, this.queue.size, this.arrivalRate(now));
+  private async ask(pacer: RoomPacer, now: number, least?: number): Promise<PaceVerdict> {
+    const verdict = await pacer.release(now, this.queue.size, this.arrivalRate(now), least);
     this.budget = verdict.budget;
     if (verdict.budget) this.budgetSeen = true;
+    this.spareAdmits = verdict.go && !verdict.paced && verdict.budget ? Math.floor((verdict.spare ?? 0) * SPARE_SHARE) : 0;
+    this.spareUntil = verdict.budget?.windowEnd ?? 0;
     return verdict;
   }
 
@@ -378,7 +410,17 @@ export class WaitRoom {
       this.givingBack = undefined;
       const now = this.clock.now();
       this.reported = true;
-      const verdict = await this.ask(pacer, now);
+      // The counts first: the pacer compares this room's least served client with other instances'.
+      let served = NOBODY_SERVED;
+      let least = Infinity;
+      try {
+        const names = this.queue.waitingNames();
+        served = await pacer.served(now, names);
+        for (const c of names.clients) least = Math.min(least, served.client(c));
+      } catch {
+        // Without the counts, the oldest request goes: a turn is not lost for want of them.
+      }
+      const verdict = await this.ask(pacer, now, least);
       this.pacedUntil = verdict.paced && verdict.budget ? verdict.budget.windowEnd : 0;
       if (verdict.budget) this.turnAwayHopeless(this.clock.now());
       if (!verdict.go) {
@@ -386,12 +428,6 @@ export class WaitRoom {
         return;
       }
       if (this.queue.size === 0 || this.turn !== null) return;
-      let served = NOBODY_SERVED;
-      try {
-        served = await pacer.served(now, this.queue.waitingNames());
-      } catch {
-        // Without the counts, the oldest request goes: a turn is not lost for want of them.
-      }
       this.release(served);
     } catch {
       // A pacer that cannot answer does not hold the line: the request goes, its pick decides.

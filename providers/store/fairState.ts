@@ -20,11 +20,19 @@ export interface PaceRead {
   waiting: number;
   /** New requests per millisecond lately, on every instance. */
   arrivalRate: number;
+  /**
+   * The fewest calls served in this window to a client waiting on another instance (Infinity: none
+   * reported), so that a release goes to the least served client wherever it waits.
+   */
+  othersLeast: number;
 }
 
 export interface FairState {
-  /** Records this instance's waiting requests and arrival rate for the provider; the pacing state and the totals. */
-  paceState(provider: string, waiting: number, now: number, arrivalRate: number): Promise<PaceRead>;
+  /**
+   * Records this instance's waiting requests, arrival rate and `least` (the fewest calls served in
+   * this window to a client waiting here; Infinity for none) for the provider; the pacing state and the totals.
+   */
+  paceState(provider: string, waiting: number, now: number, arrivalRate: number, least?: number): Promise<PaceRead>;
   /** Moves the pacing on to `next` if it is still at `version`; false when another instance moved it first. */
   claimPace(provider: string, version: string, next: PaceState, now: number): Promise<boolean>;
   /** One call served for the client (and its end user; '' for none) in the window. */
@@ -48,7 +56,7 @@ export class MemoryFairState implements FairState {
 
   async paceState(provider: string, waiting: number, _now: number, arrivalRate: number): Promise<PaceRead> {
     const version = this.pace.get(provider) ?? '';
-    return { state: decode(version), version, waiting, arrivalRate };
+    return { state: decode(version), version, waiting, arrivalRate, othersLeast: Infinity };
   }
 
   async claimPace(provider: string, version: string, next: PaceState): Promise<boolean> {
@@ -85,27 +93,32 @@ export const WAITING_FRESH_MS = MINUTE_MS;
 
 /**
  * Layout under the prefix P: `P pz:<provider>` hash — `s` the pacing state, `w:<instance>`
- * "waiting@at"; `P sv:<provider>:<window>` hash — `c:<client hash>`, `u:<client+user hash>`
+ * "waiting:rate:least@at" (least -1: nobody waiting there); `P sv:<provider>:<window>` hash — `c:<client hash>`, `u:<client+user hash>`
  * served counts, expiring two windows on. Clients and end users are stored as hashes, never in clear.
  */
 const PACE_STATE = `
 local P, now = ARGV[1], tonumber(ARGV[2])
 local key = P .. '${REDIS_KIND.pace}' .. ARGV[3]
-redis.call('HSET', key, 'w:' .. ARGV[4], ARGV[5] .. ':' .. ARGV[6] .. '@' .. ARGV[2])
+local mine = 'w:' .. ARGV[4]
+redis.call('HSET', key, mine, ARGV[5] .. ':' .. ARGV[6] .. ':' .. ARGV[7] .. '@' .. ARGV[2])
 redis.call('PEXPIRE', key, ${WAITING_FRESH_MS} * 2)
 local h = redis.call('HGETALL', key)
-local total, rate, state = 0, 0, ''
+local total, rate, state, least = 0, 0, '', -1
 for i = 1, #h, 2 do
   if h[i] == 's' then state = h[i + 1]
   else
-    local n, r, at = string.match(h[i + 1], '^(%d+):(%d+)@(%d+)$')
+    -- "waiting:rate@at" is what an instance before the least count wrote.
+    local n, r, l, at = string.match(h[i + 1], '^(%d+):(%d+):(%-?%d+)@(%d+)$')
+    if not n then n, r, at = string.match(h[i + 1], '^(%d+):(%d+)@(%d+)$') end
     if n and now - tonumber(at) < ${WAITING_FRESH_MS} then
       total = total + tonumber(n)
       rate = rate + tonumber(r)
+      l = tonumber(l or '-1')
+      if h[i] ~= mine and tonumber(n) > 0 and l >= 0 and (least < 0 or l < least) then least = l end
     else redis.call('HDEL', key, h[i]) end
   end
 end
-return {state, total, rate}
+return {state, total, rate, least}
 `;
 
 const CLAIM_PACE = `
@@ -116,9 +129,18 @@ redis.call('PEXPIRE', key, ${WAITING_FRESH_MS} * 2)
 return 1
 `;
 
+/** One call served: both counts and the expiry in one command (a MULTI costs five). */
+const COUNT_SERVED = `
+redis.call('HINCRBY', ARGV[1], ARGV[2], 1)
+redis.call('HINCRBY', ARGV[1], ARGV[3], 1)
+redis.call('PEXPIRE', ARGV[1], ARGV[4])
+return 1
+`;
+
 interface FairScripts {
-  orchePaceState(...args: Array<string | number>): Promise<[string, number, number]>;
+  orchePaceState(...args: Array<string | number>): Promise<[string, number, number, number]>;
   orcheClaimPace(...args: Array<string | number>): Promise<number>;
+  orcheCountServed(...args: Array<string | number>): Promise<number>;
 }
 
 const hashOf = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 20);
@@ -134,14 +156,16 @@ export class RedisFairState implements FairState {
   constructor(redis: Redis, private readonly prefix: string, private readonly instance: string) {
     redis.defineCommand('orchePaceState', { numberOfKeys: 0, lua: PACE_STATE });
     redis.defineCommand('orcheClaimPace', { numberOfKeys: 0, lua: CLAIM_PACE });
+    redis.defineCommand('orcheCountServed', { numberOfKeys: 0, lua: COUNT_SERVED });
     this.redis = redis as Redis & FairScripts;
   }
 
-  async paceState(provider: string, waiting: number, now: number, arrivalRate: number): Promise<PaceRead> {
+  async paceState(provider: string, waiting: number, now: number, arrivalRate: number, least = Infinity): Promise<PaceRead> {
     try {
-      // The rate travels as arrivals per 1000 s, a whole number for Lua's pattern.
-      const [version, total, rate] = await this.redis.orchePaceState(this.prefix, Math.floor(now), provider, this.instance, Math.max(0, Math.floor(waiting)), Math.round(arrivalRate * 1e6));
-      return { state: decode(version), version, waiting: Number(total), arrivalRate: Number(rate) / 1e6 };
+      // The rate travels as arrivals per 1000 s, a whole number for Lua's pattern; no least as -1.
+      const mine = Number.isFinite(least) ? Math.max(0, Math.floor(least)) : -1;
+      const [version, total, rate, others] = await this.redis.orchePaceState(this.prefix, Math.floor(now), provider, this.instance, Math.max(0, Math.floor(waiting)), Math.round(arrivalRate * 1e6), mine);
+      return { state: decode(version), version, waiting: Number(total), arrivalRate: Number(rate) / 1e6, othersLeast: Number(others) < 0 ? Infinity : Number(others) };
     } catch {
       return this.local.paceState(provider, waiting, now, arrivalRate);
     }
@@ -163,12 +187,7 @@ export class RedisFairState implements FairState {
     this.local.countServedSync(provider, window, client, user);
     const key = this.servedKey(provider, window);
     try {
-      await this.redis
-        .multi()
-        .hincrby(key, `c:${hashOf(client)}`, 1)
-        .hincrby(key, `u:${hashOf(userKey(client, user))}`, 1)
-        .pexpire(key, Math.ceil(2 * windowMs))
-        .exec();
+      await this.redis.orcheCountServed(key, `c:${hashOf(client)}`, `u:${hashOf(userKey(client, user))}`, Math.ceil(2 * windowMs));
     } catch {
       // Counted locally: fairness per instance until Redis returns.
     }

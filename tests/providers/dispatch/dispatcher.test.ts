@@ -57,6 +57,13 @@ async function rejection(p: Promise<unknown>): Promise<Error & { status: number;
 }
 
 describe('Dispatcher', () => {
+  test('no limit known and nobody waiting: a served request writes no served count (fair release does not need it; on Redis it is a round trip)', async () => {
+    const h = harness([provider('kimi', keys('a'))]);
+    for (let i = 0; i < 3; i++) await h.dispatcher.run('kimi', h.attempt(() => outcome.success()), undefined, 'c1');
+    expect(h.calls).toHaveLength(3);
+    expect(await h.pool.store.fair.served('kimi', Math.floor(T0 / 60_000), ['c1'], [])).toEqual({ clients: [0], users: [] });
+  });
+
   test("a cool outcome moves to the next key at once, with no sleep, and emits one 'rotated' event {from,to,reason}", async () => {
     const ks = keys('a', 'b', 'c');
     const h = harness([provider('kimi', ks)]);

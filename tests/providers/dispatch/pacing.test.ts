@@ -30,7 +30,19 @@ describe('paceRelease: spread the budget over the rest of the window when more w
 
   test('a release sets the next one remaining-time / remaining-budget later', () => {
     const d = paceRelease(undefined, W);
-    expect(d).toEqual({ go: true, paced: true, state: { windowEnd: 11_000, released: 1, nextAt: 1_000 + 10_000 / 10 } });
+    expect(d).toEqual({ go: true, paced: true, spare: 0, state: { windowEnd: 11_000, released: 1, nextAt: 1_000 + 10_000 / 10 } });
+  });
+
+  test.each([
+    // 10 left, 10 s to go: 3 waiting and 2 expected (0.2 a second) leave 4 after this release.
+    ['3 waiting, 2 expected, 10 left: 4 spare after this one', { ...W, waiting: 3, arrivalRate: 0.0002 }, 4],
+    ['nobody waiting or expected: all but this one are spare', { ...W, waiting: 0, arrivalRate: 0 }, 9],
+    ['contended: none spare', W, 0],
+    ['exactly the budget wanted: none spare', { ...W, waiting: 9, arrivalRate: 0 }, 0],
+  ] as Array<[string, typeof W, number]>)('spare calls: %s', (_name, input, spare) => {
+    const d = paceRelease(undefined, input);
+    expect(d.go).toBe(true);
+    expect(d.go && d.spare).toBe(spare);
   });
 
   test.each([
@@ -75,10 +87,10 @@ function key(l: LearnedView[], extra: Partial<KeyInspection> = {}): KeyInspectio
 describe('budgetLeft: what the keys still allow in the window, each gate counted once', () => {
   const now = 12_000;
   test.each([
-    ['two keys of one account share its limit: 5 − 2 left, not twice that', [key([learned('f:acc1', 5, 2)]), key([learned('f:acc1', 5, 2)])], { remaining: 3, capacity: 5, windowEnd: 20_000, windowMs: 10_000 }],
-    ['three accounts: their rests add up', [key([learned('f:a1', 5, 5)]), key([learned('f:a2', 5, 1)]), key([learned('f:a3', 5, 0)])], { remaining: 9, capacity: 15, windowEnd: 20_000, windowMs: 10_000 }],
-    ['a cooling or disabled key adds nothing', [key([learned('f:a1', 5, 0)], { cooldownUntil: now + 1 }), key([learned('f:a2', 5, 0)], { disabled: 'invalid_key' }), key([learned('f:a3', 5, 3)])], { remaining: 2, capacity: 5, windowEnd: 20_000, windowMs: 10_000 }],
-    ["a key's tightest gate binds", [key([learned('k:1', 10, 0), learned('f:a1', 3, 1)])], { remaining: 2, capacity: 3, windowEnd: 20_000, windowMs: 10_000 }],
+    ['two keys of one account share its limit: 5 − 2 left, not twice that', [key([learned('f:acc1', 5, 2)]), key([learned('f:acc1', 5, 2)])], { remaining: 3, capacity: 5, windowEnd: 20_000, windowMs: 10_000, sources: 1 }],
+    ['three accounts: their rests add up', [key([learned('f:a1', 5, 5)]), key([learned('f:a2', 5, 1)]), key([learned('f:a3', 5, 0)])], { remaining: 9, capacity: 15, windowEnd: 20_000, windowMs: 10_000, sources: 2 }],
+    ['a cooling or disabled key adds nothing', [key([learned('f:a1', 5, 0)], { cooldownUntil: now + 1 }), key([learned('f:a2', 5, 0)], { disabled: 'invalid_key' }), key([learned('f:a3', 5, 3)])], { remaining: 2, capacity: 5, windowEnd: 20_000, windowMs: 10_000, sources: 1 }],
+    ["a key's tightest gate binds", [key([learned('k:1', 10, 0), learned('f:a1', 3, 1)])], { remaining: 2, capacity: 3, windowEnd: 20_000, windowMs: 10_000, sources: 1 }],
     ['a usable key without a learned limit: unknown, no pacing', [key([learned('f:a1', 5, 0)]), key([])], undefined],
     ['no usable key: the picks say when one recovers', [key([learned('f:a1', 5, 0)], { cooldownUntil: now + 5 })], undefined],
   ] as Array<[string, KeyInspection[], BudgetLeft | undefined]>)('%s', (_name, keys, expected) => {
@@ -87,7 +99,7 @@ describe('budgetLeft: what the keys still allow in the window, each gate counted
 });
 
 describe('soonestRelease: a lower bound from the place in its own line', () => {
-  const b: BudgetLeft = { remaining: 3, windowEnd: 20_000, capacity: 15, windowMs: 10_000 };
+  const b: BudgetLeft = { remaining: 3, windowEnd: 20_000, capacity: 15, windowMs: 10_000, sources: 3 };
   test.each([
     ['within what is left of this window: could go now', 2, 12_000],
     ['past it: not before the next window', 3, 20_000],
@@ -101,14 +113,19 @@ describe('soonestRelease: a lower bound from the place in its own line', () => {
 /** One window's budget and the served counts, as a store would keep them; pacing.ts decides. */
 class FakePacer implements RoomPacer {
   state: PaceState | undefined;
+  /** Times the room asked for a release, and the least served count it named the last time. */
+  asks = 0;
+  leasts: Array<number | undefined> = [];
   served_ = new Map<string, number>();
   constructor(public remaining: number, public windowEnd: number, readonly windowMs: number, readonly capacity = Math.max(remaining, 2)) {}
-  async release(now: number, waiting: number, arrivalRate: number): Promise<PaceVerdict> {
-    const budget: BudgetLeft = { remaining: this.remaining, windowEnd: this.windowEnd, capacity: this.capacity, windowMs: this.windowMs };
+  async release(now: number, waiting: number, arrivalRate: number, least?: number): Promise<PaceVerdict> {
+    this.asks++;
+    this.leasts.push(least);
+    const budget: BudgetLeft = { remaining: this.remaining, windowEnd: this.windowEnd, capacity: this.capacity, windowMs: this.windowMs, sources: 1 };
     const d = paceRelease(this.state, { now, remaining: this.remaining, windowEnd: this.windowEnd, waiting, arrivalRate, burst: PACE_BURST });
     if (!d.go) return { go: false, at: d.at, budget };
     this.state = d.state;
-    return { go: true, at: now, budget };
+    return { go: true, at: now, budget, spare: d.spare };
   }
   async served(): Promise<ServedView> {
     return { client: (c) => this.served_.get(c) ?? 0, user: (c, u) => this.served_.get(`${c}/${u}`) ?? 0 };
@@ -230,5 +247,49 @@ describe('WaitRoom with a pacer: paced, least served first, bounded line, hopele
     expect(await room.admit()).toBe(true); // the second release of the window's burst
     expect(await room.admit()).toBe(false); // then paced: not before remaining-time / remaining-budget
     expect(clock.t).toBe(0);
+  });
+
+  test('demand below the budget: arrivals take the room\'s half of the spare calls without asking the pacer, then ask again', async () => {
+    const { clock, pacer, room, join } = setup(20, 10_000);
+    await clock.advance(5_000);
+    void join('h', 'h0');
+    await flush();
+    // Asked once: 20 left, 1 waiting, 5 expected in the 5 s left (1 in the last second) → 13 spare after it; half is the room's.
+    expect(pacer.asks).toBe(1);
+    for (let i = 0; i < 6; i++) expect(room.admit()).toBe(true);
+    expect(pacer.asks).toBe(1);
+    const asked = room.admit();
+    expect(asked).toBeInstanceOf(Promise);
+    expect(await asked).toBe(true);
+    expect(pacer.asks).toBe(2);
+  });
+
+  test('before a release the room names the pacer its least served waiting client, for the other instances to compare', async () => {
+    const { clock, pacer, join } = setup(0, 10_000);
+    pacer.served_.set('h', 3).set('l', 1);
+    void join('h', 'h0').catch(() => {});
+    await flush();
+    // Only h waits: its count is the least here.
+    expect(pacer.leasts).toEqual([3]);
+    void join('l', 'l0').catch(() => {});
+    // The budget is spent until the window's end; the decision then, in the next window, names l, served once.
+    pacer.remaining = 4;
+    pacer.windowEnd = 20_000;
+    await clock.advance(10_000);
+    // Both wait: l's count (it goes, least served); then h alone again.
+    expect(pacer.leasts).toEqual([3, 1, 3]);
+  });
+
+  test("spare calls are the window's: after its end, an arrival asks the pacer", async () => {
+    const { clock, pacer, room, join } = setup(20, 10_000);
+    await clock.advance(5_000);
+    void join('h', 'h0');
+    await flush();
+    expect(pacer.asks).toBe(1);
+    await clock.advance(10_000);
+    const asked = room.admit();
+    expect(asked).toBeInstanceOf(Promise);
+    await asked;
+    expect(pacer.asks).toBe(2);
   });
 });

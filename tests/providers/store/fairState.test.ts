@@ -21,6 +21,8 @@ function contract(make: () => Promise<FairState>): void {
     expect(again.state).toEqual({ windowEnd: NOW + 10_000, released: 1, nextAt: NOW + 500 });
     expect(again.waiting).toBe(3);
     expect(again.arrivalRate).toBeCloseTo(0.002, 6);
+    // One instance alone: nobody else waits.
+    expect(again.othersLeast).toBe(Infinity);
   });
 
   test('served counts per client and per end user within it, per window', async () => {
@@ -79,5 +81,35 @@ describeRedis('FairState: Redis', () => {
     const dump = JSON.stringify(await Promise.all(keys.map(async (k) => [k, await r.hgetall(k)])));
     expect(dump).not.toContain('alice');
     expect(dump).not.toContain('client-token-hash');
+  });
+
+  test("each instance reads the fewest served of the clients waiting on the others, never its own; an idle one reports none", async () => {
+    const prefix = uniquePrefix('fairstate3');
+    prefixes.push(prefix);
+    const a = new RedisFairState(await connect(), prefix, 'inst-a');
+    const b = new RedisFairState(await connect(), prefix, 'inst-b');
+    const c = new RedisFairState(await connect(), prefix, 'inst-c');
+    expect((await a.paceState('glm45', 2, NOW, 0, 1)).othersLeast).toBe(Infinity);
+    expect((await b.paceState('glm45', 5, NOW, 0, 4)).othersLeast).toBe(1);
+    expect((await c.paceState('glm45', 3, NOW, 0, 6)).othersLeast).toBe(1);
+    expect((await a.paceState('glm45', 2, NOW + 1, 0, 1)).othersLeast).toBe(4);
+    // a's client was served and nobody waits there now: the least the others see is b's.
+    await a.paceState('glm45', 0, NOW + 2, 0);
+    expect((await c.paceState('glm45', 3, NOW + 3, 0, 6)).othersLeast).toBe(4);
+    // An instance that waits without knowing its counts reports none.
+    await b.paceState('glm45', 5, NOW + 4, 0);
+    expect((await c.paceState('glm45', 3, NOW + 5, 0, 6)).othersLeast).toBe(Infinity);
+  });
+
+  test('a waiting count written by an instance before the least count still adds up, and is kept', async () => {
+    const prefix = uniquePrefix('fairstate4');
+    prefixes.push(prefix);
+    const r = await connect();
+    await r.hset(`${prefix}pz:glm45`, 'w:old-instance', `4:1000@${NOW}`);
+    const b = new RedisFairState(await connect(), prefix, 'inst-b');
+    const read = await b.paceState('glm45', 6, NOW + 1, 0.002, 3);
+    expect(read.waiting).toBe(10);
+    expect(read.othersLeast).toBe(Infinity);
+    expect(await r.hget(`${prefix}pz:glm45`, 'w:old-instance')).toBe(`4:1000@${NOW}`);
   });
 });
