@@ -249,13 +249,19 @@ describe('WaitRoom with a pacer: paced, least served first, bounded line, hopele
     expect(clock.t).toBe(0);
   });
 
-  test('demand below the budget: arrivals take the room\'s half of the spare calls without asking the pacer, then ask again', async () => {
-    const { clock, pacer, room, join } = setup(20, 10_000);
-    await clock.advance(5_000);
-    void join('h', 'h0');
+  /** 20 calls in a 10 s window, one request at 5 s: the pacer has been asked once, and its budget is known. */
+  async function spareKnown() {
+    const r = setup(20, 10_000);
+    await r.clock.advance(5_000);
+    void r.join('h', 'h0');
     await flush();
+    expect(r.pacer.asks).toBe(1);
+    return r;
+  }
+
+  test('demand below the budget: arrivals take the room\'s half of the spare calls without asking the pacer, then ask again', async () => {
     // Asked once: 20 left, 1 waiting, 5 expected in the 5 s left (1 in the last second) → 13 spare after it; half is the room's.
-    expect(pacer.asks).toBe(1);
+    const { pacer, room } = await spareKnown();
     for (let i = 0; i < 6; i++) expect(room.admit()).toBe(true);
     expect(pacer.asks).toBe(1);
     const asked = room.admit();
@@ -281,11 +287,7 @@ describe('WaitRoom with a pacer: paced, least served first, bounded line, hopele
   });
 
   test("spare calls are the window's: after its end, an arrival asks the pacer", async () => {
-    const { clock, pacer, room, join } = setup(20, 10_000);
-    await clock.advance(5_000);
-    void join('h', 'h0');
-    await flush();
-    expect(pacer.asks).toBe(1);
+    const { clock, pacer, room } = await spareKnown();
     await clock.advance(10_000);
     const asked = room.admit();
     expect(asked).toBeInstanceOf(Promise);
