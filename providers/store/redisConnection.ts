@@ -7,7 +7,7 @@
 import Redis from 'ioredis';
 
 /** How long a connection attempt, a command and a close may take by default. */
-export const REDIS_TIMEOUT_MS = 1000;
+const REDIS_TIMEOUT_MS = 1000;
 
 export interface RedisConnectionOptions {
   /** The connection's name in Redis's CLIENT LIST (operators see who holds which connection). */
@@ -41,7 +41,7 @@ export function redisConnection(url: string, opts: RedisConnectionOptions = {}):
  * it has opened or failed, a command on a connection that is down fails at once, so an outage lets
  * requests pass without delaying each of them.
  */
-export function readiness(redis: Redis, ms: number): () => Promise<void> {
+function readiness(redis: Redis, ms: number): () => Promise<void> {
   let starting = true;
   const settle = () => (starting = false);
   redis.once('ready', settle);
@@ -73,7 +73,7 @@ export interface SharedRedis {
 }
 
 /** How long the limits' commands wait for the first connection (at start). */
-export const READY_WAIT_MS = 2000;
+const READY_WAIT_MS = 2000;
 
 export function sharedRedis(url: string, name?: string): SharedRedis {
   const redis = redisConnection(url, { name, connectTimeoutMs: READY_WAIT_MS });
