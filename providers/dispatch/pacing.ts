@@ -11,6 +11,12 @@ import type { KeyInspection } from '../store/types';
 /** Releases that go at once at a window's start, before the pacing spreads the rest. */
 export const PACE_BURST = 2;
 
+/**
+ * A waiting request this close to its deadline may take a release ahead of the schedule (a last
+ * call), when every request waiting fits the budget: room for the release, the pick and the call's start.
+ */
+export const LAST_CALL_MS = 50;
+
 /** The pacing of one provider in one window, as the store keeps it (shared across instances on Redis). */
 export interface PaceState {
   /** The end of the window this state counts in; a state of another window counts as none. */
@@ -31,6 +37,8 @@ export interface PaceInput {
   /** New requests per millisecond lately (on every instance): those the held-back budget is kept for. */
   arrivalRate: number;
   burst: number;
+  /** The soonest deadline of a request waiting here (none: no last call). */
+  dueBy?: number;
 }
 
 /**
@@ -38,7 +46,7 @@ export interface PaceInput {
  * `spare`: calls of the budget that neither the requests waiting nor those expected in the rest of
  * the window will need, after this one (0 when contended).
  */
-export type PaceDecision = { go: true; paced: boolean; state: PaceState; spare: number } | { go: false; at: number; paced: boolean };
+export type PaceDecision = { go: true; paced: boolean; state: PaceState; spare: number; lastCall?: true } | { go: false; at: number; paced: boolean };
 
 /**
  * May the next waiting request go now? Contention: more requests waiting and expected in the rest
@@ -46,7 +54,10 @@ export type PaceDecision = { go: true; paced: boolean; state: PaceState; spare: 
  * what no expected arrival will need goes at once (so that waiting requests do not reach their
  * deadlines while it lies unused, as at the end of a burst of demand); the rest is held for them
  * and released across the window: the first `burst` of the window at once, then one every
- * remaining-time / remaining-budget. A spent budget waits for the window's end.
+ * remaining-time / remaining-budget. While every request waiting fits the budget, one about to
+ * reach its deadline before the next release goes at once (a last call, `dueBy`): the budget held
+ * back is for arrivals that may not come, and the waiting request is here. A spent budget waits
+ * for the window's end.
  */
 export function paceRelease(state: PaceState | undefined, i: PaceInput): PaceDecision {
   const s = state !== undefined && state.windowEnd === i.windowEnd ? state : { windowEnd: i.windowEnd, released: 0, nextAt: 0 };
@@ -55,9 +66,18 @@ export function paceRelease(state: PaceState | undefined, i: PaceInput): PaceDec
   const contended = i.waiting + expected > i.remaining;
   const surplus = i.remaining - Math.min(i.remaining, expected) >= 1;
   const paced = contended && !surplus;
-  if (paced && s.released >= i.burst && i.now < s.nextAt) return { go: false, at: s.nextAt, paced };
+  let lastCall = false;
+  if (paced && s.released >= i.burst && i.now < s.nextAt) {
+    // Every request waiting fits the budget: what the schedule holds back is only for arrivals
+    // expected later, and a request that would expire before the next release takes one now.
+    const due = i.dueBy ?? Infinity;
+    if (i.waiting > i.remaining || due >= s.nextAt) return { go: false, at: s.nextAt, paced };
+    if (due - i.now > LAST_CALL_MS) return { go: false, at: due - LAST_CALL_MS, paced };
+    lastCall = true;
+  }
   const spare = contended ? 0 : i.remaining - 1 - i.waiting - expected;
-  return { go: true, paced: contended, spare: Math.max(0, spare), state: { windowEnd: i.windowEnd, released: s.released + 1, nextAt: i.now + (i.windowEnd - i.now) / i.remaining } };
+  const next = { windowEnd: i.windowEnd, released: s.released + 1, nextAt: i.now + (i.windowEnd - i.now) / i.remaining };
+  return lastCall ? { go: true, paced: true, spare: 0, lastCall: true, state: next } : { go: true, paced: contended, spare: Math.max(0, spare), state: next };
 }
 
 /** What the keys allow of a provider now: the rest of this window, a whole window, and the window. */

@@ -38,23 +38,24 @@ export class ProviderPacer implements RoomPacer {
     return this.provider().config.slug;
   }
 
-  async release(now: number, waiting: number, arrivalRate: number, least = Infinity): Promise<PaceVerdict> {
+  async release(now: number, waiting: number, arrivalRate: number, least = Infinity, dueBy?: number): Promise<PaceVerdict> {
     const p = this.provider();
     const budget = budgetLeft(await this.pool.store.inspect([...p.views.values()], now), now);
     // No known limit (or no usable key): nothing to pace; the pick decides and says when to retry.
     if (budget === undefined) return { go: true, at: now };
     for (let i = 0; i < CLAIM_TRIES; i++) {
       const read = await this.fair.paceState(this.slug, waiting, now, arrivalRate, least);
-      const d = paceRelease(read.state, { now, remaining: budget.remaining, windowEnd: budget.windowEnd, waiting: read.waiting, arrivalRate: read.arrivalRate, burst: burstOf(budget) });
+      const d = paceRelease(read.state, { now, remaining: budget.remaining, windowEnd: budget.windowEnd, waiting: read.waiting, arrivalRate: read.arrivalRate, burst: burstOf(budget), dueBy });
       if (!d.go) return { go: false, at: d.at, budget, paced: d.paced };
-      // Contended, and a client served less waits on another instance: that instance takes this release.
-      if (d.paced && read.othersLeast < least && this.yielded < YIELD_TRIES) {
+      // Contended, and a client served less waits on another instance: that instance takes this release
+      // (not a last call: that one is for a request of this instance about to expire).
+      if (d.paced && !d.lastCall && read.othersLeast < least && this.yielded < YIELD_TRIES) {
         this.yielded++;
         return { go: false, at: now + CLAIM_RETRY_MS, budget, paced: true };
       }
       if (await this.fair.claimPace(this.slug, read.version, d.state, now)) {
         this.yielded = 0;
-        return { go: true, at: now, budget, paced: d.paced, spare: d.spare };
+        return { go: true, at: now, budget, paced: d.paced, spare: d.spare, lastCall: d.lastCall };
       }
     }
     return { go: false, at: now + CLAIM_RETRY_MS, budget, paced: true };

@@ -52,6 +52,8 @@ export interface PaceVerdict {
   paced?: boolean;
   /** Calls of the window's budget that nobody waiting or expected will need (pacing.ts's `spare`). */
   spare?: number;
+  /** The release is a last call (pacing.ts): it goes to the request due soonest, not the least served. */
+  lastCall?: boolean;
 }
 
 /**
@@ -68,9 +70,9 @@ export interface RoomPacer {
   /**
    * `arrivalRate`: requests that joined the line lately, per millisecond. `least`: the fewest calls
    * served in the window to a client waiting here (Infinity: not known), so that a release goes to the
-   * least served client of every instance.
+   * least served client of every instance. `dueBy`: the soonest deadline of a request waiting here.
    */
-  release(now: number, waiting: number, arrivalRate: number, least?: number): Promise<PaceVerdict>;
+  release(now: number, waiting: number, arrivalRate: number, least?: number, dueBy?: number): Promise<PaceVerdict>;
   served(now: number, names: { clients: string[]; users: Array<[string, string]> }): Promise<ServedView>;
   /** Nobody waits here any more (the shared waiting count drops this instance's). */
   idle(now: number): void;
@@ -368,15 +370,30 @@ export class WaitRoom {
     for (const [t, at] of gone) this.expire(t, 'hopeless', at);
   }
 
+  /** The waiting ticket due soonest; tickets no longer waiting are dropped from the top of the heap on the way. */
+  private dueSoonest(): Ticket | undefined {
+    let t = this.deadlines.peek();
+    while (t !== undefined && !t.waiting) {
+      this.deadlines.pop();
+      t.inHeap = false;
+      t = this.deadlines.peek();
+    }
+    return t;
+  }
+
   /** The next ticket, least served first, takes the turn. */
   private release(served: ServedView): void {
     if (this.turn !== null) return;
     const next = this.queue.shift(served);
-    if (!next) return;
-    this.turn = next.item;
-    next.item.waiting = false;
-    this.unpark(next.item);
-    next.item.resolve();
+    if (next) this.give(next.item);
+  }
+
+  /** The ticket, out of the line, takes the turn and is woken. */
+  private give(t: Ticket): void {
+    this.turn = t;
+    t.waiting = false;
+    this.unpark(t);
+    t.resolve();
   }
 
   private readonly localView: ServedView = {
@@ -394,8 +411,8 @@ export class WaitRoom {
   }
 
   /** The pacer's verdict on a release now; the budget it reports is kept for turning away the hopeless. */
-  private async ask(pacer: RoomPacer, now: number, least?: number): Promise<PaceVerdict> {
-    const verdict = await pacer.release(now, this.queue.size, this.arrivalRate(now), least);
+  private async ask(pacer: RoomPacer, now: number, least?: number, dueBy?: number): Promise<PaceVerdict> {
+    const verdict = await pacer.release(now, this.queue.size, this.arrivalRate(now), least, dueBy);
     this.budget = verdict.budget;
     if (verdict.budget) this.budgetSeen = true;
     this.spareAdmits = verdict.go && !verdict.paced && verdict.budget ? Math.floor((verdict.spare ?? 0) * SPARE_SHARE) : 0;
@@ -420,7 +437,7 @@ export class WaitRoom {
       } catch {
         // Without the counts, the oldest request goes: a turn is not lost for want of them.
       }
-      const verdict = await this.ask(pacer, now, least);
+      const verdict = await this.ask(pacer, now, least, this.dueSoonest()?.deadline);
       this.pacedUntil = verdict.paced && verdict.budget ? verdict.budget.windowEnd : 0;
       if (verdict.budget) this.turnAwayHopeless(this.clock.now());
       if (!verdict.go) {
@@ -428,7 +445,9 @@ export class WaitRoom {
         return;
       }
       if (this.queue.size === 0 || this.turn !== null) return;
-      this.release(served);
+      const due = verdict.lastCall ? this.dueSoonest() : undefined;
+      if (due && this.queue.remove(due.client, due, due.user)) this.give(due);
+      else this.release(served);
     } catch {
       // A pacer that cannot answer does not hold the line: the request goes, its pick decides.
       this.release(NOBODY_SERVED);
@@ -451,11 +470,10 @@ export class WaitRoom {
         void this.decide(this.pacer);
       } else this.release(this.localView);
     }
-    // Only the soonest deadlines: tickets no longer waiting are dropped, those due are turned away.
-    for (let t = this.deadlines.peek(); t !== undefined && (!t.waiting || t.deadline <= now); t = this.deadlines.peek()) {
+    // Only the soonest deadlines: those due are turned away.
+    for (let t = this.dueSoonest(); t !== undefined && t.deadline <= now; t = this.dueSoonest()) {
       this.deadlines.pop();
       t.inHeap = false;
-      if (!t.waiting) continue;
       t.waiting = false;
       this.queue.remove(t.client, t, t.user);
       this.unpark(t);

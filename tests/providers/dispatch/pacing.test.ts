@@ -2,7 +2,7 @@
  * Fair, paced release as pure rules (providers/dispatch/pacing.ts) and the wait room driving them
  * (waitRoom.ts with a pacer): tables, an injected clock and fake timers, no waiting.
  */
-import { budgetLeft, type BudgetLeft, PACE_BURST, paceRelease, type PaceState, soonestRelease } from '../../../providers/dispatch/pacing';
+import { budgetLeft, type BudgetLeft, LAST_CALL_MS, PACE_BURST, paceRelease, type PaceState, soonestRelease } from '../../../providers/dispatch/pacing';
 import type { ServedView } from '../../../providers/dispatch/fairQueue';
 import { type PaceVerdict, type RoomPacer, type Ticket, WaitEnded, WaitRoom } from '../../../providers/dispatch/waitRoom';
 import type { KeyInspection, LearnedView } from '../../../providers/store/types';
@@ -26,6 +26,28 @@ describe('paceRelease: spread the budget over the rest of the window when more w
     const d = paceRelease(state, input);
     expect(d.go).toBe(go);
     if (!d.go) expect(d.at).toBe(at);
+  });
+
+  // A last call: every request waiting fits the budget, so the budget held back is only for expected
+  // arrivals; a waiting request that would reach its deadline before the schedule's next release
+  // takes one now rather than expire beside an unused call.
+  const paced: PaceState = { windowEnd: 11_000, released: 2, nextAt: 2_000 };
+  test.each([
+    ['5 waiting fit the 10 left, one due within LAST_CALL_MS: it goes now', { ...W, waiting: 5, dueBy: 1_000 + LAST_CALL_MS }, true, 0, true],
+    ['5 waiting fit, one due before the next release but not yet close: ask again LAST_CALL_MS before its deadline', { ...W, waiting: 5, dueBy: 1_500 }, false, 1_500 - LAST_CALL_MS, false],
+    ['30 waiting for 10: every call is somebody\'s turn, the schedule holds', { ...W, dueBy: 1_010 }, false, 2_000, false],
+    ['due after the next release: the schedule serves it', { ...W, waiting: 5, dueBy: 2_500 }, false, 2_000, false],
+    ['nobody due (no deadline known): the schedule holds', { ...W, waiting: 5 }, false, 2_000, false],
+  ] as Array<[string, typeof W & { dueBy?: number }, boolean, number, boolean]>)('last call: %s', (_name, input, go, at, lastCall) => {
+    const d = paceRelease(paced, input);
+    expect(d.go).toBe(go);
+    if (d.go) expect(d.lastCall).toBe(lastCall);
+    else expect(d.at).toBe(at);
+  });
+
+  test('a last call takes its place in the schedule: the rest spread over what is left', () => {
+    const d = paceRelease(paced, { ...W, now: 1_500, waiting: 5, dueBy: 1_520 });
+    expect(d).toEqual({ go: true, paced: true, spare: 0, lastCall: true, state: { windowEnd: 11_000, released: 3, nextAt: 1_500 + 9_500 / 10 } });
   });
 
   test('a release sets the next one remaining-time / remaining-budget later', () => {
@@ -118,14 +140,14 @@ class FakePacer implements RoomPacer {
   leasts: Array<number | undefined> = [];
   served_ = new Map<string, number>();
   constructor(public remaining: number, public windowEnd: number, readonly windowMs: number, readonly capacity = Math.max(remaining, 2)) {}
-  async release(now: number, waiting: number, arrivalRate: number, least?: number): Promise<PaceVerdict> {
+  async release(now: number, waiting: number, arrivalRate: number, least?: number, dueBy?: number): Promise<PaceVerdict> {
     this.asks++;
     this.leasts.push(least);
     const budget: BudgetLeft = { remaining: this.remaining, windowEnd: this.windowEnd, capacity: this.capacity, windowMs: this.windowMs, sources: 1 };
-    const d = paceRelease(this.state, { now, remaining: this.remaining, windowEnd: this.windowEnd, waiting, arrivalRate, burst: PACE_BURST });
+    const d = paceRelease(this.state, { now, remaining: this.remaining, windowEnd: this.windowEnd, waiting, arrivalRate, burst: PACE_BURST, dueBy });
     if (!d.go) return { go: false, at: d.at, budget };
     this.state = d.state;
-    return { go: true, at: now, budget, spare: d.spare };
+    return { go: true, at: now, budget, spare: d.spare, lastCall: d.lastCall };
   }
   async served(): Promise<ServedView> {
     return { client: (c) => this.served_.get(c) ?? 0, user: (c, u) => this.served_.get(`${c}/${u}`) ?? 0 };
@@ -162,6 +184,29 @@ describe('WaitRoom with a pacer: paced, least served first, bounded line, hopele
     await flush();
     await clock.advance(1_999);
     expect(log).toEqual([['h0', 0], ['h1', 0], ['h2', 667], ['h3', 1_333]]);
+  });
+
+  test('a last call: the waiting fit the budget, held back for arrivals still coming; each goes LAST_CALL_MS before its deadline, not expire beside it', async () => {
+    // 10 in a 10 s window; 6 join at 0 (6 a second: 60 expected, contended): the burst, then 10000/9 apart.
+    const { clock, log, join } = setup(10, 10_000);
+    const ended: string[] = [];
+    for (let i = 0; i < 6; i++) void join('h', `h${i}`, i < 2 ? 60_000 : 900).catch((e: WaitEnded) => ended.push(`h${i}:${e.why}`));
+    await flush();
+    await clock.advance(1_000);
+    // h2..h5 would reach their deadline (900) before the next release (1111): each goes at 850.
+    expect(log).toEqual([['h0', 0], ['h1', 0], ['h2', 900 - LAST_CALL_MS], ['h3', 900 - LAST_CALL_MS], ['h4', 900 - LAST_CALL_MS], ['h5', 900 - LAST_CALL_MS]]);
+    expect(ended).toEqual([]);
+  });
+
+  test('no last call while more wait than the budget: each call is some waiting request\'s turn, and the schedule holds', async () => {
+    // 4 in a 10 s window: after the burst, 2 left for 4 waiting (each its own client, so none is hopeless by its line).
+    const { clock, log, join } = setup(4, 10_000);
+    const ended: string[] = [];
+    for (let i = 0; i < 6; i++) void join(`c${i}`, `c${i}`, i < 2 ? 60_000 : 900).catch((e: WaitEnded) => ended.push(`c${i}:${e.why}`));
+    await flush();
+    await clock.advance(1_000);
+    expect(log).toEqual([['c0', 0], ['c1', 0]]);
+    expect(ended).toEqual(['c2:deadline', 'c3:deadline', 'c4:deadline', 'c5:deadline']);
   });
 
   test('a light request arriving mid-window takes the next release: it was served least', async () => {
