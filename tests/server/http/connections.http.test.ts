@@ -235,9 +235,9 @@ describe('a real orche process under a lowered file limit', () => {
       const status = await getFresh(`${orche.url}/status`, 1000);
       expect(status.body.connections.open).toBeLessThanOrEqual(256);
       // orche never ran out of files: it held at most its cap and closed the attacker's oldest idle
-      // sockets. The attacker learns of a close only when its own loop reads it and prints the count
-      // (every 100 ms), which on a loaded machine comes after the new client has been served: its
-      // count is awaited, not read once (CI saw 470 of 744 at the instant of the check).
+      // sockets. The attacker counts a socket connected once the kernel's accept queue holds it, before
+      // orche accepts (and closes) it, and prints its counts every 100 ms: on a loaded machine its last
+      // print lags the closes, so the count is awaited, not read once (CI saw 470 of 744 at the check).
       await eventually(async () => last.closed >= 1000 - 256, 'the attacker saw 744 of its sockets closed', 10_000);
       const after = await getFresh(`${orche.url}/status`, 1000);
       expect(after.body.connections.open).toBeLessThanOrEqual(256);
