@@ -22,7 +22,7 @@ interface Profile {
 
 /** What a frame's time is spent on, by its file; the first match wins. */
 const CATEGORIES: Array<[string, RegExp]> = [
-  ['logging (winston, logform, server/observe/logger)', /node_modules\/(winston|logform|winston-transport|triple-beam|@colors|safe-stable-stringify|fecha|one-time|readable-stream)\/|server\/observe\/logger\.js/],
+  ['logging (pino, server/observe/logger)', /node_modules\/(pino|pino-std-serializers|sonic-boom|quick-format-unescaped|safe-stable-stringify|atomic-sleep|on-exit-leak-free|@pinojs)\/|server\/observe\/logger\.js/],
   ['metrics (prom-client, server/observe/metrics)', /node_modules\/(prom-client|tdigest|bintrees)\/|server\/observe\/metrics\.js/],
   ['validation (zod, server/http/validation, requestShape)', /node_modules\/zod\/|server\/http\/(validation|requestShape)\.js/],
   ['request id, request log, client auth (server/http/requestLog, server/auth)', /server\/http\/requestLog\.js|server\/auth\//],

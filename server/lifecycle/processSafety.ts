@@ -7,7 +7,7 @@ export interface SafetyOptions {
   exit?: (code: number) => void;
   /** Where 'unhandledRejection' and 'uncaughtException' come from (the process; tests emit them). */
   events?: EventEmitter;
-  /** Where the logger's lines end up (stdout: winston's Console transport); each is flushed before the exit. */
+  /** Where the logger's lines end up (stdout by default); each is flushed before the exit. */
   outputs?: Writable[];
   /** The longest the exit waits for the lines to be out (a stuck pipe must not keep a broken process alive). */
   flushTimeoutMs?: number;
@@ -15,9 +15,9 @@ export interface SafetyOptions {
 
 /**
  * Calls `exit` once the logger's lines are out, or after `timeoutMs`, whichever comes first.
- * winston writes through streams: its line is not out when logger.error returns. Ending the
- * logger ends its transports; a transport has finished when it handed every line to its output,
- * and an empty write to the output calls back once everything before it is through.
+ * The logger hands its lines to its output when they are logged (stdout: written before the call
+ * returns); an output that is a stream may still hold them, and an empty write to it calls back
+ * once everything before it is through.
  */
 export function exitWhenFlushed(logger: Logger, outputs: Writable[], timeoutMs: number, exit: () => void): void {
   let done = false;
@@ -28,9 +28,7 @@ export function exitWhenFlushed(logger: Logger, outputs: Writable[], timeoutMs: 
     exit();
   };
   const timer = setTimeout(go, timeoutMs);
-  const finished = logger.transports.map((t) => new Promise<void>((r) => t.once('finish', () => r())));
-  logger.end();
-  void Promise.all(finished)
+  void new Promise<void>((r) => logger.flush(r))
     .then(() => Promise.all(outputs.map((o) => new Promise<void>((r) => o.write('', () => r())))))
     .then(go, go);
 }
@@ -50,12 +48,12 @@ export function installProcessSafety(logger: Logger, count: () => void, opts: Sa
   let exiting = false;
   events.on('unhandledRejection', (err) => {
     count();
-    if (exiting) return; // the logger is ended: the exit is on its way
+    if (exiting) return; // the exit is on its way
     logger.error('unhandled rejection', describe(err));
   });
   events.on('uncaughtException', (err) => {
     count();
-    // A second one while the first line flushes: the logger is ended, and the exit is on its way.
+    // A second one while the first line flushes: the exit is on its way.
     if (exiting) return;
     exiting = true;
     logger.error('uncaught exception', { ...describe(err), exiting: true });

@@ -1,6 +1,6 @@
 /**
- * An uncaught exception ends the process only after its log line is out: winston writes through
- * streams, so an exit right after logger.error may lose the one line that says why the process died.
+ * An uncaught exception ends the process only after its log line is out: an output stream may
+ * still hold it, so an exit right after logger.error may lose the one line that says why the process died.
  */
 import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
