@@ -28,7 +28,7 @@ import { streamLimit } from './limits/clientStreams';
 import { type ConnectionCount, defaultMaxConnections, fileLimit, guardConnections, serverOptions } from './http/connections';
 import { methodNotAllowed, singleQueryValues } from './http/requestShape';
 import { jsonBody } from './http/jsonBody';
-import { series } from './http/series';
+import { forPaths, series } from './http/series';
 import { safeOrigin } from './lifecycle/exposure';
 import { createLogger, type Logger } from './observe/logger';
 import { Metrics } from './observe/metrics';
@@ -216,12 +216,23 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
   app.set('etag', false);
   app.set('query parser', 'simple');
   app.set('trust proxy', config.trustProxy);
-  // Consecutive middleware on the same paths run as one router layer each (server/series.ts), in this order.
-  app.use(series(inflight.middleware, requestId, requestLog(logger, now), metrics.middleware(now), securityHeaders, corsPolicy(config.corsOrigins), methodNotAllowed(app)));
-  app.use(STATUS_PATHS, statusAuth(config));
-  app.use(CHAT_PATHS, series(clientAuth(config.clientTokens), limiter.middleware));
-  app.use(series(singleQueryValues, jsonBody(config.bodyLimit)));
-  app.use(CHAT_PATHS, series(streams.middleware, requestScope(config, endUsers, now, userLimit)));
+  // Every middleware runs in one router layer (server/http/series.ts), in this order; those for some paths only say which.
+  app.use(
+    series(
+      inflight.middleware,
+      requestId,
+      requestLog(logger, now),
+      metrics.middleware(now),
+      securityHeaders,
+      corsPolicy(config.corsOrigins),
+      methodNotAllowed(app),
+      forPaths(STATUS_PATHS, statusAuth(config)),
+      forPaths(CHAT_PATHS, series(clientAuth(config.clientTokens), limiter.middleware)),
+      singleQueryValues,
+      jsonBody(config.bodyLimit),
+      forPaths(CHAT_PATHS, series(streams.middleware, requestScope(config, endUsers, now, userLimit))),
+    ),
+  );
   // The OpenAI-compatible routes first: the busiest, and no path of theirs is another router's.
   app.use(v1Routes(ctx));
   app.use(statusRoutes(ctx));

@@ -25,3 +25,17 @@ export function series(...handlers: RequestHandler[]): RequestHandler {
     step();
   };
 }
+
+/**
+ * A middleware for some paths only, as `app.use(paths, handler)` would mount it (a path or one
+ * below it, case-insensitive), without a router layer of its own: part of one `series`. Unlike a
+ * mount, it leaves req.url as it is; none of the handlers given here reads it.
+ */
+export function forPaths(paths: readonly string[], handler: RequestHandler): RequestHandler {
+  const prefixes = paths.map((p) => p.toLowerCase().replace(/\/+$/, ''));
+  return (req, res, next) => {
+    const path = req.path.toLowerCase();
+    for (const p of prefixes) if (path === p || (path.startsWith(p) && path.charCodeAt(p.length) === 47 /* / */)) return handler(req, res, next);
+    next();
+  };
+}
