@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { Duplex, Writable } from 'node:stream';
-import express, { type Express } from 'express';
+import express, { type Express, type Router } from 'express';
 import type { Config } from '../config';
 import { errorBody, OrcheError } from '../providers/errors';
 import { sleep as realSleep } from '../providers/dispatch/backoff';
@@ -234,12 +234,14 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
     ),
   );
   // The OpenAI-compatible routes first: the busiest, and no path of theirs is another router's.
-  app.use(v1Routes(ctx));
-  app.use(statusRoutes(ctx));
-  app.use(chatRoutes(ctx));
-  app.use(adminRoutes(ctx));
-  app.use(opsRoutes(ctx));
-  app.use(dashboardRoutes());
+  // Each module registers its routes on the app's own router: a router of its own would be one more layer per request.
+  const routes = (app as unknown as { router: Router }).router;
+  v1Routes(ctx, routes);
+  statusRoutes(ctx, routes);
+  chatRoutes(ctx, routes);
+  adminRoutes(ctx, routes);
+  opsRoutes(ctx, routes);
+  dashboardRoutes(routes);
   app.use(notFound);
   app.use(errorHandler(logger));
 

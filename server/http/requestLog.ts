@@ -6,8 +6,8 @@ const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Every response carries X-Request-Id, echoed from the request when it is a sane value. */
 export const requestId: RequestHandler = (req, res, next) => {
-  const incoming = req.get('x-request-id');
-  const id = incoming && SAFE_ID.test(incoming) ? incoming : randomUUID();
+  const incoming = req.headers['x-request-id'];
+  const id = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : randomUUID();
   res.locals.requestId = id;
   res.setHeader('X-Request-Id', id);
   next();

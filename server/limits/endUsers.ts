@@ -8,7 +8,7 @@
  * by every instance (server/limits/userLimitRedis.ts), and on this instance's own while Redis is away.
  */
 import { createHash } from 'node:crypto';
-import type { RequestHandler } from 'express';
+import type { NextFunction, RequestHandler, Response } from 'express';
 import type { Config } from '../../config';
 import { OrcheError, retryHeaders } from '../../providers/errors';
 import { fairKey, type RequestClient, splitFairKey } from '../../providers/dispatch/requestClient';
@@ -126,22 +126,27 @@ export class EndUsers {
  * goes on `res.locals.fairKey` for the wait room, and the per-user limits apply.
  */
 export function requestScope(config: Config, users: EndUsers, now: () => number, shared?: SharedUserLimit): RequestHandler {
-  return async (req, res, next) => {
-    const name = endUserOf(req.get('x-orche-user'), req.body);
+  const admitted = (res: Response, next: NextFunction, key: string, at: number, sharedCount: number | undefined) => {
+    const wait = users.admit(key, at, sharedCount);
+    if (wait > 0) return next(new OrcheError(429, 'user_rate_limited', 'Too many requests for this end user', { retry_after_ms: wait }, retryHeaders(wait)));
+    res.on('finish', () => users.settle(key, res.statusCode < 400));
+    res.locals.fairKey = key;
+    next();
+  };
+  // Synchronous unless the user's count is shared (Redis): most requests name no user and await nothing.
+  return (req, res, next) => {
+    const header = req.headers['x-orche-user'];
+    const name = endUserOf(typeof header === 'string' ? header : undefined, req.body);
     // The name goes no further than here (it still goes upstream in the body, as the frontend sent it).
     const who: RequestClient = { client: clientIdentity(req, config.clientTokens), user: name === undefined ? undefined : endUserHash(name) };
     const key = fairKey(who);
     res.locals.endUser = who.user;
-    if (who.user !== undefined) {
-      const at = now();
-      const wait = users.admit(key, at, shared ? await shared(key, at) : undefined);
-      if (wait > 0) {
-        next(new OrcheError(429, 'user_rate_limited', 'Too many requests for this end user', { retry_after_ms: wait }, retryHeaders(wait)));
-        return;
-      }
-      res.on('finish', () => users.settle(key, res.statusCode < 400));
+    if (who.user === undefined) {
+      res.locals.fairKey = key;
+      return next();
     }
-    res.locals.fairKey = key;
-    next();
+    const at = now();
+    if (!shared) return admitted(res, next, key, at, undefined);
+    return shared(key, at).then((count) => admitted(res, next, key, at, count));
   };
 }

@@ -13,9 +13,8 @@ function readPage(): string {
   return readFileSync(file, 'utf8');
 }
 
-export function dashboardRoutes(): Router {
+export function dashboardRoutes(r: Router = Router()): Router {
   const page = readPage();
-  const r = Router();
   r.get('/dashboard', (_req, res) => {
     res.setHeader('Content-Type', 'text/html; charset=utf-8');
     // Inline script and style only; nothing from another origin.

@@ -4,8 +4,7 @@ import { OrcheError } from '../../providers/errors';
 import type { AppContext } from '../context';
 import { adminAuth } from '../auth/guards';
 
-export function adminRoutes(ctx: AppContext): Router {
-  const r = Router();
+export function adminRoutes(ctx: AppContext, r: Router = Router()): Router {
   const guard = adminAuth(ctx.config.adminToken);
 
   r.post('/api/keys/reset', guard, async (req, res) => {

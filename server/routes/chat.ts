@@ -11,8 +11,7 @@ import { clientSignal, fairKeyOf, noteDispatch, sseFor, streamChat } from './cha
 const CHAT_OWN = ['provider'] as const;
 const FANOUT_OWN = ['providers', 'timeout_ms'] as const;
 
-export function chatRoutes(ctx: AppContext): Router {
-  const r = Router();
+export function chatRoutes(ctx: AppContext, r: Router = Router()): Router {
 
   r.post('/api/chat', async (req, res) => {
     const routing = clientRouting(ctx.config.clientRouting, req);

@@ -22,8 +22,7 @@ export function shownClient(id: string): string {
   return id;
 }
 
-export function opsRoutes(ctx: AppContext): Router {
-  const r = Router();
+export function opsRoutes(ctx: AppContext, r: Router = Router()): Router {
 
   r.get('/metrics', async (_req, res) => {
     const text = await ctx.metrics.text();

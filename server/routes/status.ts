@@ -13,8 +13,7 @@ async function edgeView(ctx: AppContext) {
   return { limited: until > 0, until: iso(until), remaining_ms: until > 0 ? until - now : 0 };
 }
 
-export function statusRoutes(ctx: AppContext): Router {
-  const r = Router();
+export function statusRoutes(ctx: AppContext, r: Router = Router()): Router {
 
   r.get('/health', async (_req, res) => {
     const [sums, edge] = await Promise.all([Promise.all(ctx.pool.list().map((p) => summarize(ctx, p))), edgeView(ctx)]);

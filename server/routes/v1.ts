@@ -15,7 +15,9 @@ import { clientSignal, fairKeyOf, noteDispatch, streamChat } from './chatCall';
 export function completionForClients(body: unknown): unknown {
   if (!body || typeof body !== 'object' || Array.isArray(body)) return body;
   const b = body as Record<string, unknown>;
-  return b.object === 'chat.completion' && !('system_fingerprint' in b) ? { ...b, system_fingerprint: null } : body;
+  // The body was parsed for this answer alone: filled in place.
+  if (b.object === 'chat.completion' && !('system_fingerprint' in b)) b.system_fingerprint = null;
+  return body;
 }
 
 /**
@@ -34,8 +36,7 @@ function sendJson(res: Response, value: unknown): void {
  * The OpenAI-compatible API, so the official `openai` client works with `baseURL` set to orche:
  * bodies pass through (only `model` becomes the provider's slug), answers are the upstream's own.
  */
-export function v1Routes(ctx: AppContext): Router {
-  const r = Router();
+export function v1Routes(ctx: AppContext, r: Router = Router()): Router {
 
   r.post('/v1/chat/completions', async (req, res) => {
     const routing = clientRouting(ctx.config.clientRouting, req);
