@@ -1,3 +1,5 @@
+import type { Cancel } from './cancel';
+
 /** Doublings past this change nothing but could overflow: 2^30 times any base passes every cap. */
 const MAX_DOUBLINGS = 30;
 
@@ -22,7 +24,7 @@ export function backoffDelay(retry: number, baseMs: number, maxMs: number, rando
 }
 
 /** A sleep that ends early (resolving) when the signal aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+export function sleep(ms: number, signal?: Cancel): Promise<void> {
   return new Promise((resolve) => {
     if (ms <= 0 || signal?.aborted) return resolve();
     const done = () => {

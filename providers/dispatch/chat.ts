@@ -8,6 +8,7 @@ import { routingFieldsIn, upstreamRequest } from '../upstream/routing';
 import { blamesNoKey, classifyResponse, failureOutcome, type Outcome } from '../limits/rateLimit';
 import { streamAttempt, type UpstreamStream } from '../streams/streamAttempt';
 import { type RelayEnd, relayStream, type StreamSink } from '../streams/streamRelay';
+import { type Cancel, signalOf } from './cancel';
 
 export type ChatBody = Record<string, unknown> & { messages: unknown[] };
 
@@ -84,13 +85,14 @@ export function contentOf(body: unknown): AnswerParts {
 }
 
 /** One fan-out leg's signal: the client's, and the leg's own timeout when one is set. */
-export function legSignal(client: AbortSignal | undefined, timeoutMs: number | undefined): AbortSignal | undefined {
-  const signals = [client, timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined].filter((s): s is AbortSignal => !!s);
+export function legSignal(client: Cancel | undefined, timeoutMs: number | undefined): Cancel | undefined {
+  if (!timeoutMs) return client;
+  const signals = [client && signalOf(client), timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined].filter((s): s is AbortSignal => !!s);
   return signals.length > 1 ? AbortSignal.any(signals) : signals[0];
 }
 
 /** A fan-out leg's failure as the error it reports: its leg timeout is a timeout, not a client that left. */
-export function legError(err: unknown, slug: string, timeoutMs: number | undefined, client: AbortSignal | undefined): OrcheError {
+export function legError(err: unknown, slug: string, timeoutMs: number | undefined, client: Cancel | undefined): OrcheError {
   if (!(err instanceof OrcheError)) return new OrcheError(502, 'upstream_error', 'unexpected failure');
   if (err.type === 'client_closed_request' && !client?.aborted) return new OrcheError(504, 'fanout_timeout', `${slug} did not answer within timeout_ms=${timeoutMs}`);
   return err;
@@ -144,17 +146,17 @@ export class ChatService {
    * `client`: who the request is for (fair turns while waiting for a key). A body that carries a
    * client's routing fields (ORCHE_CLIENT_ROUTING=allow) is run isolated: its answers change no shared state.
    */
-  complete(slug: string, body: Record<string, unknown>, signal?: AbortSignal, client?: string): Promise<DispatchResult<unknown>> {
+  complete(slug: string, body: Record<string, unknown>, signal?: Cancel, client?: string): Promise<DispatchResult<unknown>> {
     return this.dispatcher.run(slug, this.jsonAttempt(body), signal, client, { isolated: routingFieldsIn(body).length > 0 });
   }
 
   /** A streaming call up to its first good data event, with rotation and retries before it (docs/design.md#streaming). */
-  openStream(slug: string, body: Record<string, unknown>, signal?: AbortSignal, client?: string): Promise<DispatchResult<UpstreamStream>> {
+  openStream(slug: string, body: Record<string, unknown>, signal?: Cancel, client?: string): Promise<DispatchResult<UpstreamStream>> {
     return this.dispatcher.run(slug, withKeyCheck(this.client, streamAttempt(this.client, body, { now: this.deps.now })), signal, client, { isolated: routingFieldsIn(body).length > 0 });
   }
 
   /** Relays an opened stream to its sink, then records on the key what only the stream's end can tell: usage, or a failure. */
-  async relayStream(opened: DispatchResult<UpstreamStream>, sink: StreamSink, signal?: AbortSignal): Promise<RelayEnd> {
+  async relayStream(opened: DispatchResult<UpstreamStream>, sink: StreamSink, signal?: Cancel): Promise<RelayEnd> {
     const end = await relayStream(opened.value, sink, { signal, idleTimeoutMs: this.rotation.requestTimeoutMs, maxDurationMs: this.rotation.maxStreamMs, now: this.deps.now, model: opened.provider.config.model });
     if (end.usage) this.pool.recordUsage(opened.provider, opened.keyId, end.usage, this.deps.now(), opened.client);
     // A stream orche itself ended (ORCHE_MAX_STREAM_MS) is no failure of the key.
@@ -167,7 +169,7 @@ export class ChatService {
   }
 
   /** The same messages to several providers at once; one provider's failure never fails the others. */
-  async fanout(slugs: string[], body: Record<string, unknown>, timeoutMs: number | undefined, signal?: AbortSignal, client?: string): Promise<FanoutResult[]> {
+  async fanout(slugs: string[], body: Record<string, unknown>, timeoutMs: number | undefined, signal?: Cancel, client?: string): Promise<FanoutResult[]> {
     return Promise.all(
       slugs.map(async (slug): Promise<FanoutResult> => {
         const provider = this.pool.get(slug)!;

@@ -9,12 +9,13 @@ import { ProviderPacer } from './roomPacer';
 import { splitFairKey } from './requestClient';
 import { type LeftKey, leftAfterCall, leftForFallBack, rotationTo } from './rotationReason';
 import { RoomTurn } from './roomTurn';
+import type { Cancel } from './cancel';
 
 export interface AttemptContext {
   provider: ProviderRuntime;
   keyId: string;
   key: string;
-  signal?: AbortSignal;
+  signal?: Cancel;
   /** This attempt's timeout: ORCHE_REQUEST_TIMEOUT_MS, or less when the request's deadline is nearer. */
   timeoutMs: number;
 }
@@ -36,7 +37,7 @@ export interface DispatchResult<T> {
 
 export interface DispatchDeps {
   now: () => number;
-  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  sleep: (ms: number, signal?: Cancel) => Promise<void>;
   random: () => number;
   /**
    * Cancellable timers for the wait rooms (real, unref'd, in the server). Without them the rooms
@@ -127,7 +128,7 @@ export class Dispatcher {
    * `client`: who the request is for (requestClient.ts's fairKey), for fair turns in the wait room.
    * `isolated`: the request carries a client's routing choice; its answers change no shared state (sharedOutcome).
    */
-  async run<T>(slug: string, attempt: Attempt<T>, signal?: AbortSignal, client = 'anonymous', opts: { isolated?: boolean } = {}): Promise<DispatchResult<T>> {
+  async run<T>(slug: string, attempt: Attempt<T>, signal?: Cancel, client = 'anonymous', opts: { isolated?: boolean } = {}): Promise<DispatchResult<T>> {
     const isolated = opts.isolated === true;
     const { now, sleep } = this.deps;
     const r = this.rotation;

@@ -1,5 +1,6 @@
 import { NO_TURN, type Turn, type TurnEvent, turnStep } from './turn';
 import type { Ticket, WaitRoom } from './waitRoom';
+import type { Cancel } from './cancel';
 
 /** A turn held in a wait room: the room and the request's ticket in it. */
 export interface Held {
@@ -16,7 +17,7 @@ export class RoomTurn {
     private readonly room: () => WaitRoom,
     private readonly client: string,
     private readonly waitUntil: number,
-    private readonly signal: AbortSignal | undefined,
+    private readonly signal: Cancel | undefined,
     /** The error a wait that ended without a turn fails the request with. */
     private readonly waitFailed: (err: unknown) => Error,
   ) {}

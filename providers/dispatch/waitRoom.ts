@@ -11,6 +11,7 @@ import { FairQueue, NOBODY_SERVED, type ServedView } from './fairQueue';
 import { MinHeap } from './minHeap';
 import { type BudgetLeft, soonestRelease } from './pacing';
 import { splitFairKey } from './requestClient';
+import type { Cancel } from './cancel';
 
 export interface RoomClock {
   now(): number;
@@ -91,7 +92,7 @@ export class Ticket {
   readonly client: string;
   /** The end user within the client ('' when none was named). */
   readonly user: string;
-  constructor(who: string, readonly deadline: number, readonly signal?: AbortSignal) {
+  constructor(who: string, readonly deadline: number, readonly signal?: Cancel) {
     const { client, user } = splitFairKey(who);
     this.client = client;
     this.user = user;
@@ -208,7 +209,7 @@ export class WaitRoom {
    * (undefined: as soon as the turn comes). Rejects with WaitEnded when the line is full, at the
    * deadline, or when the signal aborts.
    */
-  join(client: string, deadline: number, retryAt: number | undefined, signal?: AbortSignal): Promise<Ticket> {
+  join(client: string, deadline: number, retryAt: number | undefined, signal?: Cancel): Promise<Ticket> {
     const t = new Ticket(client, deadline, signal);
     const soonest = this.soonest(this.lineLength(t), this.clock.now());
     if (soonest > deadline) return Promise.reject(new WaitEnded('hopeless', soonest));

@@ -1,6 +1,7 @@
 import type { Attempt } from '../dispatch/dispatcher';
 import type { Outcome } from '../limits/rateLimit';
 import { type OpenRouterClient, UpstreamFailure } from '../upstream/openrouterClient';
+import type { Cancel } from '../dispatch/cancel';
 
 /** What GET /key says of a key a call was refused with: 'valid' (200), 'invalid' (401), else 'unknown'. */
 export type KeyVerdict = 'valid' | 'invalid' | 'unknown';
@@ -8,7 +9,7 @@ export type KeyVerdict = 'valid' | 'invalid' | 'unknown';
 /** GET /key is quick; a confirmation never waits longer than this, nor past the attempt's own timeout. */
 const CHECK_TIMEOUT_MS = 5000;
 
-export async function checkKey(client: OpenRouterClient, key: string, timeoutMs: number, signal?: AbortSignal): Promise<KeyVerdict> {
+export async function checkKey(client: OpenRouterClient, key: string, timeoutMs: number, signal?: Cancel): Promise<KeyVerdict> {
   try {
     const reply = await client.get('/key', key, { timeoutMs: Math.max(1, Math.min(timeoutMs, CHECK_TIMEOUT_MS)), signal });
     if (reply.status === 200) return 'valid';
@@ -26,7 +27,7 @@ export async function checkKey(client: OpenRouterClient, key: string, timeoutMs:
  * a 5xx would be. When GET /key cannot tell (no answer, another status), nothing is disabled either:
  * disabling needs evidence, and the key is avoided for the rest of this request like a 5xx's.
  */
-export async function confirmedOutcome(client: OpenRouterClient, key: string, outcome: Outcome, timeoutMs: number, signal?: AbortSignal): Promise<Outcome> {
+export async function confirmedOutcome(client: OpenRouterClient, key: string, outcome: Outcome, timeoutMs: number, signal?: Cancel): Promise<Outcome> {
   if (outcome.kind !== 'disable' || outcome.reason !== 'invalid_key') return outcome;
   const verdict = await checkKey(client, key, timeoutMs, signal);
   if (verdict === 'invalid') return outcome;

@@ -6,6 +6,7 @@ import { HeldEvents } from './heldEvents';
 import { upstreamRequest } from '../upstream/routing';
 import { readSseEvents, type SseEvent } from './sse';
 import { isCommitting } from './streamCommit';
+import { signalOf } from '../dispatch/cancel';
 
 /** An upstream stream whose first data event was a good one: from here on it belongs to the client. */
 export interface UpstreamStream {
@@ -67,7 +68,7 @@ export function streamAttempt(client: OpenRouterClient, body: Record<string, unk
     const noAnswer = (message: string): Outcome =>
       timedOut ? failureOutcome('timeout', `no first event within ${timeoutMs} ms`) : failureOutcome('network', message);
     try {
-      const callSignal = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
+      const callSignal = signal ? AbortSignal.any([signalOf(signal), controller.signal]) : controller.signal;
       const reply = await client.chatStream(key, { ...upstreamRequest(body, provider), stream: true }, { timeoutMs, signal: callSignal });
       stream = reply.stream;
       if (reply.status !== 200 || !isEventStream(reply.headers)) {

@@ -2,6 +2,7 @@ import { type ChatService, legError, legSignal, textOfParts } from '../dispatch/
 import { ClientGoneError } from '../dispatch/dispatcher';
 import { errorObject, type OrcheError } from '../errors';
 import type { Chunk, StreamSink } from './streamRelay';
+import type { Cancel } from '../dispatch/cancel';
 
 export type FanoutEvent = 'delta' | 'reasoning' | 'tool_call' | 'done' | 'error' | 'end';
 /** Writes one named event; resolves when more may be written. */
@@ -78,7 +79,7 @@ class ToolCalls {
  * The same messages streamed from several providers into one stream of named events. Every leg
  * writes its events the moment they arrive, so a slow or failing provider never holds up another.
  */
-export async function streamFanout(chat: ChatService, slugs: string[], body: Record<string, unknown>, timeoutMs: number | undefined, client: AbortSignal | undefined, emit: FanoutEmit, who?: string): Promise<FanoutSummary> {
+export async function streamFanout(chat: ChatService, slugs: string[], body: Record<string, unknown>, timeoutMs: number | undefined, client: Cancel | undefined, emit: FanoutEmit, who?: string): Promise<FanoutSummary> {
   const started = chat.deps.now();
   const results = await Promise.all(slugs.map((slug) => leg(chat, slug, body, timeoutMs, client, emit, who)));
   const succeeded = results.filter(Boolean).length;
@@ -87,7 +88,7 @@ export async function streamFanout(chat: ChatService, slugs: string[], body: Rec
   return summary;
 }
 
-async function leg(chat: ChatService, slug: string, body: Record<string, unknown>, timeoutMs: number | undefined, client: AbortSignal | undefined, emit: FanoutEmit, who?: string): Promise<boolean> {
+async function leg(chat: ChatService, slug: string, body: Record<string, unknown>, timeoutMs: number | undefined, client: Cancel | undefined, emit: FanoutEmit, who?: string): Promise<boolean> {
   const started = chat.deps.now();
   const signal = legSignal(client, timeoutMs);
   const error = (e: OrcheError) => emit('error', { provider: slug, error: errorObject(e.status, e.type, e.message) });

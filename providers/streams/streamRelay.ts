@@ -3,6 +3,7 @@ import { capRelayed, capRelayedValue } from '../upstream/relayed';
 import { carriedError, classifyResponse, failureOutcome, type Outcome } from '../limits/rateLimit';
 import type { SseEvent, StreamError } from './sse';
 import type { UpstreamStream } from './streamAttempt';
+import type { Cancel } from '../dispatch/cancel';
 
 /** The fields of a chat.completion.chunk the relay looks at; everything else passes through. */
 export interface Chunk {
@@ -45,7 +46,7 @@ export type RelayEnd =
 
 export interface RelayOptions {
   /** Fires when the client goes away: the upstream call is aborted at once. */
-  signal?: AbortSignal;
+  signal?: Cancel;
   /** The longest silence allowed between two upstream events. */
   idleTimeoutMs: number;
   /** The longest a relay may last, however busy the stream (ORCHE_MAX_STREAM_MS); none when unset. */

@@ -3,6 +3,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { type Dispatcher, Pool } from 'undici';
 import { maskSecrets, SecretMasker } from './mask';
 import type { Headers } from '../limits/rateLimit';
+import type { Cancel } from '../dispatch/cancel';
 
 export interface ClientOptions {
   baseUrl: string;
@@ -36,7 +37,7 @@ export class UpstreamFailure extends Error {
 export interface CallOptions {
   timeoutMs: number;
   /** The client went away: abort at once. */
-  signal?: AbortSignal;
+  signal?: Cancel;
 }
 
 /** Parsed JSON, or the raw text when it is not JSON. */

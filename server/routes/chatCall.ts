@@ -3,6 +3,7 @@ import { type Response } from 'express';
 import type { DispatchResult } from '../../providers/dispatch/dispatcher';
 import type { AppContext } from '../context';
 import { relaySink, SseResponse } from '../http/sseResponse';
+import { ClientGone } from '../../providers/dispatch/cancel';
 
 /** The client's stream, bounded like the relay that feeds it: a client that stops reading is closed (docs/design.md#streams-that-outlive-their-reader). */
 export function sseFor(ctx: AppContext, res: Response): SseResponse {
@@ -12,13 +13,13 @@ export function sseFor(ctx: AppContext, res: Response): SseResponse {
   );
 }
 
-/** An AbortSignal that fires when the client goes away before the answer is sent. */
-export function clientSignal(res: Response): AbortSignal {
-  const ac = new AbortController();
+/** Aborted when the client goes away before the answer is sent. */
+export function clientSignal(res: Response): ClientGone {
+  const gone = new ClientGone();
   res.on('close', () => {
-    if (!res.writableFinished) ac.abort();
+    if (!res.writableFinished) gone.abort();
   });
-  return ac.signal;
+  return gone;
 }
 
 /** Who the request is for, as server/limits/endUsers.ts's requestScope set it (fair turns while waiting). */

@@ -134,6 +134,21 @@ test('a client that aborts mid-stream: the upstream request is closed within a s
   expect(s.logs.parsed().find((l) => l.message === 'request')).toMatchObject({ status: 499, provider: 'kimi', key_id: keyId(A), attempts: 1 });
 });
 
+test('a client that leaves a JSON call while the upstream thinks: the upstream request is closed at once, logged as 499', async () => {
+  const s = await kimiStack();
+  s.sim.addRule({ type: 'delay', delayMs: 3000 });
+  const client = new AbortController();
+  const asked = fetch(`${s.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'kimi', messages: hi }), signal: client.signal }).catch((e: unknown) => e);
+  await waitFor(() => s.sim.calls.length === 1, 1000);
+  client.abort();
+  expect((await asked) as { name?: string }).toMatchObject({ name: 'AbortError' });
+  expect(await waitFor(() => s.sim.calls[0]?.closedByClient === true, 1000)).toBeLessThan(1000);
+  await waitFor(() => s.logs.parsed().some((l) => l.message === 'request'), 1000);
+  // The line is written when the client leaves, before the call's end is known: no attempts yet.
+  expect(s.logs.parsed().find((l) => l.message === 'request')).toMatchObject({ status: 499, provider: 'kimi' });
+  expect(s.sim.calls).toHaveLength(1);
+});
+
 test('the abort reaches the upstream at once, not at its next chunk', async () => {
   const s = await kimiStack({ chunks: 4, chunkDelayMs: 1500 });
   await postSse(`${s.url}/api/chat`, { provider: 'kimi', messages: hi, stream: true }, (ev) => ev.data !== undefined);
