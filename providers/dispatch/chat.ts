@@ -12,6 +12,12 @@ import { type Cancel, signalOf } from './cancel';
 
 export type ChatBody = Record<string, unknown> & { messages: unknown[] };
 
+/** A JSON answer: parsed, and as it came (key material masked), so that a route relaying it need not serialise it again. */
+export interface JsonAnswer {
+  body: unknown;
+  text: string;
+}
+
 export interface FanoutResult {
   provider: string;
   model: string;
@@ -124,13 +130,13 @@ export class ChatService {
   }
 
     /** The attempt for a JSON (non-streaming) call: the body goes upstream with the provider's model; a 401 is confirmed by GET /key. */
-  jsonAttempt(body: Record<string, unknown>): Attempt<unknown> {
+  jsonAttempt(body: Record<string, unknown>): Attempt<JsonAnswer> {
     return withKeyCheck(this.client, async ({ provider, key, signal, timeoutMs }) => {
       let outcome: Outcome;
       try {
         const reply = await this.client.chat(key, upstreamRequest(body, provider), { timeoutMs, signal });
         outcome = classifyResponse(reply.status, reply.headers, reply.body, this.deps.now());
-        return { outcome, value: reply.body };
+        return { outcome, value: { body: reply.body, text: reply.text } };
       } catch (err) {
         if (err instanceof UpstreamFailure) {
           // An answer over the cap would be as large from any key: not retried, and no key is at fault.
@@ -146,7 +152,7 @@ export class ChatService {
    * `client`: who the request is for (fair turns while waiting for a key). A body that carries a
    * client's routing fields (ORCHE_CLIENT_ROUTING=allow) is run isolated: its answers change no shared state.
    */
-  complete(slug: string, body: Record<string, unknown>, signal?: Cancel, client?: string): Promise<DispatchResult<unknown>> {
+  complete(slug: string, body: Record<string, unknown>, signal?: Cancel, client?: string): Promise<DispatchResult<JsonAnswer>> {
     return this.dispatcher.run(slug, this.jsonAttempt(body), signal, client, { isolated: routingFieldsIn(body).length > 0 });
   }
 
@@ -176,7 +182,7 @@ export class ChatService {
         const started = this.deps.now();
         try {
           const r = await this.complete(slug, body, legSignal(signal, timeoutMs), client);
-          const c = contentOf(r.value);
+          const c = contentOf(r.value.body);
           return {
             provider: r.provider.config.slug,
             model: c.model ?? r.provider.config.model,

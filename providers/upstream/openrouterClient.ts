@@ -18,6 +18,8 @@ export interface UpstreamReply {
   headers: Headers;
   /** Parsed JSON, or the raw text when the answer was not JSON. */
   body: unknown;
+  /** What `body` was parsed from: the answer as it came, key material masked. */
+  text: string;
 }
 
 export interface StreamReply {
@@ -202,8 +204,8 @@ export class OpenRouterClient {
   }
 
   private async json(call: Call, opts: CallOptions): Promise<UpstreamReply> {
-    const { status, headers, text } = await this.send(call, opts, true);
-    return { status, headers, body: parseBody(text ?? '') };
+    const { status, headers, text = '' } = await this.send(call, opts, true);
+    return { status, headers, body: parseBody(text), text };
   }
 
   chat(key: string, body: Record<string, unknown>, opts: CallOptions): Promise<UpstreamReply> {

@@ -26,6 +26,6 @@ export function upstreamRequest(body: Record<string, unknown>, provider: Provide
   const out: Record<string, unknown> = { ...body, model: provider.config.model };
   if (routingFieldsIn(out).includes('provider')) return out;
   if (provider.config.routing) out.provider = provider.config.routing;
-  else delete out.provider;
+  else if ('provider' in out) delete out.provider;
   return out;
 }

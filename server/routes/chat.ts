@@ -22,7 +22,7 @@ export function chatRoutes(ctx: AppContext, r: Router = Router()): Router {
     if (input.stream) return streamChat(ctx, res, provider.config.slug, body);
     const result = await ctx.chat.complete(provider.config.slug, body, clientSignal(res), fairKeyOf(res));
     noteDispatch(res, result);
-    const c = contentOf(result.value);
+    const c = contentOf(result.value.body);
     res.json({
       provider: result.provider.config.slug,
       model: c.model ?? result.provider.config.model,

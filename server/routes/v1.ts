@@ -4,29 +4,30 @@ import type { ProviderRuntime } from '../../providers/keys/keyPool';
 import type { AppContext } from '../context';
 import { clientRouting } from '../http/clientRouting';
 import { validateOpenAiChat } from '../http/validation';
+import type { JsonAnswer } from '../../providers/dispatch/chat';
 import { clientSignal, fairKeyOf, noteDispatch, streamChat } from './chatCall';
 
 /**
- * The upstream's chat.completion, with `system_fingerprint: null` when it has none. OpenRouter omits
- * the field for many providers, and @openrouter/sdk (its schema: nullable but required) then rejects
- * a complete answer (OpenRouterTeam/benchmark-harness PR #23, 2026-08-12, fills the same default).
- * Nothing else changes; a value the upstream sent, null included, stays.
+ * The upstream's chat.completion as it came, with `system_fingerprint: null` when it has none.
+ * OpenRouter omits the field for many providers, and @openrouter/sdk (its schema: nullable but
+ * required) then rejects a complete answer (OpenRouterTeam/benchmark-harness PR #23, 2026-08-12,
+ * fills the same default). Nothing else changes; a value the upstream sent, null included, stays.
+ * The text is the one the body was parsed from (a success is always an object): the field goes in
+ * first, with no second serialisation (issue 21).
  */
-export function completionForClients(body: unknown): unknown {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) return body;
+export function completionForClients({ body, text }: JsonAnswer): string {
   const b = body as Record<string, unknown>;
-  // The body was parsed for this answer alone: filled in place.
-  if (b.object === 'chat.completion' && !('system_fingerprint' in b)) b.system_fingerprint = null;
-  return body;
+  if (b.object !== 'chat.completion' || 'system_fingerprint' in b) return text;
+  const at = text.indexOf('{') + 1;
+  return `${text.slice(0, at)}"system_fingerprint":null,${text.slice(at)}`;
 }
 
 /**
- * What res.json sends here (no replacer, no spacing, no ETag, never HEAD: a POST), headers set once
- * and the body written once: Express's send would look up the charset, the freshness and the
- * method for each answer (~30 µs a request under load, issue 21).
+ * What res.json sends here (no ETag, never HEAD: a POST), headers set once and the body written
+ * once: Express's send would look up the charset, the freshness and the method for each answer
+ * (~30 µs a request under load, issue 21).
  */
-function sendJson(res: Response, value: unknown): void {
-  const text = JSON.stringify(value) ?? '';
+function sendJson(res: Response, text: string): void {
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
   res.setHeader('Content-Length', Buffer.byteLength(text));
   res.end(text);
@@ -43,8 +44,9 @@ export function v1Routes(ctx: AppContext, r: Router = Router()): Router {
     const input = validateOpenAiChat(req.body);
     const provider = ctx.chat.resolve(input.model);
     res.locals.provider = provider.config.slug;
-    const body: Record<string, unknown> = { ...(req.body as Record<string, unknown>), ...routing };
-    delete body.model;
+    // Without `model` (the provider's goes upstream), by a rest copy: deleting it would slow every later read of the body.
+    const { model: _model, ...rest } = req.body as Record<string, unknown>;
+    const body = Object.keys(routing).length ? { ...rest, ...routing } : rest;
     if (input.stream) return streamChat(ctx, res, provider.config.slug, body);
     const result = await ctx.chat.complete(provider.config.slug, body, clientSignal(res), fairKeyOf(res));
     noteDispatch(res, result);
