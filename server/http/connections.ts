@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ConnectionsConfig } from '../../config';
+import { onResponseEnd } from './requestLog';
 
 /**
  * The soft limit of open files of this process: /proc/self/limits on Linux, else `ulimit -n` from
@@ -88,16 +89,12 @@ export function guardConnections(server: Server, max: number): () => ConnectionC
     const socket = req.socket;
     busy.set(socket, (busy.get(socket) ?? 0) + 1);
     idle.delete(socket);
-    let done = false;
-    const end = () => {
-      if (done) return;
-      done = true;
+    // Once, at the first of 'finish' and 'close', on the listeners every response's end hooks share.
+    onResponseEnd(res, () => {
       const left = (busy.get(socket) ?? 1) - 1;
       busy.set(socket, left);
       if (left === 0 && !socket.destroyed) idle.add(socket);
-    };
-    res.once('finish', end);
-    res.once('close', end);
+    });
   });
   return () => ({ open, max });
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { RequestHandler, Response } from 'express';
+import type { ServerResponse } from 'node:http';
+import type { RequestHandler } from 'express';
 import type { Logger } from '../observe/logger';
 
 const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -14,14 +15,14 @@ export const requestId: RequestHandler = (req, res, next) => {
 };
 
 const END_HOOKS = Symbol('orche.responseEndHooks');
-type Hooked = Response & { [END_HOOKS]?: Array<() => void> };
+type Hooked = ServerResponse & { [END_HOOKS]?: Array<() => void> };
 
 /**
  * Runs `fn` once, when the response is finished or the client went away, whichever comes first.
- * The hooks of one response share one pair of listeners: the shutdown count, the request log and
- * the metrics each added two, and adding listeners was a visible cost per request.
+ * The hooks of one response share one pair of listeners: the connection bounds, the shutdown count,
+ * the request log and the metrics each added two, and adding listeners was a visible cost per request.
  */
-export function onResponseEnd(res: Response, fn: () => void): void {
+export function onResponseEnd(res: ServerResponse, fn: () => void): void {
   const r = res as Hooked;
   const hooks = r[END_HOOKS];
   if (hooks) {
