@@ -153,6 +153,8 @@ export class OpenRouterClient {
           if (settled && !body) c.abort(new UpstreamFailure('aborted', 'abandoned'));
         },
         onResponseStart(c, statusCode, h) {
+          // An informational head (103 Early Hints …) is not the answer: node:http did not hand it over either.
+          if (statusCode < 200) return;
           status = statusCode;
           head = h as Headers;
           if (!whole) {
