@@ -33,7 +33,7 @@ const CATEGORIES: Array<[string, RegExp]> = [
   ['body parsing (body-parser, raw-body, iconv, type-is, server/http/jsonBody)', /node_modules\/(body-parser|raw-body|iconv-lite|type-is|content-type|media-typer|bytes|http-errors|on-finished|unpipe)\/|server\/http\/jsonBody\.js/],
   ['routes, streams, usage (orche)', /server\/(routes\/|observe\/|http\/|context|app)|providers\/streams\/|providers\/[a-zA-Z]+\.js/],
   ['Express (router, response, send)', /node_modules\/(express|router|send|finalhandler|path-to-regexp|depd|qs|parseurl|statuses|vary|mime-types|mime-db|encodeurl|escape-html|content-disposition|cookie|accepts|negotiator|fresh|range-parser|etag|proxy-addr|forwarded|ipaddr\.js|debug|ms|merge-descriptors|utils-merge|setprototypeof|safe-buffer|destroy|ee-first)\//],
-  ['undici (floor)', /node_modules\/undici\//],
+  ['undici (the upstream pool and parser, the floor and orche alike)', /node_modules\/undici\//],
   ['the floor (scripts/bench/floor)', /scripts\/bench\/floor\.js/],
 ];
 
