@@ -93,8 +93,8 @@ export function contentOf(body: unknown): AnswerParts {
 /** One fan-out leg's signal: the client's, and the leg's own timeout when one is set. */
 export function legSignal(client: Cancel | undefined, timeoutMs: number | undefined): Cancel | undefined {
   if (!timeoutMs) return client;
-  const signals = [client && signalOf(client), timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined].filter((s): s is AbortSignal => !!s);
-  return signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+  const timeout = AbortSignal.timeout(timeoutMs);
+  return client ? AbortSignal.any([signalOf(client), timeout]) : timeout;
 }
 
 /** A fan-out leg's failure as the error it reports: its leg timeout is a timeout, not a client that left. */
