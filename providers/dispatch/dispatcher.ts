@@ -35,6 +35,16 @@ export interface DispatchResult<T> {
   client: string;
 }
 
+export interface RunOptions<T> {
+  /** The request carries a client's routing choice: its answers change no shared state (sharedOutcome). */
+  isolated?: boolean;
+  /**
+   * Called with the answer as soon as it is known, before the key's state and counters take it in;
+   * run resolves with the same result once they have. A route writes its response here.
+   */
+  deliver?: (answer: DispatchResult<T>) => void;
+}
+
 export interface DispatchDeps {
   now: () => number;
   sleep: (ms: number, signal?: Cancel) => Promise<void>;
@@ -128,7 +138,7 @@ export class Dispatcher {
    * `client`: who the request is for (requestClient.ts's fairKey), for fair turns in the wait room.
    * `isolated`: the request carries a client's routing choice; its answers change no shared state (sharedOutcome).
    */
-  async run<T>(slug: string, attempt: Attempt<T>, signal?: Cancel, client = 'anonymous', opts: { isolated?: boolean } = {}): Promise<DispatchResult<T>> {
+  async run<T>(slug: string, attempt: Attempt<T>, signal?: Cancel, client = 'anonymous', opts: RunOptions<T> = {}): Promise<DispatchResult<T>> {
     const isolated = opts.isolated === true;
     const { now, sleep } = this.deps;
     const r = this.rotation;
@@ -166,6 +176,7 @@ export class Dispatcher {
         let step = nextStep({ kind: 'start', provider: provider.config.slug, configured: provider.keys.size > 0, fallback: this.fallbackOf(provider, visited) }, allowance());
         let value: T | undefined;
         let pickedKey: string | null = null;
+        let answer: DispatchResult<T> | undefined;
         const room = this.room(provider);
         if (step.kind === 'pick') {
           const queued = turn.follow({ kind: 'pick_due', first: a.attempts === 0, busy: room.busy });
@@ -193,19 +204,28 @@ export class Dispatcher {
             const end = now();
             const gone = signal?.aborted === true;
             const shared = sharedOutcome(result.outcome, isolated);
-            await this.pool.report(provider, pick.keyId, reportedOutcome(shared, gone), end - callStart, end, pick, client);
-            if (gone) throw new ClientGoneError();
+            if (gone) {
+              await this.pool.report(provider, pick.keyId, reportedOutcome(shared, true), end - callStart, end, pick, client);
+              throw new ClientGoneError();
+            }
             value = result.value;
             last = result.outcome;
+            // What comes next is decided by the outcome alone (nextStep is pure): an answer goes to the
+            // client before the key's state and counters take it in, which no client waits for (issue 21).
+            step = nextStep({ kind: 'outcome', provider: provider.config.slug, requested, outcome: last, fallback: this.fallbackOf(provider, visited) }, allowance());
+            if (step.kind === 'answer') {
+              answer = { value: value as T, provider, keyId: pick.keyId, attempts: a.attempts, latencyMs: now() - started, isolated, client };
+              opts.deliver?.(answer);
+            }
+            await this.pool.report(provider, pick.keyId, shared, end - callStart, end, pick, client);
             turn.follow({ kind: 'called', outcome: shared, at: end, trial: pick.trial });
             left = leftAfterCall(left, pick.keyId, last);
-            step = nextStep({ kind: 'outcome', provider: provider.config.slug, requested, outcome: last, fallback: this.fallbackOf(provider, visited) }, allowance());
           }
         }
 
         switch (step.kind) {
           case 'answer':
-            return { value: value as T, provider, keyId: pickedKey!, attempts: a.attempts, latencyMs: now() - started, isolated, client };
+            return answer!;
           case 'pick':
             continue;
           case 'back_off':

@@ -33,6 +33,8 @@ export function tooDeepError(): OrcheError {
  * as "no provider" (so: every provider) on /api/keys/reset; now they are a 400.
  */
 export const singleQueryValues: RequestHandler = (req, _res, next) => {
+  // No query string, nothing to check: Express 5 parses req.query anew at each read (issue 21).
+  if (!req.url.includes('?')) return next();
   for (const [name, value] of Object.entries(req.query)) {
     if (typeof value !== 'string' || /[[\]]/.test(name)) {
       throw new OrcheError(400, 'invalid_query', `Query parameter ${JSON.stringify(name.slice(0, 64))} must be given once, as a single value`);

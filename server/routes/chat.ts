@@ -20,22 +20,23 @@ export function chatRoutes(ctx: AppContext, r: Router = Router()): Router {
     const provider = ctx.chat.resolve(input.provider);
     res.locals.provider = provider.config.slug;
     if (input.stream) return streamChat(ctx, res, provider.config.slug, body);
-    const result = await ctx.chat.complete(provider.config.slug, body, clientSignal(res), fairKeyOf(res));
-    noteDispatch(res, result);
-    const c = contentOf(result.value.body);
-    res.json({
-      provider: result.provider.config.slug,
-      model: c.model ?? result.provider.config.model,
-      content: c.content,
-      reasoning: c.reasoning,
-      reasoning_details: c.reasoningDetails,
-      tool_calls: c.toolCalls,
-      message: c.message,
-      usage: c.usage,
-      finish_reason: c.finishReason,
-      latency_ms: result.latencyMs,
-      attempts: result.attempts,
-      key_id: result.keyId,
+    await ctx.chat.complete(provider.config.slug, body, clientSignal(res), fairKeyOf(res), (result) => {
+      noteDispatch(res, result);
+      const c = contentOf(result.value.body);
+      res.json({
+        provider: result.provider.config.slug,
+        model: c.model ?? result.provider.config.model,
+        content: c.content,
+        reasoning: c.reasoning,
+        reasoning_details: c.reasoningDetails,
+        tool_calls: c.toolCalls,
+        message: c.message,
+        usage: c.usage,
+        finish_reason: c.finishReason,
+        latency_ms: result.latencyMs,
+        attempts: result.attempts,
+        key_id: result.keyId,
+      });
     });
   });
 

@@ -48,9 +48,10 @@ export function v1Routes(ctx: AppContext, r: Router = Router()): Router {
     const { model: _model, ...rest } = req.body as Record<string, unknown>;
     const body = Object.keys(routing).length ? { ...rest, ...routing } : rest;
     if (input.stream) return streamChat(ctx, res, provider.config.slug, body);
-    const result = await ctx.chat.complete(provider.config.slug, body, clientSignal(res), fairKeyOf(res));
-    noteDispatch(res, result);
-    sendJson(res, completionForClients(result.value));
+    await ctx.chat.complete(provider.config.slug, body, clientSignal(res), fairKeyOf(res), (result) => {
+      noteDispatch(res, result);
+      sendJson(res, completionForClients(result.value));
+    });
   });
 
   const modelOf = (p: ProviderRuntime, id: string) => ({
