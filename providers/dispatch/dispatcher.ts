@@ -136,7 +136,7 @@ export class Dispatcher {
 
   /**
    * `client`: who the request is for (requestClient.ts's fairKey), for fair turns in the wait room.
-   * `isolated`: the request carries a client's routing choice; its answers change no shared state (sharedOutcome).
+   * `opts`: whether the request is isolated, and where its answer is delivered first (RunOptions).
    */
   async run<T>(slug: string, attempt: Attempt<T>, signal?: Cancel, client = 'anonymous', opts: RunOptions<T> = {}): Promise<DispatchResult<T>> {
     const isolated = opts.isolated === true;
