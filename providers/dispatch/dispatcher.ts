@@ -184,7 +184,8 @@ export class Dispatcher {
             await queued;
             continue;
           }
-          const pick = await this.pool.pick(provider, now(), failed);
+          const picking = this.pool.pick(provider, now(), failed);
+          const pick = picking instanceof Promise ? await picking : picking;
           if (pick.keyId === null) {
             if (pick.retryAt !== null) lastRetryAt = pick.retryAt;
             step = nextStep({ kind: 'no_key', provider: provider.config.slug, requested, pick, fallback: this.fallbackOf(provider, visited), last }, allowance());

@@ -142,8 +142,9 @@ export class KeyPool {
     return this.providers.get(slug);
   }
 
-  pick(provider: ProviderRuntime, now: number, avoid?: readonly string[]): Promise<PickResult> {
-    return this.store.pick(provider.plan, now, avoid);
+  /** A key for the next call: at once where the store decides in this process (StateStore.pickSync). */
+  pick(provider: ProviderRuntime, now: number, avoid?: readonly string[]): PickResult | Promise<PickResult> {
+    return this.store.pickSync ? this.store.pickSync(provider.plan, now, avoid) : this.store.pick(provider.plan, now, avoid);
   }
 
   congestedUntil(provider: ProviderRuntime, now: number): Promise<number> {

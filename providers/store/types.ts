@@ -146,6 +146,12 @@ export interface StateStore {
    * serves only when every non-reserve key, avoided or not, is unusable (docs/design.md#picking-a-key).
    */
   pick(plan: PickPlan, now: number, avoid?: readonly string[]): Promise<PickResult>;
+  /**
+   * The same decision, made at once, by a store whose state is in this process (memory, snapshot);
+   * a store that must ask elsewhere (Redis) has none. No promise and no turn of the microtask queue
+   * stand between a request and its upstream call (issue 21).
+   */
+  pickSync?(plan: PickPlan, now: number, avoid?: readonly string[]): PickResult;
   /** Cools the gate the scope names; the later deadline wins. Returns the deadline in force. */
   cool(req: CoolRequest, now: number): Promise<number>;
   /** Marks a model congested upstream: no key is at fault. */
