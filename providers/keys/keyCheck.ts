@@ -28,17 +28,24 @@ export async function checkKey(client: OpenRouterClient, key: string, timeoutMs:
  * disabling needs evidence, and the key is avoided for the rest of this request like a 5xx's.
  */
 export async function confirmedOutcome(client: OpenRouterClient, key: string, outcome: Outcome, timeoutMs: number, signal?: Cancel): Promise<Outcome> {
-  if (outcome.kind !== 'disable' || outcome.reason !== 'invalid_key') return outcome;
+  if (!needsConfirmation(outcome)) return outcome;
   const verdict = await checkKey(client, key, timeoutMs, signal);
   if (verdict === 'invalid') return outcome;
   const why = verdict === 'valid' ? 'GET /key accepts the key' : 'GET /key could not confirm it';
   return { kind: 'retry', status: outcome.status, userId: outcome.userId, rate: outcome.rate, reason: 'unconfirmed_401', message: `${outcome.message} (${why}: not disabled)` };
 }
 
+/** A 401 that would disable the key: GET /key is asked first. */
+function needsConfirmation(outcome: Outcome): outcome is Extract<Outcome, { kind: 'disable' }> {
+  return outcome.kind === 'disable' && outcome.reason === 'invalid_key';
+}
+
 /** The attempt with its 401s confirmed by GET /key before they reach the key pool. */
 export function withKeyCheck<T>(client: OpenRouterClient, attempt: Attempt<T>): Attempt<T> {
   return async (ctx) => {
     const result = await attempt(ctx);
+    // Every other answer goes on at once: no turn of the microtask queue between it and the client (issue 21).
+    if (!needsConfirmation(result.outcome)) return result;
     const outcome = await confirmedOutcome(client, ctx.key, result.outcome, ctx.timeoutMs, ctx.signal);
     return outcome === result.outcome ? result : { ...result, outcome };
   };

@@ -84,8 +84,8 @@ function maskedStream(res: Readable, keys: string[]): Readable {
   return out;
 }
 
-/** An answer as it arrives: read whole (JSON), or handed over as a stream once its head is in. */
-type Arrived = { status: number; headers: Headers; text: string; stream?: undefined } | { status: number; headers: Headers; stream: Readable; text?: undefined };
+/** An answer as it arrives: read whole (JSON, parsed), or handed over as a stream once its head is in. */
+type Arrived = (UpstreamReply & { stream?: undefined }) | { status: number; headers: Headers; stream: Readable; text?: undefined };
 
 /**
  * One upstream call per method, on undici's pooled client (the stack's fastest: issue 21 measured
@@ -187,8 +187,10 @@ export class OpenRouterClient {
           settled = true;
           cleanup();
           // The one place a whole upstream body becomes text: key material goes here (docs/design.md#key-material-and-relayed-text).
-          const text = (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString('utf8');
-          resolve({ status, headers: head, text: maskSecrets(text, call.key ? [call.key] : []) });
+          const raw = (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString('utf8');
+          const text = maskSecrets(raw, call.key ? [call.key] : []);
+          // Parsed here, not after another turn of the microtask queue (issue 21).
+          resolve({ status, headers: head, body: parseBody(text), text });
         },
         // A refused connection, a reset mid-body, our own abort (already settled then). The message
         // names the error code only: never the URL's query or a header.
@@ -205,9 +207,8 @@ export class OpenRouterClient {
     });
   }
 
-  private async json(call: Call, opts: CallOptions): Promise<UpstreamReply> {
-    const { status, headers, text = '' } = await this.send(call, opts, true);
-    return { status, headers, body: parseBody(text), text };
+  private json(call: Call, opts: CallOptions): Promise<UpstreamReply> {
+    return this.send(call, opts, true) as Promise<UpstreamReply>;
   }
 
   chat(key: string, body: Record<string, unknown>, opts: CallOptions): Promise<UpstreamReply> {
