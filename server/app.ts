@@ -227,7 +227,7 @@ export function createApp(config: Config, deps: AppDeps = {}): OrcheApp {
       corsPolicy(config.corsOrigins),
       methodNotAllowed(app),
       forPaths(STATUS_PATHS, statusAuth(config)),
-      forPaths(CHAT_PATHS, series(clientAuth(config.clientTokens), limiter.middleware)),
+      forPaths(CHAT_PATHS, series(clientAuth(config.clientTokens, config.trustProxy), limiter.middleware)),
       singleQueryValues,
       jsonBody(config.bodyLimit),
       forPaths(CHAT_PATHS, series(streams.middleware, requestScope(config, endUsers, now, userLimit))),

@@ -12,7 +12,16 @@ import { bearerMatches, bearerToken } from './bearer';
  * IPv6 addresses are grouped by their /56, as one subscriber usually holds a whole prefix.
  */
 export function identityOf(req: Request, configuredToken: string | undefined): string {
-  if (configuredToken !== undefined) return `t:${createHash('sha256').update(configuredToken).digest('hex').slice(0, 24)}`;
+  return configuredToken !== undefined ? tokenIdentity(configuredToken) : addressIdentity(req);
+}
+
+/** A configured client token's identity: its hash, never the token. */
+export function tokenIdentity(token: string): string {
+  return `t:${createHash('sha256').update(token).digest('hex').slice(0, 24)}`;
+}
+
+/** The identity of the client's address, as ORCHE_TRUST_PROXY reads it (`req.ip`). */
+export function addressIdentity(req: Request): string {
   return `ip:${ipKeyGenerator(req.ip ?? 'unknown')}`;
 }
 

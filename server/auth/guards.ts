@@ -1,9 +1,9 @@
 /** The bearer-token guards of the routes: admin, client and status, all through one bearerGate. */
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import type { Config } from '../../config';
 import { OrcheError } from '../../providers/errors';
 import { bearerGate } from './bearer';
-import { identityOf } from './clientIdentity';
+import { addressIdentity, tokenIdentity } from './clientIdentity';
 
 export function adminAuth(adminToken: string | undefined): RequestHandler {
   const gate = bearerGate(adminToken ? [adminToken] : [], { missing: 'This admin route needs Authorization: Bearer <ORCHE_ADMIN_TOKEN>', wrong: 'The admin token is not valid' });
@@ -21,14 +21,25 @@ export function adminAuth(adminToken: string | undefined): RequestHandler {
  * ORCHE_CLIENT_TOKENS is set. It also settles who the client is, once (res.locals.clientId), for
  * every per-client limit after it: requests per minute, open streams, fair turns.
  */
-export function clientAuth(tokens: string[]): RequestHandler {
+export function clientAuth(tokens: string[], trustProxy: Config['trustProxy']): RequestHandler {
   const gate = bearerGate(tokens, { missing: 'This route needs Authorization: Bearer <client token>', wrong: 'The client token is not valid' });
+  // Worked out once, not per request (issue 21): the identities of the configured tokens and,
+  // when no proxy is trusted (the address is the connection's), of each connection's address.
+  const byToken = new Map(tokens.map((t) => [t, tokenIdentity(t)]));
+  const byConnection = trustProxy === false || trustProxy === 0 ? new WeakMap<object, string>() : undefined;
+  const addressOf = (req: Request) => {
+    if (!byConnection) return addressIdentity(req);
+    let id = byConnection.get(req.socket);
+    if (id === undefined) byConnection.set(req.socket, (id = addressIdentity(req)));
+    return id;
+  };
   return (req, res, next) => {
     if (tokens.length === 0) {
-      res.locals.clientId = identityOf(req, undefined);
+      res.locals.clientId = addressOf(req);
       return next();
     }
-    res.locals.clientId = identityOf(req, gate(req.get('authorization')));
+    const token = gate(req.get('authorization'));
+    res.locals.clientId = byToken.get(token) ?? tokenIdentity(token);
     next();
   };
 }
