@@ -2,6 +2,7 @@
 import { type Response } from 'express';
 import type { DispatchResult } from '../../providers/dispatch/dispatcher';
 import type { AppContext } from '../context';
+import { onResponseEnd } from '../http/requestLog';
 import { relaySink, SseResponse } from '../http/sseResponse';
 import { ClientGone } from '../../providers/dispatch/cancel';
 
@@ -13,10 +14,10 @@ export function sseFor(ctx: AppContext, res: Response): SseResponse {
   );
 }
 
-/** Aborted when the client goes away before the answer is sent. */
+/** Aborted when the client goes away before the answer is sent (on the response's shared end hooks). */
 export function clientSignal(res: Response): ClientGone {
   const gone = new ClientGone();
-  res.on('close', () => {
+  onResponseEnd(res, () => {
     if (!res.writableFinished) gone.abort();
   });
   return gone;
