@@ -44,9 +44,9 @@ export function v1Routes(ctx: AppContext, r: Router = Router()): Router {
     const input = validateOpenAiChat(req.body);
     const provider = ctx.chat.resolve(input.model);
     res.locals.provider = provider.config.slug;
-    // Without `model` (the provider's goes upstream), by a rest copy: deleting it would slow every later read of the body.
-    const { model: _model, ...rest } = req.body as Record<string, unknown>;
-    const body = Object.keys(routing).length ? { ...rest, ...routing } : rest;
+    // As the client sent it: each upstream call's body is a copy with the provider's model (upstreamRequest).
+    const sent = req.body as Record<string, unknown>;
+    const body = Object.keys(routing).length ? { ...sent, ...routing } : sent;
     if (input.stream) return streamChat(ctx, res, provider.config.slug, body);
     await ctx.chat.complete(provider.config.slug, body, clientSignal(res), fairKeyOf(res), (result) => {
       noteDispatch(res, result);
