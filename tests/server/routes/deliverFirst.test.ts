@@ -5,7 +5,7 @@
  */
 import request from 'supertest';
 import { MemoryStore } from '../../../providers/store/memory';
-import type { KeyView } from '../../../providers/store/types';
+import type { KeyView, PickResult } from '../../../providers/store/types';
 import { hi, startStack, type Stack } from '../../helpers/stack';
 
 const KEY = 'sk-or-v1-deliver-first-0000000001';
@@ -77,5 +77,35 @@ describe('an answer is delivered before it is recorded', () => {
     store.failWith = undefined;
     const next = await within(stack.http.post('/v1/chat/completions').send({ model: 'kimi', messages: hi }), 3000, 'second POST');
     expect(next.status).toBe(200);
+  });
+});
+
+describe('with a store that decides elsewhere (no pickSync, as Redis), the answer waits for the record', () => {
+  it('answers only once the store has recorded the success', async () => {
+    // As RedisStore: no synchronous pick, so its writes are round trips the answer stays behind.
+    const store = new (class extends HeldStore {
+      override async pick(...args: Parameters<MemoryStore['pick']>): Promise<PickResult> {
+        return MemoryStore.prototype.pickSync.apply(this, args);
+      }
+    })();
+    Object.defineProperty(store, 'pickSync', { value: undefined });
+    const stack = await startStack({ PROVIDER_KIMI_API_KEY: KEY }, { keys: [{ key: KEY }] }, { store });
+    try {
+      let answered = false;
+      const pending = stack.http
+        .post('/v1/chat/completions')
+        .send({ model: 'kimi', messages: hi })
+        .then((res) => ((answered = true), res));
+      await new Promise((r) => setTimeout(r, 150));
+      expect(store.calls).toBe(1);
+      expect(answered).toBe(false);
+      store.release();
+      const res = await within(pending, 3000, 'POST /v1/chat/completions');
+      expect(res.status).toBe(200);
+      expect(res.body.object).toBe('chat.completion');
+    } finally {
+      store.release();
+      await stack.close();
+    }
   });
 });
