@@ -151,7 +151,7 @@ export class ChatService {
   /**
    * `client`: who the request is for (fair turns while waiting for a key). A body that carries a
    * client's routing fields (ORCHE_CLIENT_ROUTING=allow) is run isolated: its answers change no shared state.
-   * `deliver`: the answer's route, called before the key's state takes the answer in (Dispatcher's RunOptions).
+   * `deliver`: the answer's route; before the key's state takes the answer in where the store is in this process (RunOptions).
    */
   complete(slug: string, body: Record<string, unknown>, signal?: Cancel, client?: string, deliver?: (answer: DispatchResult<JsonAnswer>) => void): Promise<DispatchResult<JsonAnswer>> {
     return this.dispatcher.run(slug, this.jsonAttempt(body), signal, client, { isolated: routingFieldsIn(body).length > 0, deliver });

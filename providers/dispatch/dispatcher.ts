@@ -219,7 +219,7 @@ export class Dispatcher {
             // connection's next request overlapped the last one's round trips.
             step = nextStep({ kind: 'outcome', provider: provider.config.slug, requested, outcome: last, fallback: this.fallbackOf(provider, visited) }, allowance());
             if (step.kind === 'answer') answer = { value: value as T, provider, keyId: pick.keyId, attempts: a.attempts, latencyMs: now() - started, isolated, client };
-            const first = answer !== undefined && this.pool.store.pickSync !== undefined;
+            const first = answer !== undefined && this.pool.inProcess;
             if (first) opts.deliver?.(answer!);
             await this.pool.report(provider, pick.keyId, shared, end - callStart, end, pick, client);
             if (answer && !first) opts.deliver?.(answer);

@@ -142,6 +142,11 @@ export class KeyPool {
     return this.providers.get(slug);
   }
 
+  /** The store keeps its state in this process (it picks synchronously): recording an outcome is no round trip. */
+  get inProcess(): boolean {
+    return this.store.pickSync !== undefined;
+  }
+
   /** A key for the next call: at once where the store decides in this process (StateStore.pickSync). */
   pick(provider: ProviderRuntime, now: number, avoid?: readonly string[]): PickResult | Promise<PickResult> {
     return this.store.pickSync ? this.store.pickSync(provider.plan, now, avoid) : this.store.pick(provider.plan, now, avoid);
