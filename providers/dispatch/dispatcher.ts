@@ -175,7 +175,6 @@ export class Dispatcher {
       for (;;) {
         if (signal?.aborted) throw new ClientGoneError();
         let step = nextStep({ kind: 'start', provider: provider.config.slug, configured: provider.keys.size > 0, fallback: this.fallbackOf(provider, visited) }, allowance());
-        let value: T | undefined;
         let pickedKey: string | null = null;
         let answer: DispatchResult<T> | undefined;
         const room = this.room(provider);
@@ -210,7 +209,6 @@ export class Dispatcher {
               await this.pool.report(provider, pick.keyId, reportedOutcome(shared, true), end - callStart, end, pick, client);
               throw new ClientGoneError();
             }
-            value = result.value;
             last = result.outcome;
             // What comes next is decided by the outcome alone (nextStep is pure). Where the store keeps its
             // state in this process (it picks synchronously), recording the answer is bookkeeping no
@@ -218,7 +216,7 @@ export class Dispatcher {
             // stay before it: delivering first there cost ~10 % CPU at 50 connections, as each
             // connection's next request overlapped the last one's round trips.
             step = nextStep({ kind: 'outcome', provider: provider.config.slug, requested, outcome: last, fallback: this.fallbackOf(provider, visited) }, allowance());
-            if (step.kind === 'answer') answer = { value: value as T, provider, keyId: pick.keyId, attempts: a.attempts, latencyMs: now() - started, isolated, client };
+            if (step.kind === 'answer') answer = { value: result.value as T, provider, keyId: pick.keyId, attempts: a.attempts, latencyMs: now() - started, isolated, client };
             const first = answer !== undefined && this.pool.inProcess;
             if (first) opts.deliver?.(answer!);
             await this.pool.report(provider, pick.keyId, shared, end - callStart, end, pick, client);
